@@ -1,1 +1,6 @@
-fn main(){}
+//! `GET /api/checkout-status: what the success page shows.` — the logic lives in the library (`checkout::routes`).
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    checkout::vercel::run(checkout::Route::CheckoutStatus).await
+}

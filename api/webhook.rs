@@ -1,1 +1,6 @@
-fn main(){}
+//! `POST /api/webhook: verified Stripe events and exactly-once fulfilment.` — the logic lives in the library (`checkout::routes`).
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    checkout::vercel::run(checkout::Route::Webhook).await
+}

@@ -1,0 +1,47 @@
+//! One instance's state: validated config, the pooled Stripe client, the
+//! order store and the in-instance rate limiter. Built once and reused across
+//! invocations (Vercel keeps the process alive between requests).
+
+use crate::config::Config;
+use crate::http::ApiError;
+use crate::ratelimit::Limiter;
+use crate::store::{Store, StoreError};
+use crate::stripe;
+use std::sync::OnceLock;
+
+/// Everything a route needs.
+pub struct App {
+    /// Validated configuration.
+    pub config: Config,
+    /// Stripe client (one connection pool per instance).
+    pub stripe: stripe::Client,
+    /// Order store.
+    pub store: Store,
+    /// In-instance token buckets (the shared counter lives in `store`).
+    pub limiter: Limiter,
+}
+
+impl App {
+    /// Builds the state for a config.
+    pub fn new(config: Config) -> Result<App, StoreError> {
+        let stripe = stripe::Client::new(
+            &config.api_base,
+            config.secret_key.clone(),
+            stripe::RetryPolicy::stripe_node(config.max_retries),
+        );
+        let store = Store::open(&config.database_url)?;
+        Ok(App { config, stripe, store, limiter: Limiter::default() })
+    }
+
+    /// The instance's state, from the environment, built on first use. A bad
+    /// configuration logs its exact reason (never a value) on every request
+    /// and answers a generic 500.
+    pub fn shared() -> Result<&'static App, ApiError> {
+        static APP: OnceLock<Result<App, String>> = OnceLock::new();
+        let app = APP.get_or_init(|| {
+            let config = Config::from_env().map_err(|e| format!("configuration error: {e}"))?;
+            App::new(config).map_err(|e| format!("store error: {e}"))
+        });
+        app.as_ref().map_err(|reason| ApiError::internal(reason.clone()))
+    }
+}

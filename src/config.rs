@@ -1,0 +1,388 @@
+//! Environment ⇒ a validated [`Config`], once per instance.
+//!
+//! A refusal names the variable and the rule, never the value: the reason is
+//! logged and the shopper gets a generic 500 (see [`crate::app`]).
+
+use std::fmt;
+use std::time::Duration;
+
+/// Where Stripe's API lives unless `STRIPE_API_BASE` says otherwise.
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
+/// `SITE_URL` outside Vercel when unset (the dev server's address).
+pub const DEFAULT_LOCAL_SITE_URL: &str = "http://localhost:3000";
+/// SQLite file used outside Vercel when `DATABASE_URL` is unset.
+pub const DEFAULT_LOCAL_DATABASE: &str = "sqlite://checkout.sqlite3";
+
+/// A configuration refusal: which variable, and what rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Whether a key belongs to test mode or live mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `sk_test_`, `pk_test_`, `rk_test_`.
+    Test,
+    /// `sk_live_`, `pk_live_`, `rk_live_`.
+    Live,
+}
+
+/// A Stripe secret (`sk_`) or restricted (`rk_`) API key. Its `Debug` hides it.
+#[derive(Clone)]
+pub struct SecretKey {
+    value: String,
+    mode: Mode,
+}
+
+impl SecretKey {
+    /// The key, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+    /// Test or live.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({:?}, redacted)", self.mode)
+    }
+}
+
+/// A publishable key. The only way to build one checks the `pk_` prefix, so
+/// the page can never be handed anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishableKey(String);
+
+impl PublishableKey {
+    /// Validates a `pk_test_`/`pk_live_` key.
+    pub fn parse(value: &str) -> Result<(Self, Mode), ConfigError> {
+        check_secret_text("STRIPE_PUBLISHABLE_KEY", value)?;
+        let mode = key_mode("STRIPE_PUBLISHABLE_KEY", value, &["pk_"])?;
+        Ok((PublishableKey(value.to_string()), mode))
+    }
+    /// The key as text; safe to publish.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A webhook signing secret (`whsec_...`). Its `Debug` hides it.
+#[derive(Clone)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    /// Builds a secret from text, checking its form.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        check_secret_text("STRIPE_WEBHOOK_SECRET", value)?;
+        if !value.starts_with("whsec_") || value.len() <= "whsec_".len() {
+            return Err(ConfigError(
+                "STRIPE_WEBHOOK_SECRET: each secret must start with whsec_ (an sk_ key or a \
+                 Connect endpoint's secret does not work here)"
+                    .into(),
+            ));
+        }
+        Ok(WebhookSecret(value.to_string()))
+    }
+    /// The secret's bytes, the HMAC key.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(redacted)")
+    }
+}
+
+/// Hosted (redirect to Stripe) or embedded (Stripe.js on our page) Checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiMode {
+    /// `hosted_page`: the shopper is redirected to the session's `url`.
+    Hosted,
+    /// `embedded_page`: the page mounts Checkout with the `client_secret`.
+    Embedded,
+}
+
+impl UiMode {
+    /// Stripe's name for the mode in the pinned API version.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UiMode::Hosted => "hosted_page",
+            UiMode::Embedded => "embedded_page",
+        }
+    }
+}
+
+/// Requests allowed per window, per client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed in one window.
+    pub limit: u32,
+    /// Window length.
+    pub window: Duration,
+}
+
+/// Everything the functions read from the environment, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STRIPE_SECRET_KEY`.
+    pub secret_key: SecretKey,
+    /// `STRIPE_PUBLISHABLE_KEY`, optional (hosted Checkout needs none).
+    pub publishable_key: Option<PublishableKey>,
+    /// `STRIPE_WEBHOOK_SECRET`, comma-separated for rotation; empty when unset.
+    pub webhook_secrets: Vec<WebhookSecret>,
+    /// `STRIPE_API_BASE` without a trailing slash.
+    pub api_base: String,
+    /// `SITE_URL`: the shop's origin, without a trailing slash.
+    pub site_url: String,
+    /// `DATABASE_URL`: `postgres://...` or `sqlite://path`.
+    pub database_url: String,
+    /// `CHECKOUT_UI_MODE`: `hosted_page` (default) or `embedded_page`.
+    pub ui_mode: UiMode,
+    /// `STRIPE_MAX_RETRIES` (default 2, like stripe-node).
+    pub max_retries: u32,
+    /// `DISCOUNT_RESPONSE_FLOOR_MS`: every apply-discount answer takes at least this long.
+    pub discount_floor: Duration,
+    /// `RATE_LIMIT_APPLY_DISCOUNT` as `N/SECONDS` (default 10/60).
+    pub apply_discount_limit: RateLimit,
+    /// `RATE_LIMIT_CREATE_CHECKOUT` as `N/SECONDS` (default 20/60).
+    pub create_checkout_limit: RateLimit,
+    /// `RATE_LIMIT_CHECKOUT_STATUS` as `N/SECONDS` (default 120/60).
+    pub checkout_status_limit: RateLimit,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get`, so tests can pass a table.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        // An empty variable counts as unset (Vercel's UI and .env files make empty values easy).
+        let var = |name: &str| get(name).filter(|v| !v.is_empty());
+        let on_vercel = var("VERCEL").is_some_and(|v| v == "1");
+        let production = var("VERCEL_ENV").is_some_and(|v| v == "production");
+
+        let secret = var("STRIPE_SECRET_KEY")
+            .ok_or_else(|| ConfigError("STRIPE_SECRET_KEY: not set".into()))?;
+        check_secret_text("STRIPE_SECRET_KEY", &secret)?;
+        let mode = key_mode("STRIPE_SECRET_KEY", &secret, &["sk_", "rk_"])?;
+        let secret_key = SecretKey { value: secret, mode };
+
+        let publishable_key = match var("STRIPE_PUBLISHABLE_KEY") {
+            None => None,
+            Some(v) => {
+                let (key, pk_mode) = PublishableKey::parse(&v)?;
+                if pk_mode != mode {
+                    return Err(ConfigError(
+                        "STRIPE_PUBLISHABLE_KEY: test and live keys are mixed with STRIPE_SECRET_KEY"
+                            .into(),
+                    ));
+                }
+                Some(key)
+            }
+        };
+        if mode == Mode::Live && !production {
+            return Err(ConfigError(
+                "STRIPE_SECRET_KEY: live keys are only allowed when VERCEL_ENV=production".into(),
+            ));
+        }
+
+        let webhook_secrets = match get("STRIPE_WEBHOOK_SECRET") {
+            None => Vec::new(),
+            Some(v) if v.is_empty() => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .map(WebhookSecret::parse)
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+
+        let api_base = match var("STRIPE_API_BASE") {
+            None => DEFAULT_API_BASE.to_string(),
+            Some(v) => check_url("STRIPE_API_BASE", &v, false)?,
+        };
+        if api_base != DEFAULT_API_BASE && mode == Mode::Live {
+            return Err(ConfigError(
+                "STRIPE_API_BASE: live keys are only sent to https://api.stripe.com".into(),
+            ));
+        }
+
+        let site_url = match var("SITE_URL") {
+            Some(v) => check_url("SITE_URL", &v, true)?,
+            None if on_vercel => {
+                return Err(ConfigError("SITE_URL: required on Vercel".into()));
+            }
+            None => DEFAULT_LOCAL_SITE_URL.to_string(),
+        };
+
+        let database_url = match var("DATABASE_URL") {
+            Some(v) => {
+                if v.trim() != v {
+                    return Err(ConfigError("DATABASE_URL: contains whitespace".into()));
+                }
+                let ok = v.starts_with("postgres://")
+                    || v.starts_with("postgresql://")
+                    || (v.starts_with("sqlite://") && v.len() > "sqlite://".len());
+                if !ok {
+                    return Err(ConfigError(
+                        "DATABASE_URL: must start with postgres://, postgresql:// or sqlite://"
+                            .into(),
+                    ));
+                }
+                if on_vercel && v.starts_with("sqlite://") {
+                    return Err(ConfigError(
+                        "DATABASE_URL: SQLite files do not survive on Vercel; use Postgres".into(),
+                    ));
+                }
+                v
+            }
+            None if on_vercel => {
+                return Err(ConfigError(
+                    "DATABASE_URL: required on Vercel (a local file would silently vanish)".into(),
+                ));
+            }
+            None => DEFAULT_LOCAL_DATABASE.to_string(),
+        };
+
+        let ui_mode = match var("CHECKOUT_UI_MODE").as_deref() {
+            None | Some("hosted_page") => UiMode::Hosted,
+            Some("embedded_page") => UiMode::Embedded,
+            Some(_) => {
+                return Err(ConfigError(
+                    "CHECKOUT_UI_MODE: must be hosted_page or embedded_page".into(),
+                ));
+            }
+        };
+
+        let max_retries = match var("STRIPE_MAX_RETRIES") {
+            None => 2,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 5)
+                .ok_or_else(|| ConfigError("STRIPE_MAX_RETRIES: must be 0..=5".into()))?,
+        };
+        let discount_floor = match var("DISCOUNT_RESPONSE_FLOOR_MS") {
+            None => Duration::from_millis(400),
+            Some(v) => Duration::from_millis(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 10_000)
+                    .ok_or_else(|| {
+                        ConfigError("DISCOUNT_RESPONSE_FLOOR_MS: must be 0..=10000".into())
+                    })?,
+            ),
+        };
+
+        Ok(Config {
+            secret_key,
+            publishable_key,
+            webhook_secrets,
+            api_base,
+            site_url,
+            database_url,
+            ui_mode,
+            max_retries,
+            discount_floor,
+            apply_discount_limit: rate_limit(&var, "RATE_LIMIT_APPLY_DISCOUNT", 10, 60)?,
+            create_checkout_limit: rate_limit(&var, "RATE_LIMIT_CREATE_CHECKOUT", 20, 60)?,
+            checkout_status_limit: rate_limit(&var, "RATE_LIMIT_CHECKOUT_STATUS", 120, 60)?,
+        })
+    }
+
+    /// Test or live, from the secret key.
+    pub fn mode(&self) -> Mode {
+        self.secret_key.mode()
+    }
+}
+
+fn rate_limit(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    limit: u32,
+    seconds: u64,
+) -> Result<RateLimit, ConfigError> {
+    let Some(v) = var(name) else {
+        return Ok(RateLimit { limit, window: Duration::from_secs(seconds) });
+    };
+    let parsed = v.split_once('/').and_then(|(n, s)| {
+        let n = n.parse::<u32>().ok().filter(|n| *n >= 1)?;
+        let s = s.parse::<u64>().ok().filter(|s| (1..=86_400).contains(s))?;
+        Some(RateLimit { limit: n, window: Duration::from_secs(s) })
+    });
+    parsed.ok_or_else(|| ConfigError(format!("{name}: must look like 10/60 (requests/seconds)")))
+}
+
+/// Refuses whitespace anywhere in a secret: a pasted trailing newline is the
+/// classic way a correct key stops working.
+fn check_secret_text(name: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim() != value {
+        return Err(ConfigError(format!("{name}: leading or trailing whitespace")));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(ConfigError(format!("{name}: contains whitespace or a newline")));
+    }
+    Ok(())
+}
+
+fn key_mode(name: &str, value: &str, prefixes: &[&str]) -> Result<Mode, ConfigError> {
+    let Some(rest) = prefixes.iter().find_map(|p| value.strip_prefix(p)) else {
+        return Err(ConfigError(format!("{name}: must start with {}", prefixes.join(" or "))));
+    };
+    let (mode, body) = if let Some(b) = rest.strip_prefix("test_") {
+        (Mode::Test, b)
+    } else if let Some(b) = rest.strip_prefix("live_") {
+        (Mode::Live, b)
+    } else {
+        return Err(ConfigError(format!("{name}: must be a test_ or live_ key")));
+    };
+    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ConfigError(format!("{name}: malformed key")));
+    }
+    Ok(mode)
+}
+
+/// Validates an absolute URL; plain http only for loopback hosts.
+fn check_url(name: &str, value: &str, origin_only: bool) -> Result<String, ConfigError> {
+    if value.trim() != value || value.chars().any(char::is_whitespace) {
+        return Err(ConfigError(format!("{name}: contains whitespace")));
+    }
+    let url = reqwest::Url::parse(value)
+        .map_err(|_| ConfigError(format!("{name}: not an absolute URL")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ConfigError(format!("{name}: plain http is only allowed for loopback")));
+        }
+        _ => return Err(ConfigError(format!("{name}: must be an http(s) URL"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError(format!("{name}: must not contain credentials")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError(format!("{name}: must not have a query or fragment")));
+    }
+    if origin_only && url.path() != "/" {
+        return Err(ConfigError(format!("{name}: must be an origin, without a path")));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}

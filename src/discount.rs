@@ -1,0 +1,191 @@
+//! Promotion codes that cannot be enumerated.
+//!
+//! The browser submits a code; the server looks it up on Stripe and decides
+//! whether it applies to this cart. A code that does not apply — unknown,
+//! malformed, expired, exhausted, restricted, or Stripe unreachable — gives
+//! exactly the answer of no code at all, and every answer of
+//! `apply-discount` is padded to the same floor so timing tells nothing.
+
+use crate::app::App;
+use crate::cart::{Cart, CartRequest};
+use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response};
+use crate::stripe::Form;
+use crate::stripe::types::{Expandable, List, PromotionCode};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Serialize;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest code looked up (Stripe's codes are short; longer input never applies).
+pub const MAX_CODE_LEN: usize = 64;
+
+/// A discount the server decided applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedDiscount {
+    /// `promo_...` sent as `discounts[0][promotion_code]`.
+    pub promotion_code: String,
+    /// Amount off the subtotal, minor units.
+    pub amount: i64,
+}
+
+/// Why a promotion code does not apply (logged only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotApplied {
+    /// Inactive code.
+    Inactive,
+    /// Past `expires_at`.
+    Expired,
+    /// `max_redemptions` reached.
+    Exhausted,
+    /// Limited to a customer, first-time buyers, per-currency rules or products.
+    Restricted,
+    /// Below `minimum_amount`, or the minimum is in another currency.
+    BelowMinimum,
+    /// The coupon is invalid, past `redeem_by`, or exhausted.
+    CouponInvalid,
+    /// `amount_off` in another currency, or no usable amount.
+    WrongCurrency,
+    /// The coupon was not expanded (cannot check it).
+    Unchecked,
+}
+
+/// Trims a code and checks its length and charset; `None` ⇒ never applies.
+pub fn normalize(raw: &str) -> Option<&str> {
+    let code = raw.trim();
+    let ok = !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(code)
+}
+
+/// Decides whether `promo` applies to `cart` at time `now`, and for how much.
+pub fn evaluate(promo: &PromotionCode, cart: &Cart, now: i64) -> Result<i64, NotApplied> {
+    if !promo.active {
+        return Err(NotApplied::Inactive);
+    }
+    if promo.expires_at.is_some_and(|t| t <= now) {
+        return Err(NotApplied::Expired);
+    }
+    if promo.max_redemptions.is_some_and(|m| promo.times_redeemed >= m) {
+        return Err(NotApplied::Exhausted);
+    }
+    let r = &promo.restrictions;
+    let present = |v: &Option<serde_json::Value>| v.as_ref().is_some_and(|v| !v.is_null());
+    if present(&promo.customer)
+        || present(&promo.customer_account)
+        || r.first_time_transaction
+        || present(&r.currency_options)
+    {
+        return Err(NotApplied::Restricted);
+    }
+    if let Some(min) = r.minimum_amount {
+        if r.minimum_amount_currency.as_deref() != Some(cart.currency.as_str()) || cart.subtotal < min {
+            return Err(NotApplied::BelowMinimum);
+        }
+    }
+    let Some(Expandable::Object(coupon)) = &promo.promotion.coupon else {
+        return Err(NotApplied::Unchecked);
+    };
+    if !coupon.valid
+        || coupon.redeem_by.is_some_and(|t| t <= now)
+        || coupon.max_redemptions.is_some_and(|m| coupon.times_redeemed >= m)
+    {
+        return Err(NotApplied::CouponInvalid);
+    }
+    if present(&coupon.applies_to) {
+        return Err(NotApplied::Restricted);
+    }
+    let amount = match (coupon.percent_off, coupon.amount_off) {
+        (Some(p), None) if p > 0.0 && p <= 100.0 => (cart.subtotal as f64 * p / 100.0).round() as i64,
+        (None, Some(a)) if a > 0 && coupon.currency.as_deref() == Some(cart.currency.as_str()) => {
+            a.min(cart.subtotal)
+        }
+        _ => return Err(NotApplied::WrongCurrency),
+    };
+    Ok(amount.clamp(0, cart.subtotal))
+}
+
+/// Looks `raw` up on Stripe and decides; every failure is `None` (logged).
+pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscount> {
+    let code = normalize(raw)?;
+    let mut q = Form::new();
+    q.push("code", code)
+        .push("active", "true")
+        .push("limit", "10")
+        .push("expand[]", "data.promotion.coupon");
+    let list: List<PromotionCode> = match app.stripe.get("/v1/promotion_codes", &q).await {
+        Ok(list) => list,
+        Err(e) => {
+            crate::log::warn("promotion code look-up failed", &[("error", &e.to_string())]);
+            return None;
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    for promo in list.data.iter().filter(|p| p.code.eq_ignore_ascii_case(code)) {
+        match evaluate(promo, cart, now) {
+            Ok(amount) => {
+                return Some(AppliedDiscount { promotion_code: promo.id.clone(), amount });
+            }
+            Err(why) => {
+                crate::log::info("promotion code not applied", &[("promotion_code", &promo.id), ("why", &format!("{why:?}"))]);
+            }
+        }
+    }
+    None
+}
+
+/// The totals `apply-discount` answers: same fields, same order, whatever happened.
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    /// Currency of every amount.
+    pub currency: String,
+    /// Cart subtotal.
+    pub subtotal: i64,
+    /// Discount (0 when no code applies).
+    pub discount: i64,
+    /// `subtotal - discount`.
+    pub total: i64,
+}
+
+/// `POST /api/apply-discount`: server-computed totals for a cart and a code,
+/// padded to the configured floor.
+pub async fn apply_discount<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    http::require_method(&parts.method, &[Method::POST])?;
+    http::require_same_site(&parts.headers, &app.config.site_url)?;
+    http::require_json(&parts.headers)?;
+    let ip = http::client_ip(&parts.headers);
+    app.limiter.check(&app.store, "apply-discount", ip, app.config.apply_discount_limit).await?;
+    let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
+    let request: CartRequest = http::parse_json(&bytes)?;
+    let cart = request.validate()?;
+    let floor = app.config.discount_floor;
+    // The look-up may use at most 80 % of the floor; past that the code
+    // simply does not apply, so a slow Stripe cannot stretch the answer.
+    let budget = floor.mul_f64(0.8);
+    let discount = match request.code.as_deref() {
+        Some(code) => tokio::time::timeout(budget, resolve(app, &cart, code)).await.ok().flatten(),
+        None => None,
+    };
+    let amount = discount.map_or(0, |d| d.amount);
+    let totals = Totals {
+        currency: cart.currency.clone(),
+        subtotal: cart.subtotal,
+        discount: amount,
+        total: cart.subtotal - amount,
+    };
+    pad_to(started, floor).await;
+    Ok(http::json(StatusCode::OK, &totals))
+}
+
+/// Sleeps until `floor` has passed since `started`.
+async fn pad_to(started: Instant, floor: Duration) {
+    if let Some(rest) = floor.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+}

@@ -1,0 +1,30 @@
+//! Structured one-line logs on stderr (Vercel collects them). Never log a
+//! secret: callers pass reasons and identifiers, not configuration values.
+
+use serde_json::{Map, Value, json};
+
+/// Writes one JSON log line with a level, a message and extra fields.
+pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
+    let mut line = Map::new();
+    line.insert("level".into(), json!(level));
+    line.insert("msg".into(), json!(message));
+    for (k, v) in fields {
+        line.insert((*k).into(), Value::String((*v).to_string()));
+    }
+    eprintln!("{}", Value::Object(line));
+}
+
+/// Logs at level `info`.
+pub fn info(message: &str, fields: &[(&str, &str)]) {
+    emit("info", message, fields);
+}
+
+/// Logs at level `warn`.
+pub fn warn(message: &str, fields: &[(&str, &str)]) {
+    emit("warn", message, fields);
+}
+
+/// Logs at level `error`.
+pub fn error(message: &str, fields: &[(&str, &str)]) {
+    emit("error", message, fields);
+}

@@ -1,0 +1,69 @@
+//! `GET /api/checkout-status?session_id=cs_...`: fulfils from the landing
+//! page too (Stripe's advice) and answers only what the success page shows —
+//! no email, no address, no Stripe object.
+
+use crate::app::App;
+use crate::config::Mode;
+use crate::fulfillment::{self, FulfillError};
+use crate::http::{self, ApiError, BoxError, Response};
+use crate::store::OrderItem;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+/// The success page's view of an order.
+#[derive(Debug, Serialize)]
+pub struct CheckoutStatus {
+    /// Session status: `open`, `complete`, `expired`.
+    pub status: String,
+    /// `paid`, `unpaid`, `no_payment_required`.
+    pub payment_status: String,
+    /// `fulfilled`, `awaiting_payment`, `payment_failed`, `expired` or `pending`.
+    pub fulfillment: &'static str,
+    /// Amount charged, minor units.
+    pub amount_total: Option<i64>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// Names and quantities bought.
+    pub items: Vec<OrderItem>,
+}
+
+/// Handles the request.
+pub async fn checkout_status<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    http::require_method(req.method(), &[Method::GET])?;
+    let session_id = http::query_param(req.uri(), "session_id").unwrap_or_default();
+    if !fulfillment::is_session_id(&session_id) {
+        return Err(ApiError::bad_request("session_id: not a Checkout Session id"));
+    }
+    let wrong_mode = match app.config.mode() {
+        Mode::Test => session_id.starts_with("cs_live_"),
+        Mode::Live => session_id.starts_with("cs_test_"),
+    };
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "session_id: no such checkout session");
+    if wrong_mode {
+        return Err(not_found());
+    }
+    let ip = http::client_ip(req.headers());
+    app.limiter.check(&app.store, "checkout-status", ip, app.config.checkout_status_limit).await?;
+    let outcome = match fulfillment::fulfill(app, &session_id, None, false).await {
+        Ok(o) => o,
+        Err(FulfillError::Stripe(e)) if e.is_not_found() => return Err(not_found().with_reason(e.to_string())),
+        Err(FulfillError::Stripe(e)) => return Err(ApiError::upstream(format!("status {session_id}: {e}"))),
+        Err(FulfillError::Store(e)) => return Err(ApiError::internal(format!("status {session_id}: {e}"))),
+    };
+    let order = fulfillment::recorded(app, &session_id).await?;
+    let s = outcome.session;
+    let body = CheckoutStatus {
+        status: s.status.unwrap_or_else(|| "open".into()),
+        payment_status: s.payment_status,
+        fulfillment: order.as_ref().map_or("pending", |o| o.state.as_str()),
+        amount_total: s.amount_total,
+        currency: s.currency,
+        items: order.map(|o| o.items).unwrap_or_default(),
+    };
+    Ok(http::json(StatusCode::OK, &body))
+}

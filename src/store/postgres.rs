@@ -1,0 +1,167 @@
+//! Postgres backend (Neon or any managed Postgres): TLS through rustls with
+//! the webpki roots (`sslmode` in the URL decides whether TLS is required).
+//! One connection per instance, opened lazily and reopened after a failure,
+//! so an instance survives a database restart.
+
+use super::*;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+
+/// Time to connect, and time for one operation.
+const TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The Postgres store.
+pub struct PgStore {
+    url: String,
+    client: Mutex<Option<Client>>,
+}
+
+fn err(e: impl fmt::Display) -> StoreError {
+    StoreError(format!("postgres: {e}"))
+}
+
+impl PgStore {
+    /// A store for `url`; nothing is connected until first use.
+    pub fn new(url: &str) -> Self {
+        PgStore { url: url.to_string(), client: Mutex::new(None) }
+    }
+
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(err)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+        let (mut client, connection) = tokio::time::timeout(TIMEOUT, tokio_postgres::connect(&self.url, tls))
+            .await
+            .map_err(|_| StoreError("postgres: connect timed out".into()))?
+            .map_err(err)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                crate::log::warn("postgres connection closed", &[("error", &e.to_string())]);
+            }
+        });
+        // Migrate under an advisory lock so concurrent cold starts do not race.
+        let tx = client.transaction().await.map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock(72430001)", &[]).await.map_err(err)?;
+        for stmt in SCHEMA {
+            tx.batch_execute(stmt).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(client)
+    }
+
+    /// Runs `f` on the instance's connection, connecting first if needed and
+    /// dropping the connection after a failure so the next call reconnects.
+    async fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            *guard = Some(self.connect().await?);
+        }
+        let client = guard.as_mut().expect("connected above");
+        let result = match tokio::time::timeout(TIMEOUT, f(client)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(err(e)),
+            Err(_) => Err(StoreError("postgres: operation timed out".into())),
+        };
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+
+    pub(super) async fn apply(
+        &self,
+        u: &OrderUpdate,
+        event: Option<EventRef<'_>>,
+    ) -> Result<Applied, StoreError> {
+        self.with(async |client| {
+            let tx = client.transaction().await?;
+            let now = now();
+            if let Some(e) = &event {
+                let n = tx.execute(INSERT_EVENT, &[&e.id, &e.kind, &u.session_id, &now]).await?;
+                if n == 0 {
+                    return Ok(Applied::DuplicateEvent);
+                }
+            }
+            tx.execute(
+                UPSERT_ORDER,
+                &[
+                    &u.session_id,
+                    &u.state.as_str(),
+                    &u.state.rank(),
+                    &u.payment_status,
+                    &u.amount_total,
+                    &u.currency,
+                    &items_json(&u.items),
+                    &u.livemode,
+                    &now,
+                ],
+            )
+            .await?;
+            let newly_fulfilled = u.state == OrderState::Fulfilled
+                && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
+            tx.commit().await?;
+            Ok(Applied::Recorded { newly_fulfilled })
+        })
+        .await
+    }
+
+    pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
+        self.with(async |client| {
+            let none: Option<String> = None;
+            let n = client.execute(INSERT_EVENT, &[&event.id, &event.kind, &none, &now()]).await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.with(async |client| {
+            let n: i64 = client.query_one(SELECT_EVENT, &[&event_id]).await?.get(0);
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {
+        self.with(async |client| {
+            let row = client.query_opt(SELECT_ORDER, &[&session_id]).await?;
+            Ok(row.map(|r| {
+                let state: String = r.get(1);
+                let items: String = r.get(5);
+                Order {
+                    session_id: r.get(0),
+                    state: OrderState::parse(&state).unwrap_or(OrderState::AwaitingPayment),
+                    payment_status: r.get(2),
+                    amount_total: r.get(3),
+                    currency: r.get(4),
+                    items: parse_items(&items),
+                    fulfillments: r.get(6),
+                }
+            }))
+        })
+        .await
+    }
+
+    pub(super) async fn hit(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
+        self.with(async |client| {
+            let hits: i64 = client.query_one(HIT, &[&bucket, &window_start]).await?.get(0);
+            if hits == 1 {
+                client.execute(PRUNE_HITS, &[&(window_start - 86_400)]).await?;
+            }
+            Ok(hits)
+        })
+        .await
+    }
+}
+
+use std::sync::Arc;

@@ -1,0 +1,170 @@
+//! The few Stripe objects the shop reads, in the pinned version's shapes.
+//! Unknown fields are ignored; fields we rely on are typed.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A list object (`{"object":"list","data":[...],"has_more":...}`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct List<T> {
+    /// The page of objects.
+    pub data: Vec<T>,
+    /// Whether more pages exist.
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// A Checkout Session.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    /// `cs_test_...` / `cs_live_...`.
+    pub id: String,
+    /// `open`, `complete` or `expired`.
+    pub status: Option<String>,
+    /// `paid`, `unpaid` or `no_payment_required`.
+    pub payment_status: String,
+    /// Total after discounts, in minor units.
+    pub amount_total: Option<i64>,
+    /// Total before discounts.
+    pub amount_subtotal: Option<i64>,
+    /// Lowercase currency.
+    pub currency: Option<String>,
+    /// Hosted page URL (hosted mode).
+    pub url: Option<String>,
+    /// Client secret (embedded mode).
+    pub client_secret: Option<String>,
+    /// Live or test mode.
+    #[serde(default)]
+    pub livemode: bool,
+    /// Our metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Present only when retrieved with `expand[]=line_items`.
+    pub line_items: Option<List<LineItem>>,
+}
+
+/// A line item (`object: "item"`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineItem {
+    /// The product name as shown at checkout.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Quantity bought.
+    pub quantity: Option<u32>,
+    /// Line total after discounts.
+    #[serde(default)]
+    pub amount_total: i64,
+}
+
+/// A promotion code, with its coupon expanded (`expand[]=data.promotion.coupon`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PromotionCode {
+    /// `promo_...`.
+    pub id: String,
+    /// The customer-facing code.
+    pub code: String,
+    /// Whether the code can currently be redeemed.
+    pub active: bool,
+    /// Unix time after which the code no longer applies.
+    pub expires_at: Option<i64>,
+    /// Redemption cap.
+    pub max_redemptions: Option<i64>,
+    /// Redemptions so far.
+    #[serde(default)]
+    pub times_redeemed: i64,
+    /// Set when the code is limited to one customer.
+    pub customer: Option<Value>,
+    /// Set when the code is limited to one customer account.
+    #[serde(default)]
+    pub customer_account: Option<Value>,
+    /// Spending restrictions.
+    #[serde(default)]
+    pub restrictions: Restrictions,
+    /// What the code grants (from `2025-09-30.clover`: `promotion.coupon`).
+    pub promotion: Promotion,
+}
+
+/// `promotion_code.restrictions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Restrictions {
+    /// Only for a customer's first purchase.
+    #[serde(default)]
+    pub first_time_transaction: bool,
+    /// Minimum cart amount.
+    pub minimum_amount: Option<i64>,
+    /// Currency of the minimum.
+    pub minimum_amount_currency: Option<String>,
+    /// Per-currency options (we cannot check them ⇒ the code does not apply).
+    #[serde(default)]
+    pub currency_options: Option<Value>,
+}
+
+/// `promotion_code.promotion`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Promotion {
+    /// `coupon`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The coupon: an id when not expanded, the object when expanded.
+    pub coupon: Option<Expandable<Coupon>>,
+}
+
+/// An id or, when expanded, the object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable<T> {
+    /// Expanded object.
+    Object(Box<T>),
+    /// Bare id.
+    Id(String),
+}
+
+/// A coupon.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Coupon {
+    /// Coupon id.
+    pub id: String,
+    /// Whether it can still be redeemed.
+    #[serde(default)]
+    pub valid: bool,
+    /// Percentage off (0–100), or
+    pub percent_off: Option<f64>,
+    /// a fixed amount off in `currency`.
+    pub amount_off: Option<i64>,
+    /// Currency of `amount_off`.
+    pub currency: Option<String>,
+    /// Unix time after which it cannot be redeemed.
+    pub redeem_by: Option<i64>,
+    /// Redemption cap.
+    pub max_redemptions: Option<i64>,
+    /// Redemptions so far.
+    #[serde(default)]
+    pub times_redeemed: i64,
+    /// Product restrictions (we cannot check them per line ⇒ not applied).
+    pub applies_to: Option<Value>,
+    /// Per-currency amounts (not checked ⇒ only the base currency applies).
+    #[serde(default)]
+    pub currency_options: Option<Value>,
+}
+
+/// A webhook Event, with `data.object` left as JSON until the type is known.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    /// `evt_...`.
+    pub id: String,
+    /// e.g. `checkout.session.completed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Live or test mode.
+    pub livemode: bool,
+    /// The object the event is about.
+    pub data: EventData,
+}
+
+/// `event.data`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventData {
+    /// The object snapshot.
+    pub object: Value,
+}

@@ -1,0 +1,117 @@
+//! `POST /api/webhook`: verify the raw bytes, then act on the event.
+//!
+//! Forged or malformed deliveries get one generic 400 (the typed reason is
+//! logged). Every authentic event is acknowledged with 2xx — including types
+//! we do not handle and shapes we do not expect — except when recording it
+//! failed, which answers 5xx so Stripe retries: nothing is acknowledged that
+//! was not durably recorded.
+
+use crate::app::App;
+use crate::config::Mode;
+use crate::fulfillment::{self, FulfillError};
+use crate::http::{self, ApiError, BoxError, Response};
+use crate::signature::{self, SignatureError};
+use crate::store::{Applied, EventRef};
+use crate::stripe::types::Event;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+/// Largest webhook body accepted (Stripe's events are far smaller).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What happened to an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Acted on and recorded.
+    Processed,
+    /// Seen before: acknowledged, nothing done.
+    Duplicate,
+    /// Authentic but not for us (type, shape or mode): acknowledged.
+    Ignored,
+}
+
+impl Disposition {
+    fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Processed => "processed",
+            Disposition::Duplicate => "duplicate",
+            Disposition::Ignored => "ignored",
+        }
+    }
+}
+
+/// Receives one delivery.
+pub async fn receive<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    http::require_method(&parts.method, &[Method::POST])?;
+    let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
+    let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let now = crate::store::now();
+    if let Err(e) = signature::verify(&payload, header, &app.config.webhook_secrets, now) {
+        return Err(match e {
+            SignatureError::NoSecretConfigured => {
+                ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+            }
+            e => invalid(format!("webhook rejected: {e}")),
+        });
+    }
+    // Authentic bytes; the body must still be JSON, as constructEvent requires.
+    let value: serde_json::Value = serde_json::from_slice(&payload)
+        .map_err(|_| invalid("webhook rejected: signed body is not JSON"))?;
+    let disposition = match serde_json::from_value::<Event>(value) {
+        Ok(event) => handle(app, &event).await?,
+        Err(e) => {
+            crate::log::warn("authentic event with an unexpected shape", &[("error", &e.to_string())]);
+            Disposition::Ignored
+        }
+    };
+    Ok(http::json(StatusCode::OK, &json!({ "received": true, "result": disposition.as_str() })))
+}
+
+fn invalid(reason: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid webhook").with_reason(reason)
+}
+
+/// Acts on a verified event.
+pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
+    let live = app.config.mode() == Mode::Live;
+    if event.livemode != live {
+        crate::log::warn("event from the other mode ignored", &[("event_id", &event.id)]);
+        return Ok(Disposition::Ignored);
+    }
+    let payment_failed = match event.kind.as_str() {
+        "checkout.session.completed"
+        | "checkout.session.async_payment_succeeded"
+        | "checkout.session.expired" => false,
+        "checkout.session.async_payment_failed" => true,
+        other => {
+            crate::log::info("event type not handled", &[("event_id", &event.id), ("type", other)]);
+            return Ok(Disposition::Ignored);
+        }
+    };
+    if app.store.event_seen(&event.id).await? {
+        return Ok(Disposition::Duplicate);
+    }
+    let session_id = event.data.object.get("id").and_then(|v| v.as_str()).unwrap_or("");
+    if !fulfillment::is_session_id(session_id) {
+        crate::log::warn("checkout event without a session id", &[("event_id", &event.id)]);
+        return Ok(Disposition::Ignored);
+    }
+    let ev = EventRef { id: &event.id, kind: &event.kind };
+    match fulfillment::fulfill(app, session_id, Some(ev), payment_failed).await {
+        Ok(outcome) if outcome.applied == Some(Applied::DuplicateEvent) => Ok(Disposition::Duplicate),
+        Ok(_) => Ok(Disposition::Processed),
+        Err(FulfillError::Stripe(e)) if e.is_not_found() => {
+            // Retrying cannot help: the session does not exist for our key.
+            crate::log::warn("event for an unknown session", &[("event_id", &event.id), ("error", &e.to_string())]);
+            Ok(Disposition::Ignored)
+        }
+        Err(FulfillError::Stripe(e)) => Err(ApiError::upstream(format!("fulfil {session_id}: {e}"))),
+        Err(FulfillError::Store(e)) => Err(ApiError::internal(format!("fulfil {session_id}: {e}"))),
+    }
+}
