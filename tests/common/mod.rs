@@ -1,0 +1,276 @@
+//! Test harness: a real Stripe emulator over HTTP, the library's routes served
+//! over real HTTP (the same `routes::dispatch` the functions and the dev
+//! server run), and a real store (a fresh SQLite file, or Postgres from
+//! `TEST_DATABASE_URL`).
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use checkout::{App, Config, Route};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use stripe_emulator::{Emulator, Options};
+
+/// The test secret key the emulator accepts.
+pub const SECRET_KEY: &str = "sk_test_harness4242";
+/// The webhook secret the emulator signs with in tests.
+pub const WEBHOOK_SECRET: &str = "whsec_harness_secret_4242";
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// `TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// `TEST_DATABASE_URL`, or `None` (then Postgres tests skip — but never in CI).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+                panic!("CI is set but TEST_DATABASE_URL is not: Postgres tests may not be skipped");
+            }
+            eprintln!("SKIP: TEST_DATABASE_URL not set; Postgres variant skipped");
+            None
+        }
+    }
+}
+
+/// The backends to run a store test against here.
+pub fn backends() -> Vec<Backend> {
+    let mut b = vec![Backend::Sqlite];
+    if postgres_url().is_some() {
+        b.push(Backend::Postgres);
+    }
+    b
+}
+
+/// A fresh SQLite URL in the temp dir.
+pub fn sqlite_url() -> String {
+    let dir = std::env::temp_dir().join("checkout-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("t-{}-{}.sqlite3", std::process::id(), checkout::http::random_hex(8));
+    format!("sqlite://{}", dir.join(name).display())
+}
+
+/// The database URL for a backend.
+pub fn database_url(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sqlite_url(),
+        Backend::Postgres => postgres_url().expect("postgres backend requested"),
+    }
+}
+
+/// Emulator options for fast tests.
+pub fn emulator_options() -> Options {
+    Options {
+        webhook_secret: WEBHOOK_SECRET.into(),
+        retry_base: Duration::from_millis(50),
+        max_attempts: 5,
+        webhook_timeout: Duration::from_secs(3),
+        async_delay: Duration::from_millis(150),
+        reorder_quiet: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+/// A running shop: emulator + routes over HTTP + store.
+pub struct Shop {
+    /// The Stripe emulator.
+    pub emu: Emulator,
+    /// The shop's state.
+    pub app: Arc<App>,
+    /// Where the routes listen.
+    pub addr: SocketAddr,
+    /// `http://localhost:PORT` (= SITE_URL).
+    pub site: String,
+    /// HTTP client for the test.
+    pub http: reqwest::Client,
+}
+
+/// Builder options.
+#[derive(Default, Clone)]
+pub struct ShopOptions {
+    /// Store backend (default SQLite).
+    pub backend: Option<Backend>,
+    /// Explicit DATABASE_URL (wins over backend).
+    pub database_url: Option<String>,
+    /// Extra/overriding environment variables.
+    pub env: Vec<(&'static str, String)>,
+    /// Whether the emulator delivers webhooks to the shop (default true).
+    pub no_webhooks: bool,
+}
+
+/// Starts the emulator and the shop.
+pub async fn shop(opts: ShopOptions) -> Shop {
+    let emu = Emulator::start(emulator_options()).await.expect("emulator starts");
+    shop_with_emulator(emu, opts).await
+}
+
+/// Starts the shop against an existing emulator.
+pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let site = format!("http://localhost:{}", addr.port());
+    let db = opts
+        .database_url
+        .clone()
+        .unwrap_or_else(|| database_url(opts.backend.unwrap_or(Backend::Sqlite)));
+    let mut env: HashMap<&str, String> = HashMap::from([
+        ("STRIPE_SECRET_KEY", SECRET_KEY.to_string()),
+        ("STRIPE_PUBLISHABLE_KEY", "pk_test_harness4242".to_string()),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
+        ("STRIPE_API_BASE", emu.base_url()),
+        ("SITE_URL", site.clone()),
+        ("DATABASE_URL", db),
+        ("DISCOUNT_RESPONSE_FLOOR_MS", "0".to_string()),
+        ("RATE_LIMIT_APPLY_DISCOUNT", "1000/60".to_string()),
+        ("RATE_LIMIT_CREATE_CHECKOUT", "1000/60".to_string()),
+        ("RATE_LIMIT_CHECKOUT_STATUS", "1000/60".to_string()),
+    ]);
+    for (k, v) in &opts.env {
+        env.insert(k, v.clone());
+    }
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
+    let app = Arc::new(App::new(config).expect("store opens"));
+    serve(listener, app.clone());
+    if !opts.no_webhooks {
+        emu.set_webhook_url(Some(format!("http://127.0.0.1:{}/api/webhook", addr.port())));
+    }
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Shop { emu, app, addr, site, http }
+}
+
+/// Serves every route of `app` on `listener`. Like Vercel's edge, `x-real-ip`
+/// is the socket peer — unless the test sets it (tests simulate clients).
+pub fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else { return };
+            let app = app.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        if !req.headers().contains_key("x-real-ip") {
+                            req.headers_mut().insert("x-real-ip", peer.ip().to_string().parse().unwrap());
+                        }
+                        let resp = match Route::from_path(req.uri().path()) {
+                            Some(route) => checkout::routes::dispatch(route, &app, req).await,
+                            None => checkout::http::ApiError::new(http::StatusCode::NOT_FOUND, "no such route").into_response(),
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+}
+
+impl Shop {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    /// POSTs JSON as the storefront does (same-site Origin, a client IP).
+    pub async fn post_json(&self, path: &str, body: &str, ip: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("origin", &self.site)
+            .header("x-real-ip", ip)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        split(resp).await
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        split(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// Creates a checkout for `body` and returns the session id.
+    pub async fn checkout(&self, body: &str) -> String {
+        let (status, _, json) = self.post_json("/api/create-checkout", body, "203.0.113.1").await;
+        assert_eq!(status, 200, "create-checkout failed: {json}");
+        let url = json["url"].as_str().expect("hosted url");
+        url.rsplit('/').next().unwrap().to_string()
+    }
+
+    /// Pays (or otherwise acts on) a session on the emulator's hosted page.
+    pub async fn pay(&self, session_id: &str, action: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/c/pay/{session_id}", self.emu.base_url()))
+            .form(&[("action", action)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 303, "hosted page answered {}", resp.status());
+        resp.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// Waits until the store's order for `session_id` satisfies `pred`.
+    pub async fn wait_order(&self, session_id: &str, pred: impl Fn(&checkout::store::Order) -> bool) -> checkout::store::Order {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(o) = self.app.store.order(session_id).await.unwrap() {
+                if pred(&o) {
+                    return o;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "order {session_id} never reached the expected state");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Status, headers and JSON body (Null when the body is not JSON).
+pub async fn split(resp: reqwest::Response) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Calls a route in-process with a `Full<Bytes>` body (no socket).
+pub async fn call(app: &App, route: Route, req: http::Request<Full<Bytes>>) -> (u16, http::HeaderMap, Bytes) {
+    let resp = checkout::routes::dispatch(route, app, req).await;
+    let (parts, body) = resp.into_parts();
+    (parts.status.as_u16(), parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+/// POSTs `body` with chunked transfer encoding (no Content-Length) over a raw
+/// socket and returns the status code.
+pub async fn raw_chunked_post(addr: SocketAddr, path: &str, origin: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(1024) {
+        let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if sock.write_all(&frame).await.is_err() {
+            break; // the server may answer and close early
+        }
+    }
+    let _ = sock.write_all(b"0\r\n\r\n").await;
+    let mut buf = Vec::new();
+    let _ = sock.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
