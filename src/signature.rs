@@ -39,6 +39,8 @@ pub enum SignatureError {
     NoMatch,
     /// The body is not UTF-8 (Stripe sends UTF-8 JSON).
     BodyNotUtf8,
+    /// The signed body is not JSON (checked by [`crate::webhook::authenticate`]).
+    BodyNotJson,
 }
 
 impl fmt::Display for SignatureError {
@@ -52,6 +54,7 @@ impl fmt::Display for SignatureError {
             Self::TimestampInFuture => f.write_str("timestamp outside the tolerance (future)"),
             Self::NoMatch => f.write_str("no signature matches any configured secret"),
             Self::BodyNotUtf8 => f.write_str("body is not UTF-8"),
+            Self::BodyNotJson => f.write_str("signed body is not JSON"),
         }
     }
 }

@@ -51,18 +51,13 @@ where
     http::require_method(&parts.method, &[Method::POST])?;
     let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
     let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
-    let now = crate::store::now();
-    if let Err(e) = signature::verify(&payload, header, &app.config.webhook_secrets, now) {
-        return Err(match e {
+    let value = authenticate(&payload, header, &app.config.webhook_secrets, crate::store::now())
+        .map_err(|e| match e {
             SignatureError::NoSecretConfigured => {
                 ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
             }
-            e => invalid(format!("webhook rejected: {e}")),
-        });
-    }
-    // Authentic bytes; the body must still be JSON, as constructEvent requires.
-    let value: serde_json::Value = serde_json::from_slice(&payload)
-        .map_err(|_| invalid("webhook rejected: signed body is not JSON"))?;
+            e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
+        })?;
     let disposition = match serde_json::from_value::<Event>(value) {
         Ok(event) => handle(app, &event).await?,
         Err(e) => {
@@ -73,8 +68,17 @@ where
     Ok(http::json(StatusCode::OK, &json!({ "received": true, "result": disposition.as_str() })))
 }
 
-fn invalid(reason: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid webhook").with_reason(reason)
+/// The whole acceptance decision on raw bytes, before anything else reads
+/// them: the signature (see [`signature::verify`]), then a JSON body — as
+/// stripe-node's `constructEvent` and stripe-python's `construct_event` require.
+pub fn authenticate(
+    payload: &[u8],
+    header: Option<&str>,
+    secrets: &[crate::config::WebhookSecret],
+    now: i64,
+) -> Result<serde_json::Value, SignatureError> {
+    signature::verify(payload, header, secrets, now)?;
+    serde_json::from_slice(payload).map_err(|_| SignatureError::BodyNotJson)
 }
 
 /// Acts on a verified event.
