@@ -1,1 +1,397 @@
-//! Stripe emulator
+//! Offline, stateful Stripe API emulator (API version [`API_VERSION`]) for tests and local
+//! development of a Checkout shop.
+//!
+//! It serves, on `127.0.0.1` only:
+//! - the `/v1` REST routes a checkout shop uses (Checkout Sessions, line items, promotion
+//!   codes, coupons, prices, events), with Stripe's auth, error shapes, `Request-Id` and
+//!   idempotency semantics;
+//! - a hosted checkout page at `/c/pay/{session_id}` (buttons `#pay`, `#pay-delayed-success`,
+//!   `#pay-delayed-failure`, `#cancel`);
+//! - signed webhook delivery with retries, and control endpoints under `/_emulator/` for tests
+//!   (request log, delivery log, fault injection, resend, signing).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let emu = stripe_emulator::Emulator::start(stripe_emulator::Options {
+//!     port: 0,
+//!     webhook_url: Some("http://127.0.0.1:3000/api/webhook".into()),
+//!     webhook_secret: "whsec_emulator_local".into(),
+//!     ..Default::default()
+//! }).await?;
+//! println!("{}", emu.base_url());
+//! # Ok(()) }
+//! ```
+
+#![recursion_limit = "512"]
+#![warn(missing_docs)]
+
+mod form;
+mod logic;
+mod server;
+mod webhook;
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use form::{parse_pairs, split_key};
+pub use webhook::{sign_header, signature_v1};
+
+/// The Stripe API version the emulator implements and reports (`api_version` of events).
+pub const API_VERSION: &str = "2026-10-28.endive";
+
+/// Default promotion-code/coupon fixture (`fixtures/promotion_codes.json`).
+pub const DEFAULT_PROMOTION_CODES: &str = include_str!("../fixtures/promotion_codes.json");
+
+/// Default product/price catalog fixture (`fixtures/catalog.json`).
+pub const DEFAULT_CATALOG: &str = include_str!("../fixtures/catalog.json");
+
+/// Configuration of an [`Emulator`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// TCP port to bind on 127.0.0.1; `0` (the default) picks an ephemeral port.
+    pub port: u16,
+    /// Where events are POSTed; `None` disables delivery (events are still recorded).
+    pub webhook_url: Option<String>,
+    /// Webhook signing secret (`whsec_...`); default `whsec_emulator_local`.
+    pub webhook_secret: String,
+    /// Base URL used for hosted page links (`{public_url}/c/pay/{id}`); default: the base URL.
+    pub public_url: Option<String>,
+    /// First retry delay of webhook delivery; attempt n waits `retry_base * 2^(n-1)` after
+    /// failing. Default 1 s (tests: ~50 ms).
+    pub retry_base: Duration,
+    /// Maximum delivery attempts per event (and per duplicate copy). Default 5.
+    pub max_attempts: u32,
+    /// Timeout of one webhook delivery attempt. Default 5 s.
+    pub webhook_timeout: Duration,
+    /// Delay between `checkout.session.completed` and the async payment outcome event for
+    /// delayed payment methods. Default 2 s (tests: ~100 ms).
+    pub async_delay: Duration,
+    /// Quiet period after which events held by the `reorder` fault are flushed. Default 500 ms.
+    pub reorder_quiet: Duration,
+    /// Promotion codes + coupons fixture JSON; `None` uses [`DEFAULT_PROMOTION_CODES`].
+    pub promotion_codes_json: Option<String>,
+    /// Products + prices fixture JSON; `None` uses [`DEFAULT_CATALOG`].
+    pub catalog_json: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            port: 0,
+            webhook_url: None,
+            webhook_secret: "whsec_emulator_local".into(),
+            public_url: None,
+            retry_base: Duration::from_secs(1),
+            max_attempts: 5,
+            webhook_timeout: Duration::from_secs(5),
+            async_delay: Duration::from_secs(2),
+            reorder_quiet: Duration::from_millis(500),
+            promotion_codes_json: None,
+            catalog_json: None,
+        }
+    }
+}
+
+/// One `/v1` request as seen by the emulator (the API key itself is never stored).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordedRequest {
+    /// The `Request-Id` answered (`req_...`).
+    pub request_id: String,
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path, e.g. `/v1/checkout/sessions`.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// Form parameters (body for POST, query for GET) as ordered `[key, value]` pairs.
+    pub params: Vec<(String, String)>,
+    /// `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// `Stripe-Version` header.
+    pub stripe_version: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// Whether an `Authorization` header was present.
+    pub authorization_present: bool,
+    /// Last 4 characters of the bearer key, if any.
+    pub key_last4: Option<String>,
+    /// Client socket address (the remote port shows connection reuse).
+    pub remote_addr: SocketAddr,
+    /// HTTP status answered.
+    pub status: u16,
+    /// Injected fault that shaped this answer: `"status_429"`, `"status_500"`, `"slow"`, ...
+    pub fault: Option<String>,
+    /// Whether the answer was an idempotent replay.
+    pub idempotent_replayed: bool,
+    /// Unix time in milliseconds when the request arrived.
+    pub at_ms: u64,
+}
+
+/// One webhook delivery attempt.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Delivery {
+    /// Event id (`evt_...`).
+    pub event_id: String,
+    /// Event type, e.g. `checkout.session.completed`.
+    pub event_type: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// 0 for the normal delivery; 1 for the second copy sent under the `duplicate` fault
+    /// (or a manual resend counts from its own copy number).
+    pub copy: u32,
+    /// Target URL.
+    pub url: String,
+    /// HTTP status the endpoint answered, if it answered.
+    pub status: Option<u16>,
+    /// `"timeout"` or `"connection"` when no status was received.
+    pub error: Option<String>,
+    /// First 1 KB of the response body.
+    pub response_body: String,
+    /// The `Stripe-Signature` header sent.
+    pub signature: String,
+    /// Unix time in milliseconds when the attempt started.
+    pub at_ms: u64,
+    /// How long the attempt took, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl Delivery {
+    /// True when the endpoint answered 2xx.
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// An API fault applied to the next `count` `/v1` requests.
+///
+/// With `status` set (429, 500, 503, ...) the request is answered with that status and a
+/// Stripe error body (429: `invalid_request_error`/`rate_limit`; 5xx: `api_error` plus
+/// `Stripe-Should-Retry: true`) without being processed. With only `delay_ms` set the request
+/// is delayed, then processed normally. Both set: delay, then the status.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ApiFault {
+    /// Status to answer instead of processing.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Delay before answering, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// How many upcoming `/v1` requests are affected.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Webhook faults.
+///
+/// - `duplicate`: every event is delivered twice, as two independent deliveries (`copy` 0
+///   and 1), each with its own retries.
+/// - `reorder`: events are not delivered when created but queued; the queue is flushed when
+///   no new event was queued for `Options::reorder_quiet` (500 ms by default), on
+///   `POST /_emulator/flush` / [`Emulator::flush`], or when reorder is turned off/reset.
+///   A flush delivers the queued events newest first, one after the other (each event's
+///   delivery, retries included, finishes before the next starts).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WebhookFaults {
+    /// Deliver each event twice.
+    #[serde(default)]
+    pub duplicate: bool,
+    /// Hold events and deliver them in reverse creation order.
+    #[serde(default)]
+    pub reorder: bool,
+}
+
+/// All active faults (see `POST /_emulator/faults`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Faults {
+    /// Pending API fault, if any.
+    pub api: Option<ApiFault>,
+    /// Webhook faults.
+    pub webhooks: WebhookFaults,
+}
+
+/// A running emulator. It serves while alive; dropping it (or [`Emulator::shutdown`]) stops
+/// the HTTP server and pending webhook retries.
+pub struct Emulator {
+    inner: Arc<logic::Inner>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds `127.0.0.1:{port}` and starts serving in the background.
+    pub async fn start(opts: Options) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(logic::Inner::new(opts, addr)?);
+        let app = server::router(inner.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Ok(Emulator {
+            inner,
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` — use it as the Stripe API base.
+    pub fn base_url(&self) -> String {
+        self.inner.base_url.clone()
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The webhook signing secret.
+    pub fn webhook_secret(&self) -> &str {
+        &self.inner.opts.webhook_secret
+    }
+
+    /// Changes (or clears) the webhook endpoint; applies to deliveries attempted afterwards.
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        *self.inner.webhook_url.lock().unwrap() = url;
+    }
+
+    /// Current webhook endpoint.
+    pub fn webhook_url(&self) -> Option<String> {
+        self.inner.webhook_url.lock().unwrap().clone()
+    }
+
+    /// Snapshot of the `/v1` request log.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner.st.lock().unwrap().requests.clone()
+    }
+
+    /// Snapshot of all webhook delivery attempts.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.inner.st.lock().unwrap().deliveries.clone()
+    }
+
+    /// All events created so far (oldest first), as Stripe event JSON.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.inner.st.lock().unwrap().events.clone()
+    }
+
+    /// Current Checkout Session JSON (without line items), if it exists.
+    pub fn session(&self, id: &str) -> Option<serde_json::Value> {
+        self.inner
+            .st
+            .lock()
+            .unwrap()
+            .sessions
+            .get(id)
+            .map(|s| s.obj.clone())
+    }
+
+    /// Clears the request and delivery logs (state and events are kept).
+    pub fn clear_logs(&self) {
+        let mut st = self.inner.st.lock().unwrap();
+        st.requests.clear();
+        st.deliveries.clear();
+    }
+
+    /// Polls the delivery log until `pred` holds or `timeout` elapses; returns the last
+    /// snapshot as `Ok` when the predicate held, `Err` on timeout.
+    pub async fn wait_for_deliveries(
+        &self,
+        pred: impl Fn(&[Delivery]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<Delivery>, Vec<Delivery>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let d = self.deliveries();
+            if pred(&d) {
+                return Ok(d);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(d);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Current faults.
+    pub fn faults(&self) -> Faults {
+        self.inner.st.lock().unwrap().faults.clone()
+    }
+
+    /// Sets the API fault for the next `fault.count` `/v1` requests (replaces any pending one).
+    pub fn set_api_fault(&self, fault: ApiFault) {
+        self.inner.st.lock().unwrap().faults.api = Some(fault);
+    }
+
+    /// Sets the webhook faults; turning `reorder` off flushes the held events.
+    pub fn set_webhook_faults(&self, faults: WebhookFaults) {
+        let flush = {
+            let mut st = self.inner.st.lock().unwrap();
+            st.faults.webhooks = faults;
+            !st.faults.webhooks.reorder
+        };
+        if flush {
+            webhook::flush(&self.inner);
+        }
+    }
+
+    /// Clears all faults and flushes events held by `reorder`.
+    pub fn reset_faults(&self) {
+        self.inner.st.lock().unwrap().faults = Faults::default();
+        webhook::flush(&self.inner);
+    }
+
+    /// Flushes events held by the `reorder` fault now (newest first).
+    pub fn flush(&self) {
+        webhook::flush(&self.inner);
+    }
+
+    /// Completes a session as the hosted page would. `action` is `pay`, `delayed_success` or
+    /// `delayed_failure`; returns the redirect URL (success_url / return_url).
+    pub fn pay(&self, session_id: &str, action: &str) -> Result<String, String> {
+        logic::complete(&self.inner, session_id, action)
+    }
+
+    /// Redelivers an existing event (a new delivery with its own attempts).
+    pub fn resend(&self, event_id: &str) -> bool {
+        webhook::resend(&self.inner, event_id)
+    }
+
+    /// Stops the server and waits for it to finish; pending retries are abandoned.
+    pub async fn shutdown(mut self) {
+        self.stop_now();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    fn stop_now(&mut self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,975 @@
+//! `/v1` API behaviour: auth, validation, idempotency, promotion codes, request log, faults.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use stripe_emulator::ApiFault;
+
+fn set(pairs: &mut Vec<(String, String)>, k: &str, v: &str) {
+    pairs.retain(|(x, _)| x != k);
+    pairs.push((k.to_string(), v.to_string()));
+}
+fn del(pairs: &mut Vec<(String, String)>, prefix: &str) {
+    pairs.retain(|(x, _)| !x.starts_with(prefix));
+}
+
+#[tokio::test]
+async fn auth_missing_invalid_live_and_request_id() {
+    let emu = emu().await;
+    let c = client();
+    let url = format!("{}/v1/promotion_codes", emu.base_url());
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    let j: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(j["error"]["type"], "invalid_request_error");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You did not provide an API key")
+    );
+    for bad in [
+        "Bearer pk_test_abcd1234",
+        "Bearer sk_test_",
+        "Basic abc",
+        "Bearer sk_live_zzzzzzzzabcd",
+        "Bearer rk_live_zzzzzzzzabcd",
+    ] {
+        let r = c
+            .get(&url)
+            .header("Authorization", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+        let t = r.text().await.unwrap();
+        assert!(t.contains("Invalid API Key provided"), "{bad}: {t}");
+        assert!(!t.contains("zzzzzzzzabcd"), "key must be redacted: {t}");
+    }
+    for good in ["Bearer sk_test_x", "Bearer rk_test_abc"] {
+        let r = c
+            .get(&url)
+            .header("Authorization", good)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{good}");
+    }
+    let r = get(&c, &format!("{}/v1/nope", emu.base_url())).await;
+    assert_eq!(r.status, 404);
+    assert!(r.header("request-id").is_some());
+}
+
+#[tokio::test]
+async fn validation_rules() {
+    let emu = emu().await;
+    let c = client();
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut Vec<(String, String)>)>,
+        u16,
+        Option<&'static str>,
+        &'static str,
+    );
+    let long201 = "x".repeat(201);
+    let cases: Vec<Case> = vec![
+        (
+            "no mode",
+            Box::new(|p| del(p, "mode")),
+            400,
+            Some("parameter_missing"),
+            "mode",
+        ),
+        (
+            "subscription",
+            Box::new(|p| set(p, "mode", "subscription")),
+            400,
+            None,
+            "mode",
+        ),
+        (
+            "bad mode",
+            Box::new(|p| set(p, "mode", "bogus")),
+            400,
+            None,
+            "mode",
+        ),
+        (
+            "no line items",
+            Box::new(|p| del(p, "line_items")),
+            400,
+            Some("parameter_missing"),
+            "line_items",
+        ),
+        (
+            "amount not int",
+            Box::new(|p| set(p, "line_items[0][price_data][unit_amount]", "12.5")),
+            400,
+            Some("parameter_invalid_integer"),
+            "line_items[0][price_data][unit_amount]",
+        ),
+        (
+            "amount negative",
+            Box::new(|p| set(p, "line_items[0][price_data][unit_amount]", "-5")),
+            400,
+            Some("parameter_invalid_integer"),
+            "line_items[0][price_data][unit_amount]",
+        ),
+        (
+            "amount too big",
+            Box::new(|p| set(p, "line_items[0][price_data][unit_amount]", "100000000")),
+            400,
+            Some("parameter_invalid_integer"),
+            "line_items[0][price_data][unit_amount]",
+        ),
+        (
+            "amount missing",
+            Box::new(|p| del(p, "line_items[0][price_data][unit_amount]")),
+            400,
+            Some("parameter_missing"),
+            "line_items[0][price_data][unit_amount]",
+        ),
+        (
+            "name empty",
+            Box::new(|p| set(p, "line_items[0][price_data][product_data][name]", "")),
+            400,
+            Some("parameter_invalid_empty"),
+            "line_items[0][price_data][product_data][name]",
+        ),
+        (
+            "name missing",
+            Box::new(|p| del(p, "line_items[0][price_data][product_data]")),
+            400,
+            Some("parameter_missing"),
+            "line_items[0][price_data][product_data]",
+        ),
+        (
+            "quantity 0",
+            Box::new(|p| set(p, "line_items[0][quantity]", "0")),
+            400,
+            None,
+            "line_items[0][quantity]",
+        ),
+        (
+            "quantity missing",
+            Box::new(|p| del(p, "line_items[0][quantity]")),
+            400,
+            Some("parameter_missing"),
+            "line_items[0][quantity]",
+        ),
+        (
+            "quantity not int",
+            Box::new(|p| set(p, "line_items[0][quantity]", "two")),
+            400,
+            Some("parameter_invalid_integer"),
+            "line_items[0][quantity]",
+        ),
+        (
+            "currency upper",
+            Box::new(|p| set(p, "line_items[0][price_data][currency]", "USD")),
+            400,
+            None,
+            "line_items[0][price_data][currency]",
+        ),
+        (
+            "currency unknown",
+            Box::new(|p| set(p, "line_items[0][price_data][currency]", "xyz")),
+            400,
+            None,
+            "line_items[0][price_data][currency]",
+        ),
+        (
+            "unknown price",
+            Box::new(|p| {
+                del(p, "line_items[0][price_data]");
+                set(p, "line_items[0][price]", "price_nope");
+            }),
+            400,
+            Some("resource_missing"),
+            "line_items[0][price]",
+        ),
+        (
+            "mixed currency",
+            Box::new(|p| {
+                set(p, "line_items[1][price_data][currency]", "eur");
+                set(p, "line_items[1][price_data][unit_amount]", "100");
+                set(
+                    p,
+                    "line_items[1][price_data][product_data][name]",
+                    "Euro thing",
+                );
+                set(p, "line_items[1][quantity]", "1");
+            }),
+            400,
+            None,
+            "line_items[1][price_data][currency]",
+        ),
+        (
+            "too many lines",
+            Box::new(|p| {
+                for i in 1..=100 {
+                    set(p, &format!("line_items[{i}][price]"), "price_emu_mug");
+                    set(p, &format!("line_items[{i}][quantity]"), "1");
+                }
+            }),
+            400,
+            None,
+            "line_items",
+        ),
+        (
+            "legacy ui_mode hosted",
+            Box::new(|p| set(p, "ui_mode", "hosted")),
+            400,
+            None,
+            "ui_mode",
+        ),
+        (
+            "legacy ui_mode embedded",
+            Box::new(|p| set(p, "ui_mode", "embedded")),
+            400,
+            None,
+            "ui_mode",
+        ),
+        (
+            "hosted with return_url",
+            Box::new(|p| set(p, "return_url", "https://shop.test/r")),
+            400,
+            None,
+            "return_url",
+        ),
+        (
+            "hosted without success_url",
+            Box::new(|p| del(p, "success_url")),
+            400,
+            Some("parameter_missing"),
+            "success_url",
+        ),
+        (
+            "bad success_url",
+            Box::new(|p| set(p, "success_url", "shop.test/ok")),
+            400,
+            Some("url_invalid"),
+            "success_url",
+        ),
+        (
+            "bad cancel_url",
+            Box::new(|p| set(p, "cancel_url", "javascript:alert(1)")),
+            400,
+            Some("url_invalid"),
+            "cancel_url",
+        ),
+        (
+            "embedded without return_url",
+            Box::new(|p| {
+                del(p, "success_url");
+                del(p, "cancel_url");
+                set(p, "ui_mode", "embedded_page");
+            }),
+            400,
+            Some("parameter_missing"),
+            "return_url",
+        ),
+        (
+            "embedded with success_url",
+            Box::new(|p| {
+                del(p, "cancel_url");
+                set(p, "ui_mode", "embedded_page");
+                set(p, "return_url", "https://shop.test/r");
+            }),
+            400,
+            None,
+            "success_url",
+        ),
+        (
+            "payment_method_types",
+            Box::new(|p| set(p, "payment_method_types[0]", "card")),
+            400,
+            Some("parameter_unknown"),
+            "payment_method_types",
+        ),
+        (
+            "unknown top",
+            Box::new(|p| set(p, "foo", "bar")),
+            400,
+            Some("parameter_unknown"),
+            "foo",
+        ),
+        (
+            "unknown nested",
+            Box::new(|p| set(p, "line_items[0][foo]", "1")),
+            400,
+            Some("parameter_unknown"),
+            "line_items[0][foo]",
+        ),
+        (
+            "unknown price_data key",
+            Box::new(|p| set(p, "line_items[0][price_data][recurring][interval]", "month")),
+            400,
+            Some("parameter_unknown"),
+            "line_items[0][price_data][recurring]",
+        ),
+        (
+            "promo and allow",
+            Box::new(|p| {
+                set(p, "allow_promotion_codes", "true");
+                set(p, "discounts[0][promotion_code]", "promo_emu_save10");
+            }),
+            400,
+            Some("parameters_exclusive"),
+            "discounts",
+        ),
+        (
+            "two discounts",
+            Box::new(|p| {
+                set(p, "discounts[0][promotion_code]", "promo_emu_save10");
+                set(p, "discounts[1][promotion_code]", "promo_emu_fiveoff");
+            }),
+            400,
+            None,
+            "discounts",
+        ),
+        (
+            "unknown promo",
+            Box::new(|p| set(p, "discounts[0][promotion_code]", "promo_nope")),
+            400,
+            Some("resource_missing"),
+            "discounts[0][promotion_code]",
+        ),
+        (
+            "bad allow_promotion_codes",
+            Box::new(|p| set(p, "allow_promotion_codes", "yes")),
+            400,
+            None,
+            "allow_promotion_codes",
+        ),
+        (
+            "long client_reference_id",
+            Box::new(move |p| set(p, "client_reference_id", &long201)),
+            400,
+            None,
+            "client_reference_id",
+        ),
+        (
+            "metadata 51 keys",
+            Box::new(|p| {
+                for i in 0..51 {
+                    set(p, &format!("metadata[k{i}]"), "v");
+                }
+            }),
+            400,
+            None,
+            "metadata",
+        ),
+        (
+            "metadata long key",
+            Box::new(|p| set(p, &format!("metadata[{}]", "k".repeat(41)), "v")),
+            400,
+            None,
+            "metadata[kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk]",
+        ),
+        (
+            "metadata long value",
+            Box::new(|p| set(p, "metadata[k]", &"v".repeat(501))),
+            400,
+            None,
+            "metadata[k]",
+        ),
+        (
+            "bad email",
+            Box::new(|p| set(p, "customer_email", "not-an-email")),
+            400,
+            Some("email_invalid"),
+            "customer_email",
+        ),
+        (
+            "bad expand",
+            Box::new(|p| set(p, "expand[0]", "customer")),
+            400,
+            None,
+            "expand[0]",
+        ),
+    ];
+    for (name, f, status, code, param) in cases {
+        let mut pairs = base_session();
+        f(&mut pairs);
+        let r = create(&c, &emu, &pairs).await;
+        assert_eq!(r.status, status, "{name}: {}", r.text);
+        assert_eq!(r.json["error"]["type"], "invalid_request_error", "{name}");
+        assert_eq!(r.json["error"]["code"].as_str(), code, "{name}: {}", r.text);
+        assert_eq!(r.json["error"]["param"], param, "{name}: {}", r.text);
+        assert!(
+            r.json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+        if code == Some("parameter_unknown") {
+            assert_eq!(
+                r.json["error"]["message"],
+                format!("Received unknown parameter: {param}")
+            );
+        }
+    }
+    // each failing promotion code rule
+    for (promo, why) in [
+        ("promo_emu_expired", "expired"),
+        ("promo_emu_exhausted", "max redemptions"),
+        ("promo_emu_inactive", "inactive"),
+        ("promo_emu_coupongone", "invalid coupon"),
+        ("promo_emu_euros", "currency"),
+        ("promo_emu_bigspend", "minimum amount"),
+        ("promo_emu_productonly", "applies_to"),
+        ("promo_emu_firstonly", "first time, no email"),
+    ] {
+        let mut pairs = base_session();
+        set(&mut pairs, "discounts[0][promotion_code]", promo);
+        let r = create(&c, &emu, &pairs).await;
+        assert_eq!(r.status, 400, "{why}: {}", r.text);
+        assert_eq!(
+            r.json["error"]["param"], "discounts[0][promotion_code]",
+            "{why}"
+        );
+    }
+    assert!(emu.session("cs_test_nope").is_none());
+    let list = get(&c, &format!("{}/v1/checkout/sessions", emu.base_url())).await;
+    assert_eq!(
+        list.json["data"].as_array().unwrap().len(),
+        0,
+        "no invalid request may create a session"
+    );
+}
+
+#[tokio::test]
+async fn create_shapes_hosted_and_embedded() {
+    let emu = emu().await;
+    let c = client();
+    let mut pairs = base_session();
+    set(&mut pairs, "client_reference_id", "order_42");
+    set(&mut pairs, "metadata[order_id]", "42");
+    set(&mut pairs, "customer_email", "buyer@example.com");
+    let r = create(&c, &emu, &pairs).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let s = &r.json;
+    let id = s["id"].as_str().unwrap();
+    assert!(
+        id.starts_with("cs_test_")
+            && id.len() == 8 + 58
+            && id[8..].chars().all(|c| c.is_ascii_alphanumeric()),
+        "{id}"
+    );
+    assert_eq!(s["object"], "checkout.session");
+    assert_eq!(s["url"], format!("{}/c/pay/{id}", emu.base_url()));
+    assert!(s["client_secret"].is_null());
+    assert_eq!(s["ui_mode"], "hosted_page");
+    assert_eq!(s["mode"], "payment");
+    assert_eq!(s["amount_subtotal"], 4000);
+    assert_eq!(s["amount_total"], 4000);
+    assert_eq!(s["total_details"]["amount_discount"], 0);
+    assert_eq!(s["discounts"], serde_json::json!([]));
+    assert_eq!(s["currency"], "usd");
+    assert_eq!(s["payment_status"], "unpaid");
+    assert_eq!(s["status"], "open");
+    assert_eq!(s["metadata"]["order_id"], "42");
+    assert_eq!(s["client_reference_id"], "order_42");
+    assert_eq!(s["customer_email"], "buyer@example.com");
+    assert_eq!(
+        s["success_url"],
+        "https://shop.test/success?session_id={CHECKOUT_SESSION_ID}"
+    );
+    assert_eq!(s["cancel_url"], "https://shop.test/cart");
+    assert!(s["return_url"].is_null());
+    assert_eq!(s["livemode"], false);
+    assert_eq!(
+        s["expires_at"].as_i64().unwrap() - s["created"].as_i64().unwrap(),
+        86400
+    );
+    assert!(s["customer_details"].is_null());
+    assert!(s["payment_intent"].is_null());
+    assert!(s.get("line_items").is_none());
+
+    let emb = p(&[
+        ("mode", "payment"),
+        ("ui_mode", "embedded_page"),
+        (
+            "return_url",
+            "https://shop.test/return?session_id={CHECKOUT_SESSION_ID}",
+        ),
+        ("line_items[0][price]", "price_emu_tshirt"),
+        ("line_items[0][quantity]", "1"),
+    ]);
+    let r = create(&c, &emu, &emb).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap();
+    assert!(r.json["url"].is_null());
+    assert!(
+        r.json["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{id}_secret_"))
+    );
+    assert_eq!(r.json["amount_total"], 2000);
+    assert_eq!(r.json["ui_mode"], "embedded_page");
+}
+
+#[tokio::test]
+async fn retrieve_expand_line_items_and_expire() {
+    let emu = emu().await;
+    let c = client();
+    let mut pairs = base_session();
+    set(
+        &mut pairs,
+        "line_items[0][price_data][product_data][description]",
+        "Organic cotton",
+    );
+    set(&mut pairs, "line_items[1][price]", "price_emu_mug");
+    set(&mut pairs, "line_items[1][quantity]", "3");
+    let r = create(&c, &emu, &pairs).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let b = emu.base_url();
+    let r = get(&c, &format!("{b}/v1/checkout/sessions/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.json.get("line_items").is_none());
+    let r = get(
+        &c,
+        &format!("{b}/v1/checkout/sessions/{id}?expand[]=line_items"),
+    )
+    .await;
+    let li = &r.json["line_items"];
+    assert_eq!(li["object"], "list");
+    assert_eq!(li["has_more"], false);
+    assert_eq!(li["url"], format!("/v1/checkout/sessions/{id}/line_items"));
+    let d = li["data"].as_array().unwrap();
+    assert_eq!(d.len(), 2);
+    assert!(d[0]["id"].as_str().unwrap().starts_with("li_"));
+    assert_eq!(d[0]["object"], "item");
+    assert_eq!(d[0]["description"], "Tee");
+    assert_eq!(d[0]["quantity"], 2);
+    assert_eq!(d[0]["amount_subtotal"], 4000);
+    assert_eq!(d[0]["price"]["unit_amount"], 2000);
+    assert_eq!(d[0]["price"]["currency"], "usd");
+    assert!(
+        d[0]["price"]["product"]
+            .as_str()
+            .unwrap()
+            .starts_with("prod_")
+    );
+    assert_eq!(d[1]["description"], "Mug");
+    assert_eq!(d[1]["amount_total"], 3600);
+    assert_eq!(r.json["amount_total"], 7600);
+    // stripe-node style expand[0]=
+    let r2 = get(
+        &c,
+        &format!("{b}/v1/checkout/sessions/{id}?expand[0]=line_items.data.price.product"),
+    )
+    .await;
+    assert_eq!(
+        r2.json["line_items"]["data"][0]["price"]["product"]["description"],
+        "Organic cotton"
+    );
+    let r = get(&c, &format!("{b}/v1/checkout/sessions/{id}/line_items")).await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 2);
+    let r = get(&c, &format!("{b}/v1/checkout/sessions/cs_test_missing")).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json["error"]["code"], "resource_missing");
+    assert_eq!(r.json["error"]["param"], "id");
+    let r = get(&c, &format!("{b}/v1/checkout/sessions/{id}?bogus=1")).await;
+    assert_eq!(r.json["error"]["code"], "parameter_unknown");
+    // expire
+    let auth = format!("Bearer {KEY}");
+    let r = post_form(
+        &c,
+        &format!("{b}/v1/checkout/sessions/{id}/expire"),
+        &[],
+        &[("Authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["status"], "expired");
+    let r = post_form(
+        &c,
+        &format!("{b}/v1/checkout/sessions/{id}/expire"),
+        &[],
+        &[("Authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let ev = emu.events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["type"], "checkout.session.expired");
+    assert_eq!(ev[0]["data"]["object"]["id"], id.as_str());
+    let r = get(
+        &c,
+        &format!("{b}/v1/events/{}", ev[0]["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(r.json["type"], "checkout.session.expired");
+    let page = c
+        .get(format!("{b}/c/pay/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("expired") && !page.contains("id=\"pay\""));
+}
+
+#[tokio::test]
+async fn idempotency_replay_and_mismatch() {
+    let emu = emu().await;
+    let c = client();
+    let url = format!("{}/v1/checkout/sessions", emu.base_url());
+    let auth = format!("Bearer {KEY}");
+    let h = [
+        ("Authorization", auth.as_str()),
+        ("Idempotency-Key", "key-1"),
+    ];
+    let a = post_form(&c, &url, &base_session(), &h).await;
+    assert_eq!(a.status, 200);
+    assert!(a.header("idempotent-replayed").is_none());
+    let b = post_form(&c, &url, &base_session(), &h).await;
+    assert_eq!(b.status, 200);
+    assert_eq!(b.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(a.text, b.text, "replay must return the stored body");
+    let mut other = base_session();
+    set(&mut other, "line_items[0][quantity]", "3");
+    let m = post_form(&c, &url, &other, &h).await;
+    assert_eq!(m.status, 400);
+    assert_eq!(m.json["error"]["type"], "idempotency_error");
+    assert!(
+        m.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Keys for idempotent requests can only be used with the same parameters")
+    );
+    // same key under another API key is a different scope
+    let other_key = [
+        ("Authorization", "Bearer sk_test_other"),
+        ("Idempotency-Key", "key-1"),
+    ];
+    let o = post_form(&c, &url, &other, &other_key).await;
+    assert_eq!(o.status, 200);
+    assert!(o.header("idempotent-replayed").is_none());
+    let long = "k".repeat(256);
+    let l = post_form(
+        &c,
+        &url,
+        &base_session(),
+        &[
+            ("Authorization", auth.as_str()),
+            ("Idempotency-Key", long.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(l.status, 400);
+    let list = get(&c, &url).await;
+    assert_eq!(list.json["data"].as_array().unwrap().len(), 2);
+    // injected faults are not stored
+    emu.set_api_fault(ApiFault {
+        status: Some(500),
+        delay_ms: None,
+        count: 1,
+    });
+    let h2 = [
+        ("Authorization", auth.as_str()),
+        ("Idempotency-Key", "key-2"),
+    ];
+    let f = post_form(&c, &url, &base_session(), &h2).await;
+    assert_eq!(f.status, 500);
+    let ok = post_form(&c, &url, &base_session(), &h2).await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.header("idempotent-replayed").is_none());
+}
+
+#[tokio::test]
+async fn promotion_codes_list_filters_and_discounts() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let r = get(
+        &c,
+        &format!("{b}/v1/promotion_codes?code=save10&active=true&limit=1"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["object"], "list");
+    assert_eq!(r.json["url"], "/v1/promotion_codes");
+    let d = r.json["data"].as_array().unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["code"], "SAVE10");
+    assert_eq!(d[0]["object"], "promotion_code");
+    assert_eq!(d[0]["promotion"]["type"], "coupon");
+    assert_eq!(d[0]["promotion"]["coupon"], "EMU10PCT");
+    let r = get(
+        &c,
+        &format!("{b}/v1/promotion_codes?code=SaVe10&expand[]=data.promotion.coupon"),
+    )
+    .await;
+    let cp = &r.json["data"][0]["promotion"]["coupon"];
+    assert_eq!(cp["object"], "coupon");
+    assert_eq!(cp["percent_off"], 10.0);
+    assert_eq!(cp["valid"], true);
+    let r = get(
+        &c,
+        &format!("{b}/v1/promotion_codes?code=inactive&active=true"),
+    )
+    .await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 0);
+    let r = get(&c, &format!("{b}/v1/promotion_codes?active=false")).await;
+    let codes: Vec<&str> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["INACTIVE"]);
+    let r = get(&c, &format!("{b}/v1/promotion_codes?limit=2")).await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json["has_more"], true);
+    let r = get(&c, &format!("{b}/v1/promotion_codes?limit=abc")).await;
+    assert_eq!(r.json["error"]["code"], "parameter_invalid_integer");
+    let r = get(&c, &format!("{b}/v1/promotion_codes?active=maybe")).await;
+    assert_eq!(r.json["error"]["param"], "active");
+    let r = get(&c, &format!("{b}/v1/promotion_codes?foo=1")).await;
+    assert_eq!(r.json["error"]["code"], "parameter_unknown");
+
+    // discounts applied
+    let with = |promo: &str, extra: &[(&str, &str)]| {
+        let mut pairs = base_session();
+        set(&mut pairs, "discounts[0][promotion_code]", promo);
+        for (k, v) in extra {
+            set(&mut pairs, k, v);
+        }
+        pairs
+    };
+    let r = create(&c, &emu, &with("promo_emu_save10", &[])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["amount_subtotal"], 4000);
+    assert_eq!(r.json["amount_total"], 3600);
+    assert_eq!(r.json["total_details"]["amount_discount"], 400);
+    assert_eq!(
+        r.json["discounts"],
+        serde_json::json!([{"coupon": null, "promotion_code": "promo_emu_save10"}])
+    );
+    let save10_session = r.json["id"].as_str().unwrap().to_string();
+    let r = create(&c, &emu, &with("promo_emu_fiveoff", &[])).await;
+    assert_eq!(r.json["amount_total"], 3500);
+    let r = create(
+        &c,
+        &emu,
+        &with("promo_emu_bigspend", &[("line_items[0][quantity]", "6")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["amount_total"], 10800);
+    let r = create(
+        &c,
+        &emu,
+        &with(
+            "promo_emu_euros",
+            &[("line_items[0][price_data][currency]", "eur")],
+        ),
+    )
+    .await;
+    assert_eq!(r.json["amount_total"], 3500);
+    let r = create(
+        &c,
+        &emu,
+        &with(
+            "promo_emu_productonly",
+            &[
+                ("line_items[1][price]", "price_emu_mug"),
+                ("line_items[1][quantity]", "1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["total_details"]["amount_discount"], 600);
+    assert_eq!(r.json["amount_total"], 4000 + 1200 - 600);
+    let id = r.json["id"].as_str().unwrap();
+    let li = get(&c, &format!("{b}/v1/checkout/sessions/{id}/line_items")).await;
+    assert_eq!(li.json["data"][0]["amount_discount"], 0);
+    assert_eq!(li.json["data"][1]["amount_discount"], 600);
+    let r = create(
+        &c,
+        &emu,
+        &with("promo_emu_save10", &[])
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("discounts"))
+            .chain([("discounts[0][coupon]".to_string(), "EMU5USD".to_string())])
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(r.json["amount_total"], 3500);
+    assert_eq!(r.json["discounts"][0]["coupon"], "EMU5USD");
+    // first-time: ok for a new email, refused after that email paid
+    let r = create(
+        &c,
+        &emu,
+        &with(
+            "promo_emu_firstonly",
+            &[("customer_email", "new@example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    emu.pay(r.json["id"].as_str().unwrap(), "pay").unwrap();
+    let r = create(
+        &c,
+        &emu,
+        &with(
+            "promo_emu_firstonly",
+            &[("customer_email", "new@example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // paying increments times_redeemed
+    emu.pay(&save10_session, "pay").unwrap();
+    let r = get(&c, &format!("{b}/v1/promotion_codes/promo_emu_save10")).await;
+    assert_eq!(r.json["times_redeemed"], 1);
+}
+
+#[tokio::test]
+async fn request_log_records_details_and_connection_reuse() {
+    let emu = emu().await;
+    let c = client();
+    let url = format!("{}/v1/checkout/sessions", emu.base_url());
+    let auth = format!("Bearer {KEY}");
+    post_form(
+        &c,
+        &url,
+        &base_session(),
+        &[
+            ("Authorization", &auth),
+            ("Idempotency-Key", "idem-a"),
+            ("Stripe-Version", "2026-10-28.endive"),
+            ("User-Agent", "test-agent/1"),
+        ],
+    )
+    .await;
+    get(
+        &c,
+        &format!("{}/v1/promotion_codes?code=SAVE10", emu.base_url()),
+    )
+    .await;
+    c.get(&url).send().await.unwrap();
+    let log = emu.requests();
+    assert_eq!(log.len(), 3);
+    let r = &log[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/v1/checkout/sessions");
+    assert_eq!(r.params, base_session());
+    assert_eq!(r.idempotency_key.as_deref(), Some("idem-a"));
+    assert_eq!(r.stripe_version.as_deref(), Some("2026-10-28.endive"));
+    assert_eq!(r.user_agent.as_deref(), Some("test-agent/1"));
+    assert!(r.authorization_present);
+    assert_eq!(r.key_last4.as_deref(), Some("1234"));
+    assert_eq!(r.status, 200);
+    assert!(r.fault.is_none());
+    assert_eq!(log[1].query.as_deref(), Some("code=SAVE10"));
+    assert_eq!(log[1].params, p(&[("code", "SAVE10")]));
+    assert!(!log[2].authorization_present);
+    assert_eq!(log[2].status, 401);
+    assert_eq!(
+        log[0].remote_addr.port(),
+        log[1].remote_addr.port(),
+        "pooled client reuses its connection"
+    );
+    let other = client();
+    get(&other, &format!("{}/v1/promotion_codes", emu.base_url())).await;
+    assert_ne!(
+        emu.requests()[3].remote_addr.port(),
+        log[0].remote_addr.port()
+    );
+    let j: Value = serde_json::from_str(
+        &c.get(format!("{}/_emulator/requests", emu.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(j.as_array().unwrap().len(), 4);
+    assert!(!j.to_string().contains(KEY), "the API key is never stored");
+}
+
+#[tokio::test]
+async fn api_faults_500_429_slow() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let url = format!("{b}/v1/promotion_codes");
+    let r = post_json(
+        &c,
+        &format!("{b}/_emulator/faults"),
+        r#"{"api":{"status":500,"count":2}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for _ in 0..2 {
+        let r = get(&c, &url).await;
+        assert_eq!(r.status, 500);
+        assert_eq!(r.json["error"]["type"], "api_error");
+        assert_eq!(r.header("stripe-should-retry").as_deref(), Some("true"));
+        assert!(r.header("request-id").is_some());
+    }
+    assert_eq!(get(&c, &url).await.status, 200);
+    post_json(
+        &c,
+        &format!("{b}/_emulator/faults"),
+        r#"{"api":{"status":429,"count":1}}"#,
+    )
+    .await;
+    let r = get(&c, &url).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json["error"]["code"], "rate_limit");
+    assert_eq!(r.json["error"]["type"], "invalid_request_error");
+    assert_eq!(get(&c, &url).await.status, 200);
+    post_json(
+        &c,
+        &format!("{b}/_emulator/faults"),
+        r#"{"api":{"delay_ms":300,"count":1}}"#,
+    )
+    .await;
+    let t = Instant::now();
+    let r = get(&c, &url).await;
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    let t = Instant::now();
+    get(&c, &url).await;
+    assert!(t.elapsed() < Duration::from_millis(300));
+    let faults: Vec<Option<String>> = emu.requests().iter().map(|r| r.fault.clone()).collect();
+    assert_eq!(
+        faults,
+        [
+            Some("status_500".into()),
+            Some("status_500".into()),
+            None,
+            Some("status_429".into()),
+            None,
+            Some("slow".into()),
+            None
+        ]
+    );
+    post_json(
+        &c,
+        &format!("{b}/_emulator/faults"),
+        r#"{"api":{"status":500,"count":5}}"#,
+    )
+    .await;
+    post_json(&c, &format!("{b}/_emulator/reset-faults"), "").await;
+    assert_eq!(get(&c, &url).await.status, 200);
+    assert!(emu.faults().api.is_none());
+}
