@@ -217,6 +217,9 @@ pub struct Faults {
 
 /// A running emulator. It serves while alive; dropping it (or [`Emulator::shutdown`]) stops
 /// the HTTP server and pending webhook retries.
+///
+/// Methods that trigger webhooks (`pay`, `resend`, `flush`, fault setters) spawn Tokio tasks
+/// and must be called from within the Tokio runtime.
 pub struct Emulator {
     inner: Arc<logic::Inner>,
     addr: SocketAddr,

@@ -367,7 +367,8 @@ async fn duplicate_fault_delivers_twice() {
 #[tokio::test]
 async fn reorder_fault_flushes_newest_first() {
     let rcv = Receiver::start(0, 0).await;
-    let emu = emu_with(&rcv, |_| {}).await;
+    // 1 s of quiet so a slow CI machine cannot flush between two creations
+    let emu = emu_with(&rcv, |o| o.reorder_quiet = Duration::from_secs(1)).await;
     let c = client();
     let b = emu.base_url();
     emu.set_webhook_faults(WebhookFaults {
@@ -395,7 +396,7 @@ async fn reorder_fault_flushes_newest_first() {
         .collect();
     ids.reverse();
     assert_eq!(order, ids);
-    // quiet-period flush (reorder_quiet = 200 ms), no explicit flush
+    // quiet-period flush (reorder_quiet), no explicit flush
     let a = new_session(&c, &emu).await;
     let z = new_session(&c, &emu).await;
     emu.pay(&a, "pay").unwrap();

@@ -1,0 +1,311 @@
+//! The webhook end to end: the emulator pays, signs and delivers; the shop
+//! verifies, fulfils exactly once, and checkout-status reports it. Each flow
+//! runs against SQLite, and against Postgres when `TEST_DATABASE_URL` is set.
+
+mod common;
+
+use common::{Backend, Shop, ShopOptions, backends, shop, WEBHOOK_SECRET};
+use checkout::store::OrderState;
+use std::time::Duration;
+use stripe_emulator::WebhookFaults;
+
+const CART: &str = r#"{"items":[{"id":"tshirt","quantity":2},{"id":"stickers","quantity":3}]}"#;
+
+async fn shop_on(backend: Backend) -> Shop {
+    shop(ShopOptions { backend: Some(backend), ..Default::default() }).await
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// POSTs a body signed (or not) to the shop's webhook.
+async fn deliver(s: &Shop, body: &[u8], header: Option<String>) -> (u16, serde_json::Value) {
+    let mut req = s.http.post(s.url("/api/webhook")).header("content-type", "application/json").body(body.to_vec());
+    if let Some(h) = header {
+        req = req.header("stripe-signature", h);
+    }
+    let (status, _, json) = common::split(req.send().await.unwrap()).await;
+    (status, json)
+}
+
+fn signed(body: &[u8]) -> String {
+    checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), unix_now(), body)
+}
+
+#[tokio::test]
+async fn pay_then_signed_event_then_fulfilled_once() {
+    for backend in backends() {
+        let s = shop_on(backend).await;
+        let id = s.checkout(CART).await;
+        let location = s.pay(&id, "pay").await;
+        assert_eq!(location, format!("{}/success.html?session_id={id}", s.site));
+        let order = s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+        assert_eq!(order.fulfillments, 1, "{backend:?}");
+        assert_eq!(order.amount_total, Some(2 * 2500 + 3 * 600));
+        assert_eq!(order.items.len(), 2);
+        // The delivery was signed as Stripe signs, and acknowledged.
+        let d = s.emu.deliveries();
+        let done = d.iter().find(|d| d.event_type == "checkout.session.completed").unwrap();
+        assert_eq!(done.status, Some(200), "{backend:?}: {}", done.response_body);
+        assert!(done.response_body.contains("processed"));
+        // The success page's view, fulfilling again from the landing page changes nothing.
+        let (status, headers, json) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+        assert_eq!(status, 200, "{json}");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(json["fulfillment"], "fulfilled");
+        assert_eq!(json["payment_status"], "paid");
+        assert_eq!(json["amount_total"], 6800);
+        assert_eq!(json["items"][0]["name"], "Ferris T-shirt");
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["amount_total", "currency", "fulfillment", "items", "payment_status", "status"]);
+        assert!(!json.to_string().contains("@"), "no email leaks: {json}");
+        assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
+    }
+}
+
+#[tokio::test]
+async fn success_page_fulfils_even_before_the_webhook() {
+    let s = shop(ShopOptions { no_webhooks: true, ..Default::default() }).await;
+    let id = s.checkout(CART).await;
+    let (_, _, before) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+    assert_eq!(before["fulfillment"], "pending");
+    assert_eq!(before["status"], "open");
+    s.pay(&id, "pay").await;
+    let (status, _, json) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(json["fulfillment"], "fulfilled");
+    assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
+}
+
+#[tokio::test]
+async fn delayed_payment_success_and_failure() {
+    for backend in backends() {
+        let s = shop_on(backend).await;
+        let ok = s.checkout(CART).await;
+        s.pay(&ok, "delayed_success").await;
+        s.wait_order(&ok, |o| o.state == OrderState::Fulfilled).await;
+        let types: Vec<String> = s.emu.deliveries().iter().filter(|d| d.status == Some(200)).map(|d| d.event_type.clone()).collect();
+        assert!(types.contains(&"checkout.session.completed".to_string()));
+        assert!(types.contains(&"checkout.session.async_payment_succeeded".to_string()));
+
+        let bad = s.checkout(CART).await;
+        s.pay(&bad, "delayed_failure").await;
+        let o = s.wait_order(&bad, |o| o.state == OrderState::PaymentFailed).await;
+        assert_eq!(o.fulfillments, 0);
+        let (_, _, json) = s.get(&format!("/api/checkout-status?session_id={bad}")).await;
+        assert_eq!(json["fulfillment"], "payment_failed");
+    }
+}
+
+#[tokio::test]
+async fn awaiting_payment_is_recorded_then_fulfilled() {
+    let s = shop(ShopOptions::default()).await;
+    let id = s.checkout(CART).await;
+    s.pay(&id, "delayed_success").await;
+    // checkout.session.completed with payment_status=unpaid ⇒ awaiting payment first.
+    let first = s.wait_order(&id, |_| true).await;
+    assert!(matches!(first.state, OrderState::AwaitingPayment | OrderState::Fulfilled));
+    s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+}
+
+#[tokio::test]
+async fn cancel_redirects_and_records_nothing() {
+    let s = shop(ShopOptions::default()).await;
+    let id = s.checkout(CART).await;
+    let location = s.pay(&id, "cancel").await;
+    assert_eq!(location, format!("{}/cancel.html", s.site));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.app.store.order(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn expired_session_is_recorded_as_expired() {
+    let s = shop(ShopOptions::default()).await;
+    let id = s.checkout(CART).await;
+    let r = s.http.post(format!("{}/v1/checkout/sessions/{id}/expire", s.emu.base_url()))
+        .bearer_auth(common::SECRET_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let o = s.wait_order(&id, |o| o.state == OrderState::Expired).await;
+    assert_eq!(o.fulfillments, 0);
+}
+
+#[tokio::test]
+async fn duplicate_deliveries_fulfil_once() {
+    for backend in backends() {
+        let s = shop_on(backend).await;
+        s.emu.set_webhook_faults(WebhookFaults { duplicate: true, ..Default::default() });
+        let id = s.checkout(CART).await;
+        s.pay(&id, "pay").await;
+        s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let acked: Vec<_> = s.emu.deliveries().into_iter().filter(|d| d.status == Some(200)).collect();
+            if acked.len() >= 2 {
+                assert!(acked.iter().any(|d| d.response_body.contains("duplicate")), "{acked:?}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "both copies acknowledged");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
+    }
+}
+
+#[tokio::test]
+async fn reordered_delivery_never_moves_an_order_back() {
+    for backend in backends() {
+        let s = shop_on(backend).await;
+        s.emu.set_webhook_faults(WebhookFaults { reorder: true, ..Default::default() });
+        let id = s.checkout(CART).await;
+        s.pay(&id, "delayed_success").await;
+        // Let both events queue, then flush: async_payment_succeeded arrives before completed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.emu.flush();
+        let o = s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.emu.deliveries().iter().filter(|d| d.status == Some(200)).count() < 2 {
+            assert!(std::time::Instant::now() < deadline, "both events delivered");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let order: Vec<String> = s.emu.deliveries().iter().map(|d| d.event_type.clone()).collect();
+        assert_eq!(order.first().map(String::as_str), Some("checkout.session.async_payment_succeeded"), "{order:?}");
+        let after = s.app.store.order(&id).await.unwrap().unwrap();
+        assert_eq!(after.state, OrderState::Fulfilled, "the late 'completed (unpaid)' did not downgrade");
+        assert_eq!(after.fulfillments, o.fulfillments);
+        assert_eq!(after.fulfillments, 1);
+    }
+}
+
+#[tokio::test]
+async fn hundred_concurrent_deliveries_fulfil_exactly_once() {
+    for backend in backends() {
+        // Two instances of the function sharing one store, like two Vercel instances.
+        let db = common::database_url(backend);
+        let a = shop(ShopOptions { database_url: Some(db.clone()), no_webhooks: true, ..Default::default() }).await;
+        let b = common::shop_with_emulator(
+            stripe_emulator::Emulator::start(common::emulator_options()).await.unwrap(),
+            ShopOptions { database_url: Some(db), no_webhooks: true, env: vec![("STRIPE_API_BASE", a.emu.base_url())], ..Default::default() },
+        )
+        .await;
+        let id = a.checkout(CART).await;
+        a.pay(&id, "pay").await;
+        let completed = a.emu.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();
+        let mut second = completed.clone();
+        second["id"] = serde_json::json!(format!("{}_other", completed["id"].as_str().unwrap()));
+        second["type"] = serde_json::json!("checkout.session.async_payment_succeeded");
+        let bodies = [serde_json::to_vec(&completed).unwrap(), serde_json::to_vec(&second).unwrap()];
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let target = if i % 2 == 0 { a.url("/api/webhook") } else { b.url("/api/webhook") };
+            // Half the same event, half a different event for the same session.
+            let body = bodies[(i / 2) % 2].clone();
+            let http = a.http.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = http.post(target).header("stripe-signature", signed(&body)).body(body).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }));
+        }
+        let mut processed = 0;
+        for t in tasks {
+            let (status, text) = t.await.unwrap();
+            assert_eq!(status, 200, "{backend:?}: {text}");
+            processed += usize::from(text.contains("processed"));
+        }
+        assert_eq!(processed, 2, "{backend:?}: each of the two events processed once");
+        let o = a.app.store.order(&id).await.unwrap().unwrap();
+        assert_eq!((o.state, o.fulfillments), (OrderState::Fulfilled, 1), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn forged_and_malformed_deliveries_get_one_generic_400() {
+    let s = shop(ShopOptions { no_webhooks: true, ..Default::default() }).await;
+    let body = br#"{"id":"evt_forged","object":"event","type":"checkout.session.completed","livemode":false,"data":{"object":{"id":"cs_test_forged"}}}"#;
+    let t = unix_now();
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        ("unsigned", body.to_vec(), None),
+        ("wrong secret", body.to_vec(), Some(checkout::signature::sign(b"whsec_attacker", t, body))),
+        ("expired", body.to_vec(), Some(checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t - 301, body))),
+        ("garbage header", body.to_vec(), Some("nonsense".into())),
+        ("signed non-json", b"not json".to_vec(), Some(signed(b"not json"))),
+        ("signed non-utf8", b"{\"a\":\"\xff\"}".to_vec(), Some(signed(b"{\"a\":\"\xff\"}"))),
+        ("empty body", Vec::new(), Some(signed(b""))),
+    ];
+    let mut bodies = std::collections::HashSet::new();
+    for (name, b, h) in cases {
+        let (status, json) = deliver(&s, &b, h).await;
+        assert_eq!(status, 400, "{name}");
+        bodies.insert(json.to_string());
+    }
+    assert_eq!(bodies.len(), 1, "one generic body: {bodies:?}");
+    assert!(s.emu.requests().is_empty(), "nothing forged reached Stripe");
+    assert!(!s.app.store.event_seen("evt_forged").await.unwrap());
+    // Too large ⇒ 413 before any work.
+    let big = vec![b'a'; checkout::webhook::BODY_LIMIT + 1];
+    let (status, _) = deliver(&s, &big, Some(signed(&big))).await;
+    assert_eq!(status, 413);
+    let r = s.http.get(s.url("/api/webhook")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+}
+
+#[tokio::test]
+async fn authentic_but_unhandled_events_are_acknowledged() {
+    let s = shop(ShopOptions { no_webhooks: true, ..Default::default() }).await;
+    for body in [
+        r#"{"id":"evt_a","object":"event","type":"customer.created","livemode":false,"data":{"object":{"id":"cus_1"}}}"#,
+        r#"{"id":"evt_b","object":"event","type":"checkout.session.completed","livemode":true,"data":{"object":{"id":"cs_live_x"}}}"#,
+        r#"{"unexpected":"shape"}"#,
+        r#"[1,2,3]"#,
+        r#"{"id":"evt_c","object":"event","type":"checkout.session.completed","livemode":false,"data":{"object":{"id":"cs_test_doesnotexist"}}}"#,
+    ] {
+        let (status, json) = deliver(&s, body.as_bytes(), Some(signed(body.as_bytes()))).await;
+        assert_eq!(status, 200, "{body}: {json}");
+        assert_eq!(json["result"], "ignored", "{body}");
+    }
+    assert!(s.app.store.order("cs_live_x").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn no_secret_configured_fails_closed_with_500() {
+    let s = shop(ShopOptions { no_webhooks: true, env: vec![("STRIPE_WEBHOOK_SECRET", String::new())], ..Default::default() }).await;
+    let body = br#"{"id":"evt_x","object":"event","type":"customer.created","livemode":false,"data":{"object":{}}}"#;
+    let (status, json) = deliver(&s, body, Some(signed(body))).await;
+    assert_eq!(status, 500);
+    assert!(json["error"]["reference"].is_string());
+}
+
+#[tokio::test]
+async fn stripe_down_during_fulfilment_answers_5xx_and_the_retry_succeeds() {
+    let s = shop(ShopOptions { no_webhooks: true, ..Default::default() }).await;
+    let id = s.checkout(CART).await;
+    s.pay(&id, "pay").await;
+    let event = s.emu.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();
+    let body = serde_json::to_vec(&event).unwrap();
+    s.emu.set_api_fault(stripe_emulator::ApiFault { status: Some(500), count: 3, ..Default::default() });
+    let (status, _) = deliver(&s, &body, Some(signed(&body))).await;
+    assert_eq!(status, 502, "Stripe unreachable ⇒ 5xx so Stripe retries");
+    assert!(!s.app.store.event_seen(event["id"].as_str().unwrap()).await.unwrap(), "nothing recorded");
+    let (status, json) = deliver(&s, &body, Some(signed(&body))).await;
+    assert_eq!(status, 200);
+    assert_eq!(json["result"], "processed");
+    assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
+}
+
+#[tokio::test]
+async fn checkout_status_validates_the_session_id() {
+    let s = shop(ShopOptions::default()).await;
+    for (q, want) in [
+        ("", 400),
+        ("?session_id=", 400),
+        ("?session_id=pi_123", 400),
+        ("?session_id=cs_test_abc%27--", 400),
+        ("?session_id=cs_live_abc", 404),
+        ("?session_id=cs_test_doesnotexist", 404),
+    ] {
+        let (status, _, json) = s.get(&format!("/api/checkout-status{q}")).await;
+        assert_eq!(status, want, "{q}: {json}");
+    }
+    let r = s.http.post(s.url("/api/checkout-status?session_id=cs_test_x")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+}
