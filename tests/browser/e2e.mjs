@@ -1,0 +1,331 @@
+// Real-browser end-to-end tests of the storefront against the dev server (offline mode,
+// in-process Stripe emulator). Run by `cargo test -p dev --test browser`, or by hand:
+//
+//   PORT=3000 cargo run -p dev &
+//   SHOP_URL=http://localhost:3000 ARTIFACTS=artifacts/browser node tests/browser/e2e.mjs
+//
+// Uses playwright-core from tests/oracle/node_modules (`npm ci` there) and a system Chromium
+// (`CHROMIUM`, default /usr/bin/chromium; Debian: `apt-get install chromium`). No browser is
+// downloaded. Every request to anything but localhost/127.0.0.1 is blocked and fails the run.
+
+import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(new URL('../oracle/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const SHOP_URL = (process.env.SHOP_URL || 'http://localhost:3000').replace(/\/+$/, '');
+const SHOP_ORIGIN = new URL(SHOP_URL).origin;
+const ARTIFACTS = path.resolve(process.env.ARTIFACTS || 'artifacts/browser');
+const NEUTRAL = 'Totals updated. Eligible codes are applied at checkout.';
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const consoleLog = [];
+let problems = []; // per scenario: CSP violations / JS errors on the shop's pages, off-host requests
+
+function isLocal(u) {
+  try {
+    const h = new URL(u).hostname;
+    return h === 'localhost' || h === '127.0.0.1' || h === '[::1]';
+  } catch {
+    return u.startsWith('data:') || u.startsWith('about:') || u.startsWith('blob:');
+  }
+}
+
+function onShop(page, locUrl) {
+  const urls = [locUrl, page.url()].filter(Boolean);
+  return urls.some((u) => {
+    try { return new URL(u).origin === SHOP_ORIGIN; } catch { return false; }
+  });
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function newContext(browser, opts = {}) {
+  const context = await browser.newContext({
+    viewport: opts.viewport || DESKTOP,
+    deviceScaleFactor: opts.deviceScaleFactor || 1,
+    isMobile: !!opts.isMobile,
+    hasTouch: !!opts.isMobile,
+    locale: 'en-US',
+    timezoneId: 'UTC',
+  });
+  context.setDefaultTimeout(10_000);
+  context.setDefaultNavigationTimeout(15_000);
+  // Nothing may leave the machine.
+  await context.route((url) => !isLocal(url.href), (route) => {
+    problems.push(`blocked off-host request: ${route.request().url()}`);
+    return route.abort('blockedbyclient');
+  });
+  context.on('page', (page) => watch(page));
+  return context;
+}
+
+function watch(page) {
+  page.on('console', (msg) => {
+    const loc = msg.location() || {};
+    const text = msg.text();
+    consoleLog.push(`[${msg.type()}] ${page.url()} ${loc.url || ''}:${loc.lineNumber ?? ''} ${text}`);
+    if (!onShop(page, loc.url)) return; // the emulator's hosted page is not ours
+    if (/Content Security Policy|Refused to/i.test(text)) {
+      problems.push(`CSP violation on ${page.url()}: ${text}`);
+    } else if (msg.type() === 'error') {
+      problems.push(`console error on ${page.url()}: ${text}`);
+    }
+  });
+  page.on('pageerror', (err) => {
+    consoleLog.push(`[pageerror] ${page.url()} ${err.stack || err}`);
+    if (onShop(page)) problems.push(`JS error on ${page.url()}: ${err.message || err}`);
+  });
+}
+
+async function shot(page, name, opts = {}) {
+  await page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: opts.fullPage ?? true });
+}
+
+const card = (page, id) => page.locator(`[data-product-id="${id}"]`);
+
+async function openShop(page) {
+  await page.goto(`${SHOP_URL}/`);
+  await page.locator('[data-product-id="tshirt"] button.inc').waitFor({ state: 'visible' });
+  await page.locator('[data-product-id="mug"]').waitFor();
+  // Web fonts are system fonts; wait for layout to settle before screenshots.
+  await page.evaluate(() => document.fonts && document.fonts.ready);
+}
+
+async function add(page, id, n) {
+  for (let i = 0; i < n; i++) await card(page, id).locator('button.inc').click();
+}
+
+async function qty(page, id) {
+  return card(page, id).locator('input.qty').inputValue();
+}
+
+async function text(page, sel) {
+  return (await page.locator(sel).textContent() || '').trim();
+}
+
+async function applyCode(page, code) {
+  await page.fill('#code', code);
+  await page.click('#apply-code');
+  await page.waitForFunction(
+    (neutral) => {
+      const s = document.getElementById('code-status');
+      return s && (s.textContent.trim() === neutral || s.classList.contains('is-error'));
+    },
+    NEUTRAL,
+  );
+  return text(page, '#code-status');
+}
+
+async function checkoutToHosted(page) {
+  await page.click('#checkout');
+  await page.waitForURL(/\/c\/pay\/cs_/);
+  await page.locator('#pay').waitFor();
+}
+
+async function noHorizontalOverflow(page, label) {
+  const { sw, iw } = await page.evaluate(() => ({
+    sw: document.documentElement.scrollWidth,
+    iw: window.innerWidth,
+  }));
+  assert(sw <= iw, `${label}: page is ${sw}px wide in a ${iw}px viewport (horizontal scroll)`);
+}
+
+// ------------------------------------------------------------------ scenarios
+
+async function buy(browser) {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await openShop(page);
+  await noHorizontalOverflow(page, 'shop (desktop)');
+  await shot(page, '01-shop.png');
+
+  await add(page, 'tshirt', 2);
+  await add(page, 'mug', 1);
+  assert((await qty(page, 'tshirt')) === '2', 'tshirt quantity should be 2');
+  assert((await qty(page, 'mug')) === '1', 'mug quantity should be 1');
+  assert((await text(page, '#subtotal')) === '$64.00', `subtotal before code: ${await text(page, '#subtotal')}`);
+
+  const status = await applyCode(page, 'SAVE10');
+  assert(status === NEUTRAL, `SAVE10 status: ${JSON.stringify(status)}`);
+  await page.locator('#discount-row').waitFor({ state: 'visible' });
+  assert((await text(page, '#subtotal')) === '$64.00', `subtotal: ${await text(page, '#subtotal')}`);
+  assert((await text(page, '#discount')) === '\u2212$6.40', `discount: ${await text(page, '#discount')}`);
+  assert((await text(page, '#total')) === '$57.60', `total: ${await text(page, '#total')}`);
+  await shot(page, '02-cart.png');
+
+  await checkoutToHosted(page);
+  const rows = await page.locator('tr.item').evaluateAll((trs) =>
+    trs.map((tr) => [tr.querySelector('.name').textContent.trim(), tr.querySelector('.qty').textContent.trim()]));
+  assert(rows.length === 2, `hosted page items: ${JSON.stringify(rows)}`);
+  assert(rows.some(([n, q]) => /t-?shirt/i.test(n) && q === '2'), `hosted page: no 2 × T-shirt in ${JSON.stringify(rows)}`);
+  assert(rows.some(([n, q]) => /mug/i.test(n) && q === '1'), `hosted page: no 1 × mug in ${JSON.stringify(rows)}`);
+  const hostedTotal = await text(page, '#total');
+  assert(hostedTotal.includes('57.60'), `hosted page total: ${hostedTotal}`);
+  await shot(page, '03-hosted.png');
+
+  await page.click('#pay');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html' && /^cs_/.test(u.searchParams.get('session_id') || ''));
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
+  const amount = await text(page, '#order-amount');
+  assert(amount === '$57.60', `success page amount: ${amount}`);
+  await noHorizontalOverflow(page, 'success (desktop)');
+  await shot(page, '04-success.png');
+  await context.close();
+
+  // The same storefront with a cart on a phone.
+  const phone = await newContext(browser, { viewport: PHONE, isMobile: true, deviceScaleFactor: 2 });
+  const p = await phone.newPage();
+  await openShop(p);
+  await add(p, 'tshirt', 2);
+  await add(p, 'mug', 1);
+  assert((await applyCode(p, 'SAVE10')) === NEUTRAL, 'phone: SAVE10 status');
+  await p.locator('#discount-row').waitFor({ state: 'visible' });
+  await noHorizontalOverflow(p, 'shop (phone)');
+  await shot(p, '05-phone.png');
+  await p.locator('#cart-panel').scrollIntoViewIfNeeded();
+  await shot(p, '06-phone-cart.png', { fullPage: false });
+  await phone.close();
+  return 'paid 2 × T-shirt + 1 × mug with SAVE10 ($57.60), order fulfilled';
+}
+
+async function cancel(browser) {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await openShop(page);
+  await add(page, 'hoodie', 1);
+  await add(page, 'stickers', 3);
+  await page.fill('#code', 'SAVE10');
+  await checkoutToHosted(page);
+  await shot(page, '10-cancel-hosted.png');
+  await page.click('#cancel');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/cancel.html');
+  await page.locator('#back-to-cart').waitFor();
+  await shot(page, '11-cancelled.png');
+  await page.click('#back-to-cart');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && (u.pathname === '/' || u.pathname === '/index.html'));
+  await page.locator('[data-product-id="hoodie"] input.qty').waitFor();
+  await page.waitForFunction(() => {
+    const q = (id) => document.querySelector(`[data-product-id="${id}"] input.qty`)?.value;
+    return q('hoodie') === '1' && q('stickers') === '3';
+  }).catch(() => {});
+  const kept = { hoodie: await qty(page, 'hoodie'), stickers: await qty(page, 'stickers'), tshirt: await qty(page, 'tshirt') };
+  assert(kept.hoodie === '1' && kept.stickers === '3' && kept.tshirt === '0', `cart after cancel: ${JSON.stringify(kept)}`);
+  assert((await page.inputValue('#code')) === 'SAVE10', 'code kept after cancel');
+  // The remembered code is re-validated automatically: $55 + $18 = $73, 10 % off.
+  await page.waitForFunction((neutral) => document.getElementById('code-status').textContent.trim() === neutral, NEUTRAL);
+  assert((await text(page, '#total')) === '$65.70', `total after cancel: ${await text(page, '#total')}`);
+  assert(await page.isEnabled('#checkout'), 'checkout enabled after cancel');
+  await shot(page, '12-cancel-back.png');
+  await context.close();
+  return 'cancel.html, back to the shop with the cart (1 hoodie, 3 stickers, SAVE10) kept';
+}
+
+async function delayed(browser) {
+  // Succeeds after the emulator's async delay.
+  let context = await newContext(browser);
+  let page = await context.newPage();
+  await openShop(page);
+  await add(page, 'stickers', 2);
+  await checkoutToHosted(page);
+  await page.click('#pay-delayed-success');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html');
+  const processing = page.locator('#order-status[data-state="awaiting_payment"], #order-status[data-state="pending"]');
+  await processing.waitFor({ timeout: 5_000 }).catch(async () => {
+    throw new Error(`success page never showed "processing" (data-state=${await page.getAttribute('#order-status', 'data-state')})`);
+  });
+  const first = await page.getAttribute('#order-status', 'data-state');
+  await shot(page, '20-delayed-processing.png');
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 20_000 });
+  await shot(page, '21-delayed-fulfilled.png');
+  await context.close();
+
+  // Fails after the emulator's async delay.
+  context = await newContext(browser);
+  page = await context.newPage();
+  await openShop(page);
+  await add(page, 'mug', 1);
+  await checkoutToHosted(page);
+  await page.click('#pay-delayed-failure');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html');
+  await page.locator('#order-status[data-state="payment_failed"]').waitFor({ timeout: 20_000 });
+  await shot(page, '22-delayed-failed.png');
+  // The cart survives a failed payment (same tab).
+  await page.click('#back-link');
+  await page.locator('[data-product-id="mug"] input.qty').waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-product-id="mug"] input.qty').value === '1');
+  await context.close();
+  return `delayed success: ${first} → fulfilled; delayed failure: payment_failed, cart kept`;
+}
+
+async function unknownCode(browser) {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await openShop(page);
+  await add(page, 'tshirt', 1);
+  const good = await applyCode(page, 'SAVE10');
+  await page.locator('#discount-row').waitFor({ state: 'visible' });
+  const bad = await applyCode(page, 'NOPE123');
+  assert(bad === good && bad === NEUTRAL, `NOPE123 message ${JSON.stringify(bad)} != SAVE10 message ${JSON.stringify(good)}`);
+  assert(!(await page.locator('#code-status').evaluate((e) => e.classList.contains('is-error'))), 'NOPE123 shown as an error');
+  assert(!(await page.isVisible('#discount-row')), 'discount row visible for NOPE123');
+  assert((await text(page, '#subtotal')) === '$25.00', `subtotal: ${await text(page, '#subtotal')}`);
+  assert((await text(page, '#total')) === '$25.00', `total: ${await text(page, '#total')}`);
+  await shot(page, '30-unknown-code.png');
+  await context.close();
+  return 'NOPE123: same neutral message as SAVE10, no discount row, total $25.00';
+}
+
+// ------------------------------------------------------------------ runner
+
+const scenarios = [
+  ['buy', buy],
+  ['cancel', cancel],
+  ['delayed payment', delayed],
+  ['unknown code', unknownCode],
+];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
+});
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+try {
+  for (const [name, run] of scenarios) {
+    problems = [];
+    const t0 = Date.now();
+    let detail;
+    let error = null;
+    try {
+      detail = await run(browser);
+    } catch (e) {
+      error = e;
+    }
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    if (!error && problems.length === 0) {
+      passed++;
+      console.log(`ok   ${name} (${secs}s): ${detail}`);
+    } else {
+      failed++;
+      console.log(`FAIL ${name} (${secs}s): ${error ? (error.message || error).toString().split('\n')[0] : 'page problems'}`);
+      for (const p of problems) console.log(`       ${p}`);
+    }
+  }
+} finally {
+  await browser.close();
+  writeFileSync(path.join(ARTIFACTS, 'console.log'), consoleLog.join('\n') + '\n');
+}
+console.log(`(screenshots and console.log in ${ARTIFACTS}; ${((Date.now() - started) / 1000).toFixed(1)}s)`);
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 && passed === scenarios.length ? 0 : 1;

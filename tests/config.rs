@@ -1,0 +1,138 @@
+//! Configuration table: every refusal and every accepted form.
+
+use checkout::config::{Config, Mode, UiMode};
+use std::collections::HashMap;
+
+const SK: &str = "sk_test_51abcDEF";
+const PK: &str = "pk_test_51abcDEF";
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
+    let mut env: HashMap<String, String> = HashMap::from([("STRIPE_SECRET_KEY".to_string(), SK.to_string())]);
+    for (k, v) in pairs {
+        if v.is_empty() {
+            env.remove(*k);
+        } else {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| e.0)
+}
+
+#[test]
+fn refusals_name_the_variable_and_never_the_value() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("STRIPE_SECRET_KEY", "")], "STRIPE_SECRET_KEY: not set"),
+        (&[("STRIPE_SECRET_KEY", "pk_test_51abcDEF")], "STRIPE_SECRET_KEY: must start with sk_ or rk_"),
+        (&[("STRIPE_SECRET_KEY", "whsec_51abcDEF")], "STRIPE_SECRET_KEY: must start with"),
+        (&[("STRIPE_SECRET_KEY", "sk_51abcDEF")], "test_ or live_"),
+        (&[("STRIPE_SECRET_KEY", "sk_test_")], "malformed"),
+        (&[("STRIPE_SECRET_KEY", "sk_test_51abc\n")], "leading or trailing whitespace"),
+        (&[("STRIPE_SECRET_KEY", " sk_test_51abc")], "leading or trailing whitespace"),
+        (&[("STRIPE_SECRET_KEY", "sk_test_51a bc")], "contains whitespace"),
+        (&[("STRIPE_SECRET_KEY", "sk_test_51a\nbc")], "contains whitespace"),
+        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF")], "only allowed when VERCEL_ENV=production"),
+        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "preview")], "only allowed when VERCEL_ENV=production"),
+        (&[("STRIPE_PUBLISHABLE_KEY", "sk_test_51abcDEF")], "STRIPE_PUBLISHABLE_KEY: must start with pk_"),
+        (&[("STRIPE_PUBLISHABLE_KEY", "pk_live_51abcDEF")], "mixed"),
+        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "production"), ("STRIPE_PUBLISHABLE_KEY", PK)], "mixed"),
+        (&[("STRIPE_PUBLISHABLE_KEY", "pk_test_51abc\r\n")], "STRIPE_PUBLISHABLE_KEY: leading or trailing whitespace"),
+        (&[("STRIPE_WEBHOOK_SECRET", "sk_test_51abcDEF")], "STRIPE_WEBHOOK_SECRET: each secret must start with whsec_"),
+        (&[("STRIPE_WEBHOOK_SECRET", "whsec_abc\n")], "STRIPE_WEBHOOK_SECRET: leading or trailing whitespace"),
+        (&[("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b")], "STRIPE_WEBHOOK_SECRET: leading or trailing whitespace"),
+        (&[("STRIPE_WEBHOOK_SECRET", "whsec_a,,whsec_b")], "STRIPE_WEBHOOK_SECRET: each secret must start with whsec_"),
+        (&[("STRIPE_WEBHOOK_SECRET", "whsec_")], "STRIPE_WEBHOOK_SECRET: each secret must start with whsec_"),
+        (&[("STRIPE_API_BASE", "http://api.stripe.com")], "plain http is only allowed for loopback"),
+        (&[("STRIPE_API_BASE", "http://10.0.0.5:12111")], "plain http is only allowed for loopback"),
+        (&[("STRIPE_API_BASE", "ftp://127.0.0.1")], "must be an http(s) URL"),
+        (&[("STRIPE_API_BASE", "api.stripe.com")], "not an absolute URL"),
+        (&[("STRIPE_API_BASE", "https://user:pw@api.stripe.com")], "credentials"),
+        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "production"), ("STRIPE_API_BASE", "https://evil.example")], "live keys are only sent"),
+        (&[("SITE_URL", "http://shop.example")], "SITE_URL: plain http"),
+        (&[("SITE_URL", "https://shop.example/shop")], "SITE_URL: must be an origin"),
+        (&[("SITE_URL", "https://shop.example?x=1")], "SITE_URL: must not have a query"),
+        (&[("VERCEL", "1"), ("DATABASE_URL", "postgres://db/x")], "SITE_URL: required on Vercel"),
+        (&[("VERCEL", "1"), ("SITE_URL", "https://shop.example")], "DATABASE_URL: required on Vercel"),
+        (&[("VERCEL", "1"), ("SITE_URL", "https://shop.example"), ("DATABASE_URL", "sqlite://x.db")], "DATABASE_URL: SQLite files do not survive"),
+        (&[("DATABASE_URL", "mysql://db/x")], "DATABASE_URL: must start with"),
+        (&[("DATABASE_URL", "sqlite://")], "DATABASE_URL: must start with"),
+        (&[("CHECKOUT_UI_MODE", "embedded")], "CHECKOUT_UI_MODE"),
+        (&[("STRIPE_MAX_RETRIES", "9")], "STRIPE_MAX_RETRIES"),
+        (&[("DISCOUNT_RESPONSE_FLOOR_MS", "-1")], "DISCOUNT_RESPONSE_FLOOR_MS"),
+        (&[("RATE_LIMIT_APPLY_DISCOUNT", "10")], "RATE_LIMIT_APPLY_DISCOUNT"),
+        (&[("RATE_LIMIT_CREATE_CHECKOUT", "0/60")], "RATE_LIMIT_CREATE_CHECKOUT"),
+    ];
+    for (pairs, want) in cases {
+        let err = load(pairs).expect_err(&format!("accepted {pairs:?}"));
+        assert!(err.contains(want), "{pairs:?}: got {err:?}, want {want:?}");
+        for (_, v) in *pairs {
+            let secret_like = ["sk_", "rk_", "pk_", "whsec_"].iter().any(|p| v.trim().starts_with(p));
+            if secret_like && v.trim().len() > 8 {
+                assert!(!err.contains(v.trim()), "the error leaks a value: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn accepted_forms() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.mode(), Mode::Test);
+    assert_eq!(c.api_base, "https://api.stripe.com");
+    assert_eq!(c.site_url, "http://localhost:3000");
+    assert_eq!(c.database_url, "sqlite://checkout.sqlite3");
+    assert_eq!(c.ui_mode, UiMode::Hosted);
+    assert_eq!(c.max_retries, 2);
+    assert!(c.webhook_secrets.is_empty() && c.publishable_key.is_none());
+
+    let c = load(&[
+        ("STRIPE_SECRET_KEY", "rk_test_51abcDEF"),
+        ("STRIPE_PUBLISHABLE_KEY", PK),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_old,whsec_new"),
+        ("STRIPE_API_BASE", "http://127.0.0.1:12111/"),
+        ("SITE_URL", "https://shop.example/"),
+        ("DATABASE_URL", "postgres://u:p@db.example/shop?sslmode=require"),
+        ("CHECKOUT_UI_MODE", "embedded_page"),
+        ("RATE_LIMIT_APPLY_DISCOUNT", "5/30"),
+    ])
+    .unwrap();
+    assert_eq!(c.webhook_secrets.len(), 2);
+    assert_eq!(c.api_base, "http://127.0.0.1:12111");
+    assert_eq!(c.site_url, "https://shop.example");
+    assert_eq!(c.publishable_key.as_ref().unwrap().as_str(), PK);
+    assert_eq!(c.ui_mode, UiMode::Embedded);
+    assert_eq!(c.apply_discount_limit.limit, 5);
+
+    for base in ["http://localhost:12111", "http://[::1]:12111", "https://stripe-proxy.internal.example"] {
+        assert!(load(&[("STRIPE_API_BASE", base)]).is_ok(), "{base}");
+    }
+    let live = load(&[
+        ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+        ("STRIPE_PUBLISHABLE_KEY", "pk_live_51abcDEF"),
+        ("VERCEL_ENV", "production"),
+        ("VERCEL", "1"),
+        ("SITE_URL", "https://shop.example"),
+        ("DATABASE_URL", "postgres://db/x"),
+    ])
+    .unwrap();
+    assert_eq!(live.mode(), Mode::Live);
+    // Debug output never shows a secret.
+    let shown = format!("{live:?}");
+    assert!(!shown.contains("sk_live_51abcDEF"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_bad_config_answers_a_generic_500() {
+    // The functions read the process environment once; here it has no key at all.
+    // SAFETY: this test binary runs this one test touching the environment.
+    unsafe { std::env::remove_var("STRIPE_SECRET_KEY") };
+    let req = http::Request::builder()
+        .uri("/api/products")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = checkout::routes::handle(checkout::Route::Products, req).await;
+    assert_eq!(resp.status(), 500);
+    use http_body_util::BodyExt;
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("reference") && !text.contains("STRIPE_SECRET_KEY"), "{text}");
+}

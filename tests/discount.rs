@@ -1,0 +1,217 @@
+//! apply-discount and discounted checkouts against the emulator's promotion
+//! codes: every rule, byte-identical refusals, the timing floor, forged
+//! fields, and rate limits that hold across instances.
+
+mod common;
+
+use common::{Shop, ShopOptions, shop};
+use std::time::{Duration, Instant};
+use stripe_emulator::ApiFault;
+
+const TSHIRTS: &str = r#"{"id":"tshirt","quantity":2}"#; // 5000
+const HOODIES: &str = r#"{"id":"hoodie","quantity":2}"#; // 11000
+
+fn body(items: &str, code: Option<&str>) -> String {
+    match code {
+        Some(c) => format!(r#"{{"items":[{items}],"code":{}}}"#, serde_json::json!(c)),
+        None => format!(r#"{{"items":[{items}]}}"#),
+    }
+}
+
+/// Status, raw body bytes and elapsed time of one apply-discount call.
+async fn apply(s: &Shop, items: &str, code: Option<&str>, ip: &str) -> (u16, Vec<u8>, Duration, Option<String>) {
+    let started = Instant::now();
+    let r = s
+        .http
+        .post(s.url("/api/apply-discount"))
+        .header("content-type", "application/json")
+        .header("origin", &s.site)
+        .header("x-real-ip", ip)
+        .body(body(items, code))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let bytes = r.bytes().await.unwrap().to_vec();
+    (status, bytes, started.elapsed(), retry_after)
+}
+
+fn totals(bytes: &[u8]) -> (i64, i64, i64) {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    (v["subtotal"].as_i64().unwrap(), v["discount"].as_i64().unwrap(), v["total"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn codes_that_apply_change_only_the_totals() {
+    let s = shop(ShopOptions::default()).await;
+    for (items, code, want) in [
+        (TSHIRTS, "SAVE10", (5000, 500, 4500)),
+        (TSHIRTS, "save10", (5000, 500, 4500)),
+        (TSHIRTS, "  SAVE10 ", (5000, 500, 4500)),
+        (TSHIRTS, "FIVEOFF", (5000, 500, 4500)),
+        (HOODIES, "BIGSPEND", (11000, 1100, 9900)),
+    ] {
+        let (status, bytes, _, _) = apply(&s, items, Some(code), "198.51.100.1").await;
+        assert_eq!(status, 200, "{code}");
+        assert_eq!(totals(&bytes), want, "{code}");
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("promo_") && !text.contains(code.trim()), "no code or promotion id echoed: {text}");
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_is_byte_identical_to_no_code() {
+    let s = shop(ShopOptions::default()).await;
+    let (status, baseline, _, _) = apply(&s, TSHIRTS, None, "198.51.100.2").await;
+    assert_eq!(status, 200);
+    assert_eq!(totals(&baseline), (5000, 0, 5000));
+    let long = "A".repeat(65);
+    let refusals = [
+        "EXPIRED", "EXHAUSTED", "BIGSPEND", "EUROS", "INACTIVE", "COUPONGONE", "FIRSTONLY", "PRODUCTONLY",
+        "NOPE123", "", "   ", "SAVE 10", "save10;drop", "ÄÖÜ", "<script>", long.as_str(), "SAVE\n10",
+    ];
+    for code in refusals {
+        let (status, bytes, _, _) = apply(&s, TSHIRTS, Some(code), "198.51.100.2").await;
+        assert_eq!(status, 200, "{code:?}");
+        assert_eq!(bytes, baseline, "{code:?} must look exactly like no code");
+    }
+    // Stripe unreachable looks the same too.
+    s.emu.set_api_fault(ApiFault { status: Some(500), count: 3, ..Default::default() });
+    let (status, bytes, _, _) = apply(&s, TSHIRTS, Some("SAVE10"), "198.51.100.2").await;
+    assert_eq!((status, bytes), (200, baseline.clone()));
+    // Malformed codes never reach Stripe.
+    let looked_up: Vec<String> = s
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/promotion_codes")
+        .filter_map(|r| r.params.iter().find(|(k, _)| k == "code").map(|(_, v)| v.clone()))
+        .collect();
+    for bad in ["", "SAVE 10", "save10;drop", "<script>", long.as_str()] {
+        assert!(!looked_up.iter().any(|c| c == bad), "{bad:?} was looked up");
+    }
+    // The look-up asks for what the pinned version needs.
+    let r = s.emu.requests().into_iter().find(|r| r.path == "/v1/promotion_codes").unwrap();
+    assert!(r.params.contains(&("active".into(), "true".into())));
+    assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon".into())));
+}
+
+#[tokio::test]
+async fn checkout_resolves_the_code_again_on_the_server() {
+    let s = shop(ShopOptions::default()).await;
+    let id = s.checkout(&body(TSHIRTS, Some("SAVE10"))).await;
+    let session = s.emu.session(&id).unwrap();
+    assert_eq!(session["amount_total"], 4500);
+    let sent = s.emu.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
+    assert!(sent.params.contains(&("discounts[0][promotion_code]".into(), "promo_emu_save10".into())));
+    assert!(!sent.params.iter().any(|(k, _)| k.starts_with("allow_promotion_codes")));
+
+    // A code that does not apply: full price, silently.
+    s.emu.clear_logs();
+    let id = s.checkout(&body(TSHIRTS, Some("EXPIRED"))).await;
+    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000);
+    let sent = s.emu.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
+    assert!(!sent.params.iter().any(|(k, _)| k.starts_with("discounts") || k.starts_with("allow_promotion_codes")));
+}
+
+#[tokio::test]
+async fn forged_prices_and_discounts_from_the_browser_are_refused() {
+    let s = shop(ShopOptions::default()).await;
+    for forged in [
+        r#"{"items":[{"id":"tshirt","quantity":1}],"discounts":[{"promotion_code":"promo_emu_save10"}]}"#,
+        r#"{"items":[{"id":"tshirt","quantity":1}],"promotion_code":"promo_emu_save10"}"#,
+        r#"{"items":[{"id":"tshirt","quantity":1}],"amount_total":1}"#,
+        r#"{"items":[{"id":"tshirt","quantity":1,"price":"price_cheap"}]}"#,
+        r#"{"items":[{"id":"tshirt","quantity":1,"unit_amount":1}]}"#,
+        r#"{"items":[{"id":"tshirt","quantity":1}],"code":"SAVE10","discount":5000}"#,
+    ] {
+        for path in ["/api/create-checkout", "/api/apply-discount"] {
+            let (status, _, json) = s.post_json(path, forged, "198.51.100.3").await;
+            assert_eq!(status, 400, "{path} {forged}: {json}");
+        }
+    }
+    // A promotion id typed as a code is just an unknown code.
+    let id = s.checkout(&body(TSHIRTS, Some("promo_emu_save10"))).await;
+    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000);
+    assert!(s.emu.requests().iter().filter(|r| r.path == "/v1/checkout/sessions").count() == 1);
+}
+
+#[tokio::test]
+async fn rate_limit_per_ip_with_retry_after_before_any_lookup() {
+    let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "3/60".into())], ..Default::default() }).await;
+    for _ in 0..3 {
+        let (status, ..) = apply(&s, TSHIRTS, Some("SAVE10"), "192.0.2.7").await;
+        assert_eq!(status, 200);
+    }
+    let lookups = s.emu.requests().len();
+    let (status, bytes, _, retry_after) = apply(&s, TSHIRTS, Some("SAVE10"), "192.0.2.7").await;
+    assert_eq!(status, 429);
+    let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&secs), "{secs}");
+    assert!(String::from_utf8(bytes).unwrap().contains("Too many"));
+    assert_eq!(s.emu.requests().len(), lookups, "the 429 came before any look-up");
+    // Another client is unaffected.
+    let (status, ..) = apply(&s, TSHIRTS, Some("SAVE10"), "192.0.2.8").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn rate_limit_holds_across_instances_sharing_the_store() {
+    for backend in common::backends() {
+        let db = common::database_url(backend);
+        let ip = format!("192.0.2.{}", 100 + (std::process::id() % 100));
+        let limit = vec![("RATE_LIMIT_CREATE_CHECKOUT", "4/3600".to_string())];
+        let a = shop(ShopOptions { database_url: Some(db.clone()), env: limit.clone(), ..Default::default() }).await;
+        let b = shop(ShopOptions { database_url: Some(db), env: limit, ..Default::default() }).await;
+        // Clean slate for this IP's window in a shared Postgres (earlier runs).
+        let key_ip = format!("{ip}-{}", checkout::http::random_hex(2));
+        let ip = if backend == common::Backend::Postgres { format!("2001:db8::{}", &key_ip[key_ip.len() - 4..]) } else { ip };
+        let cart = body(TSHIRTS, None);
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let s = if i % 2 == 0 { &a } else { &b };
+            let (status, headers, _) = s.post_json("/api/create-checkout", &cart, &ip).await;
+            if status == 429 {
+                assert!(headers.contains_key("retry-after"));
+            }
+            statuses.push(status);
+        }
+        // Each instance alone would allow 4 (its own bucket); together only 4 pass.
+        assert_eq!(statuses, [200, 200, 200, 200, 429, 429], "{backend:?}");
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timing_does_not_tell_codes_apart() {
+    const FLOOR_MS: u64 = 150;
+    let s = shop(ShopOptions { env: vec![("DISCOUNT_RESPONSE_FLOOR_MS", FLOOR_MS.to_string())], ..Default::default() }).await;
+    let floor = Duration::from_millis(FLOOR_MS);
+    let kinds = [Some("SAVE10"), Some("NOPE123"), Some("bad code!"), None];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
+    for round in 0..25 {
+        for (k, code) in kinds.iter().enumerate() {
+            let (status, _, elapsed, _) = apply(&s, TSHIRTS, *code, &format!("198.51.100.{}", 50 + round % 5)).await;
+            assert_eq!(status, 200);
+            assert!(elapsed >= floor, "{code:?} answered before the floor: {elapsed:?}");
+            samples[k].push(elapsed);
+        }
+    }
+    let medians: Vec<Duration> = samples.into_iter().map(median).collect();
+    let (lo, hi) = (medians.iter().min().unwrap(), medians.iter().max().unwrap());
+    // The stated bound: medians within 20 ms of each other (the floor is 150 ms and a
+    // loopback look-up takes ~1 ms, so without the floor they would differ clearly).
+    assert!(*hi - *lo < Duration::from_millis(20), "medians differ: {medians:?}");
+
+    // A slow Stripe cannot stretch the answer past the floor's budget.
+    s.emu.set_api_fault(ApiFault { delay_ms: Some(2000), count: 1, ..Default::default() });
+    let (status, bytes, elapsed, _) = apply(&s, TSHIRTS, Some("SAVE10"), "198.51.100.99").await;
+    assert_eq!(status, 200);
+    assert_eq!(totals(&bytes), (5000, 0, 5000), "a look-up past the budget does not apply");
+    assert!(elapsed < floor + Duration::from_millis(100), "{elapsed:?}");
+}
