@@ -73,7 +73,7 @@ function watch(page) {
     const text = msg.text();
     consoleLog.push(`[${msg.type()}] ${page.url()} ${loc.url || ''}:${loc.lineNumber ?? ''} ${text}`);
     if (!onShop(page, loc.url)) return; // the emulator's hosted page is not ours
-    if (/Content Security Policy|Refused to/i.test(text)) {
+    if (/Content Security Policy|Refused to|violates the following/i.test(text)) {
       problems.push(`CSP violation on ${page.url()}: ${text}`);
     } else if (msg.type() === 'error') {
       problems.push(`console error on ${page.url()}: ${text}`);

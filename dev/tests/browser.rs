@@ -1,0 +1,248 @@
+//! End-to-end tests against the real dev server binary (offline mode: in-process Stripe
+//! emulator, temporary SQLite store).
+//!
+//! - `storefront_in_a_real_browser`: runs `tests/browser/e2e.mjs` (playwright-core driving a
+//!   system Chromium) against the shop: buy with SAVE10, cancel, delayed success/failure,
+//!   unknown code; fails on any CSP violation or JS error on the shop's pages. Screenshots go
+//!   to `artifacts/browser/`. Needs `node`, `tests/oracle/node_modules` (`npm ci` there) and
+//!   Chromium (`CHROMIUM`, default `/usr/bin/chromium`); without them it prints `SKIP: ...`,
+//!   except under `CI`, where it fails.
+//! - `security_headers_and_same_site_check`: plain HTTP, no browser needed.
+//!
+//! `cargo test -p dev --test browser -- --nocapture`
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().expect("dev/ has a parent").to_path_buf()
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The dev server as a child process; killed (and its store deleted) on drop, panics included.
+struct DevServer {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl DevServer {
+    async fn start() -> DevServer {
+        // A port picked this way can be taken by someone else before the server binds it;
+        // a few attempts make that harmless.
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            match DevServer::try_start().await {
+                Ok(s) => return s,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("dev server did not start: {last_err}");
+    }
+
+    async fn try_start() -> Result<DevServer, String> {
+        let port = free_port();
+        let emu_port = free_port();
+        let dir = std::env::temp_dir().join(format!("dev-browser-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("dev.log")).map_err(|e| e.to_string())?;
+        let db = dir.join("store.sqlite3");
+        let url = format!("http://localhost:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_dev"))
+            .current_dir(repo_root())
+            .env("PORT", port.to_string())
+            .env("EMULATOR_PORT", emu_port.to_string())
+            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            // Offline mode whatever the environment or a developer's .env says: the process
+            // environment wins over .env, and an empty value counts as unset.
+            .env("STRIPE_SECRET_KEY", "")
+            .env("STRIPE_API_BASE", "")
+            .env("SITE_URL", &url)
+            .env("CHECKOUT_UI_MODE", "hosted_page")
+            .env("VERCEL", "")
+            .env("VERCEL_ENV", "")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_dev")))?;
+        let mut server = DevServer { child, url, dir };
+
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("dev server exited with {status}:\n{}", server.log()));
+            }
+            let ok = client
+                .get(format!("{}/api/products", server.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                let log = server.log();
+                drop(server);
+                panic!("dev server did not answer GET /api/products within 20 s:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dev.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What the browser test needs, or why it cannot run and how to fix that.
+fn browser_prerequisites(root: &Path) -> Result<(), String> {
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Err("`node` not found on PATH (install Node.js 18+)".into());
+    }
+    if !root.join("tests/oracle/node_modules/playwright-core/package.json").is_file() {
+        return Err("tests/oracle/node_modules/playwright-core is missing \
+                    (run `npm ci` in tests/oracle; no browser download is needed)"
+            .into());
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).is_file() {
+        return Err(format!(
+            "no Chromium at {chromium} (Debian/Ubuntu: `sudo apt-get install chromium`, \
+             or set CHROMIUM=/path/to/chrome)"
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn storefront_in_a_real_browser() {
+    let root = repo_root();
+    if let Err(why) = browser_prerequisites(&root) {
+        if in_ci() {
+            panic!("browser test cannot run in CI: {why}");
+        }
+        eprintln!("SKIP: browser end-to-end test: {why}");
+        return;
+    }
+
+    let server = DevServer::start().await;
+    let artifacts = root.join("artifacts/browser");
+    std::fs::create_dir_all(&artifacts).expect("create artifacts/browser");
+    let started = Instant::now();
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/e2e.mjs"))
+        .current_dir(&root)
+        .env("SHOP_URL", &server.url)
+        .env("ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .expect("browser test took more than 5 minutes")
+        .expect("cannot run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    if !stderr.trim().is_empty() {
+        eprintln!("{stderr}");
+    }
+    println!("browser test took {:.1}s", started.elapsed().as_secs_f64());
+    let summary_ok = stdout.lines().any(|l| l.starts_with("browser: ") && l.ends_with(" passed, 0 failed"));
+    if !out.status.success() || !summary_ok {
+        panic!(
+            "browser end-to-end test failed ({}); screenshots and console.log in {}\n--- dev server log ---\n{}",
+            out.status,
+            artifacts.display(),
+            server.log()
+        );
+    }
+}
+
+#[tokio::test]
+async fn security_headers_and_same_site_check() {
+    let server = DevServer::start().await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    for path in ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css"] {
+        let resp = client.get(format!("{}{path}", server.url)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        let h = resp.headers();
+        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let csp = get("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "GET {path}: CSP {csp:?}");
+        assert!(csp.contains("script-src 'self'"), "GET {path}: CSP {csp:?}");
+        assert!(!csp.contains("unsafe-inline"), "GET {path}: CSP {csp:?}");
+        assert_eq!(get("x-content-type-options"), "nosniff", "GET {path}");
+        assert!(get("strict-transport-security").contains("max-age="), "GET {path}: HSTS");
+        assert!(!get("referrer-policy").is_empty(), "GET {path}: Referrer-Policy");
+    }
+
+    let resp = client.get(format!("{}/api/products", server.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let cache = resp.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(!cache.is_empty(), "GET /api/products: no Cache-Control");
+    assert_eq!(
+        resp.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+    let products: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert!(products["products"].as_array().is_some_and(|p| !p.is_empty()), "{products}");
+
+    // Only same-site requests may create checkouts.
+    let body = r#"{"items":[{"id":"tshirt","quantity":1}]}"#;
+    let post = |origin: Option<String>| {
+        let mut req = client
+            .post(format!("{}/api/create-checkout", server.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    for foreign in [
+        Some("https://evil.example".to_string()),
+        Some("null".to_string()),
+        Some(format!("http://localhost:{port}.evil.example")),
+        Some(format!("http://127.0.0.1:{port}")), // same server, but not SITE_URL's origin
+        None,
+    ] {
+        let resp = post(foreign.clone()).await.unwrap();
+        assert_eq!(resp.status(), 403, "POST /api/create-checkout with Origin {foreign:?}");
+    }
+    // Control: the shop's own origin is accepted (so the 403s above are about the origin).
+    let resp = post(Some(server.url.clone())).await.unwrap();
+    let status = resp.status();
+    let json: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap_or_default();
+    assert_eq!(status, 200, "POST /api/create-checkout from the shop's origin: {json}");
+    assert!(json["url"].as_str().is_some_and(|u| u.contains("/c/pay/cs_")), "{json}");
+}

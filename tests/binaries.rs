@@ -1,0 +1,127 @@
+//! The real function binaries, spawned as Vercel's runtime runs them locally
+//! (`VERCEL_DEV_PORT`), talking HTTP to the emulator; and a scan proving that
+//! no secret from the environment ends up in `public/` or in a binary.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use stripe_emulator::{Emulator, Options};
+
+const FUNCTIONS: [(&str, &str); 5] = [
+    ("products", env!("CARGO_BIN_EXE_products")),
+    ("create-checkout", env!("CARGO_BIN_EXE_create-checkout")),
+    ("apply-discount", env!("CARGO_BIN_EXE_apply-discount")),
+    ("webhook", env!("CARGO_BIN_EXE_webhook")),
+    ("checkout-status", env!("CARGO_BIN_EXE_checkout-status")),
+];
+
+struct Function {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn spawn(bin: &str, env: &[(&str, String)]) -> Function {
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.env_clear().env("VERCEL_DEV_PORT", port.to_string()).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let f = Function { child: cmd.spawn().expect("function binary starts"), port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "{bin} never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f
+}
+
+#[tokio::test]
+async fn each_function_binary_serves_its_route() {
+    let emu = Emulator::start(Options { webhook_secret: common::WEBHOOK_SECRET.into(), ..common::emulator_options() }).await.unwrap();
+    let site = "http://localhost:3999".to_string();
+    let env = vec![
+        ("STRIPE_SECRET_KEY", common::SECRET_KEY.to_string()),
+        ("STRIPE_WEBHOOK_SECRET", common::WEBHOOK_SECRET.to_string()),
+        ("STRIPE_API_BASE", emu.base_url()),
+        ("SITE_URL", site.clone()),
+        ("DATABASE_URL", common::sqlite_url()),
+        ("DISCOUNT_RESPONSE_FLOOR_MS", "50".to_string()),
+    ];
+    let http = reqwest::Client::new();
+    let mut f = Vec::new();
+    for (_, bin) in FUNCTIONS {
+        f.push(spawn(bin, &env).await);
+    }
+    let url = |i: usize, q: &str| format!("http://127.0.0.1:{}{q}", f[i].port);
+
+    let r = http.get(url(0, "/api/products")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("tshirt"));
+
+    let cart = r#"{"items":[{"id":"mug","quantity":2}],"code":"SAVE10"}"#;
+    let r = http.post(url(1, "/api/create-checkout")).header("origin", &site).header("content-type", "application/json").body(cart).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let session_id = json["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    assert_eq!(emu.session(&session_id).unwrap()["amount_total"], 2520);
+
+    let r = http.post(url(2, "/api/apply-discount")).header("origin", &site).header("content-type", "application/json").body(cart).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"currency":"usd","subtotal":2800,"discount":280,"total":2520}"#);
+
+    emu.set_webhook_url(Some(url(3, "/api/webhook")));
+    emu.pay(&session_id, "pay").unwrap();
+    emu.wait_for_deliveries(|d| d.iter().any(|d| d.status == Some(200)), Duration::from_secs(10)).await.expect("the webhook binary acknowledged the event");
+    let r = http.post(url(3, "/api/webhook")).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 400, "unsigned ⇒ 400");
+
+    let r = http.get(url(4, &format!("/api/checkout-status?session_id={session_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["fulfillment"], "fulfilled");
+}
+
+#[tokio::test]
+async fn a_misconfigured_function_answers_a_generic_500_without_the_value() {
+    let f = spawn(FUNCTIONS[0].1, &[("STRIPE_SECRET_KEY", "sk_test_51leaky\n".to_string())]).await;
+    let r = reqwest::get(format!("http://127.0.0.1:{}/api/products", f.port)).await.unwrap();
+    assert_eq!(r.status(), 500);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("leaky") && !text.contains("STRIPE_SECRET_KEY"), "{text}");
+}
+
+#[test]
+fn no_secret_in_public_or_in_function_binaries() {
+    let secrets = [common::SECRET_KEY, common::WEBHOOK_SECRET, "sk_test_emulator", "whsec_emulator_local"];
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(format!("{root}/public")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.len() >= 5, "public/ has the storefront");
+    for (_, bin) in FUNCTIONS {
+        files.push(bin.into());
+    }
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        for s in secrets {
+            assert!(memchr::memmem::find(&bytes, s.as_bytes()).is_none(), "{} contains {s}", path.display());
+        }
+        if path.starts_with(format!("{root}/public")) {
+            let text = String::from_utf8_lossy(&bytes);
+            for prefix in ["sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_"] {
+                assert!(!text.contains(prefix), "{} mentions {prefix}", path.display());
+            }
+        }
+    }
+}

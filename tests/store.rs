@@ -1,0 +1,176 @@
+//! The order store's contract, run against SQLite always and Postgres when
+//! `TEST_DATABASE_URL` is set: exactly-once under concurrency, states that
+//! only move forward, duplicate events, shared counters, and an outage.
+
+mod common;
+
+use checkout::store::{Applied, EventRef, OrderItem, OrderState, OrderUpdate, Store};
+use common::{Backend, backends, database_url};
+use std::sync::Arc;
+
+fn update(session_id: &str, state: OrderState) -> OrderUpdate {
+    OrderUpdate {
+        session_id: session_id.to_string(),
+        state,
+        payment_status: if state == OrderState::Fulfilled { "paid" } else { "unpaid" }.into(),
+        amount_total: Some(4200),
+        currency: Some("usd".into()),
+        items: vec![OrderItem { name: "Mug".into(), quantity: 3 }],
+        livemode: false,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", checkout::http::random_hex(10))
+}
+
+#[tokio::test]
+async fn records_once_and_only_moves_forward() {
+    for backend in backends() {
+        let store = Store::open(&database_url(backend)).unwrap();
+        let id = unique("cs_test");
+        let ev1 = unique("evt");
+        let r = store.apply(&update(&id, OrderState::AwaitingPayment), Some(EventRef { id: &ev1, kind: "checkout.session.completed" })).await.unwrap();
+        assert_eq!(r, Applied::Recorded { newly_fulfilled: false }, "{backend:?}");
+        let r = store.apply(&update(&id, OrderState::AwaitingPayment), Some(EventRef { id: &ev1, kind: "checkout.session.completed" })).await.unwrap();
+        assert_eq!(r, Applied::DuplicateEvent, "{backend:?}");
+        let r = store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap();
+        assert_eq!(r, Applied::Recorded { newly_fulfilled: true });
+        let r = store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap();
+        assert_eq!(r, Applied::Recorded { newly_fulfilled: false });
+        // A late "awaiting" or "failed" never moves a fulfilled order back.
+        store.apply(&update(&id, OrderState::AwaitingPayment), None).await.unwrap();
+        store.apply(&update(&id, OrderState::PaymentFailed), None).await.unwrap();
+        let o = store.order(&id).await.unwrap().unwrap();
+        assert_eq!((o.state, o.fulfillments), (OrderState::Fulfilled, 1), "{backend:?}");
+        assert_eq!(o.items, vec![OrderItem { name: "Mug".into(), quantity: 3 }]);
+        assert_eq!(o.amount_total, Some(4200));
+        assert!(store.event_seen(&ev1).await.unwrap());
+        assert!(!store.event_seen(&unique("evt")).await.unwrap());
+        assert!(store.order(&unique("cs_test")).await.unwrap().is_none());
+        // Failed stays failed against a late "awaiting".
+        let f = unique("cs_test");
+        store.apply(&update(&f, OrderState::PaymentFailed), None).await.unwrap();
+        store.apply(&update(&f, OrderState::AwaitingPayment), None).await.unwrap();
+        assert_eq!(store.order(&f).await.unwrap().unwrap().state, OrderState::PaymentFailed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_fulfilments_record_exactly_one() {
+    for backend in backends() {
+        let url = database_url(backend);
+        // Ten separate handles (connections), like ten function instances.
+        let stores: Vec<Arc<Store>> = (0..10).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
+        let id = unique("cs_test");
+        let events = [unique("evt"), unique("evt")];
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let store = stores[i % 10].clone();
+            let (id, ev) = (id.clone(), events[i % 2].clone());
+            tasks.push(tokio::spawn(async move {
+                let kind = if i % 2 == 0 { "checkout.session.completed" } else { "checkout.session.async_payment_succeeded" };
+                store.apply(&update(&id, OrderState::Fulfilled), Some(EventRef { id: &ev, kind })).await.unwrap()
+            }));
+        }
+        let mut newly = 0;
+        let mut dups = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Applied::Recorded { newly_fulfilled: true } => newly += 1,
+                Applied::DuplicateEvent => dups += 1,
+                Applied::Recorded { newly_fulfilled: false } => {}
+            }
+        }
+        assert_eq!(newly, 1, "{backend:?}: exactly one fulfilment");
+        assert_eq!(dups, 98, "{backend:?}: each event processed once");
+        assert_eq!(stores[0].order(&id).await.unwrap().unwrap().fulfillments, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_counter_counts_every_hit() {
+    for backend in backends() {
+        let url = database_url(backend);
+        let stores: Vec<Arc<Store>> = (0..5).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
+        let bucket = unique("test");
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let s = stores[i % 5].clone();
+                let b = bucket.clone();
+                tokio::spawn(async move { s.hit(&b, 1_000).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=50).collect::<Vec<i64>>(), "{backend:?}");
+        assert_eq!(stores[0].hit(&bucket, 2_000).await.unwrap(), 1, "a new window starts at 1");
+    }
+}
+
+/// A TCP proxy in front of Postgres that a test can take down and bring back.
+struct Switch {
+    addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+async fn switch_to(target: std::net::SocketAddr) -> Switch {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (up, rx) = tokio::sync::watch::channel(true);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { return };
+            let mut rx = rx.clone();
+            if !*rx.borrow() {
+                continue; // down: drop the connection at once
+            }
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = rx.wait_for(|up| !*up) => {} // taken down: cut live connections
+                }
+            });
+        }
+    });
+    Switch { addr, up }
+}
+
+#[tokio::test]
+async fn store_down_answers_5xx_and_a_later_retry_succeeds() {
+    let Some(pg) = common::postgres_url() else { return };
+    let url: reqwest::Url = pg.parse().unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432)).parse().unwrap();
+    let switch = switch_to(target).await;
+    let mut via = url.clone();
+    via.set_port(Some(switch.addr.port())).unwrap();
+    let shop = common::shop(common::ShopOptions { database_url: Some(via.to_string()), no_webhooks: true, ..Default::default() }).await;
+    let id = shop.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
+    shop.pay(&id, "pay").await;
+    let event = shop.emu.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();
+    let body = serde_json::to_vec(&event).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let post = |body: Vec<u8>| {
+        let header = checkout::signature::sign(common::WEBHOOK_SECRET.as_bytes(), now, &body);
+        shop.http.post(shop.url("/api/webhook")).header("stripe-signature", header).body(body).send()
+    };
+
+    switch.up.send(true).unwrap();
+    switch.up.send(false).unwrap();
+    let r = post(body.clone()).await.unwrap();
+    assert_eq!(r.status(), 500, "store down ⇒ 5xx so Stripe retries");
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("postgres") && text.contains("reference"), "{text}");
+
+    switch.up.send(true).unwrap();
+    let r = post(body).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let direct = Store::open(&pg).unwrap();
+    let o = direct.order(&id).await.unwrap().unwrap();
+    assert_eq!((o.state, o.fulfillments), (OrderState::Fulfilled, 1));
+    let _ = Backend::Postgres;
+}
