@@ -4,8 +4,11 @@
 //! (a price, an amount, a promotion id) are refused, and every amount is
 //! computed here from [`crate::catalog`].
 
+use crate::app::App;
 use crate::catalog::{self, Product};
-use crate::http::ApiError;
+use crate::config::RateLimit;
+use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Method};
+use bytes::Bytes;
 use serde::Deserialize;
 
 /// Most distinct lines one cart may hold.
@@ -87,4 +90,29 @@ impl CartRequest {
             .sum();
         Ok(Cart { lines, currency, subtotal })
     }
+}
+
+/// The shared front half of the cart endpoints (`create-checkout`,
+/// `apply-discount`): POST only, same-site, JSON, the per-IP rate limit
+/// `scope` (before any work), the body limit, then the cart checked against
+/// the catalog.
+pub async fn read<B>(
+    app: &App,
+    req: http::Request<B>,
+    scope: &str,
+    limit: RateLimit,
+) -> Result<(CartRequest, Cart), ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    http::require_method(&parts.method, &[Method::POST])?;
+    http::require_same_site(&parts.headers, &app.config.site_url)?;
+    http::require_json(&parts.headers)?;
+    app.limiter.check(&app.store, scope, http::client_ip(&parts.headers), limit).await?;
+    let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
+    let request: CartRequest = http::parse_json(&bytes)?;
+    let cart = request.validate()?;
+    Ok((request, cart))
 }

@@ -2,13 +2,13 @@
 //! from the catalog and whose discount, if any, the server decided.
 
 use crate::app::App;
-use crate::cart::{Cart, CartRequest};
+use crate::cart::{self, Cart};
 use crate::config::{Config, UiMode};
 use crate::discount::{self, AppliedDiscount};
-use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response};
+use crate::http::{self, ApiError, BoxError, Response};
 use crate::stripe::{Client, Form, types::Session};
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 
 /// Creates the session and answers `{"url"}` (hosted) or `{"client_secret"}` (embedded).
@@ -17,15 +17,8 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let (parts, body) = req.into_parts();
-    http::require_method(&parts.method, &[Method::POST])?;
-    http::require_same_site(&parts.headers, &app.config.site_url)?;
-    http::require_json(&parts.headers)?;
-    let ip = http::client_ip(&parts.headers);
-    app.limiter.check(&app.store, "create-checkout", ip, app.config.create_checkout_limit).await?;
-    let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
-    let request: CartRequest = http::parse_json(&bytes)?;
-    let cart = request.validate()?;
+    let limit = app.config.create_checkout_limit;
+    let (request, cart) = cart::read(app, req, "create-checkout", limit).await?;
     let discount = match request.code.as_deref() {
         Some(code) => discount::resolve(app, &cart, code).await,
         None => None,

@@ -7,12 +7,12 @@
 //! `apply-discount` is padded to the same floor so timing tells nothing.
 
 use crate::app::App;
-use crate::cart::{Cart, CartRequest};
-use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response};
+use crate::cart::Cart;
+use crate::http::{self, ApiError, BoxError, Response};
 use crate::stripe::Form;
 use crate::stripe::types::{Expandable, List, PromotionCode};
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -155,15 +155,8 @@ where
     B::Error: Into<BoxError>,
 {
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
-    http::require_method(&parts.method, &[Method::POST])?;
-    http::require_same_site(&parts.headers, &app.config.site_url)?;
-    http::require_json(&parts.headers)?;
-    let ip = http::client_ip(&parts.headers);
-    app.limiter.check(&app.store, "apply-discount", ip, app.config.apply_discount_limit).await?;
-    let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
-    let request: CartRequest = http::parse_json(&bytes)?;
-    let cart = request.validate()?;
+    let limit = app.config.apply_discount_limit;
+    let (request, cart) = crate::cart::read(app, req, "apply-discount", limit).await?;
     let floor = app.config.discount_floor;
     // The look-up may use at most 80 % of the floor; past that the code
     // simply does not apply, so a slow Stripe cannot stretch the answer.
