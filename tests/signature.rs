@@ -2,12 +2,13 @@
 //! stripe-python over a generated corpus, and property tests that any
 //! tampering is rejected.
 
+mod common;
+
 use checkout::config::WebhookSecret;
 use checkout::signature::{self, SignatureError};
 use checkout::webhook::authenticate;
 use proptest::prelude::*;
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
@@ -101,36 +102,9 @@ fn corpus(now: i64) -> Vec<Case> {
     cases
 }
 
-fn tool_missing(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        panic!("CI is set but {what} is unavailable: run .ci/run's install steps");
-    }
-    eprintln!("SKIP: {what} unavailable (install with: cd tests/oracle && npm ci; pip install -r tests/oracle/requirements.txt)");
-}
-
-fn oracle(cmd: &str, script: &str, input: &str) -> Option<Vec<bool>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
-    let mut child = Command::new(cmd)
-        .arg(script)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
-        eprintln!("{cmd} {script} failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 #[test]
 fn differential_against_stripe_node_and_stripe_python() {
-    use base64_like::encode;
+    use common::base64_encode as encode;
     let now = now();
     let cases = corpus(now);
     let input = serde_json::to_string(
@@ -140,8 +114,8 @@ fn differential_against_stripe_node_and_stripe_python() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let Some(node) = oracle("node", "verify.js", &input) else { return tool_missing("node with npm stripe") };
-    let Some(python) = oracle("python3", "verify.py", &input) else { return tool_missing("python3 with PyPI stripe") };
+    let Some(node) = common::oracle("node", "verify.js", &input) else { return common::tool_missing("node with npm stripe") };
+    let Some(python) = common::oracle("python3", "verify.py", &input) else { return common::tool_missing("python3 with PyPI stripe") };
     assert_eq!(node.len(), cases.len());
     assert_eq!(python.len(), cases.len());
     let mut agreed_accept = 0;
@@ -156,26 +130,6 @@ fn differential_against_stripe_node_and_stripe_python() {
         }
     }
     assert!(agreed_accept >= 40, "the corpus must exercise acceptance ({agreed_accept})");
-}
-
-/// Minimal standard base64, to keep dependencies few.
-mod base64_like {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    pub fn encode(data: &[u8]) -> String {
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
 }
 
 proptest! {

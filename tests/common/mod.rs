@@ -274,3 +274,57 @@ pub async fn raw_chunked_post(addr: SocketAddr, path: &str, origin: &str, body: 
     let text = String::from_utf8_lossy(&buf);
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
+
+/// Skips (or, under CI, fails) a test whose tool is missing.
+pub fn tool_missing(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("CI is set but {what} is unavailable: run .ci/run's install steps");
+    }
+    eprintln!("SKIP: {what} unavailable (install with: cd tests/oracle && npm ci; pip install -r tests/oracle/requirements.txt)");
+}
+
+/// Runs an oracle script from tests/oracle with JSON on stdin; `None` if it cannot run.
+pub fn oracle(cmd: &str, script: &str, input: &str) -> Option<Vec<bool>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
+    let mut child = std::process::Command::new(cmd)
+        .arg(script)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        eprintln!("{cmd} {script} failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Standard base64 (to keep dependencies few).
+pub fn base64_encode(data: &[u8]) -> String {
+    base64_like::encode(data)
+}
+
+pub mod base64_like {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    pub fn encode(data: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+

@@ -1,0 +1,67 @@
+//! End-to-end webhook latency: a signed `checkout.session.completed` POSTed
+//! over loopback HTTP to `/api/webhook`, which verifies it, retrieves the
+//! session with its line items from the Stripe emulator, and records the
+//! order and its fulfilment in one transaction — against SQLite, and against
+//! Postgres when `TEST_DATABASE_URL` is set. `cargo bench --bench webhook_e2e`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Backend, ShopOptions, WEBHOOK_SECRET};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const ROUNDS: usize = 200;
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+async fn run(backend: Backend) {
+    let s = common::shop(ShopOptions { backend: Some(backend), no_webhooks: true, ..Default::default() }).await;
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS + 20 {
+        let id = s.checkout(r#"{"items":[{"id":"tshirt","quantity":1},{"id":"mug","quantity":2}]}"#).await;
+        s.emu.pay(&id, "pay").unwrap();
+        let event = s
+            .emu
+            .events()
+            .into_iter()
+            .rev()
+            .find(|e| e["type"] == "checkout.session.completed" && e["data"]["object"]["id"] == id.as_str())
+            .unwrap();
+        let body = serde_json::to_vec(&event).unwrap();
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t, &body);
+        let started = Instant::now();
+        let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let elapsed = started.elapsed();
+        assert!(status.is_success() && text.contains("processed"), "{status} {text}");
+        if i >= 20 {
+            samples.push(elapsed);
+        }
+    }
+    samples.sort();
+    println!(
+        "| {backend:?} | {} | {:.2} | {:.2} | {:.2} |",
+        samples.len(),
+        pct(&samples, 0.5),
+        pct(&samples, 0.9),
+        pct(&samples, 0.99)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    println!("webhook end to end (verify + retrieve session from the emulator + one store transaction), ms");
+    println!("| store | n | p50 | p90 | p99 |");
+    println!("|---|---|---|---|---|");
+    run(Backend::Sqlite).await;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        run(Backend::Postgres).await;
+    } else {
+        println!("(Postgres skipped: set TEST_DATABASE_URL)");
+    }
+}
