@@ -27,6 +27,13 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 [[ $target = /* ]] || target="$repo/$target"
 export CARGO_TARGET_DIR="$target" CARGO_NET_OFFLINE=true CARGO_TERM_COLOR=never
 export VERCEL_TELEMETRY_DISABLED=1 NO_UPDATE_NOTIFIER=1 FORCE_COLOR=0
+# Run from `cargo test` (dev/tests/vercel_dev.rs), this inherits the variables Cargo sets for a
+# test process. Build scripts watch some of them (ring: rerun-if-env-changed=CARGO_PKG_NAME,
+# CARGO_MANIFEST_DIR, OUT_DIR, ...), so leaving them set rebuilds ring, rustls and everything
+# above it here, and again in the next plain build of the repo.
+for var in $(compgen -v | grep -E '^(CARGO_PKG_|CARGO_BIN_EXE_)' || true); do unset "$var"; done
+unset CARGO_MANIFEST_DIR CARGO_MANIFEST_PATH CARGO_MANIFEST_LINKS CARGO_CRATE_NAME \
+  CARGO_PRIMARY_PACKAGE CARGO_TARGET_TMPDIR CARGO_BIN_NAME OUT_DIR
 # Hermetic: the functions see the parent environment too, so nothing from the caller's shell
 # may leak into them; their whole configuration comes from the .env written below.
 unset STRIPE_SECRET_KEY STRIPE_PUBLISHABLE_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_BASE SITE_URL \
@@ -107,8 +114,8 @@ EOF
 # builder's own cargo build then finds them fresh.
 echo "building stripe-emulator and the functions (CARGO_TARGET_DIR=$target) ..."
 started=$SECONDS
-cargo build --quiet --manifest-path "$work/Cargo.toml" -p stripe-emulator
-cargo build --quiet --manifest-path "$work/Cargo.toml" -p checkout --bins
+cargo build --manifest-path "$work/Cargo.toml" -p stripe-emulator
+cargo build --manifest-path "$work/Cargo.toml" -p checkout --bins
 echo "built in $((SECONDS - started))s"
 
 # --- processes ------------------------------------------------------------------------------
