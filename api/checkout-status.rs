@@ -1,6 +1,6 @@
-//! `GET /api/checkout-status: what the success page shows.` — the logic lives in the library (`checkout::routes`).
+//! `GET /api/checkout-status: what the success page shows.` — the logic lives in the library.
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    checkout::vercel::run(checkout::Route::CheckoutStatus).await
+    checkout::vercel::run(checkout::status::checkout_status).await
 }

@@ -1,6 +1,6 @@
-//! `POST /api/create-checkout: a Checkout Session priced by the server.` — the logic lives in the library (`checkout::routes`).
+//! `POST /api/create-checkout: a Checkout Session priced by the server.` — the logic lives in the library.
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    checkout::vercel::run(checkout::Route::CreateCheckout).await
+    checkout::vercel::run(checkout::checkout::create_checkout).await
 }

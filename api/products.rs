@@ -1,6 +1,6 @@
-//! `GET /api/products: the catalog for the storefront.` — the logic lives in the library (`checkout::routes`).
+//! `GET /api/products: the catalog for the storefront.` — the logic lives in the library.
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    checkout::vercel::run(checkout::Route::Products).await
+    checkout::vercel::run(checkout::routes::products).await
 }

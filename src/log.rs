@@ -2,6 +2,7 @@
 //! secret: callers pass reasons and identifiers, not configuration values.
 
 use serde_json::{Map, Value, json};
+use std::io::Write;
 
 /// Writes one JSON log line with a level, a message and extra fields.
 pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
@@ -11,7 +12,10 @@ pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
     for (k, v) in fields {
         line.insert((*k).into(), Value::String((*v).to_string()));
     }
-    eprintln!("{}", Value::Object(line));
+    // One buffer, one write: unbuffered stderr would cost a syscall per JSON token.
+    let mut buf = Value::Object(line).to_string();
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
 }
 
 /// Logs at level `info`.

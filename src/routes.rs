@@ -68,7 +68,7 @@ where
     B::Error: Into<BoxError>,
 {
     let result = match route {
-        Route::Products => products(app, req.method()),
+        Route::Products => products(app, req).await,
         Route::CreateCheckout => crate::checkout::create_checkout(app, req).await,
         Route::ApplyDiscount => crate::discount::apply_discount(app, req).await,
         Route::Webhook => crate::webhook::receive(app, req).await,
@@ -79,8 +79,8 @@ where
 
 /// `GET /api/products`: the catalog's public fields, the publishable key (the
 /// only key type that can reach the page) and the Checkout UI mode.
-fn products(app: &App, method: &Method) -> Result<Response, ApiError> {
-    http::require_method(method, &[Method::GET, Method::HEAD])?;
+pub async fn products<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
+    http::require_method(req.method(), &[Method::GET, Method::HEAD])?;
     #[derive(Serialize)]
     struct Products<'a> {
         products: &'a [crate::catalog::Product],

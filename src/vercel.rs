@@ -1,12 +1,23 @@
-//! The bridge to Vercel's Rust runtime: every `api/*.rs` is `run(Route::X)`.
+//! The bridge to Vercel's Rust runtime. Each `api/*.rs` passes its own
+//! route function, so the binary links that route alone (LTO drops the rest).
 
-use crate::routes::{self, Route};
+use crate::app::App;
+use crate::http::{ApiError, Response};
 use vercel_runtime::{Request, ResponseBody, service_fn};
 
-/// Serves one route with `vercel_runtime` (IPC on Vercel, `VERCEL_DEV_PORT` locally).
-pub async fn run(route: Route) -> Result<(), vercel_runtime::Error> {
+/// Serves one route with `vercel_runtime` (IPC on Vercel, `VERCEL_DEV_PORT`
+/// locally), with the instance's shared state; every error becomes its response.
+pub async fn run<H, Fut>(route: H) -> Result<(), vercel_runtime::Error>
+where
+    H: Fn(&'static App, Request) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
     vercel_runtime::run(service_fn(move |req: Request| async move {
-        Ok::<_, vercel_runtime::Error>(routes::handle(route, req).await.map(ResponseBody::from))
+        let response = match App::shared() {
+            Ok(app) => route(app, req).await.unwrap_or_else(ApiError::into_response),
+            Err(e) => e.into_response(),
+        };
+        Ok::<_, vercel_runtime::Error>(response.map(ResponseBody::from))
     }))
     .await
 }
