@@ -2,7 +2,7 @@
 //! tests/vercel/package.json), offline against the standalone emulator: runs
 //! `tests/vercel/run.sh`, which prints every check, and requires it to pass.
 //!
-//! Needs `cd tests/vercel && npm ci` once. Without it the test is skipped, except
+//! Needs `cd tests/vercel && npm install` once. Without it the test is skipped, except
 //! in CI (env `CI` set and not "false"), where a missing CLI is a failure.
 
 use std::path::PathBuf;
@@ -18,9 +18,9 @@ fn vercel_dev_local_end_to_end() {
     let cli = repo.join("tests/vercel/node_modules/.bin/vercel");
     if !cli.exists() {
         if in_ci() {
-            panic!("vercel CLI not installed (cd tests/vercel && npm ci): required when CI is set");
+            panic!("vercel CLI not installed (cd tests/vercel && npm install): required when CI is set");
         }
-        println!("SKIP: vercel CLI not installed (cd tests/vercel && npm ci)");
+        println!("SKIP: vercel CLI not installed (cd tests/vercel && npm install)");
         return;
     }
     // stdout/stderr are inherited: the script's progress and per-check lines stream as it runs.
