@@ -95,13 +95,13 @@ impl CartRequest {
 /// The shared front half of the cart endpoints (`create-checkout`,
 /// `apply-discount`): POST only, same-site, JSON, the per-IP rate limit
 /// `scope` (before any work), the body limit, then the cart checked against
-/// the catalog.
+/// the catalog. Also returns the client IP for further limits.
 pub async fn read<B>(
     app: &App,
     req: http::Request<B>,
     scope: &str,
     limit: RateLimit,
-) -> Result<(CartRequest, Cart), ApiError>
+) -> Result<(CartRequest, Cart, Option<std::net::IpAddr>), ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -110,9 +110,10 @@ where
     http::require_method(&parts.method, &[Method::POST])?;
     http::require_same_site(&parts.headers, &app.config.site_url)?;
     http::require_json(&parts.headers)?;
-    app.limiter.check(&app.store, scope, http::client_ip(&parts.headers), limit).await?;
+    let ip = http::client_ip(&parts.headers);
+    app.limiter.check(&app.store, scope, ip, limit).await?;
     let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
     let request: CartRequest = http::parse_json(&bytes)?;
     let cart = request.validate()?;
-    Ok((request, cart))
+    Ok((request, cart, ip))
 }

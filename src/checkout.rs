@@ -18,9 +18,15 @@ where
     B::Error: Into<BoxError>,
 {
     let limit = app.config.create_checkout_limit;
-    let (request, cart) = cart::read(app, req, "create-checkout", limit).await?;
+    let (request, cart, ip) = cart::read(app, req, "create-checkout", limit).await?;
     let discount = match request.code.as_deref() {
-        Some(code) => discount::resolve(app, &cart, code).await,
+        Some(code) => {
+            // A code tried here is a code guess too: it counts against apply-discount's
+            // tighter limit, so checkout cannot serve as a faster enumeration oracle.
+            let guesses = app.config.apply_discount_limit;
+            app.limiter.check(&app.store, "apply-discount", ip, guesses).await?;
+            discount::resolve(app, &cart, code).await
+        }
         None => None,
     };
     let form = session_params(&app.config, &cart, discount.as_ref());
@@ -62,6 +68,7 @@ pub fn session_params(config: &Config, cart: &Cart, discount: Option<&AppliedDis
         }
         f.push(format!("line_items[{i}][quantity]"), line.quantity.to_string());
     }
+    f.push(format!("metadata[{}]", crate::fulfillment::SESSION_TAG.0), crate::fulfillment::SESSION_TAG.1);
     let landing = format!("{}/success.html?session_id={{CHECKOUT_SESSION_ID}}", config.site_url);
     match config.ui_mode {
         UiMode::Hosted => {

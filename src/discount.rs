@@ -92,7 +92,15 @@ pub fn evaluate(promo: &PromotionCode, cart: &Cart, now: i64) -> Result<i64, Not
     {
         return Err(NotApplied::CouponInvalid);
     }
-    if present(&coupon.applies_to) {
+    // `applies_to` is includable (we expand it): a product restriction cannot be checked
+    // against a whole cart here, so such a coupon does not apply.
+    let restricted_products = coupon
+        .applies_to
+        .as_ref()
+        .and_then(|a| a.get("products"))
+        .and_then(|p| p.as_array())
+        .is_some_and(|p| !p.is_empty());
+    if restricted_products {
         return Err(NotApplied::Restricted);
     }
     let amount = match (coupon.percent_off, coupon.amount_off) {
@@ -112,7 +120,8 @@ pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscoun
     q.push("code", code)
         .push("active", "true")
         .push("limit", "10")
-        .push("expand[]", "data.promotion.coupon");
+        .push("expand[]", "data.promotion.coupon")
+        .push("expand[]", "data.promotion.coupon.applies_to");
     let list: List<PromotionCode> = match app.stripe.get("/v1/promotion_codes", &q).await {
         Ok(list) => list,
         Err(e) => {
@@ -156,7 +165,7 @@ where
 {
     let started = Instant::now();
     let limit = app.config.apply_discount_limit;
-    let (request, cart) = crate::cart::read(app, req, "apply-discount", limit).await?;
+    let (request, cart, _) = crate::cart::read(app, req, "apply-discount", limit).await?;
     let floor = app.config.discount_floor;
     // The look-up may use at most 80 % of the floor; past that the code
     // simply does not apply, so a slow Stripe cannot stretch the answer.

@@ -8,9 +8,16 @@ use crate::app::App;
 use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderUpdate, StoreError};
 use crate::stripe::{Form, StripeError, types::{LineItem, List, Session}};
 
-/// Why fulfilment could not run; the webhook answers 5xx so Stripe retries.
+/// The metadata every session this shop creates carries; sessions without it
+/// (Payment Links, other integrations on the same account) are never fulfilled here.
+pub const SESSION_TAG: (&str, &str) = ("shop", "checkout-rust");
+
+/// Why fulfilment could not run: Stripe or the store failed (the webhook
+/// answers 5xx so Stripe retries), or the session is not one of ours.
 #[derive(Debug)]
 pub enum FulfillError {
+    /// Not a `mode=payment` session created by this shop (no [`SESSION_TAG`]).
+    NotOurs,
     /// Stripe failed or could not be reached.
     Stripe(StripeError),
     /// The store failed.
@@ -20,6 +27,7 @@ pub enum FulfillError {
 impl std::fmt::Display for FulfillError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            FulfillError::NotOurs => f.write_str("session not created by this shop"),
             FulfillError::Stripe(e) => write!(f, "{e}"),
             FulfillError::Store(e) => write!(f, "{e}"),
         }
@@ -61,8 +69,13 @@ pub async fn fulfill(
     payment_failed: bool,
 ) -> Result<Outcome, FulfillError> {
     let session = retrieve(app, session_id).await?;
+    let ours = session.metadata.get(SESSION_TAG.0).map(String::as_str) == Some(SESSION_TAG.1)
+        && session.mode.as_deref() == Some("payment");
+    if !ours {
+        return Err(FulfillError::NotOurs);
+    }
     let state = match (session.payment_status.as_str(), session.status.as_deref()) {
-        ("paid" | "no_payment_required", _) => Some(OrderState::Fulfilled),
+        ("paid" | "no_payment_required", Some("complete")) => Some(OrderState::Fulfilled),
         _ if payment_failed => Some(OrderState::PaymentFailed),
         (_, Some("expired")) => Some(OrderState::Expired),
         (_, Some("complete")) => Some(OrderState::AwaitingPayment),

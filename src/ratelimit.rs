@@ -48,6 +48,11 @@ impl Limiter {
             buckets.retain(|_, b| {
                 b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec < capacity
             });
+            if buckets.len() >= MAX_BUCKETS {
+                // Still full of active clients (e.g. one per /64 of a large IPv6 block):
+                // start over rather than grow; the shared counter in the store still holds.
+                buckets.clear();
+            }
         }
         let b = buckets.entry(key.to_string()).or_insert(Bucket { tokens: capacity, updated: now });
         b.tokens = (b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec).min(capacity);

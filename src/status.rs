@@ -51,6 +51,7 @@ where
     app.limiter.check(&app.store, "checkout-status", ip, app.config.checkout_status_limit).await?;
     let outcome = match fulfillment::fulfill(app, &session_id, None, false).await {
         Ok(o) => o,
+        Err(FulfillError::NotOurs) => return Err(not_found().with_reason("session not created by this shop")),
         Err(FulfillError::Stripe(e)) if e.is_not_found() => return Err(not_found().with_reason(e.to_string())),
         Err(FulfillError::Stripe(e)) => return Err(ApiError::upstream(format!("status {session_id}: {e}"))),
         Err(FulfillError::Store(e)) => return Err(ApiError::internal(format!("status {session_id}: {e}"))),

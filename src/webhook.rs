@@ -113,6 +113,10 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
     match fulfillment::fulfill(app, session_id, Some(ev), payment_failed).await {
         Ok(outcome) if outcome.applied == Some(Applied::DuplicateEvent) => Ok(Disposition::Duplicate),
         Ok(_) => Ok(Disposition::Processed),
+        Err(FulfillError::NotOurs) => {
+            crate::log::info("event for a session this shop did not create", &[("event_id", &event.id)]);
+            Ok(Disposition::Ignored)
+        }
         Err(FulfillError::Stripe(e)) if e.is_not_found() => {
             // Retrying cannot help: the session does not exist for our key.
             crate::log::warn("event for an unknown session", &[("event_id", &event.id), ("error", &e.to_string())]);

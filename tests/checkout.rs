@@ -34,6 +34,7 @@ async fn sends_exactly_the_servers_parameters() {
         ("line_items[1][price_data][product_data][name]", "Borrow-checked Mug"),
         ("line_items[1][price_data][product_data][description]", "Stoneware mug, 350 ml. Holds exactly one owner's coffee."),
         ("line_items[1][quantity]", "1"),
+        ("metadata[shop]", "checkout-rust"),
         ("success_url", &format!("{}/success.html?session_id={{CHECKOUT_SESSION_ID}}", s.site)),
         ("cancel_url", &format!("{}/cancel.html", s.site)),
     ]

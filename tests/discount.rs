@@ -95,6 +95,7 @@ async fn every_refusal_is_byte_identical_to_no_code() {
     let r = s.emu.requests().into_iter().find(|r| r.path == "/v1/promotion_codes").unwrap();
     assert!(r.params.contains(&("active".into(), "true".into())));
     assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon".into())));
+    assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon.applies_to".into())), "applies_to is includable: ask for it");
 }
 
 #[tokio::test]
@@ -164,9 +165,10 @@ async fn rate_limit_holds_across_instances_sharing_the_store() {
         let limit = vec![("RATE_LIMIT_CREATE_CHECKOUT", "4/3600".to_string())];
         let a = shop(ShopOptions { database_url: Some(db.clone()), env: limit.clone(), ..Default::default() }).await;
         let b = shop(ShopOptions { database_url: Some(db), env: limit, ..Default::default() }).await;
-        // Clean slate for this IP's window in a shared Postgres (earlier runs).
-        let key_ip = format!("{ip}-{}", checkout::http::random_hex(2));
-        let ip = if backend == common::Backend::Postgres { format!("2001:db8::{}", &key_ip[key_ip.len() - 4..]) } else { ip };
+        // A fresh client for each run: Postgres keeps earlier runs' windows, and IPv6
+        // clients are limited per /64, so the randomness goes into the /64 prefix.
+        let r = checkout::http::random_hex(4);
+        let ip = if backend == common::Backend::Postgres { format!("2001:db8:{}:{}::1", &r[..4], &r[4..]) } else { ip };
         let cart = body(TSHIRTS, None);
         let mut statuses = Vec::new();
         for i in 0..6 {
@@ -214,4 +216,18 @@ async fn timing_does_not_tell_codes_apart() {
     assert_eq!(status, 200);
     assert_eq!(totals(&bytes), (5000, 0, 5000), "a look-up past the budget does not apply");
     assert!(elapsed < floor + Duration::from_millis(100), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn codes_tried_at_checkout_count_as_guesses() {
+    let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "2/60".into())], ..Default::default() }).await;
+    for _ in 0..2 {
+        let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("GUESS1")), "192.0.2.77").await;
+        assert_eq!(status, 200, "{json}");
+    }
+    let (status, headers, _) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("GUESS2")), "192.0.2.77").await;
+    assert_eq!(status, 429, "checkout is not a faster oracle than apply-discount");
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = s.post_json("/api/create-checkout", &body(TSHIRTS, None), "192.0.2.77").await;
+    assert_eq!(status, 200, "checkout without a code is limited only by its own limit");
 }

@@ -364,3 +364,38 @@ async fn emulator_deliveries_verify_with_stripe_node() {
         assert_eq!(header, &expected);
     }
 }
+
+#[tokio::test]
+async fn sessions_this_shop_did_not_create_are_never_fulfilled() {
+    let s = shop(ShopOptions::default()).await;
+    // A session made directly on the account (a Payment Link, another integration): no tag.
+    let r = s
+        .http
+        .post(format!("{}/v1/checkout/sessions", s.emu.base_url()))
+        .bearer_auth(common::SECRET_KEY)
+        .form(&[
+            ("mode", "payment"),
+            ("line_items[0][price_data][currency]", "usd"),
+            ("line_items[0][price_data][unit_amount]", "100"),
+            ("line_items[0][price_data][product_data][name]", "Elsewhere"),
+            ("line_items[0][quantity]", "1"),
+            ("success_url", "https://elsewhere.example/ok"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let foreign: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let id = foreign["id"].as_str().unwrap().to_string();
+    s.pay(&id, "pay").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !s.emu.deliveries().iter().any(|d| d.status == Some(200)) {
+        assert!(std::time::Instant::now() < deadline, "the event was acknowledged");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(s.emu.deliveries()[0].response_body.contains("ignored"));
+    assert!(s.app.store.order(&id).await.unwrap().is_none());
+    let (status, _, _) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+    assert_eq!(status, 404);
+    assert!(s.app.store.order(&id).await.unwrap().is_none());
+}

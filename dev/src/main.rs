@@ -134,9 +134,10 @@ async fn static_file(dev: &Dev, path: &str) -> Response {
     let rel = rel.trim_start_matches('/');
     let safe = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_)));
     let file = dev.public.join(rel);
-    let (status, body, kind) = match (safe, tokio::fs::read(&file).await) {
-        (true, Ok(bytes)) => (StatusCode::OK, bytes, content_type(&file)),
-        _ => (StatusCode::NOT_FOUND, b"Not found".to_vec(), "text/plain; charset=utf-8"),
+    let read = if safe { tokio::fs::read(&file).await.ok() } else { None };
+    let (status, body, kind) = match read {
+        Some(bytes) => (StatusCode::OK, bytes, content_type(&file)),
+        None => (StatusCode::NOT_FOUND, b"Not found".to_vec(), "text/plain; charset=utf-8"),
     };
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();

@@ -1135,15 +1135,20 @@ pub(crate) fn line_items(st: &State, id: &str, expand_product: bool) -> Option<V
     ))
 }
 
-/// Promotion code JSON with live counters; coupon expanded if asked.
-pub(crate) fn render_promo(st: &State, p: &Value, expand_coupon: bool) -> Value {
+/// Promotion code JSON with live counters; coupon expanded if asked, and its
+/// includable `applies_to` only when `with_applies_to` (as Stripe does).
+pub(crate) fn render_promo(st: &State, p: &Value, expand_coupon: bool, with_applies_to: bool) -> Value {
     let mut p = p.clone();
     if expand_coupon
         && let Some(c) = p["promotion"]["coupon"]
             .as_str()
             .and_then(|c| st.coupons.get(c))
     {
-        p["promotion"]["coupon"] = c.clone();
+        let mut c = c.clone();
+        if !with_applies_to && let Some(obj) = c.as_object_mut() {
+            obj.remove("applies_to");
+        }
+        p["promotion"]["coupon"] = c;
     }
     p
 }

@@ -396,7 +396,9 @@ fn route(
                     "created",
                 ],
             )?;
-            let ex = expands(&params, &["data.promotion.coupon"])?;
+            let ex = expands(&params, &["data.promotion.coupon", "data.promotion.coupon.applies_to"])?;
+            // Like Stripe, a coupon's `applies_to` is includable: present only when expanded.
+            let with_applies_to = ex.iter().any(|e| e == "data.promotion.coupon.applies_to");
             let active = match params.get("active").and_then(Value::as_str) {
                 None => None,
                 Some("true") => Some(true),
@@ -419,7 +421,7 @@ fn route(
                 })
                 .filter(|p| active.is_none_or(|a| p["active"] == a))
                 .filter(|p| coupon.is_none_or(|c| p["promotion"]["coupon"] == c))
-                .map(|p| logic::render_promo(st, p, !ex.is_empty()))
+                .map(|p| logic::render_promo(st, p, !ex.is_empty(), with_applies_to))
                 .collect();
             paginate(items, &params, "/v1/promotion_codes")
         }
@@ -431,7 +433,7 @@ fn route(
                 .iter()
                 .find(|p| p["id"] == *id)
                 .ok_or_else(|| ApiError::no_such(404, "id", "promotion_code", id))?;
-            Ok(logic::render_promo(st, p, !ex.is_empty()))
+            Ok(logic::render_promo(st, p, !ex.is_empty(), true))
         }
         ("GET", ["coupons", id]) => {
             only_params(pairs, &["expand"])?;

@@ -24,6 +24,8 @@ pub struct Session {
     pub status: Option<String>,
     /// `paid`, `unpaid` or `no_payment_required`.
     pub payment_status: String,
+    /// `payment`, `setup` or `subscription`.
+    pub mode: Option<String>,
     /// Total after discounts, in minor units.
     pub amount_total: Option<i64>,
     /// Total before discounts.
@@ -141,7 +143,8 @@ pub struct Coupon {
     /// Redemptions so far.
     #[serde(default)]
     pub times_redeemed: i64,
-    /// Product restrictions (we cannot check them per line ⇒ not applied).
+    /// Product restrictions (includable: present only with `expand[]=...applies_to`;
+    /// we cannot check them per line ⇒ not applied).
     pub applies_to: Option<Value>,
     /// Per-currency amounts (not checked ⇒ only the base currency applies).
     #[serde(default)]
