@@ -58,7 +58,8 @@ async fn failing_fulfilment_is_retried_by_delivery_and_recorded_once() {
         s.emu.pay(&id, "pay").unwrap();
         let o = s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
         assert_eq!(o.fulfillments, 1);
-        let attempts: Vec<Option<u16>> = s.emu.deliveries().iter().map(|d| d.status).collect();
+        let d = s.deliveries_when("an acknowledged attempt", |d| d.iter().any(|d| d.status == Some(200))).await;
+        let attempts: Vec<Option<u16>> = d.iter().map(|d| d.status).collect();
         assert!(attempts.first() == Some(&Some(502)), "{backend:?}: first attempt refused: {attempts:?}");
         assert_eq!(attempts.last(), Some(&Some(200)), "{attempts:?}");
     }

@@ -62,11 +62,16 @@ async fn run() -> Result<(), String> {
     let offline = !real_key || vars.get("STRIPE_API_BASE").is_some_and(|b| !b.is_empty());
     let _emulator = if !real_key {
         let emu_port = vars.get("EMULATOR_PORT").and_then(|p| p.parse().ok()).unwrap_or(12111);
-        let emu = stripe_emulator::Emulator::start(stripe_emulator::Options {
+        let mut options = stripe_emulator::Options {
             port: emu_port,
             webhook_url: Some(format!("http://127.0.0.1:{port}/api/webhook")),
             ..Default::default()
-        })
+        };
+        // How long a delayed payment method "processes" (tests make it long enough to see).
+        if let Some(ms) = vars.get("EMULATOR_ASYNC_DELAY_MS").and_then(|v| v.parse().ok()) {
+            options.async_delay = std::time::Duration::from_millis(ms);
+        }
+        let emu = stripe_emulator::Emulator::start(options)
         .await
         .map_err(|e| format!("cannot start the Stripe emulator on port {emu_port}: {e}"))?;
         vars.insert("STRIPE_SECRET_KEY".into(), EMULATOR_SECRET_KEY.into());

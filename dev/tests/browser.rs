@@ -63,6 +63,9 @@ impl DevServer {
             .current_dir(repo_root())
             .env("PORT", port.to_string())
             .env("EMULATOR_PORT", emu_port.to_string())
+            // Delayed payments stay "processing" for 6 s, so the success page's processing
+            // state is observable however slowly the page loads.
+            .env("EMULATOR_ASYNC_DELAY_MS", "6000")
             .env("DATABASE_URL", format!("sqlite://{}", db.display()))
             // Offline mode whatever the environment or a developer's .env says: the process
             // environment wins over .env, and an empty value counts as unset.

@@ -223,6 +223,15 @@ impl Shop {
         resp.headers()["location"].to_str().unwrap().to_string()
     }
 
+    /// Waits (up to 10 s) until the emulator's delivery log satisfies `pred`: an order can be
+    /// recorded before the emulator has read the endpoint's answer.
+    pub async fn deliveries_when(&self, what: &str, pred: impl Fn(&[stripe_emulator::Delivery]) -> bool) -> Vec<stripe_emulator::Delivery> {
+        match self.emu.wait_for_deliveries(pred, Duration::from_secs(10)).await {
+            Ok(d) => d,
+            Err(d) => panic!("deliveries never showed {what}: {d:?}"),
+        }
+    }
+
     /// Waits until the store's order for `session_id` satisfies `pred`.
     pub async fn wait_order(&self, session_id: &str, pred: impl Fn(&checkout::store::Order) -> bool) -> checkout::store::Order {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
