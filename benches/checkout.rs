@@ -13,10 +13,10 @@
 //! output readable the bench runs itself as a child with stderr on a pipe and
 //! drops those `info` lines (the child still pays for writing them).
 
-use checkout::{App, Config, Route};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use checkout::{App, Config};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -76,10 +76,12 @@ async fn child() {
         // The bench is one client IP making 640 requests: lift the limiter's
         // ceiling so it is exercised (bucket + shared counter) but never refuses.
         ("RATE_LIMIT_CREATE_CHECKOUT", "1000000/60".to_string()),
+        // A code at checkout also counts against apply-discount's limit.
+        ("RATE_LIMIT_APPLY_DISCOUNT", "1000000/60".to_string()),
     ]);
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("bench config is valid");
     let app = Arc::new(App::new(config).expect("store opens"));
-    serve(listener, app);
+    common::serve(listener, app);
 
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -140,30 +142,4 @@ async fn child() {
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-}
-
-/// Serves every route of `app` on `listener` (as tests/common does; `x-real-ip`
-/// is the socket peer, as Vercel's edge sets it).
-fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else { return };
-            let app = app.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    let app = app.clone();
-                    async move {
-                        req.headers_mut().insert("x-real-ip", peer.ip().to_string().parse().unwrap());
-                        let resp = match Route::from_path(req.uri().path()) {
-                            Some(route) => checkout::routes::dispatch(route, &app, req).await,
-                            None => checkout::http::ApiError::new(http::StatusCode::NOT_FOUND, "no such route")
-                                .into_response(),
-                        };
-                        Ok::<_, std::convert::Infallible>(resp)
-                    }
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
 }
