@@ -5,7 +5,7 @@
 //! Called from the webhook and from the success page.
 
 use crate::app::App;
-use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderUpdate, StoreError};
+use crate::store::{Applied, EventRef, OrderItem, OrderState, OrderUpdate, StoreError};
 use crate::stripe::{Form, StripeError, types::{LineItem, List, Session}};
 
 /// The metadata every session this shop creates carries; sessions without it
@@ -106,11 +106,6 @@ pub async fn fulfill(
         on_fulfilled(&update);
     }
     Ok(Outcome { session, applied: Some(applied) })
-}
-
-/// The recorded order, if any.
-pub async fn recorded(app: &App, session_id: &str) -> Result<Option<Order>, StoreError> {
-    app.store.order(session_id).await
 }
 
 /// `GET /v1/checkout/sessions/{id}?expand[]=line_items`, following the line

@@ -56,7 +56,7 @@ where
         Err(FulfillError::Stripe(e)) => return Err(ApiError::upstream(format!("status {session_id}: {e}"))),
         Err(FulfillError::Store(e)) => return Err(ApiError::internal(format!("status {session_id}: {e}"))),
     };
-    let order = fulfillment::recorded(app, &session_id).await?;
+    let order = app.store.order(&session_id).await?;
     let s = outcome.session;
     let body = CheckoutStatus {
         status: s.status.unwrap_or_else(|| "open".into()),

@@ -183,6 +183,29 @@ pub struct Order {
     pub fulfillments: i64,
 }
 
+impl Order {
+    /// Builds an order from the columns of [`SELECT_ORDER`], in order (both backends).
+    pub(crate) fn from_columns(
+        session_id: String,
+        state: &str,
+        payment_status: String,
+        amount_total: Option<i64>,
+        currency: Option<String>,
+        items: &str,
+        fulfillments: i64,
+    ) -> Order {
+        Order {
+            session_id,
+            state: OrderState::parse(state).unwrap_or(OrderState::AwaitingPayment),
+            payment_status,
+            amount_total,
+            currency,
+            items: serde_json::from_str(items).unwrap_or_default(),
+            fulfillments,
+        }
+    }
+}
+
 /// A store failure (unreachable, locked, corrupt). Logged; the caller answers 5xx.
 #[derive(Debug, Clone)]
 pub struct StoreError(pub String);
@@ -273,8 +296,4 @@ pub(crate) fn now() -> i64 {
 
 pub(crate) fn items_json(items: &[OrderItem]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
-}
-
-pub(crate) fn parse_items(text: &str) -> Vec<OrderItem> {
-    serde_json::from_str(text).unwrap_or_default()
 }

@@ -136,17 +136,15 @@ impl PgStore {
         self.with(async |client| {
             let row = client.query_opt(SELECT_ORDER, &[&session_id]).await?;
             Ok(row.map(|r| {
-                let state: String = r.get(1);
-                let items: String = r.get(5);
-                Order {
-                    session_id: r.get(0),
-                    state: OrderState::parse(&state).unwrap_or(OrderState::AwaitingPayment),
-                    payment_status: r.get(2),
-                    amount_total: r.get(3),
-                    currency: r.get(4),
-                    items: parse_items(&items),
-                    fulfillments: r.get(6),
-                }
+                Order::from_columns(
+                    r.get(0),
+                    r.get::<_, &str>(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get::<_, &str>(5),
+                    r.get(6),
+                )
             }))
         })
         .await

@@ -111,17 +111,15 @@ impl SqliteStore {
         let id = session_id.to_string();
         self.run(move |conn| {
             conn.query_row(&sql(SELECT_ORDER), params![id], |r| {
-                let state: String = r.get(1)?;
-                let items: String = r.get(5)?;
-                Ok(Order {
-                    session_id: r.get(0)?,
-                    state: OrderState::parse(&state).unwrap_or(OrderState::AwaitingPayment),
-                    payment_status: r.get(2)?,
-                    amount_total: r.get(3)?,
-                    currency: r.get(4)?,
-                    items: parse_items(&items),
-                    fulfillments: r.get(6)?,
-                })
+                Ok(Order::from_columns(
+                    r.get(0)?,
+                    &r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    &r.get::<_, String>(5)?,
+                    r.get(6)?,
+                ))
             })
             .optional()
         })
