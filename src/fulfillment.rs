@@ -5,7 +5,7 @@
 //! Called from the webhook and from the success page.
 
 use crate::app::App;
-use crate::store::{Applied, EventRef, OrderItem, OrderState, OrderUpdate, StoreError};
+use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderUpdate, StoreError};
 use crate::stripe::{Form, StripeError, types::{LineItem, List, Session}};
 
 /// The metadata every session this shop creates carries; sessions without it
@@ -45,10 +45,12 @@ pub struct Outcome {
 
 /// ───────────────────────── SHOP OWNER: EDIT HERE ─────────────────────────
 /// What "fulfil" means for this shop: ship, email, grant access. It runs
-/// once per order, right after the fulfilment was durably recorded. Ours
-/// logs. If your action can fail, make it idempotent and retry it from a job
-/// that reads the `fulfillments` table, so nothing is ever skipped.
-pub fn on_fulfilled(order: &OrderUpdate) {
+/// right after the fulfilment was durably recorded, once per order in the
+/// normal case. If an instance dies mid-run (or the answer to the commit is
+/// lost), a later delivery or success-page visit runs it again once
+/// [`RUN_LEASE_SECS`] have passed, so make it idempotent, keyed on
+/// `order.session_id`. Ours logs.
+pub fn on_fulfilled(order: &Order) {
     let items = order
         .items
         .iter()
@@ -58,6 +60,36 @@ pub fn on_fulfilled(order: &OrderUpdate) {
     crate::log::info("order fulfilled", &[("session_id", &order.session_id), ("items", &items)]);
 }
 /// ─────────────────────────────────────────────────────────────────────────
+
+/// How long a claimed run of [`on_fulfilled`] is left to its instance before
+/// another may take it over: longer than a function may live (`maxDuration`).
+pub const RUN_LEASE_SECS: i64 = 120;
+
+/// Runs [`on_fulfilled`] for a run this call holds, then marks it finished.
+async fn run_claimed(app: &App, session_id: &str) -> Result<(), StoreError> {
+    if let Some(order) = app.store.order(session_id).await? {
+        on_fulfilled(&order);
+    }
+    app.store.finish_fulfillment_run(session_id).await
+}
+
+/// Takes over and runs [`on_fulfilled`] for an order whose run lapsed
+/// unfinished. Failures are logged: the event itself is already recorded,
+/// and the next delivery or visit tries again.
+pub async fn resume_lapsed_run(app: &App, session_id: &str) {
+    let now = crate::store::now();
+    let result = match app.store.reclaim_fulfillment_run(session_id, now, RUN_LEASE_SECS).await {
+        Ok(true) => {
+            crate::log::warn("resuming an unfinished fulfilment run", &[("session_id", session_id)]);
+            run_claimed(app, session_id).await
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        crate::log::warn("fulfilment run not resumed", &[("session_id", session_id), ("error", &e.to_string())]);
+    }
+}
 
 /// Retrieves the session and records where it stands. `event` (if any) is
 /// recorded in the same transaction so a duplicate delivery does nothing;
@@ -103,7 +135,12 @@ pub async fn fulfill(
     };
     let applied = app.store.apply(&update, event).await.map_err(FulfillError::Store)?;
     if applied == (Applied::Recorded { newly_fulfilled: true }) {
-        on_fulfilled(&update);
+        if let Err(e) = run_claimed(app, &update.session_id).await {
+            // Recorded and claimed: a later delivery or visit resumes the run.
+            crate::log::warn("fulfilment run unfinished", &[("session_id", &update.session_id), ("error", &e.to_string())]);
+        }
+    } else if state == OrderState::Fulfilled {
+        resume_lapsed_run(app, &update.session_id).await;
     }
     Ok(Outcome { session, applied: Some(applied) })
 }

@@ -101,13 +101,16 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
             return Ok(Disposition::Ignored);
         }
     };
-    if app.store.event_seen(&event.id).await? {
-        return Ok(Disposition::Duplicate);
-    }
     let session_id = event.data.object.get("id").and_then(|v| v.as_str()).unwrap_or("");
     if !fulfillment::is_session_id(session_id) {
         crate::log::warn("checkout event without a session id", &[("event_id", &event.id)]);
         return Ok(Disposition::Ignored);
+    }
+    if app.store.event_seen(&event.id).await? {
+        // A redelivery: the event counted already, but the owner's action may
+        // not have finished (the answer to our commit can be lost).
+        fulfillment::resume_lapsed_run(app, session_id).await;
+        return Ok(Disposition::Duplicate);
     }
     let ev = EventRef { id: &event.id, kind: &event.kind };
     match fulfillment::fulfill(app, session_id, Some(ev), payment_failed).await {

@@ -89,6 +89,42 @@ async fn hundred_concurrent_fulfilments_record_exactly_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lapsed_fulfilment_run_is_taken_over_once() {
+    for backend in backends() {
+        let url = database_url(backend);
+        let stores: Vec<Arc<Store>> = (0..5).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
+        let store = &stores[0];
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        // Only a fulfilment claims a run.
+        let waiting = unique("cs_test");
+        store.apply(&update(&waiting, OrderState::AwaitingPayment), None).await.unwrap();
+        assert!(!store.reclaim_fulfillment_run(&waiting, now + 3600, 120).await.unwrap(), "{backend:?}");
+        let id = unique("cs_test");
+        let r = store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap();
+        assert_eq!(r, Applied::Recorded { newly_fulfilled: true });
+        // The fulfilling call's claim is not taken over within its lease...
+        assert!(!store.reclaim_fulfillment_run(&id, now + 60, 120).await.unwrap(), "{backend:?}");
+        // ...and after it, by exactly one of many concurrent callers.
+        let later = now + 600;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, id) = (stores[i % 5].clone(), id.clone());
+                tokio::spawn(async move { store.reclaim_fulfillment_run(&id, later, 120).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            won += t.await.unwrap() as usize;
+        }
+        assert_eq!(won, 1, "{backend:?}");
+        // A finished run is never run again.
+        store.finish_fulfillment_run(&id).await.unwrap();
+        assert!(!store.reclaim_fulfillment_run(&id, now + 86_400, 120).await.unwrap(), "{backend:?}");
+        assert_eq!(store.order(&id).await.unwrap().unwrap().fulfillments, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shared_counter_counts_every_hit() {
     for backend in backends() {
         let url = database_url(backend);

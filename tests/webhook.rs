@@ -156,6 +156,70 @@ async fn duplicate_deliveries_fulfil_once() {
     }
 }
 
+/// Runs one statement with the session id as `$1` on the shop's database.
+async fn sql(db: &str, text: &str, session_id: &str) -> Vec<(i64, Option<i64>)> {
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare(&text.replace('$', "?")).unwrap();
+        let rows = stmt.query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    } else {
+        let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client.query(text, &[&session_id]).await.unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    }
+}
+
+/// The `(attempts, done_at)` of a session's fulfilment run.
+async fn run_of(db: &str, id: &str) -> (i64, bool) {
+    let rows = sql(db, "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1", id).await;
+    assert_eq!(rows.len(), 1, "one run per fulfilled order");
+    (rows[0].0, rows[0].1.is_some())
+}
+
+/// Resends an event and waits for the shop's answer to the new copy.
+async fn redeliver(s: &Shop, event_id: &str) {
+    let before = s.emu.deliveries().len();
+    let r = s.http.post(format!("{}/_emulator/events/resend/{event_id}", s.emu.base_url())).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let d = s
+        .deliveries_when("the resent copy answered", |d| d.len() > before && d[before..].iter().any(|d| d.status.is_some()))
+        .await;
+    let copy = d[before..].iter().find(|d| d.status.is_some()).unwrap();
+    assert_eq!((copy.status, copy.response_body.contains("duplicate")), (Some(200), true), "{copy:?}");
+}
+
+#[tokio::test]
+async fn an_unfinished_fulfilment_run_is_resumed_by_a_redelivery() {
+    for backend in backends() {
+        let db = common::database_url(backend);
+        let s = shop(ShopOptions { database_url: Some(db.clone()), ..Default::default() }).await;
+        let id = s.checkout(CART).await;
+        s.pay(&id, "pay").await;
+        s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+        let d = s.deliveries_when("an answered completed event", |d| {
+            d.iter().any(|d| d.event_type == "checkout.session.completed" && d.status.is_some())
+        })
+        .await;
+        let event = d.iter().find(|d| d.event_type == "checkout.session.completed").unwrap().event_id.clone();
+        assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}: the owner's action ran once");
+        // A redelivery of a finished order runs nothing.
+        redeliver(&s, &event).await;
+        assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}");
+        // The instance died mid-run (or our commit's answer was lost): claimed
+        // ten minutes ago, never finished. The next delivery takes it over.
+        sql(&db, "UPDATE fulfillment_runs SET done_at = NULL, claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        redeliver(&s, &event).await;
+        assert_eq!(run_of(&db, &id).await, (2, true), "{backend:?}: resumed once");
+        // A claim still inside its lease belongs to its instance: not taken over.
+        sql(&db, "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        redeliver(&s, &event).await;
+        assert_eq!(run_of(&db, &id).await, (2, false), "{backend:?}");
+        assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
+    }
+}
+
 #[tokio::test]
 async fn reordered_delivery_never_moves_an_order_back() {
     for backend in backends() {

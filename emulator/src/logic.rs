@@ -51,6 +51,8 @@ pub(crate) struct State {
     pub deliveries: Vec<Delivery>,
     pub requests: Vec<RecordedRequest>,
     pub idem: HashMap<(String, String), Idem>,
+    /// Idempotency scopes whose request is still running.
+    pub in_flight: HashSet<(String, String)>,
     pub faults: Faults,
     pub reorder_queue: Vec<String>,
     pub reorder_gen: u64,

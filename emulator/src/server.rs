@@ -499,6 +499,21 @@ fn route(
     }
 }
 
+/// Holds an idempotency scope in `in_flight` while its request runs; released
+/// when dropped (also when the client goes away mid-request).
+struct InFlight {
+    inner: Arc<Inner>,
+    scope: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.inner.st.lock() {
+            st.in_flight.remove(&self.scope);
+        }
+    }
+}
+
 async fn v1(
     s: S,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -545,7 +560,29 @@ async fn v1(
     let mut replayed = false;
     let mut extra: Vec<(&'static str, String)> = vec![];
     let mut events: Vec<String> = vec![];
+    // An idempotency key is scoped to the API key. It is held from the start,
+    // so while a request is stalled (an injected delay) a retry with the same
+    // key gets Stripe's 409, as it would while Stripe is still executing.
+    let scope = idem_key.as_ref().and_then(|k| {
+        let key = check_auth(auth_h.as_deref()).ok()?;
+        Some((hex::encode(Sha256::digest(key.as_bytes())), k.clone()))
+    });
     let (status, out): (u16, Value) = 'resp: {
+        let _held = match &scope {
+            Some(sc) if !inner.st.lock().unwrap().in_flight.insert(sc.clone()) => {
+                extra.push(("stripe-should-retry", "true".into()));
+                let e = ApiError::new(
+                    409,
+                    "idempotency_error",
+                    None,
+                    None,
+                    "There is currently another in-progress request using this Stripe-Idempotency-Key. Please try again later.",
+                );
+                break 'resp (409, e.body(&rid));
+            }
+            Some(sc) => Some(InFlight { inner: inner.clone(), scope: sc.clone() }),
+            None => None,
+        };
         if let Some(f) = fault {
             if let Some(ms) = f.delay_ms {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -576,13 +613,9 @@ async fn v1(
                 break 'resp (code, e.body(&rid));
             }
         }
-        let key = match check_auth(auth_h.as_deref()) {
-            Ok(k) => k,
-            Err(e) => break 'resp (e.status, e.body(&rid)),
-        };
-        let scope = idem_key
-            .as_ref()
-            .map(|k| (hex::encode(Sha256::digest(key.as_bytes())), k.clone()));
+        if let Err(e) = check_auth(auth_h.as_deref()) {
+            break 'resp (e.status, e.body(&rid));
+        }
         if let Some((_, k)) = &scope
             && k.len() > 255
         {

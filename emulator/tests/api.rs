@@ -690,6 +690,38 @@ async fn idempotency_replay_and_mismatch() {
 }
 
 #[tokio::test]
+async fn idempotency_key_in_progress_answers_409() {
+    let emu = emu().await;
+    let c = client();
+    let url = format!("{}/v1/checkout/sessions", emu.base_url());
+    let auth = format!("Bearer {KEY}");
+    let h = [("Authorization", auth.as_str()), ("Idempotency-Key", "key-slow")];
+    // The first request stalls for 1.5 s; a retry with its key meanwhile is refused.
+    emu.set_api_fault(ApiFault { status: None, delay_ms: Some(1500), count: 1 });
+    let first = {
+        let (c, url, auth) = (c.clone(), url.clone(), auth.clone());
+        tokio::spawn(async move {
+            let h = [("Authorization", auth.as_str()), ("Idempotency-Key", "key-slow")];
+            post_form(&c, &url, &base_session(), &h).await
+        })
+    };
+    // (The request log is written when a request ends, so give the first one a head start.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!first.is_finished());
+    let busy = post_form(&c, &url, &base_session(), &h).await;
+    assert_eq!(busy.status, 409, "{}", busy.text);
+    assert_eq!(busy.json["error"]["type"], "idempotency_error");
+    assert_eq!(busy.header("stripe-should-retry").as_deref(), Some("true"));
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text);
+    // Once it finished, the same key replays its answer: one session in all.
+    let again = post_form(&c, &url, &base_session(), &h).await;
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.json["id"], first.json["id"]);
+    assert_eq!(get(&c, &url).await.json["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn promotion_codes_list_filters_and_discounts() {
     let emu = emu().await;
     let c = client();

@@ -31,6 +31,11 @@ pub(crate) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS fulfillments (
         session_id TEXT PRIMARY KEY,
         fulfilled_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fulfillment_runs (
+        session_id TEXT PRIMARY KEY,
+        attempts BIGINT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        done_at BIGINT)",
     "CREATE TABLE IF NOT EXISTS processed_events (
         event_id TEXT PRIMARY KEY,
         event_type TEXT NOT NULL,
@@ -58,6 +63,14 @@ pub(crate) const UPSERT_ORDER: &str = "INSERT INTO orders (session_id, state, st
 /// Records the fulfilment; 1 row affected means this call fulfilled the order.
 pub(crate) const INSERT_FULFILLMENT: &str = "INSERT INTO fulfillments (session_id, fulfilled_at) VALUES ($1, $2)
      ON CONFLICT (session_id) DO NOTHING";
+/// Claims the run of the owner's action, in the fulfilment's own transaction.
+pub(crate) const INSERT_RUN: &str = "INSERT INTO fulfillment_runs (session_id, attempts, claimed_at) VALUES ($1, 1, $2)
+     ON CONFLICT (session_id) DO NOTHING";
+/// Takes over a run claimed at or before `$3` that never finished; 1 row affected means this call owns it.
+pub(crate) const RECLAIM_RUN: &str = "UPDATE fulfillment_runs SET attempts = attempts + 1, claimed_at = $2
+     WHERE session_id = $1 AND done_at IS NULL AND claimed_at <= $3";
+/// Marks a run finished.
+pub(crate) const FINISH_RUN: &str = "UPDATE fulfillment_runs SET done_at = $2 WHERE session_id = $1";
 /// Reads one order.
 pub(crate) const SELECT_ORDER: &str = "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
         (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id)
@@ -157,7 +170,9 @@ pub struct EventRef<'a> {
 pub enum Applied {
     /// The event id had been processed before: nothing changed.
     DuplicateEvent,
-    /// Recorded; `newly_fulfilled` is true for exactly one call per order.
+    /// Recorded; `newly_fulfilled` is true for exactly one call per order,
+    /// and that call holds the claim on the owner's action (see
+    /// [`Store::reclaim_fulfillment_run`]).
     Recorded {
         /// This call performed the fulfilment.
         newly_fulfilled: bool,
@@ -258,6 +273,27 @@ impl Store {
             Store::Sqlite(s) => s.record_event(event).await,
             Store::Postgres(s) => s.record_event(event).await,
         }
+    }
+
+    /// Takes over the owner's action for a fulfilled order whose run was
+    /// claimed `lease_secs` or more before `now` and never finished (the
+    /// instance died mid-run, or the commit's answer was lost). True for
+    /// exactly one caller per lapsed claim.
+    pub async fn reclaim_fulfillment_run(&self, session_id: &str, now: i64, lease_secs: i64) -> Result<bool, StoreError> {
+        let n = match self {
+            Store::Sqlite(s) => s.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await?,
+            Store::Postgres(s) => s.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await?,
+        };
+        Ok(n == 1)
+    }
+
+    /// Records that the owner's action for an order finished.
+    pub async fn finish_fulfillment_run(&self, session_id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.update(FINISH_RUN, session_id, &[now()]).await?,
+            Store::Postgres(s) => s.update(FINISH_RUN, session_id, &[now()]).await?,
+        };
+        Ok(())
     }
 
     /// Whether an event id was already processed.

@@ -109,8 +109,21 @@ impl PgStore {
             .await?;
             let newly_fulfilled = u.state == OrderState::Fulfilled
                 && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
+            if newly_fulfilled {
+                tx.execute(INSERT_RUN, &[&u.session_id, &now]).await?;
+            }
             tx.commit().await?;
             Ok(Applied::Recorded { newly_fulfilled })
+        })
+        .await
+    }
+
+    /// Runs one statement taking a session id then integers; rows affected.
+    pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
+        self.with(async |client| {
+            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&session_id];
+            args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
+            client.execute(text, &args).await
         })
         .await
     }

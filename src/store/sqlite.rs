@@ -80,8 +80,22 @@ impl SqliteStore {
             )?;
             let newly_fulfilled = u.state == OrderState::Fulfilled
                 && tx.execute(&sql(INSERT_FULFILLMENT), params![u.session_id, now])? == 1;
+            if newly_fulfilled {
+                tx.execute(&sql(INSERT_RUN), params![u.session_id, now])?;
+            }
             tx.commit()?;
             Ok(Applied::Recorded { newly_fulfilled })
+        })
+        .await
+    }
+
+    /// Runs one statement taking a session id then integers; rows affected.
+    pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
+        let (text, id, ints) = (sql(text), session_id.to_string(), ints.to_vec());
+        self.run(move |conn| {
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id];
+            args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
+            Ok(conn.execute(&text, args.as_slice())? as u64)
         })
         .await
     }

@@ -42,6 +42,14 @@ unset STRIPE_SECRET_KEY STRIPE_PUBLISHABLE_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_
   EMULATOR_PORT EMULATOR_WEBHOOK_URL EMULATOR_WEBHOOK_SECRET EMULATOR_PUBLIC_URL \
   EMULATOR_PROMOTION_CODES VERCEL_DEV_PORT PORT
 
+# @vercel/rust's dev-server mode starts with `cargo metadata`, which needs the crates of every
+# platform in the lock file. Without them vercel dev falls back silently to a mode that cannot
+# serve these functions, so say it plainly here instead.
+if ! cargo metadata --manifest-path "$repo/Cargo.toml" --format-version 1 >/dev/null 2>&1; then
+  echo "cargo metadata fails offline: run \`cargo fetch\` once (vercel dev needs every crate of Cargo.lock)" >&2
+  exit 1
+fi
+
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/vercel-dev.XXXXXX")"
 pids=()
 cleanup() {
