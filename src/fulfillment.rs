@@ -7,6 +7,7 @@
 use crate::app::App;
 use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderUpdate, StoreError};
 use crate::stripe::{Form, StripeError, types::{LineItem, List, Session}};
+use std::time::{Duration, Instant};
 
 /// The metadata every session this shop creates carries; sessions without it
 /// (Payment Links, other integrations on the same account) are never fulfilled here.
@@ -41,6 +42,29 @@ pub struct Outcome {
     pub session: Session,
     /// What the store did (duplicate event, or recorded).
     pub applied: Option<Applied>,
+    /// Where the owner's action for this order stands.
+    pub run: Run,
+}
+
+/// Where the owner's action ([`on_fulfilled`]) stands after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Nothing to do: the order is not fulfilled, or its run already finished.
+    Done,
+    /// This call ran it (first time, or taking over a lapsed run).
+    Ran,
+    /// Another caller holds a run that has not finished and whose lease has
+    /// not lapsed: a webhook asks Stripe to retry later.
+    Held,
+    /// Running it, or finding out, failed (logged): a webhook answers 5xx.
+    Failed,
+}
+
+impl Run {
+    /// Whether the owner's action is done or was just done by this call.
+    pub fn settled(self) -> bool {
+        matches!(self, Run::Done | Run::Ran)
+    }
 }
 
 /// ───────────────────────── SHOP OWNER: EDIT HERE ─────────────────────────
@@ -62,32 +86,61 @@ pub fn on_fulfilled(order: &Order) {
 /// ─────────────────────────────────────────────────────────────────────────
 
 /// How long a claimed run of [`on_fulfilled`] is left to its instance before
-/// another may take it over: longer than a function may live (`maxDuration`).
+/// another may take it over: longer than a function may live (`maxDuration`
+/// is 30 s in vercel.json). On a long-lived server (the dev server, or self
+/// hosting) nothing stops a hook slower than this, so keep the hook short.
 pub const RUN_LEASE_SECS: i64 = 120;
+
+/// How long a webhook delivery waits for another caller's unfinished run
+/// before asking Stripe to retry (the success page does not wait).
+pub const HELD_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs [`on_fulfilled`] for a run this call holds, then marks it finished.
 async fn run_claimed(app: &App, session_id: &str) -> Result<(), StoreError> {
-    if let Some(order) = app.store.order(session_id).await? {
-        on_fulfilled(&order);
-    }
+    let order = app
+        .store
+        .order(session_id)
+        .await?
+        .ok_or_else(|| StoreError("fulfilled order missing".into()))?;
+    on_fulfilled(&order);
     app.store.finish_fulfillment_run(session_id).await
 }
 
-/// Takes over and runs [`on_fulfilled`] for an order whose run lapsed
-/// unfinished. Failures are logged: the event itself is already recorded,
-/// and the next delivery or visit tries again.
-pub async fn resume_lapsed_run(app: &App, session_id: &str) {
-    let now = crate::store::now();
-    let result = match app.store.reclaim_fulfillment_run(session_id, now, RUN_LEASE_SECS).await {
-        Ok(true) => {
-            crate::log::warn("resuming an unfinished fulfilment run", &[("session_id", session_id)]);
-            run_claimed(app, session_id).await
+/// Runs the owner's action for a run this call holds, logging a failure.
+async fn run_held_by_us(app: &App, session_id: &str) -> Run {
+    match run_claimed(app, session_id).await {
+        Ok(()) => Run::Ran,
+        Err(e) => {
+            crate::log::warn("fulfilment run unfinished", &[("session_id", session_id), ("error", &e.to_string())]);
+            Run::Failed
         }
-        Ok(false) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        crate::log::warn("fulfilment run not resumed", &[("session_id", session_id), ("error", &e.to_string())]);
+    }
+}
+
+/// For an order already fulfilled: takes over and runs [`on_fulfilled`] if
+/// its run lapsed unfinished; waits up to `wait` for a run another caller
+/// holds to finish.
+pub async fn resume_lapsed_run(app: &App, session_id: &str, wait: Duration) -> Run {
+    let deadline = Instant::now() + wait;
+    loop {
+        let now = crate::store::now();
+        let step = match app.store.reclaim_fulfillment_run(session_id, now, RUN_LEASE_SECS).await {
+            Ok(true) => {
+                crate::log::warn("resuming an unfinished fulfilment run", &[("session_id", session_id)]);
+                return run_held_by_us(app, session_id).await;
+            }
+            Ok(false) => app.store.fulfillment_run_pending(session_id).await,
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(false) => return Run::Done,
+            Ok(true) if Instant::now() >= deadline => return Run::Held,
+            Ok(true) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => {
+                crate::log::warn("fulfilment run not resumed", &[("session_id", session_id), ("error", &e.to_string())]);
+                return Run::Failed;
+            }
+        }
     }
 }
 
@@ -117,7 +170,7 @@ pub async fn fulfill(
         if let Some(e) = event {
             app.store.record_event(e).await.map_err(FulfillError::Store)?;
         }
-        return Ok(Outcome { session, applied: None });
+        return Ok(Outcome { session, applied: None, run: Run::Done });
     };
     let items = session
         .line_items
@@ -133,16 +186,17 @@ pub async fn fulfill(
         items,
         livemode: session.livemode,
     };
+    // A webhook waits briefly for another caller's run; the success page does not.
+    let wait = if event.is_some() { HELD_WAIT } else { Duration::ZERO };
     let applied = app.store.apply(&update, event).await.map_err(FulfillError::Store)?;
-    if applied == (Applied::Recorded { newly_fulfilled: true }) {
-        if let Err(e) = run_claimed(app, &update.session_id).await {
-            // Recorded and claimed: a later delivery or visit resumes the run.
-            crate::log::warn("fulfilment run unfinished", &[("session_id", &update.session_id), ("error", &e.to_string())]);
-        }
+    let run = if applied == (Applied::Recorded { newly_fulfilled: true }) {
+        run_held_by_us(app, &update.session_id).await
     } else if state == OrderState::Fulfilled {
-        resume_lapsed_run(app, &update.session_id).await;
-    }
-    Ok(Outcome { session, applied: Some(applied) })
+        resume_lapsed_run(app, &update.session_id, wait).await
+    } else {
+        Run::Done
+    };
+    Ok(Outcome { session, applied: Some(applied), run })
 }
 
 /// `GET /v1/checkout/sessions/{id}?expand[]=line_items`, following the line

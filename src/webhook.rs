@@ -109,13 +109,15 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
     if app.store.event_seen(&event.id).await? {
         // A redelivery: the event counted already, but the owner's action may
         // not have finished (the answer to our commit can be lost).
-        fulfillment::resume_lapsed_run(app, session_id).await;
-        return Ok(Disposition::Duplicate);
+        let run = fulfillment::resume_lapsed_run(app, session_id, fulfillment::HELD_WAIT).await;
+        return settled(run, session_id).map(|()| Disposition::Duplicate);
     }
     let ev = EventRef { id: &event.id, kind: &event.kind };
     match fulfillment::fulfill(app, session_id, Some(ev), payment_failed).await {
-        Ok(outcome) if outcome.applied == Some(Applied::DuplicateEvent) => Ok(Disposition::Duplicate),
-        Ok(_) => Ok(Disposition::Processed),
+        Ok(outcome) => {
+            settled(outcome.run, session_id)?;
+            Ok(if outcome.applied == Some(Applied::DuplicateEvent) { Disposition::Duplicate } else { Disposition::Processed })
+        }
         Err(FulfillError::NotOurs) => {
             crate::log::info("event for a session this shop did not create", &[("event_id", &event.id)]);
             Ok(Disposition::Ignored)
@@ -127,5 +129,15 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
         }
         Err(FulfillError::Stripe(e)) => Err(ApiError::upstream(format!("fulfil {session_id}: {e}"))),
         Err(FulfillError::Store(e)) => Err(ApiError::internal(format!("fulfil {session_id}: {e}"))),
+    }
+}
+
+/// An event is acknowledged only once the owner's action for its order is
+/// done; otherwise 5xx, and Stripe's retry finds it done or takes it over.
+fn settled(run: fulfillment::Run, session_id: &str) -> Result<(), ApiError> {
+    if run.settled() {
+        Ok(())
+    } else {
+        Err(ApiError::internal(format!("fulfilment run for {session_id} not finished: {run:?}")))
     }
 }

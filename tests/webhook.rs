@@ -178,16 +178,17 @@ async fn run_of(db: &str, id: &str) -> (i64, bool) {
     (rows[0].0, rows[0].1.is_some())
 }
 
-/// Resends an event and waits for the shop's answer to the new copy.
-async fn redeliver(s: &Shop, event_id: &str) {
+/// Resends an event; returns where its copy starts in the delivery log and
+/// the shop's first answer to it (status, body).
+async fn redeliver(s: &Shop, event_id: &str) -> (usize, u16, String) {
     let before = s.emu.deliveries().len();
     let r = s.http.post(format!("{}/_emulator/events/resend/{event_id}", s.emu.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let d = s
         .deliveries_when("the resent copy answered", |d| d.len() > before && d[before..].iter().any(|d| d.status.is_some()))
         .await;
-    let copy = d[before..].iter().find(|d| d.status.is_some()).unwrap();
-    assert_eq!((copy.status, copy.response_body.contains("duplicate")), (Some(200), true), "{copy:?}");
+    let first = d[before..].iter().find(|d| d.status.is_some()).unwrap();
+    (before, first.status.unwrap(), first.response_body.clone())
 }
 
 #[tokio::test]
@@ -205,17 +206,27 @@ async fn an_unfinished_fulfilment_run_is_resumed_by_a_redelivery() {
         let event = d.iter().find(|d| d.event_type == "checkout.session.completed").unwrap().event_id.clone();
         assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}: the owner's action ran once");
         // A redelivery of a finished order runs nothing.
-        redeliver(&s, &event).await;
+        let (_, status, body) = redeliver(&s, &event).await;
+        assert_eq!((status, body.contains("duplicate")), (200, true), "{backend:?}: {body}");
         assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}");
         // The instance died mid-run (or our commit's answer was lost): claimed
         // ten minutes ago, never finished. The next delivery takes it over.
         sql(&db, "UPDATE fulfillment_runs SET done_at = NULL, claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
-        redeliver(&s, &event).await;
+        let (_, status, body) = redeliver(&s, &event).await;
+        assert_eq!((status, body.contains("duplicate")), (200, true), "{backend:?}: {body}");
         assert_eq!(run_of(&db, &id).await, (2, true), "{backend:?}: resumed once");
-        // A claim still inside its lease belongs to its instance: not taken over.
+        // A claim inside its lease belongs to its holder: the delivery waits a
+        // little, then answers 5xx rather than acknowledge an unfinished action.
         sql(&db, "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
-        redeliver(&s, &event).await;
-        assert_eq!(run_of(&db, &id).await, (2, false), "{backend:?}");
+        let (copy, status, _) = redeliver(&s, &event).await;
+        assert_eq!(status, 500, "{backend:?}");
+        assert_eq!(run_of(&db, &id).await, (2, false), "{backend:?}: not taken from its holder");
+        // The holder never finishes; once its lease lapses, a retry of that same
+        // delivery takes the run over and is acknowledged.
+        sql(&db, "UPDATE fulfillment_runs SET claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        s.deliveries_when("a retry of the copy acknowledged", |d| d.len() > copy && d[copy..].iter().any(|d| d.status == Some(200)))
+            .await;
+        assert_eq!(run_of(&db, &id).await, (3, true), "{backend:?}: resumed by Stripe's retry");
         assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
     }
 }

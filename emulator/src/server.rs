@@ -545,17 +545,6 @@ async fn v1(
     } else {
         None
     };
-    let fault = {
-        let mut st = inner.st.lock().unwrap();
-        let f = st.faults.api.clone();
-        if let Some(a) = st.faults.api.as_mut() {
-            a.count = a.count.saturating_sub(1);
-            if a.count == 0 {
-                st.faults.api = None;
-            }
-        }
-        f.filter(|f| f.count > 0)
-    };
     let mut fault_label: Option<String> = None;
     let mut replayed = false;
     let mut extra: Vec<(&'static str, String)> = vec![];
@@ -582,6 +571,18 @@ async fn v1(
             }
             Some(sc) => Some(InFlight { inner: inner.clone(), scope: sc.clone() }),
             None => None,
+        };
+        // Faults are taken only by requests that get this far, so a 409 does not use one up.
+        let fault = {
+            let mut st = inner.st.lock().unwrap();
+            let f = st.faults.api.clone();
+            if let Some(a) = st.faults.api.as_mut() {
+                a.count = a.count.saturating_sub(1);
+                if a.count == 0 {
+                    st.faults.api = None;
+                }
+            }
+            f.filter(|f| f.count > 0)
         };
         if let Some(f) = fault {
             if let Some(ms) = f.delay_ms {

@@ -69,6 +69,8 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO fulfillment_runs (session_id, a
 /// Takes over a run claimed at or before `$3` that never finished; 1 row affected means this call owns it.
 pub(crate) const RECLAIM_RUN: &str = "UPDATE fulfillment_runs SET attempts = attempts + 1, claimed_at = $2
      WHERE session_id = $1 AND done_at IS NULL AND claimed_at <= $3";
+/// Counts a session's unfinished run (0 or 1).
+pub(crate) const SELECT_PENDING_RUN: &str = "SELECT COUNT(*) FROM fulfillment_runs WHERE session_id = $1 AND done_at IS NULL";
 /// Marks a run finished.
 pub(crate) const FINISH_RUN: &str = "UPDATE fulfillment_runs SET done_at = $2 WHERE session_id = $1";
 /// Reads one order.
@@ -298,9 +300,18 @@ impl Store {
 
     /// Whether an event id was already processed.
     pub async fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.count(SELECT_EVENT, event_id).await? > 0)
+    }
+
+    /// Whether an order's run of the owner's action was claimed and has not finished.
+    pub async fn fulfillment_run_pending(&self, session_id: &str) -> Result<bool, StoreError> {
+        Ok(self.count(SELECT_PENDING_RUN, session_id).await? > 0)
+    }
+
+    async fn count(&self, sql: &str, key: &str) -> Result<i64, StoreError> {
         match self {
-            Store::Sqlite(s) => s.event_seen(event_id).await,
-            Store::Postgres(s) => s.event_seen(event_id).await,
+            Store::Sqlite(s) => s.count(sql, key).await,
+            Store::Postgres(s) => s.count(sql, key).await,
         }
     }
 

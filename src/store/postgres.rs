@@ -137,12 +137,9 @@ impl PgStore {
         .await
     }
 
-    pub(super) async fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
-        self.with(async |client| {
-            let n: i64 = client.query_one(SELECT_EVENT, &[&event_id]).await?.get(0);
-            Ok(n > 0)
-        })
-        .await
+    /// Runs a `SELECT COUNT(*)` taking one text parameter.
+    pub(super) async fn count(&self, text: &str, key: &str) -> Result<i64, StoreError> {
+        self.with(async |client| Ok(client.query_one(text, &[&key]).await?.get(0))).await
     }
 
     pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {

@@ -112,13 +112,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
-        let id = event_id.to_string();
-        self.run(move |conn| {
-            let n: i64 = conn.query_row(&sql(SELECT_EVENT), params![id], |r| r.get(0))?;
-            Ok(n > 0)
-        })
-        .await
+    /// Runs a `SELECT COUNT(*)` taking one text parameter.
+    pub(super) async fn count(&self, text: &str, key: &str) -> Result<i64, StoreError> {
+        let (text, key) = (sql(text), key.to_string());
+        self.run(move |conn| conn.query_row(&text, params![key], |r| r.get(0))).await
     }
 
     pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {

@@ -304,9 +304,10 @@ pub fn oracle(cmd: &str, script: &str, input: &str) -> Option<Vec<bool>> {
         .spawn()
         .ok()?;
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    // A script that dies at once (its npm/PyPI package missing) closes stdin: EPIPE here.
+    let written = child.stdin.take().unwrap().write_all(input.as_bytes());
     let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
+    if written.is_err() || !out.status.success() {
         eprintln!("{cmd} {script} failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }

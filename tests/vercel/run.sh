@@ -45,7 +45,8 @@ unset STRIPE_SECRET_KEY STRIPE_PUBLISHABLE_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_
 # @vercel/rust's dev-server mode starts with `cargo metadata`, which needs the crates of every
 # platform in the lock file. Without them vercel dev falls back silently to a mode that cannot
 # serve these functions, so say it plainly here instead.
-if ! cargo metadata --manifest-path "$repo/Cargo.toml" --format-version 1 >/dev/null 2>&1; then
+if ! meta_err=$(cargo metadata --manifest-path "$repo/Cargo.toml" --format-version 1 2>&1 >/dev/null); then
+  echo "$meta_err" | tail -n 5 >&2
   echo "cargo metadata fails offline: run \`cargo fetch\` once (vercel dev needs every crate of Cargo.lock)" >&2
   exit 1
 fi
