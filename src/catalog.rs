@@ -75,10 +75,10 @@ pub fn parse(text: &str) -> Result<Vec<Product>, String> {
         if p.max_quantity == 0 || p.max_quantity > 999 {
             return Err(format!("product {}: max_quantity must be 1..=999", p.id));
         }
-        if let Some(price) = &p.price {
-            if !price.starts_with("price_") {
-                return Err(format!("product {}: price must be a Stripe price id", p.id));
-            }
+        if let Some(price) = &p.price
+            && !price.starts_with("price_")
+        {
+            return Err(format!("product {}: price must be a Stripe price id", p.id));
         }
     }
     Ok(products)

@@ -78,10 +78,10 @@ pub fn evaluate(promo: &PromotionCode, cart: &Cart, now: i64) -> Result<i64, Not
     {
         return Err(NotApplied::Restricted);
     }
-    if let Some(min) = r.minimum_amount {
-        if r.minimum_amount_currency.as_deref() != Some(cart.currency.as_str()) || cart.subtotal < min {
-            return Err(NotApplied::BelowMinimum);
-        }
+    if let Some(min) = r.minimum_amount
+        && (r.minimum_amount_currency.as_deref() != Some(cart.currency.as_str()) || cart.subtotal < min)
+    {
+        return Err(NotApplied::BelowMinimum);
     }
     let Some(Expandable::Object(coupon)) = &promo.promotion.coupon else {
         return Err(NotApplied::Unchecked);

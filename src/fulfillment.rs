@@ -83,7 +83,7 @@ pub fn on_fulfilled(order: &Order) {
         .join(", ");
     crate::log::info("order fulfilled", &[("session_id", &order.session_id), ("items", &items)]);
 }
-/// ─────────────────────────────────────────────────────────────────────────
+// ─────────────────────────────────────────────────────────────────────────
 
 /// How long a claimed run of [`on_fulfilled`] is left to its instance before
 /// another may take it over: longer than a function may live (`maxDuration`

@@ -392,7 +392,8 @@ async fn checkout_status_validates_the_session_id() {
 #[tokio::test]
 async fn emulator_deliveries_verify_with_stripe_node() {
     // Capture the raw deliveries, then ask stripe-node's constructEvent about each.
-    let captured: std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, String)>>> = Default::default();
+    type Captured = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, String)>>>;
+    let captured: Captured = Default::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sink = captured.clone();

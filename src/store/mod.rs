@@ -240,7 +240,7 @@ pub enum Store {
     /// Embedded SQLite file.
     Sqlite(SqliteStore),
     /// Postgres over TLS (or plain on loopback).
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Store {
@@ -250,7 +250,7 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(Store::Sqlite(SqliteStore::open(path)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(PgStore::new(url)))
+            Ok(Store::Postgres(Box::new(PgStore::new(url))))
         } else {
             Err(StoreError("unsupported DATABASE_URL scheme".into()))
         }

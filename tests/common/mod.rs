@@ -236,10 +236,10 @@ impl Shop {
     pub async fn wait_order(&self, session_id: &str, pred: impl Fn(&checkout::store::Order) -> bool) -> checkout::store::Order {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(o) = self.app.store.order(session_id).await.unwrap() {
-                if pred(&o) {
-                    return o;
-                }
+            if let Some(o) = self.app.store.order(session_id).await.unwrap()
+                && pred(&o)
+            {
+                return o;
             }
             assert!(std::time::Instant::now() < deadline, "order {session_id} never reached the expected state");
             tokio::time::sleep(Duration::from_millis(25)).await;
