@@ -611,14 +611,7 @@ async fn retrieve_expand_line_items_and_expire() {
     )
     .await;
     assert_eq!(r.json["type"], "checkout.session.expired");
-    let page = c
-        .get(format!("{b}/c/pay/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get(&c, &format!("{b}/c/pay/{id}")).await.text;
     assert!(page.contains("expired") && !page.contains("id=\"pay\""));
 }
 
@@ -923,16 +916,7 @@ async fn request_log_records_details_and_connection_reuse() {
         emu.requests()[3].remote_addr.port(),
         log[0].remote_addr.port()
     );
-    let j: Value = serde_json::from_str(
-        &c.get(format!("{}/_emulator/requests", emu.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let j: Value = get(&c, &format!("{}/_emulator/requests", emu.base_url())).await.json;
     assert_eq!(j.as_array().unwrap().len(), 4);
     assert!(!j.to_string().contains(KEY), "the API key is never stored");
 }

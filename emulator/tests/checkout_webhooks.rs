@@ -77,14 +77,7 @@ async fn hosted_page_pay_and_signed_webhook() {
     assert!(s["payment_intent"].as_str().unwrap().starts_with("pi_"));
     assert_eq!(s["customer_details"]["email"], "shopper@example.com");
     // page of a completed session offers no action; paying again is refused
-    let html = c
-        .get(format!("{b}/c/pay/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get(&c, &format!("{b}/c/pay/{id}")).await.text;
     assert!(html.contains("complete") && !html.contains("id=\"pay\""));
     let r = c
         .post(format!("{b}/c/pay/{id}"))
@@ -142,16 +135,7 @@ async fn hosted_page_pay_and_signed_webhook() {
     assert_eq!(d[0].status, Some(200));
     assert_eq!(d[0].attempt, 1);
     assert_eq!(d[0].response_body, "{\"received\":true}");
-    let events: Value = serde_json::from_str(
-        &c.get(format!("{b}/_emulator/events"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let events: Value = get(&c, &format!("{b}/_emulator/events")).await.json;
     assert_eq!(events[0]["id"], ev["id"]);
     let list = get(
         &c,
@@ -448,16 +432,7 @@ async fn resend_sign_and_late_webhook_url() {
             .status,
         404
     );
-    let d: Value = serde_json::from_str(
-        &c.get(format!("{b}/_emulator/deliveries"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let d: Value = get(&c, &format!("{b}/_emulator/deliveries")).await.json;
     assert_eq!(d[0]["event_id"], evt.as_str());
     emu.shutdown().await;
     assert!(
