@@ -435,26 +435,17 @@ fn route(
                 .ok_or_else(|| ApiError::no_such(404, "id", "promotion_code", id))?;
             Ok(logic::render_promo(st, p, !ex.is_empty(), true))
         }
-        ("GET", ["coupons", id]) => {
+        ("GET", [kind @ ("coupons" | "prices" | "products"), id]) => {
             only_params(pairs, &["expand"])?;
-            st.coupons
+            let (objects, object) = match *kind {
+                "coupons" => (&st.coupons, "coupon"),
+                "prices" => (&st.prices, "price"),
+                _ => (&st.products, "product"),
+            };
+            objects
                 .get(*id)
                 .cloned()
-                .ok_or_else(|| ApiError::no_such(404, "id", "coupon", id))
-        }
-        ("GET", ["prices", id]) => {
-            only_params(pairs, &["expand"])?;
-            st.prices
-                .get(*id)
-                .cloned()
-                .ok_or_else(|| ApiError::no_such(404, "id", "price", id))
-        }
-        ("GET", ["products", id]) => {
-            only_params(pairs, &["expand"])?;
-            st.products
-                .get(*id)
-                .cloned()
-                .ok_or_else(|| ApiError::no_such(404, "id", "product", id))
+                .ok_or_else(|| ApiError::no_such(404, "id", object, id))
         }
         ("GET", ["events"]) => {
             only_params(
