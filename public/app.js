@@ -172,6 +172,17 @@
     return h % artVariants;
   }
 
+  /** A quantity stepper button (− or +) for the input `qtyId`. */
+  function stepButton(className, ariaLabel, qtyId, text) {
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.className = className;
+    b.setAttribute('aria-label', ariaLabel);
+    b.setAttribute('aria-controls', qtyId);
+    b.textContent = text;
+    return b;
+  }
+
   function renderProducts() {
     var frag = document.createDocumentFragment();
     state.cards = Object.create(null);
@@ -224,12 +235,7 @@
       stepper.setAttribute('role', 'group');
       stepper.setAttribute('aria-label', 'Quantity of ' + p.name);
 
-      var dec = document.createElement('button');
-      dec.type = 'button';
-      dec.className = 'dec';
-      dec.setAttribute('aria-label', 'Remove one ' + p.name);
-      dec.setAttribute('aria-controls', qtyId);
-      dec.textContent = '\u2212';
+      var dec = stepButton('dec', 'Remove one ' + p.name, qtyId, '\u2212');
 
       var label = document.createElement('label');
       label.className = 'visually-hidden';
@@ -247,12 +253,7 @@
       input.autocomplete = 'off';
       input.value = String(qtyOf(p.id));
 
-      var inc = document.createElement('button');
-      inc.type = 'button';
-      inc.className = 'inc';
-      inc.setAttribute('aria-label', 'Add one ' + p.name);
-      inc.setAttribute('aria-controls', qtyId);
-      inc.textContent = '+';
+      var inc = stepButton('inc', 'Add one ' + p.name, qtyId, '+');
 
       stepper.appendChild(dec);
       stepper.appendChild(label);
