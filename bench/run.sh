@@ -268,25 +268,25 @@ echo "  median $COLD_node ms"
 
 # ---------------------------------------------------------------- load
 say "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, POST /api/webhook (signed), after a 2 s warm-up"
+# serve_and_load NAME LABEL PORT VAR=VALUE... CMD...: starts CMD with a clean environment (only
+# PATH and the given variables) on PORT, shows its answer to one signed POST, loads it, stops it.
+serve_and_load() {
+  local name=$1 label=$2 port=$3 pid
+  shift 3
+  env -i PATH="$PATH" "$@" >/dev/null 2>"$WORK/$name.log" &
+  pid=$!
+  PIDS+=("$pid")
+  wait_2xx "$port"
+  echo "  $label (pid $pid), answer: $(curl -s --max-time 2 -X POST -H "stripe-signature: $(node "$WORK/payload.js" sign "$WORK/payload.json" "$WHSEC")" --data-binary "@$WORK/payload.json" "http://127.0.0.1:$port/api/webhook")"
+  load "$name" "$port" "$pid"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
 PORT=$(free_port)
-env -i PATH="$PATH" VERCEL_DEV_PORT="$PORT" STRIPE_SECRET_KEY=sk_test_bench STRIPE_WEBHOOK_SECRET="$WHSEC" \
-  DATABASE_URL="sqlite://$WORK/bench-rust.sqlite3" "$RUST_BIN" >/dev/null 2>"$WORK/rust.log" &
-RUST_PID=$!
-PIDS+=("$RUST_PID")
-wait_2xx "$PORT"
-echo "  Rust webhook binary (pid $RUST_PID), answer: $(curl -s --max-time 2 -X POST -H "stripe-signature: $(node "$WORK/payload.js" sign "$WORK/payload.json" "$WHSEC")" --data-binary "@$WORK/payload.json" "http://127.0.0.1:$PORT/api/webhook")"
-load rust "$PORT" "$RUST_PID"
-kill "$RUST_PID"; wait "$RUST_PID" 2>/dev/null || true
-
+serve_and_load rust "Rust webhook binary" "$PORT" VERCEL_DEV_PORT="$PORT" STRIPE_SECRET_KEY=sk_test_bench \
+  STRIPE_WEBHOOK_SECRET="$WHSEC" DATABASE_URL="sqlite://$WORK/bench-rust.sqlite3" "$RUST_BIN"
 PORT=$(free_port)
-env -i PATH="$PATH" PORT="$PORT" STRIPE_SECRET_KEY=sk_test_bench STRIPE_WEBHOOK_SECRET="$WHSEC" \
-  node "$PEER/server.js" >/dev/null 2>"$WORK/node.log" &
-NODE_PID=$!
-PIDS+=("$NODE_PID")
-wait_2xx "$PORT"
-echo "  Node peer (pid $NODE_PID), answer: $(curl -s --max-time 2 -X POST -H "stripe-signature: $(node "$WORK/payload.js" sign "$WORK/payload.json" "$WHSEC")" --data-binary "@$WORK/payload.json" "http://127.0.0.1:$PORT/api/webhook")"
-load node "$PORT" "$NODE_PID"
-kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
+serve_and_load node "Node peer" "$PORT" PORT="$PORT" STRIPE_SECRET_KEY=sk_test_bench \
+  STRIPE_WEBHOOK_SECRET="$WHSEC" node "$PEER/server.js"
 
 # ---------------------------------------------------------------- table
 say "result (one run, $(nproc) cores shared by server and wrk; noisy: rerun before trusting a ratio)"
