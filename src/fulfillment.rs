@@ -95,20 +95,17 @@ pub const RUN_LEASE_SECS: i64 = 120;
 /// before asking Stripe to retry (the success page does not wait).
 pub const HELD_WAIT: Duration = Duration::from_secs(2);
 
-/// Runs [`on_fulfilled`] for a run this call holds, then marks it finished.
-async fn run_claimed(app: &App, session_id: &str) -> Result<(), StoreError> {
-    let order = app
-        .store
-        .order(session_id)
-        .await?
-        .ok_or_else(|| StoreError("fulfilled order missing".into()))?;
-    on_fulfilled(&order);
-    app.store.finish_fulfillment_run(session_id).await
-}
-
-/// Runs the owner's action for a run this call holds, logging a failure.
-async fn run_held_by_us(app: &App, session_id: &str) -> Run {
-    match run_claimed(app, session_id).await {
+/// Runs [`on_fulfilled`] for a run this call holds, then marks it finished;
+/// a failure is logged.
+async fn run_held_by_us(app: &App, session_id: &str, order: Result<Order, StoreError>) -> Run {
+    let result = match order {
+        Ok(order) => {
+            on_fulfilled(&order);
+            app.store.finish_fulfillment_run(session_id).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => Run::Ran,
         Err(e) => {
             crate::log::warn("fulfilment run unfinished", &[("session_id", session_id), ("error", &e.to_string())]);
@@ -127,7 +124,10 @@ pub async fn resume_lapsed_run(app: &App, session_id: &str, wait: Duration) -> R
         let step = match app.store.reclaim_fulfillment_run(session_id, now, RUN_LEASE_SECS).await {
             Ok(true) => {
                 crate::log::warn("resuming an unfinished fulfilment run", &[("session_id", session_id)]);
-                return run_held_by_us(app, session_id).await;
+                let order = app.store.order(session_id).await.and_then(|o| {
+                    o.ok_or_else(|| StoreError("fulfilled order missing".into()))
+                });
+                return run_held_by_us(app, session_id, order).await;
             }
             Ok(false) => app.store.fulfillment_run_pending(session_id).await,
             Err(e) => Err(e),
@@ -190,7 +190,17 @@ pub async fn fulfill(
     let wait = if event.is_some() { HELD_WAIT } else { Duration::ZERO };
     let applied = app.store.apply(&update, event).await.map_err(FulfillError::Store)?;
     let run = if applied == (Applied::Recorded { newly_fulfilled: true }) {
-        run_held_by_us(app, &update.session_id).await
+        // Just recorded from `update`, so the stored order is `update` itself.
+        let order = Order {
+            session_id: update.session_id.clone(),
+            state: update.state,
+            payment_status: update.payment_status.clone(),
+            amount_total: update.amount_total,
+            currency: update.currency.clone(),
+            items: update.items.clone(),
+            fulfillments: 1,
+        };
+        run_held_by_us(app, &update.session_id, Ok(order)).await
     } else if state == OrderState::Fulfilled {
         resume_lapsed_run(app, &update.session_id, wait).await
     } else {

@@ -282,20 +282,12 @@ impl Store {
     /// instance died mid-run, or the commit's answer was lost). True for
     /// exactly one caller per lapsed claim.
     pub async fn reclaim_fulfillment_run(&self, session_id: &str, now: i64, lease_secs: i64) -> Result<bool, StoreError> {
-        let n = match self {
-            Store::Sqlite(s) => s.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await?,
-            Store::Postgres(s) => s.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await?,
-        };
-        Ok(n == 1)
+        Ok(self.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await? == 1)
     }
 
     /// Records that the owner's action for an order finished.
     pub async fn finish_fulfillment_run(&self, session_id: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.update(FINISH_RUN, session_id, &[now()]).await?,
-            Store::Postgres(s) => s.update(FINISH_RUN, session_id, &[now()]).await?,
-        };
-        Ok(())
+        self.update(FINISH_RUN, session_id, &[now()]).await.map(drop)
     }
 
     /// Whether an event id was already processed.
@@ -306,6 +298,13 @@ impl Store {
     /// Whether an order's run of the owner's action was claimed and has not finished.
     pub async fn fulfillment_run_pending(&self, session_id: &str) -> Result<bool, StoreError> {
         Ok(self.count(SELECT_PENDING_RUN, session_id).await? > 0)
+    }
+
+    async fn update(&self, sql: &str, key: &str, ints: &[i64]) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.update(sql, key, ints).await,
+            Store::Postgres(s) => s.update(sql, key, ints).await,
+        }
     }
 
     async fn count(&self, sql: &str, key: &str) -> Result<i64, StoreError> {
