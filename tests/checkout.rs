@@ -57,7 +57,7 @@ async fn embedded_mode_answers_only_the_client_secret() {
     assert_eq!(status, 200, "{json}");
     assert!(json["client_secret"].as_str().unwrap().contains("_secret_"));
     assert!(json.get("url").is_none());
-    let r = s.emu.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
+    let r = s.requests_to("/v1/checkout/sessions").remove(0);
     assert!(r.params.iter().any(|(k, v)| k == "ui_mode" && v == "embedded_page"));
     assert!(r.params.iter().any(|(k, _)| k == "return_url"));
     assert!(!r.params.iter().any(|(k, _)| k == "success_url" || k == "cancel_url"));
@@ -69,7 +69,7 @@ async fn retries_a_500_with_the_same_idempotency_key() {
     s.emu.set_api_fault(ApiFault { status: Some(500), count: 1, ..Default::default() });
     let (status, _, json) = s.post_json("/api/create-checkout", CART, "203.0.113.12").await;
     assert_eq!(status, 200, "{json}");
-    let create: Vec<_> = s.emu.requests().into_iter().filter(|r| r.path == "/v1/checkout/sessions").collect();
+    let create = s.requests_to("/v1/checkout/sessions");
     assert_eq!(create.len(), 2, "one failure, one retry");
     assert_eq!(create[0].status, 500);
     assert_eq!(create[1].status, 200);
@@ -83,7 +83,7 @@ async fn does_not_retry_a_plain_429_and_answers_502_with_a_reference() {
     s.emu.set_api_fault(ApiFault { status: Some(429), count: 1, ..Default::default() });
     let (status, _, json) = s.post_json("/api/create-checkout", CART, "203.0.113.13").await;
     assert_eq!(status, 502, "{json}");
-    let create: Vec<_> = s.emu.requests().into_iter().filter(|r| r.path == "/v1/checkout/sessions").collect();
+    let create = s.requests_to("/v1/checkout/sessions");
     assert_eq!(create.len(), 1, "stripe-node does not retry a plain 429");
     let reference = json["error"]["reference"].as_str().unwrap();
     assert!(reference.starts_with("ref_"));
@@ -97,7 +97,7 @@ async fn gives_up_after_two_retries_with_a_generic_502() {
     s.emu.set_api_fault(ApiFault { status: Some(500), count: 10, ..Default::default() });
     let (status, _, json) = s.post_json("/api/create-checkout", CART, "203.0.113.14").await;
     assert_eq!(status, 502);
-    let create: Vec<_> = s.emu.requests().into_iter().filter(|r| r.path == "/v1/checkout/sessions").collect();
+    let create = s.requests_to("/v1/checkout/sessions");
     assert_eq!(create.len(), 3, "first attempt + 2 retries");
     assert!(create.iter().all(|r| r.idempotency_key == create[0].idempotency_key));
     let msg = json["error"]["message"].as_str().unwrap();

@@ -92,7 +92,7 @@ async fn every_refusal_is_byte_identical_to_no_code() {
         assert!(!looked_up.iter().any(|c| c == bad), "{bad:?} was looked up");
     }
     // The look-up asks for what the pinned version needs.
-    let r = s.emu.requests().into_iter().find(|r| r.path == "/v1/promotion_codes").unwrap();
+    let r = s.requests_to("/v1/promotion_codes").remove(0);
     assert!(r.params.contains(&("active".into(), "true".into())));
     assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon".into())));
     assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon.applies_to".into())), "applies_to is includable: ask for it");
@@ -104,7 +104,7 @@ async fn checkout_resolves_the_code_again_on_the_server() {
     let id = s.checkout(&body(TSHIRTS, Some("SAVE10"))).await;
     let session = s.emu.session(&id).unwrap();
     assert_eq!(session["amount_total"], 4500);
-    let sent = s.emu.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
+    let sent = s.requests_to("/v1/checkout/sessions").remove(0);
     assert!(sent.params.contains(&("discounts[0][promotion_code]".into(), "promo_emu_save10".into())));
     assert!(!sent.params.iter().any(|(k, _)| k.starts_with("allow_promotion_codes")));
 
@@ -112,7 +112,7 @@ async fn checkout_resolves_the_code_again_on_the_server() {
     s.emu.clear_logs();
     let id = s.checkout(&body(TSHIRTS, Some("EXPIRED"))).await;
     assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000);
-    let sent = s.emu.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
+    let sent = s.requests_to("/v1/checkout/sessions").remove(0);
     assert!(!sent.params.iter().any(|(k, _)| k.starts_with("discounts") || k.starts_with("allow_promotion_codes")));
 }
 
@@ -135,7 +135,7 @@ async fn forged_prices_and_discounts_from_the_browser_are_refused() {
     // A promotion id typed as a code is just an unknown code.
     let id = s.checkout(&body(TSHIRTS, Some("promo_emu_save10"))).await;
     assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000);
-    assert!(s.emu.requests().iter().filter(|r| r.path == "/v1/checkout/sessions").count() == 1);
+    assert_eq!(s.requests_to("/v1/checkout/sessions").len(), 1);
 }
 
 #[tokio::test]

@@ -19,6 +19,11 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
+/// How many deliveries the shop acknowledged with 200.
+fn acked(deliveries: &[stripe_emulator::Delivery]) -> usize {
+    deliveries.iter().filter(|d| d.status == Some(200)).count()
+}
+
 /// POSTs a body signed (or not) to the shop's webhook.
 async fn deliver(s: &Shop, body: &[u8], header: Option<String>) -> (u16, serde_json::Value) {
     let mut req = s.http.post(s.url("/api/webhook")).header("content-type", "application/json").body(body.to_vec());
@@ -142,16 +147,8 @@ async fn duplicate_deliveries_fulfil_once() {
         let id = s.checkout(CART).await;
         s.pay(&id, "pay").await;
         s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let acked: Vec<_> = s.emu.deliveries().into_iter().filter(|d| d.status == Some(200)).collect();
-            if acked.len() >= 2 {
-                assert!(acked.iter().any(|d| d.response_body.contains("duplicate")), "{acked:?}");
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "both copies acknowledged");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let d = s.emu.wait_for_deliveries(|d| acked(d) >= 2, Duration::from_secs(5)).await.expect("both copies acknowledged");
+        assert!(d.iter().any(|d| d.status == Some(200) && d.response_body.contains("duplicate")), "{d:?}");
         assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
     }
 }
@@ -242,12 +239,8 @@ async fn reordered_delivery_never_moves_an_order_back() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.emu.flush();
         let o = s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while s.emu.deliveries().iter().filter(|d| d.status == Some(200)).count() < 2 {
-            assert!(std::time::Instant::now() < deadline, "both events delivered");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let order: Vec<String> = s.emu.deliveries().iter().map(|d| d.event_type.clone()).collect();
+        let d = s.emu.wait_for_deliveries(|d| acked(d) >= 2, Duration::from_secs(5)).await.expect("both events delivered");
+        let order: Vec<String> = d.iter().map(|d| d.event_type.clone()).collect();
         assert_eq!(order.first().map(String::as_str), Some("checkout.session.async_payment_succeeded"), "{order:?}");
         let after = s.app.store.order(&id).await.unwrap().unwrap();
         assert_eq!(after.state, OrderState::Fulfilled, "the late 'completed (unpaid)' did not downgrade");

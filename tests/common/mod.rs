@@ -223,6 +223,11 @@ impl Shop {
         resp.headers()["location"].to_str().unwrap().to_string()
     }
 
+    /// The requests the emulator received for `path`, in order.
+    pub fn requests_to(&self, path: &str) -> Vec<stripe_emulator::RecordedRequest> {
+        self.emu.requests().into_iter().filter(|r| r.path == path).collect()
+    }
+
     /// Waits (up to 10 s) until the emulator's delivery log satisfies `pred`: an order can be
     /// recorded before the emulator has read the endpoint's answer.
     pub async fn deliveries_when(&self, what: &str, pred: impl Fn(&[stripe_emulator::Delivery]) -> bool) -> Vec<stripe_emulator::Delivery> {
