@@ -543,9 +543,9 @@ async fn v1(
     // An idempotency key is scoped to the API key. It is held from the start,
     // so while a request is stalled (an injected delay) a retry with the same
     // key gets Stripe's 409, as it would while Stripe is still executing.
-    let scope = idem_key.as_ref().and_then(|k| {
-        let key = check_auth(auth_h.as_deref()).ok()?;
-        Some((hex::encode(Sha256::digest(key.as_bytes())), k.clone()))
+    let auth = check_auth(auth_h.as_deref());
+    let scope = idem_key.as_ref().zip(auth.as_ref().ok()).map(|(k, key)| {
+        (hex::encode(Sha256::digest(key.as_bytes())), k.clone())
     });
     let (status, out): (u16, Value) = 'resp: {
         let _held = match &scope {
@@ -605,7 +605,7 @@ async fn v1(
                 break 'resp (code, e.body(&rid));
             }
         }
-        if let Err(e) = check_auth(auth_h.as_deref()) {
+        if let Err(e) = &auth {
             break 'resp (e.status, e.body(&rid));
         }
         if let Some((_, k)) = &scope
