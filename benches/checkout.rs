@@ -95,8 +95,12 @@ async fn child() {
         "create-checkout over loopback HTTP (client -> routes -> emulator), sequential, keep-alive; {WARMUP} warm-up + {MEASURED} measured"
     );
     println!();
-    println!("| cart                          | Stripe calls | median ms | p90 ms | p99 ms | max ms | req/s (1 client) |");
-    println!("|-------------------------------|-------------:|----------:|-------:|-------:|-------:|-----------------:|");
+    println!(
+        "| cart                          | Stripe calls | median ms | p90 ms | p99 ms | max ms | req/s (1 client) |"
+    );
+    println!(
+        "|-------------------------------|-------------:|----------:|-------:|-------:|-------:|-----------------:|"
+    );
     let deadline = Instant::now() + Duration::from_secs(50);
     for (label, calls, body) in [
         ("mug x2, no code", 1, r#"{"items":[{"id":"mug","quantity":2}]}"#),

@@ -180,15 +180,18 @@ fn main() {
     });
     rows.push(Row { name: "hmac floor (compute)", median_ns: m, min_ns: lo, max_ns: hi });
     let (m, lo, hi) = measure(|| {
-        black_box(signature::verify(black_box(&body), black_box(Some(&header)), black_box(&one), black_box(T))).unwrap();
+        black_box(signature::verify(black_box(&body), black_box(Some(&header)), black_box(&one), black_box(T)))
+            .unwrap();
     });
     rows.push(Row { name: "verify 1 secret x 1 v1", median_ns: m, min_ns: lo, max_ns: hi });
     let (m, lo, hi) = measure(|| {
-        black_box(webhook::authenticate(black_box(&body), black_box(Some(&header)), black_box(&one), black_box(T))).unwrap();
+        black_box(webhook::authenticate(black_box(&body), black_box(Some(&header)), black_box(&one), black_box(T)))
+            .unwrap();
     });
     rows.push(Row { name: "authenticate (verify+JSON)", median_ns: m, min_ns: lo, max_ns: hi });
     let (m, lo, hi) = measure(|| {
-        black_box(signature::verify(black_box(&body), black_box(Some(&header3)), black_box(&three), black_box(T))).unwrap();
+        black_box(signature::verify(black_box(&body), black_box(Some(&header3)), black_box(&three), black_box(T)))
+            .unwrap();
     });
     rows.push(Row { name: "verify 3 secrets x 3 v1", median_ns: m, min_ns: lo, max_ns: hi });
 

@@ -62,18 +62,14 @@ impl CartRequest {
             return Err(ApiError::bad_request("items: the cart is empty"));
         }
         if self.items.len() > MAX_LINES {
-            return Err(ApiError::bad_request(format!(
-                "items: at most {MAX_LINES} lines per order"
-            )));
+            return Err(ApiError::bad_request(format!("items: at most {MAX_LINES} lines per order")));
         }
         let mut lines: Vec<Line> = Vec::with_capacity(self.items.len());
         for (i, item) in self.items.iter().enumerate() {
             let product = catalog::find(&item.id)
                 .ok_or_else(|| ApiError::bad_request(format!("items[{i}].id: unknown product")))?;
             if lines.iter().any(|l| l.product.id == product.id) {
-                return Err(ApiError::bad_request(format!(
-                    "items[{i}].id: product listed twice"
-                )));
+                return Err(ApiError::bad_request(format!("items[{i}].id: product listed twice")));
             }
             if item.quantity < 1 || item.quantity > i64::from(product.max_quantity) {
                 return Err(ApiError::bad_request(format!(
@@ -84,10 +80,7 @@ impl CartRequest {
             lines.push(Line { product, quantity: item.quantity as u32 });
         }
         let currency = lines[0].product.currency.clone();
-        let subtotal = lines
-            .iter()
-            .map(|l| l.product.unit_amount * i64::from(l.quantity))
-            .sum();
+        let subtotal = lines.iter().map(|l| l.product.unit_amount * i64::from(l.quantity)).sum();
         Ok(Cart { lines, currency, subtotal })
     }
 }

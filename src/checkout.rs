@@ -72,8 +72,7 @@ pub fn session_params(config: &Config, cart: &Cart, discount: Option<&AppliedDis
     let landing = format!("{}/success.html?session_id={{CHECKOUT_SESSION_ID}}", config.site_url);
     match config.ui_mode {
         UiMode::Hosted => {
-            f.push("success_url", landing)
-                .push("cancel_url", format!("{}/cancel.html", config.site_url));
+            f.push("success_url", landing).push("cancel_url", format!("{}/cancel.html", config.site_url));
         }
         UiMode::Embedded => {
             f.push("return_url", landing);

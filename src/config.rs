@@ -175,8 +175,7 @@ impl Config {
         let on_vercel = var("VERCEL").is_some_and(|v| v == "1");
         let production = var("VERCEL_ENV").is_some_and(|v| v == "production");
 
-        let secret = var("STRIPE_SECRET_KEY")
-            .ok_or_else(|| ConfigError("STRIPE_SECRET_KEY: not set".into()))?;
+        let secret = var("STRIPE_SECRET_KEY").ok_or_else(|| ConfigError("STRIPE_SECRET_KEY: not set".into()))?;
         check_secret_text("STRIPE_SECRET_KEY", &secret)?;
         let mode = key_mode("STRIPE_SECRET_KEY", &secret, &["sk_", "rk_"])?;
         let secret_key = SecretKey { value: secret, mode };
@@ -187,26 +186,20 @@ impl Config {
                 let (key, pk_mode) = PublishableKey::parse(&v)?;
                 if pk_mode != mode {
                     return Err(ConfigError(
-                        "STRIPE_PUBLISHABLE_KEY: test and live keys are mixed with STRIPE_SECRET_KEY"
-                            .into(),
+                        "STRIPE_PUBLISHABLE_KEY: test and live keys are mixed with STRIPE_SECRET_KEY".into(),
                     ));
                 }
                 Some(key)
             }
         };
         if mode == Mode::Live && !production {
-            return Err(ConfigError(
-                "STRIPE_SECRET_KEY: live keys are only allowed when VERCEL_ENV=production".into(),
-            ));
+            return Err(ConfigError("STRIPE_SECRET_KEY: live keys are only allowed when VERCEL_ENV=production".into()));
         }
 
         let webhook_secrets = match get("STRIPE_WEBHOOK_SECRET") {
             None => Vec::new(),
             Some(v) if v.is_empty() => Vec::new(),
-            Some(v) => v
-                .split(',')
-                .map(WebhookSecret::parse)
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(v) => v.split(',').map(WebhookSecret::parse).collect::<Result<Vec<_>, _>>()?,
         };
 
         let api_base = match var("STRIPE_API_BASE") {
@@ -214,9 +207,7 @@ impl Config {
             Some(v) => check_url("STRIPE_API_BASE", &v, false)?,
         };
         if api_base != DEFAULT_API_BASE && mode == Mode::Live {
-            return Err(ConfigError(
-                "STRIPE_API_BASE: live keys are only sent to https://api.stripe.com".into(),
-            ));
+            return Err(ConfigError("STRIPE_API_BASE: live keys are only sent to https://api.stripe.com".into()));
         }
 
         let site_url = match var("SITE_URL") {
@@ -237,8 +228,7 @@ impl Config {
                     || (v.starts_with("sqlite://") && v.len() > "sqlite://".len());
                 if !ok {
                     return Err(ConfigError(
-                        "DATABASE_URL: must start with postgres://, postgresql:// or sqlite://"
-                            .into(),
+                        "DATABASE_URL: must start with postgres://, postgresql:// or sqlite://".into(),
                     ));
                 }
                 if on_vercel && v.starts_with("sqlite://") {
@@ -260,9 +250,7 @@ impl Config {
             None | Some("hosted_page") => UiMode::Hosted,
             Some("embedded_page") => UiMode::Embedded,
             Some(_) => {
-                return Err(ConfigError(
-                    "CHECKOUT_UI_MODE: must be hosted_page or embedded_page".into(),
-                ));
+                return Err(ConfigError("CHECKOUT_UI_MODE: must be hosted_page or embedded_page".into()));
             }
         };
 
@@ -280,9 +268,7 @@ impl Config {
                 v.parse::<u64>()
                     .ok()
                     .filter(|n| *n <= 10_000)
-                    .ok_or_else(|| {
-                        ConfigError("DISCOUNT_RESPONSE_FLOOR_MS: must be 0..=10000".into())
-                    })?,
+                    .ok_or_else(|| ConfigError("DISCOUNT_RESPONSE_FLOOR_MS: must be 0..=10000".into()))?,
             ),
         };
 
@@ -359,8 +345,7 @@ fn check_url(name: &str, value: &str, origin_only: bool) -> Result<String, Confi
     if value.trim() != value || value.chars().any(char::is_whitespace) {
         return Err(ConfigError(format!("{name}: contains whitespace")));
     }
-    let url = reqwest::Url::parse(value)
-        .map_err(|_| ConfigError(format!("{name}: not an absolute URL")))?;
+    let url = reqwest::Url::parse(value).map_err(|_| ConfigError(format!("{name}: not an absolute URL")))?;
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

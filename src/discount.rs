@@ -105,9 +105,7 @@ pub fn evaluate(promo: &PromotionCode, cart: &Cart, now: i64) -> Result<i64, Not
     }
     let amount = match (coupon.percent_off, coupon.amount_off) {
         (Some(p), None) if p > 0.0 && p <= 100.0 => (cart.subtotal as f64 * p / 100.0).round() as i64,
-        (None, Some(a)) if a > 0 && coupon.currency.as_deref() == Some(cart.currency.as_str()) => {
-            a.min(cart.subtotal)
-        }
+        (None, Some(a)) if a > 0 && coupon.currency.as_deref() == Some(cart.currency.as_str()) => a.min(cart.subtotal),
         _ => return Err(NotApplied::WrongCurrency),
     };
     Ok(amount.clamp(0, cart.subtotal))
@@ -136,7 +134,10 @@ pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscoun
                 return Some(AppliedDiscount { promotion_code: promo.id.clone(), amount });
             }
             Err(why) => {
-                crate::log::info("promotion code not applied", &[("promotion_code", &promo.id), ("why", &format!("{why:?}"))]);
+                crate::log::info(
+                    "promotion code not applied",
+                    &[("promotion_code", &promo.id), ("why", &format!("{why:?}"))],
+                );
             }
         }
     }

@@ -6,7 +6,10 @@
 
 use crate::app::App;
 use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderUpdate, StoreError};
-use crate::stripe::{Form, StripeError, types::{LineItem, List, Session}};
+use crate::stripe::{
+    Form, StripeError,
+    types::{LineItem, List, Session},
+};
 use std::time::{Duration, Instant};
 
 /// The metadata every session this shop creates carries; sessions without it
@@ -75,12 +78,7 @@ impl Run {
 /// [`RUN_LEASE_SECS`] have passed, so make it idempotent, keyed on
 /// `order.session_id`. Ours logs.
 pub fn on_fulfilled(order: &Order) {
-    let items = order
-        .items
-        .iter()
-        .map(|i| format!("{} x{}", i.name, i.quantity))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let items = order.items.iter().map(|i| format!("{} x{}", i.name, i.quantity)).collect::<Vec<_>>().join(", ");
     crate::log::info("order fulfilled", &[("session_id", &order.session_id), ("items", &items)]);
 }
 // ─────────────────────────────────────────────────────────────────────────
@@ -124,9 +122,11 @@ pub async fn resume_lapsed_run(app: &App, session_id: &str, wait: Duration) -> R
         let step = match app.store.reclaim_fulfillment_run(session_id, now, RUN_LEASE_SECS).await {
             Ok(true) => {
                 crate::log::warn("resuming an unfinished fulfilment run", &[("session_id", session_id)]);
-                let order = app.store.order(session_id).await.and_then(|o| {
-                    o.ok_or_else(|| StoreError("fulfilled order missing".into()))
-                });
+                let order = app
+                    .store
+                    .order(session_id)
+                    .await
+                    .and_then(|o| o.ok_or_else(|| StoreError("fulfilled order missing".into())));
                 return run_held_by_us(app, session_id, order).await;
             }
             Ok(false) => app.store.fulfillment_run_pending(session_id).await,
@@ -137,7 +137,10 @@ pub async fn resume_lapsed_run(app: &App, session_id: &str, wait: Duration) -> R
             Ok(true) if Instant::now() >= deadline => return Run::Held,
             Ok(true) => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => {
-                crate::log::warn("fulfilment run not resumed", &[("session_id", session_id), ("error", &e.to_string())]);
+                crate::log::warn(
+                    "fulfilment run not resumed",
+                    &[("session_id", session_id), ("error", &e.to_string())],
+                );
                 return Run::Failed;
             }
         }
@@ -172,11 +175,7 @@ pub async fn fulfill(
         }
         return Ok(Outcome { session, applied: None, run: Run::Done });
     };
-    let items = session
-        .line_items
-        .as_ref()
-        .map(|l| l.data.iter().map(order_item).collect())
-        .unwrap_or_default();
+    let items = session.line_items.as_ref().map(|l| l.data.iter().map(order_item).collect()).unwrap_or_default();
     let update = OrderUpdate {
         session_id: session.id.clone(),
         state,
@@ -219,21 +218,15 @@ async fn retrieve(app: &App, session_id: &str) -> Result<Session, FulfillError> 
     if session.line_items.as_ref().is_some_and(|l| l.has_more) {
         let mut q = Form::new();
         q.push("limit", "100");
-        let all: List<LineItem> = app
-            .stripe
-            .get(&format!("{path}/line_items"), &q)
-            .await
-            .map_err(FulfillError::Stripe)?;
+        let all: List<LineItem> =
+            app.stripe.get(&format!("{path}/line_items"), &q).await.map_err(FulfillError::Stripe)?;
         session.line_items = Some(all);
     }
     Ok(session)
 }
 
 fn order_item(li: &LineItem) -> OrderItem {
-    OrderItem {
-        name: li.description.clone().unwrap_or_else(|| "item".into()),
-        quantity: li.quantity.unwrap_or(1),
-    }
+    OrderItem { name: li.description.clone().unwrap_or_else(|| "item".into()), quantity: li.quantity.unwrap_or(1) }
 }
 
 /// Whether `id` has the form of a Checkout Session id.

@@ -2,8 +2,8 @@
 //! checks, body limits, JSON in and out, errors ⇒ statuses, security headers,
 //! same-site checks and the client IP.
 
-use bytes::Bytes;
 pub use ::http::{Method, Request, StatusCode, header};
+use bytes::Bytes;
 use header::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Serialize;
@@ -87,10 +87,7 @@ impl ApiError {
     /// 429 with `Retry-After` in whole seconds.
     pub fn too_many_requests(retry_after: Duration) -> Self {
         let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests. Please wait a moment and try again.",
-        );
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests. Please wait a moment and try again.");
         e.headers.push((header::RETRY_AFTER, secs.max(1).to_string()));
         e
     }
@@ -120,9 +117,7 @@ impl ApiError {
         struct Envelope<'a> {
             error: ErrorBody<'a>,
         }
-        let body = Envelope {
-            error: ErrorBody { message: &self.message, reference: self.reference.as_deref() },
-        };
+        let body = Envelope { error: ErrorBody { message: &self.message, reference: self.reference.as_deref() } };
         let mut resp = json(self.status, &body);
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -156,10 +151,7 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = http::Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     apply_security_headers(resp.headers_mut());
     resp
 }
@@ -179,11 +171,7 @@ pub fn apply_security_headers(headers: &mut HeaderMap) {
 
 /// Refuses any method outside `allowed` with 405 and `Allow`.
 pub fn require_method(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {
-    if allowed.contains(method) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(allowed))
-    }
+    if allowed.contains(method) { Ok(()) } else { Err(ApiError::method_not_allowed(allowed)) }
 }
 
 /// Refuses bodies that are not `application/json` (parameters allowed) with 415.
@@ -196,24 +184,16 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
-        ))
+        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"))
     }
 }
 
 /// State-changing endpoints accept only same-site requests: `Origin` equal to
 /// `SITE_URL`, or `Sec-Fetch-Site: same-origin`. Anything else ⇒ 403.
 pub fn require_same_site(headers: &HeaderMap, site_url: &str) -> Result<(), ApiError> {
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| o.trim_end_matches('/') == site_url);
-    let fetch_site_ok = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "same-origin");
+    let origin_ok =
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).is_some_and(|o| o.trim_end_matches('/') == site_url);
+    let fetch_site_ok = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "same-origin");
     if origin_ok || fetch_site_ok {
         Ok(())
     } else {
@@ -248,8 +228,9 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request("could not read the request body")
-            .with_reason(format!("body read failed: {e}"))),
+        Err(e) => {
+            Err(ApiError::bad_request("could not read the request body").with_reason(format!("body read failed: {e}")))
+        }
     }
 }
 
@@ -272,7 +253,5 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// The query parameter `name` (first occurrence), decoded.
 pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
-    form_urlencoded::parse(uri.query()?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

@@ -45,9 +45,7 @@ impl Limiter {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec < capacity
-            });
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec < capacity);
             if buckets.len() >= MAX_BUCKETS {
                 // Still full of active clients (e.g. one per /64 of a large IPv6 block):
                 // start over rather than grow; the shared counter in the store still holds.

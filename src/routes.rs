@@ -24,13 +24,8 @@ pub enum Route {
 
 impl Route {
     /// All routes.
-    pub const ALL: [Route; 5] = [
-        Route::Products,
-        Route::CreateCheckout,
-        Route::ApplyDiscount,
-        Route::Webhook,
-        Route::CheckoutStatus,
-    ];
+    pub const ALL: [Route; 5] =
+        [Route::Products, Route::CreateCheckout, Route::ApplyDiscount, Route::Webhook, Route::CheckoutStatus];
 
     /// The URL path, which is also the `api/*.rs` file name.
     pub fn path(self) -> &'static str {

@@ -100,9 +100,7 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
                 timestamp = Some(value.parse::<i64>().map_err(|_| Bad("t overflows"))?);
             }
             "v1" => {
-                if value.len() != 64
-                    || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                {
+                if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                     return Err(Bad("v1 is not 64 lowercase hex digits"));
                 }
                 if v1.len() == MAX_SIGNATURES {
@@ -138,12 +136,7 @@ pub fn sign(secret: &[u8], timestamp: i64, payload: &[u8]) -> String {
 
 /// Verifies a delivery: any `v1` under any configured secret (rotation),
 /// compared in constant time, within the tolerance, over the raw bytes.
-pub fn verify(
-    payload: &[u8],
-    header: Option<&str>,
-    secrets: &[WebhookSecret],
-    now: i64,
-) -> Result<(), SignatureError> {
+pub fn verify(payload: &[u8], header: Option<&str>, secrets: &[WebhookSecret], now: i64) -> Result<(), SignatureError> {
     if secrets.is_empty() {
         return Err(SignatureError::NoSecretConfigured);
     }
@@ -190,15 +183,9 @@ mod tests {
         let header = format!("t={T},v1={V1}");
         assert_eq!(verify(BODY, Some(&header), &secrets(&[SECRET]), T), Ok(()));
         assert_eq!(verify(BODY, Some(&header), &secrets(&[SECRET]), T + 300), Ok(()));
-        assert_eq!(
-            verify(BODY, Some(&header), &secrets(&[SECRET]), T + 301),
-            Err(SignatureError::TimestampTooOld)
-        );
+        assert_eq!(verify(BODY, Some(&header), &secrets(&[SECRET]), T + 301), Err(SignatureError::TimestampTooOld));
         assert_eq!(verify(BODY, Some(&header), &secrets(&[SECRET]), T - 300), Ok(()));
-        assert_eq!(
-            verify(BODY, Some(&header), &secrets(&[SECRET]), T - 301),
-            Err(SignatureError::TimestampInFuture)
-        );
+        assert_eq!(verify(BODY, Some(&header), &secrets(&[SECRET]), T - 301), Err(SignatureError::TimestampInFuture));
     }
 
     #[test]
@@ -213,10 +200,7 @@ mod tests {
         ] {
             assert_eq!(verify(BODY, Some(&header), &all, T), Ok(()), "{header}");
             assert_eq!(verify(BODY, Some(&header), &secrets(&[SECRET]), T), Ok(()));
-            assert_eq!(
-                verify(BODY, Some(&header), &secrets(&["whsec_other"]), T),
-                Err(SignatureError::NoMatch)
-            );
+            assert_eq!(verify(BODY, Some(&header), &secrets(&["whsec_other"]), T), Err(SignatureError::NoMatch));
         }
     }
 
@@ -249,19 +233,13 @@ mod tests {
             assert!(verify(BODY, Some(&header), &s, T).is_err(), "accepted {header:?}");
         }
         assert_eq!(verify(BODY, None, &s, T), Err(SignatureError::MissingHeader));
-        assert_eq!(
-            verify(BODY, Some(&format!("t={T},v1={V1}")), &[], T),
-            Err(SignatureError::NoSecretConfigured)
-        );
+        assert_eq!(verify(BODY, Some(&format!("t={T},v1={V1}")), &[], T), Err(SignatureError::NoSecretConfigured));
     }
 
     #[test]
     fn rejects_non_utf8_even_when_signed() {
         let body = b"{\"id\":\"evt_\xff\"}";
         let header = sign(SECRET.as_bytes(), T, body);
-        assert_eq!(
-            verify(body, Some(&header), &secrets(&[SECRET]), T),
-            Err(SignatureError::BodyNotUtf8)
-        );
+        assert_eq!(verify(body, Some(&header), &secrets(&[SECRET]), T), Err(SignatureError::BodyNotUtf8));
     }
 }

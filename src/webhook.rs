@@ -51,13 +51,12 @@ where
     http::require_method(&parts.method, &[Method::POST])?;
     let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
     let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
-    authenticate(&payload, header, &app.config.webhook_secrets, crate::store::now())
-        .map_err(|e| match e {
-            SignatureError::NoSecretConfigured => {
-                ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
-            }
-            e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
-        })?;
+    authenticate(&payload, header, &app.config.webhook_secrets, crate::store::now()).map_err(|e| match e {
+        SignatureError::NoSecretConfigured => {
+            ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+        }
+        e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
+    })?;
     let disposition = match serde_json::from_slice::<Event>(&payload) {
         Ok(event) => handle(app, &event).await?,
         Err(e) => {
@@ -79,9 +78,7 @@ pub fn authenticate(
     now: i64,
 ) -> Result<(), SignatureError> {
     signature::verify(payload, header, secrets, now)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(payload)
-        .map(|_| ())
-        .map_err(|_| SignatureError::BodyNotJson)
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).map(|_| ()).map_err(|_| SignatureError::BodyNotJson)
 }
 
 /// Acts on a verified event.
@@ -92,9 +89,7 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
         return Ok(Disposition::Ignored);
     }
     let payment_failed = match event.kind.as_str() {
-        "checkout.session.completed"
-        | "checkout.session.async_payment_succeeded"
-        | "checkout.session.expired" => false,
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" | "checkout.session.expired" => false,
         "checkout.session.async_payment_failed" => true,
         other => {
             crate::log::info("event type not handled", &[("event_id", &event.id), ("type", other)]);
@@ -116,7 +111,11 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
     match fulfillment::fulfill(app, session_id, Some(ev), payment_failed).await {
         Ok(outcome) => {
             settled(outcome.run, session_id)?;
-            Ok(if outcome.applied == Some(Applied::DuplicateEvent) { Disposition::Duplicate } else { Disposition::Processed })
+            Ok(if outcome.applied == Some(Applied::DuplicateEvent) {
+                Disposition::Duplicate
+            } else {
+                Disposition::Processed
+            })
         }
         Err(FulfillError::NotOurs) => {
             crate::log::info("event for a session this shop did not create", &[("event_id", &event.id)]);

@@ -50,7 +50,9 @@ async fn spawn(bin: &str, env: &[(&str, String)]) -> Function {
 
 #[tokio::test]
 async fn each_function_binary_serves_its_route() {
-    let emu = Emulator::start(Options { webhook_secret: common::WEBHOOK_SECRET.into(), ..common::emulator_options() }).await.unwrap();
+    let emu = Emulator::start(Options { webhook_secret: common::WEBHOOK_SECRET.into(), ..common::emulator_options() })
+        .await
+        .unwrap();
     let site = "http://localhost:3999".to_string();
     let env = vec![
         ("STRIPE_SECRET_KEY", common::SECRET_KEY.to_string()),
@@ -72,19 +74,35 @@ async fn each_function_binary_serves_its_route() {
     assert!(r.text().await.unwrap().contains("tshirt"));
 
     let cart = r#"{"items":[{"id":"mug","quantity":2}],"code":"SAVE10"}"#;
-    let r = http.post(url(1, "/api/create-checkout")).header("origin", &site).header("content-type", "application/json").body(cart).send().await.unwrap();
+    let r = http
+        .post(url(1, "/api/create-checkout"))
+        .header("origin", &site)
+        .header("content-type", "application/json")
+        .body(cart)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     let session_id = json["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     assert_eq!(emu.session(&session_id).unwrap()["amount_total"], 2520);
 
-    let r = http.post(url(2, "/api/apply-discount")).header("origin", &site).header("content-type", "application/json").body(cart).send().await.unwrap();
+    let r = http
+        .post(url(2, "/api/apply-discount"))
+        .header("origin", &site)
+        .header("content-type", "application/json")
+        .body(cart)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), r#"{"currency":"usd","subtotal":2800,"discount":280,"total":2520}"#);
 
     emu.set_webhook_url(Some(url(3, "/api/webhook")));
     emu.pay(&session_id, "pay").unwrap();
-    emu.wait_for_deliveries(|d| d.iter().any(|d| d.status == Some(200)), Duration::from_secs(10)).await.expect("the webhook binary acknowledged the event");
+    emu.wait_for_deliveries(|d| d.iter().any(|d| d.status == Some(200)), Duration::from_secs(10))
+        .await
+        .expect("the webhook binary acknowledged the event");
     let r = http.post(url(3, "/api/webhook")).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 400, "unsigned ⇒ 400");
 
@@ -107,7 +125,8 @@ async fn a_misconfigured_function_answers_a_generic_500_without_the_value() {
 fn no_secret_in_public_or_in_function_binaries() {
     let secrets = [common::SECRET_KEY, common::WEBHOOK_SECRET, "sk_test_emulator", "whsec_emulator_local"];
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(format!("{root}/public")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(format!("{root}/public")).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(files.len() >= 5, "public/ has the storefront");
     for (_, bin) in FUNCTIONS {
         files.push(bin.into());

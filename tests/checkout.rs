@@ -27,12 +27,18 @@ async fn sends_exactly_the_servers_parameters() {
         ("line_items[0][price_data][currency]", "usd"),
         ("line_items[0][price_data][unit_amount]", "2500"),
         ("line_items[0][price_data][product_data][name]", "Ferris T-shirt"),
-        ("line_items[0][price_data][product_data][description]", "Soft organic cotton tee with a small embroidered crab."),
+        (
+            "line_items[0][price_data][product_data][description]",
+            "Soft organic cotton tee with a small embroidered crab.",
+        ),
         ("line_items[0][quantity]", "2"),
         ("line_items[1][price_data][currency]", "usd"),
         ("line_items[1][price_data][unit_amount]", "1400"),
         ("line_items[1][price_data][product_data][name]", "Borrow-checked Mug"),
-        ("line_items[1][price_data][product_data][description]", "Stoneware mug, 350 ml. Holds exactly one owner's coffee."),
+        (
+            "line_items[1][price_data][product_data][description]",
+            "Stoneware mug, 350 ml. Holds exactly one owner's coffee.",
+        ),
         ("line_items[1][quantity]", "1"),
         ("metadata[shop]", "checkout-rust"),
         ("success_url", &format!("{}/success.html?session_id={{CHECKOUT_SESSION_ID}}", s.site)),
@@ -139,7 +145,12 @@ async fn request_validation_table() {
     let many = (0..21).map(|_| ok_item).collect::<Vec<_>>().join(",");
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("unknown field", r#"{"items":[{"id":"tshirt","quantity":1}],"price":1}"#.into(), 400, "price"),
-        ("forged line amount", r#"{"items":[{"id":"tshirt","quantity":1,"unit_amount":1}]}"#.into(), 400, "unit_amount"),
+        (
+            "forged line amount",
+            r#"{"items":[{"id":"tshirt","quantity":1,"unit_amount":1}]}"#.into(),
+            400,
+            "unit_amount",
+        ),
         ("unknown product", r#"{"items":[{"id":"yacht","quantity":1}]}"#.into(), 400, "items[0].id"),
         ("quantity zero", r#"{"items":[{"id":"tshirt","quantity":0}]}"#.into(), 400, "items[0].quantity"),
         ("quantity negative", r#"{"items":[{"id":"tshirt","quantity":-3}]}"#.into(), 400, "items[0].quantity"),
@@ -170,22 +181,63 @@ async fn transport_level_refusals() {
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
     // 415
-    let r = s.http.post(&url).header("origin", &s.site).header("content-type", "text/plain").body(CART).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .header("origin", &s.site)
+        .header("content-type", "text/plain")
+        .body(CART)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
     // 413 by Content-Length and by streaming without one
     let big = format!(r#"{{"items":[],"pad":"{}"}}"#, "x".repeat(17 * 1024));
-    let r = s.http.post(&url).header("origin", &s.site).header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .header("origin", &s.site)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let status = common::raw_chunked_post(s.addr, "/api/create-checkout", &s.site, big.as_bytes()).await;
     assert_eq!(status, 413, "limit enforced while streaming a chunked body");
     // 403 cross-site
-    let r = s.http.post(&url).header("origin", "https://evil.example").header("content-type", "application/json").body(CART).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .body(CART)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let r = s.http.post(&url).header("content-type", "application/json").body(CART).send().await.unwrap();
     assert_eq!(r.status(), 403, "no Origin, no Sec-Fetch-Site");
-    let r = s.http.post(&url).header("sec-fetch-site", "same-origin").header("content-type", "application/json").body(CART).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/json")
+        .body(CART)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "Sec-Fetch-Site: same-origin is enough");
-    let r = s.http.post(&url).header("sec-fetch-site", "cross-site").header("origin", "null").header("content-type", "application/json").body(CART).send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "null")
+        .header("content-type", "application/json")
+        .body(CART)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(s.emu.requests().len(), 1, "only the same-origin request reached Stripe");
 }

@@ -31,10 +31,16 @@ fn refusals_name_the_variable_and_never_the_value() {
         (&[("STRIPE_SECRET_KEY", "sk_test_51a bc")], "contains whitespace"),
         (&[("STRIPE_SECRET_KEY", "sk_test_51a\nbc")], "contains whitespace"),
         (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF")], "only allowed when VERCEL_ENV=production"),
-        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "preview")], "only allowed when VERCEL_ENV=production"),
+        (
+            &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "preview")],
+            "only allowed when VERCEL_ENV=production",
+        ),
         (&[("STRIPE_PUBLISHABLE_KEY", "sk_test_51abcDEF")], "STRIPE_PUBLISHABLE_KEY: must start with pk_"),
         (&[("STRIPE_PUBLISHABLE_KEY", "pk_live_51abcDEF")], "mixed"),
-        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "production"), ("STRIPE_PUBLISHABLE_KEY", PK)], "mixed"),
+        (
+            &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "production"), ("STRIPE_PUBLISHABLE_KEY", PK)],
+            "mixed",
+        ),
         (&[("STRIPE_PUBLISHABLE_KEY", "pk_test_51abc\r\n")], "STRIPE_PUBLISHABLE_KEY: leading or trailing whitespace"),
         (&[("STRIPE_WEBHOOK_SECRET", "sk_test_51abcDEF")], "STRIPE_WEBHOOK_SECRET: each secret must start with whsec_"),
         (&[("STRIPE_WEBHOOK_SECRET", "whsec_abc\n")], "STRIPE_WEBHOOK_SECRET: leading or trailing whitespace"),
@@ -46,13 +52,23 @@ fn refusals_name_the_variable_and_never_the_value() {
         (&[("STRIPE_API_BASE", "ftp://127.0.0.1")], "must be an http(s) URL"),
         (&[("STRIPE_API_BASE", "api.stripe.com")], "not an absolute URL"),
         (&[("STRIPE_API_BASE", "https://user:pw@api.stripe.com")], "credentials"),
-        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "production"), ("STRIPE_API_BASE", "https://evil.example")], "live keys are only sent"),
+        (
+            &[
+                ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+                ("VERCEL_ENV", "production"),
+                ("STRIPE_API_BASE", "https://evil.example"),
+            ],
+            "live keys are only sent",
+        ),
         (&[("SITE_URL", "http://shop.example")], "SITE_URL: plain http"),
         (&[("SITE_URL", "https://shop.example/shop")], "SITE_URL: must be an origin"),
         (&[("SITE_URL", "https://shop.example?x=1")], "SITE_URL: must not have a query"),
         (&[("VERCEL", "1"), ("DATABASE_URL", "postgres://db/x")], "SITE_URL: required on Vercel"),
         (&[("VERCEL", "1"), ("SITE_URL", "https://shop.example")], "DATABASE_URL: required on Vercel"),
-        (&[("VERCEL", "1"), ("SITE_URL", "https://shop.example"), ("DATABASE_URL", "sqlite://x.db")], "DATABASE_URL: SQLite files do not survive"),
+        (
+            &[("VERCEL", "1"), ("SITE_URL", "https://shop.example"), ("DATABASE_URL", "sqlite://x.db")],
+            "DATABASE_URL: SQLite files do not survive",
+        ),
         (&[("DATABASE_URL", "mysql://db/x")], "DATABASE_URL: must start with"),
         (&[("DATABASE_URL", "sqlite://")], "DATABASE_URL: must start with"),
         (&[("CHECKOUT_UI_MODE", "embedded")], "CHECKOUT_UI_MODE"),
@@ -125,10 +141,8 @@ async fn a_bad_config_answers_a_generic_500() {
     // The functions read the process environment once; here it has no key at all.
     // SAFETY: this test binary runs this one test touching the environment.
     unsafe { std::env::remove_var("STRIPE_SECRET_KEY") };
-    let req = http::Request::builder()
-        .uri("/api/products")
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
+    let req =
+        http::Request::builder().uri("/api/products").body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
     let resp = checkout::routes::handle(checkout::Route::Products, req).await;
     assert_eq!(resp.status(), 500);
     use http_body_util::BodyExt;

@@ -68,8 +68,23 @@ async fn every_refusal_is_byte_identical_to_no_code() {
     assert_eq!(totals(&baseline), (5000, 0, 5000));
     let long = "A".repeat(65);
     let refusals = [
-        "EXPIRED", "EXHAUSTED", "BIGSPEND", "EUROS", "INACTIVE", "COUPONGONE", "FIRSTONLY", "PRODUCTONLY",
-        "NOPE123", "", "   ", "SAVE 10", "save10;drop", "ÄÖÜ", "<script>", long.as_str(), "SAVE\n10",
+        "EXPIRED",
+        "EXHAUSTED",
+        "BIGSPEND",
+        "EUROS",
+        "INACTIVE",
+        "COUPONGONE",
+        "FIRSTONLY",
+        "PRODUCTONLY",
+        "NOPE123",
+        "",
+        "   ",
+        "SAVE 10",
+        "save10;drop",
+        "ÄÖÜ",
+        "<script>",
+        long.as_str(),
+        "SAVE\n10",
     ];
     for code in refusals {
         let (status, bytes, _, _) = apply(&s, TSHIRTS, Some(code), "198.51.100.2").await;
@@ -95,7 +110,10 @@ async fn every_refusal_is_byte_identical_to_no_code() {
     let r = s.requests_to("/v1/promotion_codes").remove(0);
     assert!(r.params.contains(&("active".into(), "true".into())));
     assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon".into())));
-    assert!(r.params.contains(&("expand[]".into(), "data.promotion.coupon.applies_to".into())), "applies_to is includable: ask for it");
+    assert!(
+        r.params.contains(&("expand[]".into(), "data.promotion.coupon.applies_to".into())),
+        "applies_to is includable: ask for it"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +217,8 @@ fn paired_gap(a: &[Duration], b: &[Duration]) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timing_does_not_tell_codes_apart() {
     const FLOOR_MS: u64 = 150;
-    let s = shop(ShopOptions { env: vec![("DISCOUNT_RESPONSE_FLOOR_MS", FLOOR_MS.to_string())], ..Default::default() }).await;
+    let s = shop(ShopOptions { env: vec![("DISCOUNT_RESPONSE_FLOOR_MS", FLOOR_MS.to_string())], ..Default::default() })
+        .await;
     let floor = Duration::from_millis(FLOOR_MS);
     let kinds = [None, Some("SAVE10"), Some("NOPE123"), Some("bad code!")];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];

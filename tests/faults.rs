@@ -14,7 +14,13 @@ const CART: &str = r#"{"items":[{"id":"hoodie","quantity":1}]}"#;
 
 /// Every session the emulator holds.
 async fn sessions(s: &Shop) -> usize {
-    let r = s.http.get(format!("{}/v1/checkout/sessions?limit=100", s.emu.base_url())).bearer_auth(common::SECRET_KEY).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/v1/checkout/sessions?limit=100", s.emu.base_url()))
+        .bearer_auth(common::SECRET_KEY)
+        .send()
+        .await
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     json["data"].as_array().unwrap().len()
 }
@@ -89,17 +95,29 @@ async fn duplicates_and_reordering_together_record_every_event_once() {
             if acked >= events.len() * 2 {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{backend:?}: {acked} of {} copies acknowledged", events.len() * 2);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend:?}: {acked} of {} copies acknowledged",
+                events.len() * 2
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for e in &events {
-            assert!(s.app.store.event_seen(e["id"].as_str().unwrap()).await.unwrap(), "{backend:?}: {} recorded", e["type"]);
+            assert!(
+                s.app.store.event_seen(e["id"].as_str().unwrap()).await.unwrap(),
+                "{backend:?}: {} recorded",
+                e["type"]
+            );
         }
         for id in [&paid, &delayed, &failed] {
             let o = s.app.store.order(id).await.unwrap().unwrap();
             assert!(o.fulfillments <= 1);
         }
         let processed = s.emu.deliveries().iter().filter(|d| d.response_body.contains("processed")).count();
-        assert_eq!(processed, events.len(), "{backend:?}: each event acted on once, the copies acknowledged as duplicates");
+        assert_eq!(
+            processed,
+            events.len(),
+            "{backend:?}: each event acted on once, the copies acknowledged as duplicates"
+        );
     }
 }

@@ -55,15 +55,51 @@ fn corpus(now: i64) -> Vec<Case> {
         add(format!("{name}: plain"), body, Some(format!("t={t},v1={good}")), vec![S], true);
         add(format!("{name}: v1 first"), body, Some(format!("v1={good},t={t}")), vec![S], true);
         add(format!("{name}: with v0"), body, Some(format!("t={t},v1={good},v0={zeros}")), vec![S], true);
-        add(format!("{name}: right v1 first"), body, Some(format!("t={t},v1={good},v1={zeros},v1={other}")), vec![S], true);
-        add(format!("{name}: right v1 middle"), body, Some(format!("t={t},v1={zeros},v1={good},v1={other}")), vec![S], true);
-        add(format!("{name}: right v1 last"), body, Some(format!("t={t},v1={zeros},v1={other},v1={good}")), vec![S], true);
+        add(
+            format!("{name}: right v1 first"),
+            body,
+            Some(format!("t={t},v1={good},v1={zeros},v1={other}")),
+            vec![S],
+            true,
+        );
+        add(
+            format!("{name}: right v1 middle"),
+            body,
+            Some(format!("t={t},v1={zeros},v1={good},v1={other}")),
+            vec![S],
+            true,
+        );
+        add(
+            format!("{name}: right v1 last"),
+            body,
+            Some(format!("t={t},v1={zeros},v1={other},v1={good}")),
+            vec![S],
+            true,
+        );
         add(format!("{name}: rotation old secret"), body, Some(format!("t={t},v1={other}")), vec![S, OLD], true);
         add(format!("{name}: rotation new secret"), body, Some(format!("t={t},v1={good}")), vec![OLD, S], true);
-        add(format!("{name}: 290s old"), body, Some(format!("t={},v1={}", now - 290, v1(S, now - 290, body))), vec![S], true);
-        add(format!("{name}: 200s future"), body, Some(format!("t={},v1={}", now + 200, v1(S, now + 200, body))), vec![S], true);
+        add(
+            format!("{name}: 290s old"),
+            body,
+            Some(format!("t={},v1={}", now - 290, v1(S, now - 290, body))),
+            vec![S],
+            true,
+        );
+        add(
+            format!("{name}: 200s future"),
+            body,
+            Some(format!("t={},v1={}", now + 200, v1(S, now + 200, body))),
+            vec![S],
+            true,
+        );
         // Rule 1: what the SDKs reject.
-        add(format!("{name}: expired"), body, Some(format!("t={},v1={}", now - 400, v1(S, now - 400, body))), vec![S], true);
+        add(
+            format!("{name}: expired"),
+            body,
+            Some(format!("t={},v1={}", now - 400, v1(S, now - 400, body))),
+            vec![S],
+            true,
+        );
         add(format!("{name}: wrong secret"), body, Some(format!("t={t},v1={other}")), vec![S], true);
         add(format!("{name}: uppercase hex"), body, Some(format!("t={t},v1={}", good.to_uppercase())), vec![S], false);
         add(format!("{name}: truncated hex"), body, Some(format!("t={t},v1={}", &good[..62])), vec![S], false);
@@ -84,7 +120,13 @@ fn corpus(now: i64) -> Vec<Case> {
         add(format!("{name}: leading zero t"), body, Some(format!("t=0{t},v1={}", v1(S, t, body))), vec![S], false);
         add(format!("{name}: junk after t"), body, Some(format!("t={t}abc,v1={good}")), vec![S], false);
         add(format!("{name}: repeated t"), body, Some(format!("t={t},t={t},v1={good}")), vec![S], false);
-        add(format!("{name}: far future"), body, Some(format!("t={},v1={}", now + 4000, v1(S, now + 4000, body))), vec![S], false);
+        add(
+            format!("{name}: far future"),
+            body,
+            Some(format!("t={},v1={}", now + 4000, v1(S, now + 4000, body))),
+            vec![S],
+            false,
+        );
         add(format!("{name}: junk v1 beside good"), body, Some(format!("t={t},v1=zz,v1={good}")), vec![S], false);
         add(format!("{name}: trailing comma"), body, Some(format!("t={t},v1={good},")), vec![S], false);
     }
@@ -114,8 +156,12 @@ fn differential_against_stripe_node_and_stripe_python() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let Some(node) = common::oracle("node", "verify.js", &input) else { return common::tool_missing("node with npm stripe") };
-    let Some(python) = common::oracle("python3", "verify.py", &input) else { return common::tool_missing("python3 with PyPI stripe") };
+    let Some(node) = common::oracle("node", "verify.js", &input) else {
+        return common::tool_missing("node with npm stripe");
+    };
+    let Some(python) = common::oracle("python3", "verify.py", &input) else {
+        return common::tool_missing("python3 with PyPI stripe");
+    };
     assert_eq!(node.len(), cases.len());
     assert_eq!(python.len(), cases.len());
     let mut agreed_accept = 0;

@@ -30,9 +30,21 @@ async fn records_once_and_only_moves_forward() {
         let store = Store::open(&database_url(backend)).unwrap();
         let id = unique("cs_test");
         let ev1 = unique("evt");
-        let r = store.apply(&update(&id, OrderState::AwaitingPayment), Some(EventRef { id: &ev1, kind: "checkout.session.completed" })).await.unwrap();
+        let r = store
+            .apply(
+                &update(&id, OrderState::AwaitingPayment),
+                Some(EventRef { id: &ev1, kind: "checkout.session.completed" }),
+            )
+            .await
+            .unwrap();
         assert_eq!(r, Applied::Recorded { newly_fulfilled: false }, "{backend:?}");
-        let r = store.apply(&update(&id, OrderState::AwaitingPayment), Some(EventRef { id: &ev1, kind: "checkout.session.completed" })).await.unwrap();
+        let r = store
+            .apply(
+                &update(&id, OrderState::AwaitingPayment),
+                Some(EventRef { id: &ev1, kind: "checkout.session.completed" }),
+            )
+            .await
+            .unwrap();
         assert_eq!(r, Applied::DuplicateEvent, "{backend:?}");
         let r = store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap();
         assert_eq!(r, Applied::Recorded { newly_fulfilled: true });
@@ -69,7 +81,8 @@ async fn hundred_concurrent_fulfilments_record_exactly_one() {
             let store = stores[i % 10].clone();
             let (id, ev) = (id.clone(), events[i % 2].clone());
             tasks.push(tokio::spawn(async move {
-                let kind = if i % 2 == 0 { "checkout.session.completed" } else { "checkout.session.async_payment_succeeded" };
+                let kind =
+                    if i % 2 == 0 { "checkout.session.completed" } else { "checkout.session.async_payment_succeeded" };
                 store.apply(&update(&id, OrderState::Fulfilled), Some(EventRef { id: &ev, kind })).await.unwrap()
             }));
         }
@@ -184,7 +197,12 @@ async fn store_down_answers_5xx_and_a_later_retry_succeeds() {
     let switch = switch_to(target).await;
     let mut via = url.clone();
     via.set_port(Some(switch.addr.port())).unwrap();
-    let shop = common::shop(common::ShopOptions { database_url: Some(via.to_string()), no_webhooks: true, ..Default::default() }).await;
+    let shop = common::shop(common::ShopOptions {
+        database_url: Some(via.to_string()),
+        no_webhooks: true,
+        ..Default::default()
+    })
+    .await;
     let id = shop.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
     shop.pay(&id, "pay").await;
     let event = shop.emu.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();

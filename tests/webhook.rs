@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{Backend, Shop, ShopOptions, backends, shop, WEBHOOK_SECRET};
 use checkout::store::OrderState;
+use common::{Backend, Shop, ShopOptions, WEBHOOK_SECRET, backends, shop};
 use std::time::Duration;
 use stripe_emulator::WebhookFaults;
 
@@ -50,10 +50,11 @@ async fn pay_then_signed_event_then_fulfilled_once() {
         assert_eq!(order.amount_total, Some(2 * 2500 + 3 * 600));
         assert_eq!(order.items.len(), 2);
         // The delivery was signed as Stripe signs, and acknowledged.
-        let d = s.deliveries_when("an answered completed event", |d| {
-            d.iter().any(|d| d.event_type == "checkout.session.completed" && d.status.is_some())
-        })
-        .await;
+        let d = s
+            .deliveries_when("an answered completed event", |d| {
+                d.iter().any(|d| d.event_type == "checkout.session.completed" && d.status.is_some())
+            })
+            .await;
         let done = d.iter().find(|d| d.event_type == "checkout.session.completed" && d.status.is_some()).unwrap();
         assert_eq!(done.status, Some(200), "{backend:?}: {}", done.response_body);
         assert!(done.response_body.contains("processed"));
@@ -93,7 +94,9 @@ async fn delayed_payment_success_and_failure() {
         let ok = s.checkout(CART).await;
         s.pay(&ok, "delayed_success").await;
         s.wait_order(&ok, |o| o.state == OrderState::Fulfilled).await;
-        let d = s.deliveries_when("two acknowledged events", |d| d.iter().filter(|d| d.status == Some(200)).count() >= 2).await;
+        let d = s
+            .deliveries_when("two acknowledged events", |d| d.iter().filter(|d| d.status == Some(200)).count() >= 2)
+            .await;
         let types: Vec<String> = d.iter().filter(|d| d.status == Some(200)).map(|d| d.event_type.clone()).collect();
         assert!(types.contains(&"checkout.session.completed".to_string()));
         assert!(types.contains(&"checkout.session.async_payment_succeeded".to_string()));
@@ -132,8 +135,13 @@ async fn cancel_redirects_and_records_nothing() {
 async fn expired_session_is_recorded_as_expired() {
     let s = shop(ShopOptions::default()).await;
     let id = s.checkout(CART).await;
-    let r = s.http.post(format!("{}/v1/checkout/sessions/{id}/expire", s.emu.base_url()))
-        .bearer_auth(common::SECRET_KEY).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/checkout/sessions/{id}/expire", s.emu.base_url()))
+        .bearer_auth(common::SECRET_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let o = s.wait_order(&id, |o| o.state == OrderState::Expired).await;
     assert_eq!(o.fulfillments, 0);
@@ -147,7 +155,11 @@ async fn duplicate_deliveries_fulfil_once() {
         let id = s.checkout(CART).await;
         s.pay(&id, "pay").await;
         s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
-        let d = s.emu.wait_for_deliveries(|d| acked(d) >= 2, Duration::from_secs(5)).await.expect("both copies acknowledged");
+        let d = s
+            .emu
+            .wait_for_deliveries(|d| acked(d) >= 2, Duration::from_secs(5))
+            .await
+            .expect("both copies acknowledged");
         assert!(d.iter().any(|d| d.status == Some(200) && d.response_body.contains("duplicate")), "{d:?}");
         assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
     }
@@ -182,7 +194,9 @@ async fn redeliver(s: &Shop, event_id: &str) -> (usize, u16, String) {
     let r = s.http.post(format!("{}/_emulator/events/resend/{event_id}", s.emu.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let d = s
-        .deliveries_when("the resent copy answered", |d| d.len() > before && d[before..].iter().any(|d| d.status.is_some()))
+        .deliveries_when("the resent copy answered", |d| {
+            d.len() > before && d[before..].iter().any(|d| d.status.is_some())
+        })
         .await;
     let first = d[before..].iter().find(|d| d.status.is_some()).unwrap();
     (before, first.status.unwrap(), first.response_body.clone())
@@ -196,10 +210,11 @@ async fn an_unfinished_fulfilment_run_is_resumed_by_a_redelivery() {
         let id = s.checkout(CART).await;
         s.pay(&id, "pay").await;
         s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
-        let d = s.deliveries_when("an answered completed event", |d| {
-            d.iter().any(|d| d.event_type == "checkout.session.completed" && d.status.is_some())
-        })
-        .await;
+        let d = s
+            .deliveries_when("an answered completed event", |d| {
+                d.iter().any(|d| d.event_type == "checkout.session.completed" && d.status.is_some())
+            })
+            .await;
         let event = d.iter().find(|d| d.event_type == "checkout.session.completed").unwrap().event_id.clone();
         assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}: the owner's action ran once");
         // A redelivery of a finished order runs nothing.
@@ -214,15 +229,18 @@ async fn an_unfinished_fulfilment_run_is_resumed_by_a_redelivery() {
         assert_eq!(run_of(&db, &id).await, (2, true), "{backend:?}: resumed once");
         // A claim inside its lease belongs to its holder: the delivery waits a
         // little, then answers 5xx rather than acknowledge an unfinished action.
-        sql(&db, "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        sql(&db, "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at", &id)
+            .await;
         let (copy, status, _) = redeliver(&s, &event).await;
         assert_eq!(status, 500, "{backend:?}");
         assert_eq!(run_of(&db, &id).await, (2, false), "{backend:?}: not taken from its holder");
         // The holder never finishes; once its lease lapses, a retry of that same
         // delivery takes the run over and is acknowledged.
         sql(&db, "UPDATE fulfillment_runs SET claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
-        s.deliveries_when("a retry of the copy acknowledged", |d| d.len() > copy && d[copy..].iter().any(|d| d.status == Some(200)))
-            .await;
+        s.deliveries_when("a retry of the copy acknowledged", |d| {
+            d.len() > copy && d[copy..].iter().any(|d| d.status == Some(200))
+        })
+        .await;
         assert_eq!(run_of(&db, &id).await, (3, true), "{backend:?}: resumed by Stripe's retry");
         assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
     }
@@ -239,7 +257,8 @@ async fn reordered_delivery_never_moves_an_order_back() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.emu.flush();
         let o = s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
-        let d = s.emu.wait_for_deliveries(|d| acked(d) >= 2, Duration::from_secs(5)).await.expect("both events delivered");
+        let d =
+            s.emu.wait_for_deliveries(|d| acked(d) >= 2, Duration::from_secs(5)).await.expect("both events delivered");
         let order: Vec<String> = d.iter().map(|d| d.event_type.clone()).collect();
         assert_eq!(order.first().map(String::as_str), Some("checkout.session.async_payment_succeeded"), "{order:?}");
         let after = s.app.store.order(&id).await.unwrap().unwrap();
@@ -257,7 +276,12 @@ async fn hundred_concurrent_deliveries_fulfil_exactly_once() {
         let a = shop(ShopOptions { database_url: Some(db.clone()), no_webhooks: true, ..Default::default() }).await;
         let b = common::shop_with_emulator(
             stripe_emulator::Emulator::start(common::emulator_options()).await.unwrap(),
-            ShopOptions { database_url: Some(db), no_webhooks: true, env: vec![("STRIPE_API_BASE", a.emu.base_url())], ..Default::default() },
+            ShopOptions {
+                database_url: Some(db),
+                no_webhooks: true,
+                env: vec![("STRIPE_API_BASE", a.emu.base_url())],
+                ..Default::default()
+            },
         )
         .await;
         let id = a.checkout(CART).await;
@@ -340,7 +364,12 @@ async fn authentic_but_unhandled_events_are_acknowledged() {
 
 #[tokio::test]
 async fn no_secret_configured_fails_closed_with_500() {
-    let s = shop(ShopOptions { no_webhooks: true, env: vec![("STRIPE_WEBHOOK_SECRET", String::new())], ..Default::default() }).await;
+    let s = shop(ShopOptions {
+        no_webhooks: true,
+        env: vec![("STRIPE_WEBHOOK_SECRET", String::new())],
+        ..Default::default()
+    })
+    .await;
     let body = br#"{"id":"evt_x","object":"event","type":"customer.created","livemode":false,"data":{"object":{}}}"#;
     let (status, json) = deliver(&s, body, Some(signed(body))).await;
     assert_eq!(status, 500);
@@ -402,10 +431,14 @@ async fn emulator_deliveries_verify_with_stripe_node() {
                         let sig = req.headers()["stripe-signature"].to_str().unwrap().to_string();
                         let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
                         sink.lock().unwrap().push((body, sig));
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok"))))
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(b"ok"),
+                        )))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -427,7 +460,9 @@ async fn emulator_deliveries_verify_with_stripe_node() {
         .map(|(b, h)| serde_json::json!({ "body_b64": common::base64_encode(b), "header": h, "secrets": [WEBHOOK_SECRET] }))
         .collect();
     let input = serde_json::to_string(&cases).unwrap();
-    let Some(node) = common::oracle("node", "verify.js", &input) else { return common::tool_missing("node with npm stripe") };
+    let Some(node) = common::oracle("node", "verify.js", &input) else {
+        return common::tool_missing("node with npm stripe");
+    };
     assert_eq!(node.len(), cases.len());
     assert!(node.iter().all(|ok| *ok), "stripe-node rejected an emulator delivery: {node:?}");
     // And against the published vector, through our own verifier.

@@ -55,10 +55,8 @@ async fn run() -> Result<(), String> {
     let site = format!("http://localhost:{port}");
     vars.entry("SITE_URL".into()).or_insert_with(|| site.clone());
 
-    let real_key = vars
-        .get("STRIPE_SECRET_KEY")
-        .filter(|k| !k.is_empty() && k.as_str() != EMULATOR_SECRET_KEY)
-        .is_some();
+    let real_key =
+        vars.get("STRIPE_SECRET_KEY").filter(|k| !k.is_empty() && k.as_str() != EMULATOR_SECRET_KEY).is_some();
     let offline = !real_key || vars.get("STRIPE_API_BASE").is_some_and(|b| !b.is_empty());
     let _emulator = if !real_key {
         let emu_port = vars.get("EMULATOR_PORT").and_then(|p| p.parse().ok()).unwrap_or(12111);
@@ -72,8 +70,8 @@ async fn run() -> Result<(), String> {
             options.async_delay = std::time::Duration::from_millis(ms);
         }
         let emu = stripe_emulator::Emulator::start(options)
-        .await
-        .map_err(|e| format!("cannot start the Stripe emulator on port {emu_port}: {e}"))?;
+            .await
+            .map_err(|e| format!("cannot start the Stripe emulator on port {emu_port}: {e}"))?;
         vars.insert("STRIPE_SECRET_KEY".into(), EMULATOR_SECRET_KEY.into());
         vars.insert("STRIPE_PUBLISHABLE_KEY".into(), EMULATOR_PUBLISHABLE_KEY.into());
         vars.insert("STRIPE_API_BASE".into(), emu.base_url());
@@ -83,14 +81,10 @@ async fn run() -> Result<(), String> {
         None
     };
 
-    let config = Config::from_lookup(|k| vars.get(k).cloned())
-        .map_err(|e| format!("configuration error: {e}"))?;
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).map_err(|e| format!("configuration error: {e}"))?;
     let app = App::new(config).map_err(|e| format!("store error: {e}"))?;
-    let dev = Arc::new(Dev {
-        static_headers: static_headers(&root.join("vercel.json"))?,
-        public: root.join("public"),
-        app,
-    });
+    let dev =
+        Arc::new(Dev { static_headers: static_headers(&root.join("vercel.json"))?, public: root.join("public"), app });
 
     println!();
     if let Some(emu) = &_emulator {
@@ -109,16 +103,10 @@ async fn run() -> Result<(), String> {
     println!();
 
     let router = Router::new().fallback(serve).with_state(dev);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(|e| e.to_string())
 }
 
-async fn serve(
-    State(dev): State<Arc<Dev>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
-) -> Response {
+async fn serve(State(dev): State<Arc<Dev>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Response {
     let path = req.uri().path().to_string();
     if let Some(route) = Route::from_path(&path) {
         // Like Vercel's edge: the client IP comes from the socket, never from the client.

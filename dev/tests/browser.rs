@@ -188,11 +188,7 @@ async fn storefront_in_a_real_browser() {
 #[tokio::test]
 async fn security_headers_and_same_site_check() {
     let server = DevServer::start().await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     for path in ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css"] {
         let resp = client.get(format!("{}{path}", server.url)).send().await.unwrap();
@@ -212,10 +208,7 @@ async fn security_headers_and_same_site_check() {
     assert_eq!(resp.status(), 200);
     let cache = resp.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("");
     assert!(!cache.is_empty(), "GET /api/products: no Cache-Control");
-    assert_eq!(
-        resp.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()),
-        Some("nosniff")
-    );
+    assert_eq!(resp.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"));
     let products: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert!(products["products"].as_array().is_some_and(|p| !p.is_empty()), "{products}");
 

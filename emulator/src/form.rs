@@ -11,11 +11,7 @@ pub fn parse_pairs(raw: &[u8]) -> Vec<(String, String)> {
 /// Splits `a[b][c]` into `["a", "b", "c"]`; `None` when the key is malformed.
 pub fn split_key(key: &str) -> Option<Vec<String>> {
     let Some(i) = key.find('[') else {
-        return if key.is_empty() {
-            None
-        } else {
-            Some(vec![key.to_string()])
-        };
+        return if key.is_empty() { None } else { Some(vec![key.to_string()]) };
     };
     let (head, mut rest) = (&key[..i], &key[i..]);
     if head.is_empty() {
@@ -83,12 +79,7 @@ pub fn to_tree(pairs: &[(String, String)]) -> Result<Value, String> {
 /// (sorted numerically). Returns `(index label, value)` pairs.
 pub fn as_list(v: &Value) -> Option<Vec<(String, &Value)>> {
     match v {
-        Value::Array(a) => Some(
-            a.iter()
-                .enumerate()
-                .map(|(i, v)| (i.to_string(), v))
-                .collect(),
-        ),
+        Value::Array(a) => Some(a.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect()),
         Value::Object(m) => {
             let mut out = Vec::with_capacity(m.len());
             for (k, v) in m {

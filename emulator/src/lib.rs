@@ -236,21 +236,13 @@ impl Emulator {
         let app = server::router(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
         });
-        Ok(Emulator {
-            inner,
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-        })
+        Ok(Emulator { inner, addr, stop: Some(tx), task: Some(task) })
     }
 
     /// `http://127.0.0.1:PORT` — use it as the Stripe API base.
@@ -295,13 +287,7 @@ impl Emulator {
 
     /// Current Checkout Session JSON (without line items), if it exists.
     pub fn session(&self, id: &str) -> Option<serde_json::Value> {
-        self.inner
-            .st
-            .lock()
-            .unwrap()
-            .sessions
-            .get(id)
-            .map(|s| s.obj.clone())
+        self.inner.st.lock().unwrap().sessions.get(id).map(|s| s.obj.clone())
     }
 
     /// Clears the request and delivery logs (state and events are kept).
@@ -384,9 +370,7 @@ impl Emulator {
     }
 
     fn stop_now(&mut self) {
-        self.inner
-            .closed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

@@ -78,39 +78,19 @@ impl ApiError {
         param: Option<&str>,
         message: impl Into<String>,
     ) -> Self {
-        ApiError {
-            status,
-            typ,
-            code,
-            param: param.map(String::from),
-            message: message.into(),
-        }
+        ApiError { status, typ, code, param: param.map(String::from), message: message.into() }
     }
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
         Self::new(400, "invalid_request_error", None, Some(param), message)
     }
     pub fn coded(code: &'static str, param: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            400,
-            "invalid_request_error",
-            Some(code),
-            Some(param),
-            message,
-        )
+        Self::new(400, "invalid_request_error", Some(code), Some(param), message)
     }
     pub fn missing(param: &str) -> Self {
-        Self::coded(
-            "parameter_missing",
-            param,
-            format!("Missing required param: {param}."),
-        )
+        Self::coded("parameter_missing", param, format!("Missing required param: {param}."))
     }
     pub fn unknown(param: &str) -> Self {
-        Self::coded(
-            "parameter_unknown",
-            param,
-            format!("Received unknown parameter: {param}"),
-        )
+        Self::coded("parameter_unknown", param, format!("Received unknown parameter: {param}"))
     }
     pub fn empty(param: &str) -> Self {
         Self::coded(
@@ -138,42 +118,25 @@ impl ApiError {
         e.insert("type".into(), json!(self.typ));
         if let Some(c) = self.code {
             e.insert("code".into(), json!(c));
-            e.insert(
-                "doc_url".into(),
-                json!(format!(
-                    "https://stripe.com/docs/error-codes/{}",
-                    c.replace('_', "-")
-                )),
-            );
+            e.insert("doc_url".into(), json!(format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-"))));
         }
         if let Some(p) = &self.param {
             e.insert("param".into(), json!(p));
         }
         e.insert("message".into(), json!(self.message));
-        e.insert(
-            "request_log_url".into(),
-            json!(format!(
-                "https://dashboard.stripe.com/test/logs/{request_id}"
-            )),
-        );
+        e.insert("request_log_url".into(), json!(format!("https://dashboard.stripe.com/test/logs/{request_id}")));
         json!({ "error": e })
     }
 }
 
 /// Unix seconds now.
 pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// `prefix` + `n` random alphanumerics.
@@ -214,11 +177,7 @@ pub(crate) const CURRENCIES: &[(&str, u32)] = &[
 
 /// Formats a minor-unit amount for display, e.g. `$20.00`, `€5.00`, `¥500`.
 pub(crate) fn fmt_money(amount: i64, currency: &str) -> String {
-    let digits = CURRENCIES
-        .iter()
-        .find(|c| c.0 == currency)
-        .map(|c| c.1)
-        .unwrap_or(2);
+    let digits = CURRENCIES.iter().find(|c| c.0 == currency).map(|c| c.1).unwrap_or(2);
     let neg = if amount < 0 { "-" } else { "" };
     let a = amount.unsigned_abs();
     let num = if digits == 0 {
@@ -234,47 +193,26 @@ pub(crate) fn fmt_money(amount: i64, currency: &str) -> String {
         "jpy" => "¥",
         _ => "",
     };
-    if sym.is_empty() {
-        format!("{neg}{num} {}", currency.to_uppercase())
-    } else {
-        format!("{neg}{sym}{num}")
-    }
+    if sym.is_empty() { format!("{neg}{num} {}", currency.to_uppercase()) } else { format!("{neg}{sym}{num}") }
 }
 
 impl Inner {
     pub fn new(opts: Options, addr: SocketAddr) -> std::io::Result<Inner> {
         let base_url = format!("http://{addr}");
-        let public_url = opts
-            .public_url
-            .clone()
-            .unwrap_or_else(|| base_url.clone())
-            .trim_end_matches('/')
-            .to_string();
+        let public_url = opts.public_url.clone().unwrap_or_else(|| base_url.clone()).trim_end_matches('/').to_string();
         let mut st = State::default();
         let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        let promos: Value = serde_json::from_str(
-            opts.promotion_codes_json
-                .as_deref()
-                .unwrap_or(crate::DEFAULT_PROMOTION_CODES),
-        )
-        .map_err(|e| bad(format!("promotion codes fixture: {e}")))?;
+        let promos: Value =
+            serde_json::from_str(opts.promotion_codes_json.as_deref().unwrap_or(crate::DEFAULT_PROMOTION_CODES))
+                .map_err(|e| bad(format!("promotion codes fixture: {e}")))?;
         for c in promos["coupons"].as_array().cloned().unwrap_or_default() {
-            st.coupons
-                .insert(c["id"].as_str().unwrap_or_default().to_string(), c);
+            st.coupons.insert(c["id"].as_str().unwrap_or_default().to_string(), c);
         }
-        st.promos = promos["promotion_codes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let cat: Value = serde_json::from_str(
-            opts.catalog_json
-                .as_deref()
-                .unwrap_or(crate::DEFAULT_CATALOG),
-        )
-        .map_err(|e| bad(format!("catalog fixture: {e}")))?;
+        st.promos = promos["promotion_codes"].as_array().cloned().unwrap_or_default();
+        let cat: Value = serde_json::from_str(opts.catalog_json.as_deref().unwrap_or(crate::DEFAULT_CATALOG))
+            .map_err(|e| bad(format!("catalog fixture: {e}")))?;
         for p in cat["products"].as_array().cloned().unwrap_or_default() {
-            st.products
-                .insert(p["id"].as_str().unwrap_or_default().to_string(), p);
+            st.products.insert(p["id"].as_str().unwrap_or_default().to_string(), p);
         }
         for p in cat["prices"].as_array().cloned().unwrap_or_default() {
             let id = p["id"].as_str().unwrap_or_default().to_string();
@@ -328,10 +266,7 @@ fn str_at<'a>(v: &'a Value, key: &str, param: &str) -> Result<Option<&'a str>, A
     match v.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(ApiError::invalid(
-            param,
-            format!("Invalid string: {param} must be a string"),
-        )),
+        Some(_) => Err(ApiError::invalid(param, format!("Invalid string: {param} must be a string"))),
     }
 }
 
@@ -350,15 +285,11 @@ fn parse_int(s: &str, param: &str) -> Result<i64, ApiError> {
 }
 
 fn valid_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
     match rest {
         Some(r) => {
             let host = r.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty()
-                && s.len() <= 5000
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            !host.is_empty() && s.len() <= 5000 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
     }
@@ -416,10 +347,7 @@ pub(crate) fn expands(params: &Value, allowed: &[&str]) -> Result<Vec<String>, A
     let mut out = vec![];
     for (i, _, s) in list {
         if !allowed.contains(&s) {
-            return Err(ApiError::invalid(
-                &format!("expand[{i}]"),
-                format!("This property cannot be expanded ({s})."),
-            ));
+            return Err(ApiError::invalid(&format!("expand[{i}]"), format!("This property cannot be expanded ({s}).")));
         }
         out.push(s.to_string());
     }
@@ -445,10 +373,7 @@ pub(crate) fn create_session(
         Some("") => return Err(ApiError::empty("mode")),
         Some("payment") => {}
         Some("setup" | "subscription") => {
-            return Err(ApiError::invalid(
-                "mode",
-                "The Stripe emulator only supports mode=payment.",
-            ));
+            return Err(ApiError::invalid("mode", "The Stripe emulator only supports mode=payment."));
         }
         Some(m) => {
             return Err(ApiError::invalid(
@@ -471,9 +396,7 @@ pub(crate) fn create_session(
         Some(u) => {
             return Err(ApiError::invalid(
                 "ui_mode",
-                format!(
-                    "Invalid ui_mode: must be one of hosted_page, embedded_page, elements, or form (got '{u}')"
-                ),
+                format!("Invalid ui_mode: must be one of hosted_page, embedded_page, elements, or form (got '{u}')"),
             ));
         }
     };
@@ -495,9 +418,7 @@ pub(crate) fn create_session(
             if params.get(p).is_some() {
                 return Err(ApiError::invalid(
                     p,
-                    format!(
-                        "You cannot set `{p}` when `ui_mode` is `embedded_page`; use `return_url`."
-                    ),
+                    format!("You cannot set `{p}` when `ui_mode` is `embedded_page`; use `return_url`."),
                 ));
             }
         }
@@ -506,26 +427,19 @@ pub(crate) fn create_session(
         }
     }
     // line items
-    let li = params
-        .get("line_items")
-        .ok_or_else(|| ApiError::missing("line_items"))?;
+    let li = params.get("line_items").ok_or_else(|| ApiError::missing("line_items"))?;
     let list = as_list(li).ok_or_else(|| ApiError::invalid("line_items", "Invalid array"))?;
     if list.is_empty() {
         return Err(ApiError::missing("line_items"));
     }
     if list.len() > 100 {
-        return Err(ApiError::invalid(
-            "line_items",
-            "You can pass at most 100 line items.",
-        ));
+        return Err(ApiError::invalid("line_items", "You can pass at most 100 line items."));
     }
     let mut lines: Vec<Line> = vec![];
     let mut currency: Option<String> = None;
     for (i, item) in &list {
         let p = format!("line_items[{i}]");
-        let obj = item
-            .as_object()
-            .ok_or_else(|| ApiError::invalid(&p, "Invalid object"))?;
+        let obj = item.as_object().ok_or_else(|| ApiError::invalid(&p, "Invalid object"))?;
         check_keys(obj, &["price", "price_data", "quantity"], &p)?;
         let (price, name, product, cur) = match (obj.get("price"), obj.get("price_data")) {
             (Some(_), Some(_)) => {
@@ -538,37 +452,20 @@ pub(crate) fn create_session(
             (None, None) => return Err(ApiError::missing(&format!("{p}[price]"))),
             (Some(pv), None) => {
                 let pp = format!("{p}[price]");
-                let id = pv
-                    .as_str()
-                    .ok_or_else(|| ApiError::invalid(&pp, "Invalid string"))?;
+                let id = pv.as_str().ok_or_else(|| ApiError::invalid(&pp, "Invalid string"))?;
                 if id.is_empty() {
                     return Err(ApiError::empty(&pp));
                 }
-                let price = st
-                    .prices
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| ApiError::no_such(400, &pp, "price", id))?;
+                let price = st.prices.get(id).cloned().ok_or_else(|| ApiError::no_such(400, &pp, "price", id))?;
                 let product = price["product"].as_str().unwrap_or_default().to_string();
-                let name = st
-                    .products
-                    .get(&product)
-                    .and_then(|x| x["name"].as_str())
-                    .unwrap_or("Item")
-                    .to_string();
+                let name = st.products.get(&product).and_then(|x| x["name"].as_str()).unwrap_or("Item").to_string();
                 let cur = price["currency"].as_str().unwrap_or("usd").to_string();
                 (price, name, product, cur)
             }
             (None, Some(pd)) => {
                 let pp = format!("{p}[price_data]");
-                let pd_obj = pd
-                    .as_object()
-                    .ok_or_else(|| ApiError::invalid(&pp, "Invalid object"))?;
-                check_keys(
-                    pd_obj,
-                    &["currency", "unit_amount", "product_data", "product"],
-                    &pp,
-                )?;
+                let pd_obj = pd.as_object().ok_or_else(|| ApiError::invalid(&pp, "Invalid object"))?;
+                check_keys(pd_obj, &["currency", "unit_amount", "product_data", "product"], &pp)?;
                 let cp = format!("{pp}[currency]");
                 let cur = match str_at(pd, "currency", &cp)? {
                     None => return Err(ApiError::missing(&cp)),
@@ -597,9 +494,7 @@ pub(crate) fn create_session(
                     return Err(ApiError::coded(
                         "parameter_invalid_integer",
                         &up,
-                        format!(
-                            "This value must be less than or equal to 99999999 (it currently is '{unit}')."
-                        ),
+                        format!("This value must be less than or equal to 99999999 (it currently is '{unit}')."),
                     ));
                 }
                 let (name, product) = match (pd.get("product_data"), pd.get("product")) {
@@ -613,33 +508,20 @@ pub(crate) fn create_session(
                     (None, None) => return Err(ApiError::missing(&format!("{pp}[product_data]"))),
                     (None, Some(prod)) => {
                         let ppp = format!("{pp}[product]");
-                        let id = prod
-                            .as_str()
-                            .ok_or_else(|| ApiError::invalid(&ppp, "Invalid string"))?;
-                        let pr = st
-                            .products
-                            .get(id)
-                            .ok_or_else(|| ApiError::no_such(400, &ppp, "product", id))?;
-                        (
-                            pr["name"].as_str().unwrap_or("Item").to_string(),
-                            id.to_string(),
-                        )
+                        let id = prod.as_str().ok_or_else(|| ApiError::invalid(&ppp, "Invalid string"))?;
+                        let pr = st.products.get(id).ok_or_else(|| ApiError::no_such(400, &ppp, "product", id))?;
+                        (pr["name"].as_str().unwrap_or("Item").to_string(), id.to_string())
                     }
                     (Some(pdata), None) => {
                         let pdp = format!("{pp}[product_data]");
-                        let pobj = pdata
-                            .as_object()
-                            .ok_or_else(|| ApiError::invalid(&pdp, "Invalid object"))?;
+                        let pobj = pdata.as_object().ok_or_else(|| ApiError::invalid(&pdp, "Invalid object"))?;
                         check_keys(pobj, &["name", "description"], &pdp)?;
                         let np = format!("{pdp}[name]");
                         let name = match str_at(pdata, "name", &np)? {
                             None => return Err(ApiError::missing(&np)),
                             Some(n) if n.trim().is_empty() => return Err(ApiError::empty(&np)),
                             Some(n) if n.chars().count() > 5000 => {
-                                return Err(ApiError::invalid(
-                                    &np,
-                                    "Product name is too long (max 5000 characters).",
-                                ));
+                                return Err(ApiError::invalid(&np, "Product name is too long (max 5000 characters)."));
                             }
                             Some(n) => n.to_string(),
                         };
@@ -649,10 +531,13 @@ pub(crate) fn create_session(
                             d => d.map(String::from),
                         };
                         let pid = rand_id("prod_", 14);
-                        st.products.insert(pid.clone(), json!({
-                            "id": pid, "object": "product", "name": name, "description": desc, "active": false,
-                            "created": now(), "livemode": false, "metadata": {}
-                        }));
+                        st.products.insert(
+                            pid.clone(),
+                            json!({
+                                "id": pid, "object": "product", "name": name, "description": desc, "active": false,
+                                "created": now(), "livemode": false, "metadata": {}
+                            }),
+                        );
                         (name, pid)
                     }
                 };
@@ -666,16 +551,10 @@ pub(crate) fn create_session(
             Some(v) => parse_int(v.as_str().ok_or_else(|| ApiError::not_integer(&qp))?, &qp)?,
         };
         if q < 1 {
-            return Err(ApiError::invalid(
-                &qp,
-                "This value must be greater than or equal to 1.",
-            ));
+            return Err(ApiError::invalid(&qp, "This value must be greater than or equal to 1."));
         }
         if q > 999_999 {
-            return Err(ApiError::invalid(
-                &qp,
-                "This value must be less than or equal to 999999.",
-            ));
+            return Err(ApiError::invalid(&qp, "This value must be less than or equal to 999999."));
         }
         match &currency {
             None => currency = Some(cur.clone()),
@@ -687,32 +566,20 @@ pub(crate) fn create_session(
                 };
                 return Err(ApiError::invalid(
                     &cp,
-                    format!(
-                        "All line items must use the same currency; line {i} is in {cur}, previous lines in {c}."
-                    ),
+                    format!("All line items must use the same currency; line {i} is in {cur}, previous lines in {c}."),
                 ));
             }
             _ => {}
         }
         let unit = price["unit_amount"].as_i64().unwrap_or(0);
-        lines.push(Line {
-            name,
-            price,
-            product,
-            quantity: q,
-            subtotal: unit * q,
-            discount: 0,
-        });
+        lines.push(Line { name, price, product, quantity: q, subtotal: unit * q, discount: 0 });
     }
     let currency = currency.unwrap_or_else(|| "usd".into());
     let subtotal: i64 = lines.iter().map(|l| l.subtotal).sum();
     if subtotal > 99_999_999 {
         return Err(ApiError::invalid(
             "line_items",
-            format!(
-                "The Checkout Session's total amount must be no more than {}.",
-                fmt_money(99_999_999, &currency)
-            ),
+            format!("The Checkout Session's total amount must be no more than {}.", fmt_money(99_999_999, &currency)),
         ));
     }
     // other scalars
@@ -721,10 +588,7 @@ pub(crate) fn create_session(
         Some("true") => Some(true),
         Some("false") => Some(false),
         Some(v) => {
-            return Err(ApiError::invalid(
-                "allow_promotion_codes",
-                format!("Invalid boolean: {v}"),
-            ));
+            return Err(ApiError::invalid("allow_promotion_codes", format!("Invalid boolean: {v}")));
         }
     };
     let cref = match str_at(params, "client_reference_id", "client_reference_id")? {
@@ -741,16 +605,11 @@ pub(crate) fn create_session(
         Some("") | None => None,
         Some(e) => {
             let ok = e.len() <= 512
-                && e.split_once('@').is_some_and(|(a, b)| {
-                    !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.')
-                })
+                && e.split_once('@')
+                    .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.'))
                 && !e.contains(char::is_whitespace);
             if !ok {
-                return Err(ApiError::coded(
-                    "email_invalid",
-                    "customer_email",
-                    format!("Invalid email address: {e}"),
-                ));
+                return Err(ApiError::coded("email_invalid", "customer_email", format!("Invalid email address: {e}")));
             }
             Some(e.to_string())
         }
@@ -761,10 +620,7 @@ pub(crate) fn create_session(
             Value::String(s) if s.is_empty() => {}
             Value::Object(map) => {
                 if map.len() > 50 {
-                    return Err(ApiError::invalid(
-                        "metadata",
-                        "You can specify up to 50 keys.",
-                    ));
+                    return Err(ApiError::invalid("metadata", "You can specify up to 50 keys."));
                 }
                 for (k, v) in map {
                     let p = format!("metadata[{k}]");
@@ -772,16 +628,10 @@ pub(crate) fn create_session(
                         return Err(ApiError::invalid(&p, "Metadata values must be strings."));
                     };
                     if k.chars().count() > 40 {
-                        return Err(ApiError::invalid(
-                            &p,
-                            "Metadata keys can have up to 40 characters.",
-                        ));
+                        return Err(ApiError::invalid(&p, "Metadata keys can have up to 40 characters."));
                     }
                     if s.chars().count() > 500 {
-                        return Err(ApiError::invalid(
-                            &p,
-                            "Metadata values can have up to 500 characters.",
-                        ));
+                        return Err(ApiError::invalid(&p, "Metadata values can have up to 500 characters."));
                     }
                     metadata.insert(k.clone(), json!(s));
                 }
@@ -806,59 +656,44 @@ pub(crate) fn create_session(
             _ => as_list(d).ok_or_else(|| ApiError::invalid("discounts", "Invalid array"))?,
         };
         if dl.len() > 1 {
-            return Err(ApiError::invalid(
-                "discounts",
-                "You may only specify one discount.",
-            ));
+            return Err(ApiError::invalid("discounts", "You may only specify one discount."));
         }
         if let Some((i, dv)) = dl.first() {
             let p = format!("discounts[{i}]");
-            let o = dv
-                .as_object()
-                .ok_or_else(|| ApiError::invalid(&p, "Invalid object"))?;
+            let o = dv.as_object().ok_or_else(|| ApiError::invalid(&p, "Invalid object"))?;
             check_keys(o, &["promotion_code", "coupon"], &p)?;
-            let (coupon, param) =
-                match (str_at(dv, "promotion_code", &p)?, str_at(dv, "coupon", &p)?) {
-                    (Some(_), Some(_)) => {
-                        return Err(ApiError::coded(
-                            "parameters_exclusive",
-                            &format!("{p}[coupon]"),
-                            "You may only specify one of these parameters: coupon, promotion_code.",
-                        ));
+            let (coupon, param) = match (str_at(dv, "promotion_code", &p)?, str_at(dv, "coupon", &p)?) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::coded(
+                        "parameters_exclusive",
+                        &format!("{p}[coupon]"),
+                        "You may only specify one of these parameters: coupon, promotion_code.",
+                    ));
+                }
+                (None, None) => return Err(ApiError::missing(&format!("{p}[promotion_code]"))),
+                (Some(pc), None) => {
+                    let pp = format!("{p}[promotion_code]");
+                    let promo = st
+                        .promos
+                        .iter()
+                        .find(|x| x["id"] == pc)
+                        .cloned()
+                        .ok_or_else(|| ApiError::no_such(400, &pp, "promotion code", pc))?;
+                    check_promo(st, &promo, &currency, subtotal, email.as_deref())
+                        .map_err(|m| ApiError::invalid(&pp, m))?;
+                    promo_id = Some(pc.to_string());
+                    (promo["promotion"]["coupon"].as_str().unwrap_or_default().to_string(), pp)
+                }
+                (None, Some(c)) => {
+                    let cp = format!("{p}[coupon]");
+                    if !st.coupons.contains_key(c) {
+                        return Err(ApiError::no_such(400, &cp, "coupon", c));
                     }
-                    (None, None) => return Err(ApiError::missing(&format!("{p}[promotion_code]"))),
-                    (Some(pc), None) => {
-                        let pp = format!("{p}[promotion_code]");
-                        let promo = st
-                            .promos
-                            .iter()
-                            .find(|x| x["id"] == pc)
-                            .cloned()
-                            .ok_or_else(|| ApiError::no_such(400, &pp, "promotion code", pc))?;
-                        check_promo(st, &promo, &currency, subtotal, email.as_deref())
-                            .map_err(|m| ApiError::invalid(&pp, m))?;
-                        promo_id = Some(pc.to_string());
-                        (
-                            promo["promotion"]["coupon"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string(),
-                            pp,
-                        )
-                    }
-                    (None, Some(c)) => {
-                        let cp = format!("{p}[coupon]");
-                        if !st.coupons.contains_key(c) {
-                            return Err(ApiError::no_such(400, &cp, "coupon", c));
-                        }
-                        (c.to_string(), cp)
-                    }
-                };
-            let cobj = st
-                .coupons
-                .get(&coupon)
-                .cloned()
-                .ok_or_else(|| ApiError::no_such(400, &param, "coupon", &coupon))?;
+                    (c.to_string(), cp)
+                }
+            };
+            let cobj =
+                st.coupons.get(&coupon).cloned().ok_or_else(|| ApiError::no_such(400, &param, "coupon", &coupon))?;
             check_coupon(&cobj, &currency).map_err(|m| ApiError::invalid(&param, m))?;
             apply_coupon(&cobj, &mut lines).map_err(|m| ApiError::invalid(&param, m))?;
             coupon_id = Some(coupon);
@@ -868,16 +703,8 @@ pub(crate) fn create_session(
     let id = rand_id("cs_test_a1", 56);
     let created = now();
     let embedded = ui_mode == "embedded_page";
-    let url = if embedded {
-        Value::Null
-    } else {
-        json!(format!("{}/c/pay/{id}", inner.public_url))
-    };
-    let client_secret = if embedded {
-        json!(rand_id(&format!("{id}_secret_"), 24))
-    } else {
-        Value::Null
-    };
+    let url = if embedded { Value::Null } else { json!(format!("{}/c/pay/{id}", inner.public_url)) };
+    let client_secret = if embedded { json!(rand_id(&format!("{id}_secret_"), 24)) } else { Value::Null };
     let discounts = match (&promo_id, &coupon_id) {
         (Some(p), _) => json!([{ "coupon": null, "promotion_code": p }]),
         (None, Some(c)) => json!([{ "coupon": c, "promotion_code": null }]),
@@ -938,34 +765,22 @@ pub(crate) fn create_session(
     });
     let items: Vec<Value> = lines
         .into_iter()
-        .map(|l| json!({
-            "id": rand_id("li_", 24), "object": "item", "adjustable_quantity": null,
-            "amount_discount": l.discount, "amount_subtotal": l.subtotal, "amount_tax": 0,
-            "amount_total": l.subtotal - l.discount, "currency": currency, "description": l.name,
-            "metadata": {}, "price": l.price, "quantity": l.quantity, "_product": l.product
-        }))
+        .map(|l| {
+            json!({
+                "id": rand_id("li_", 24), "object": "item", "adjustable_quantity": null,
+                "amount_discount": l.discount, "amount_subtotal": l.subtotal, "amount_tax": 0,
+                "amount_total": l.subtotal - l.discount, "currency": currency, "description": l.name,
+                "metadata": {}, "price": l.price, "quantity": l.quantity, "_product": l.product
+            })
+        })
         .collect();
-    st.sessions.insert(
-        id.clone(),
-        Session {
-            obj,
-            line_items: items,
-            promo: promo_id,
-            coupon: coupon_id,
-        },
-    );
+    st.sessions.insert(id.clone(), Session { obj, line_items: items, promo: promo_id, coupon: coupon_id });
     st.session_order.push(id.clone());
     Ok(render_session(st, &id, &expand, &inner.public_url).expect("just inserted"))
 }
 
 /// Checks the promotion-code rules; `Err` carries the message.
-fn check_promo(
-    st: &State,
-    promo: &Value,
-    currency: &str,
-    subtotal: i64,
-    email: Option<&str>,
-) -> Result<(), String> {
+fn check_promo(st: &State, promo: &Value, currency: &str, subtotal: i64, email: Option<&str>) -> Result<(), String> {
     let code = promo["code"].as_str().unwrap_or_default();
     if promo["active"] != json!(true) {
         return Err(format!("The promotion code '{code}' is inactive."));
@@ -976,37 +791,25 @@ fn check_promo(
     if let Some(m) = promo["max_redemptions"].as_i64()
         && promo["times_redeemed"].as_i64().unwrap_or(0) >= m
     {
-        return Err(format!(
-            "The promotion code '{code}' has reached its maximum number of redemptions."
-        ));
+        return Err(format!("The promotion code '{code}' has reached its maximum number of redemptions."));
     }
     if !promo["customer"].is_null() {
-        return Err(format!(
-            "The promotion code '{code}' is restricted to a specific customer."
-        ));
+        return Err(format!("The promotion code '{code}' is restricted to a specific customer."));
     }
     let r = &promo["restrictions"];
     if let Some(min) = r["minimum_amount"].as_i64() {
         let mc = r["minimum_amount_currency"].as_str().unwrap_or("usd");
         if mc != currency {
-            return Err(format!(
-                "The promotion code '{code}' only applies to purchases in {}.",
-                mc.to_uppercase()
-            ));
+            return Err(format!("The promotion code '{code}' only applies to purchases in {}.", mc.to_uppercase()));
         }
         if subtotal < min {
-            return Err(format!(
-                "The promotion code '{code}' requires a minimum purchase of {}.",
-                fmt_money(min, mc)
-            ));
+            return Err(format!("The promotion code '{code}' requires a minimum purchase of {}.", fmt_money(min, mc)));
         }
     }
     if r["first_time_transaction"] == json!(true) {
         match email {
             Some(e) if st.paid_emails.contains(&e.to_ascii_lowercase()) => {
-                return Err(format!(
-                    "The promotion code '{code}' is only valid for first-time customers."
-                ));
+                return Err(format!("The promotion code '{code}' is only valid for first-time customers."));
             }
             Some(_) => {}
             None => {
@@ -1030,9 +833,7 @@ fn check_coupon(c: &Value, currency: &str) -> Result<(), String> {
     if let Some(m) = c["max_redemptions"].as_i64()
         && c["times_redeemed"].as_i64().unwrap_or(0) >= m
     {
-        return Err(format!(
-            "The coupon '{id}' has reached its maximum number of redemptions."
-        ));
+        return Err(format!("The coupon '{id}' has reached its maximum number of redemptions."));
     }
     if c["amount_off"].is_i64() && c["currency"].as_str() != Some(currency) {
         return Err(format!(
@@ -1046,17 +847,10 @@ fn check_coupon(c: &Value, currency: &str) -> Result<(), String> {
 
 /// Spreads the coupon's discount over the applicable lines.
 fn apply_coupon(c: &Value, lines: &mut [Line]) -> Result<(), String> {
-    let products: Option<Vec<String>> = c["applies_to"]["products"].as_array().map(|a| {
-        a.iter()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect()
-    });
+    let products: Option<Vec<String>> =
+        c["applies_to"]["products"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
     let applies = |l: &Line| products.as_ref().is_none_or(|p| p.contains(&l.product));
-    let base: i64 = lines
-        .iter()
-        .filter(|l| applies(l))
-        .map(|l| l.subtotal)
-        .sum();
+    let base: i64 = lines.iter().filter(|l| applies(l)).map(|l| l.subtotal).sum();
     if !lines.iter().any(applies) {
         return Err(format!(
             "The coupon '{}' does not apply to any product in this Checkout Session.",
@@ -1075,11 +869,8 @@ fn apply_coupon(c: &Value, lines: &mut [Line]) -> Result<(), String> {
     let mut left = total;
     let idx: Vec<usize> = (0..lines.len()).filter(|&i| applies(&lines[i])).collect();
     for (n, &i) in idx.iter().enumerate() {
-        let share = if n + 1 == idx.len() {
-            left
-        } else {
-            (total as i128 * lines[i].subtotal as i128 / base as i128) as i64
-        };
+        let share =
+            if n + 1 == idx.len() { left } else { (total as i128 * lines[i].subtotal as i128 / base as i128) as i64 };
         let share = share.min(lines[i].subtotal).min(left);
         lines[i].discount = share;
         left -= share;
@@ -1108,21 +899,12 @@ fn render_items(st: &State, s: &Session, expand_product: bool) -> Vec<Value> {
 }
 
 /// Session JSON with optional `line_items` expansion.
-pub(crate) fn render_session(
-    st: &State,
-    id: &str,
-    expand: &[String],
-    _public: &str,
-) -> Option<Value> {
+pub(crate) fn render_session(st: &State, id: &str, expand: &[String], _public: &str) -> Option<Value> {
     let s = st.sessions.get(id)?;
     let mut obj = s.obj.clone();
     if expand.iter().any(|e| e.starts_with("line_items")) {
         let ep = expand.iter().any(|e| e == "line_items.data.price.product");
-        obj["line_items"] = list_obj(
-            render_items(st, s, ep),
-            false,
-            &format!("/v1/checkout/sessions/{id}/line_items"),
-        );
+        obj["line_items"] = list_obj(render_items(st, s, ep), false, &format!("/v1/checkout/sessions/{id}/line_items"));
     }
     Some(obj)
 }
@@ -1130,22 +912,14 @@ pub(crate) fn render_session(
 /// Line items list of a session.
 pub(crate) fn line_items(st: &State, id: &str, expand_product: bool) -> Option<Value> {
     let s = st.sessions.get(id)?;
-    Some(list_obj(
-        render_items(st, s, expand_product),
-        false,
-        &format!("/v1/checkout/sessions/{id}/line_items"),
-    ))
+    Some(list_obj(render_items(st, s, expand_product), false, &format!("/v1/checkout/sessions/{id}/line_items")))
 }
 
 /// Promotion code JSON with live counters; coupon expanded if asked, and its
 /// includable `applies_to` only when `with_applies_to` (as Stripe does).
 pub(crate) fn render_promo(st: &State, p: &Value, expand_coupon: bool, with_applies_to: bool) -> Value {
     let mut p = p.clone();
-    if expand_coupon
-        && let Some(c) = p["promotion"]["coupon"]
-            .as_str()
-            .and_then(|c| st.coupons.get(c))
-    {
+    if expand_coupon && let Some(c) = p["promotion"]["coupon"].as_str().and_then(|c| st.coupons.get(c)) {
         let mut c = c.clone();
         if !with_applies_to && let Some(obj) = c.as_object_mut() {
             obj.remove("applies_to");
@@ -1158,11 +932,7 @@ pub(crate) fn render_promo(st: &State, p: &Value, expand_coupon: bool, with_appl
 /// Creates an event (kept in the log) and returns its id; delivery is the caller's job.
 pub(crate) fn new_event(inner: &Inner, st: &mut State, typ: &str, object: Value) -> String {
     let id = rand_id("evt_", 24);
-    let pending = if inner.webhook_url.lock().unwrap().is_some() {
-        1
-    } else {
-        0
-    };
+    let pending = if inner.webhook_url.lock().unwrap().is_some() { 1 } else { 0 };
     st.events.push(json!({
         "id": id, "object": "event", "api_version": API_VERSION, "created": now(),
         "data": { "object": object }, "livemode": false, "pending_webhooks": pending,
@@ -1173,10 +943,7 @@ pub(crate) fn new_event(inner: &Inner, st: &mut State, typ: &str, object: Value)
 
 /// Expires an open session (`POST /v1/checkout/sessions/{id}/expire`); returns the event id.
 pub(crate) fn expire(inner: &Inner, st: &mut State, id: &str) -> Result<(Value, String), ApiError> {
-    let s = st
-        .sessions
-        .get_mut(id)
-        .ok_or_else(|| ApiError::no_such(404, "id", "checkout.session", id))?;
+    let s = st.sessions.get_mut(id).ok_or_else(|| ApiError::no_such(404, "id", "checkout.session", id))?;
     if s.obj["status"] != "open" {
         return Err(ApiError::new(
             400,
@@ -1197,31 +964,21 @@ pub(crate) fn expire(inner: &Inner, st: &mut State, id: &str) -> Result<(Value, 
 
 /// Completes a session (`pay`, `delayed_success`, `delayed_failure`), emitting events and
 /// scheduling the async outcome. Returns the redirect URL.
-pub(crate) fn complete(
-    inner: &std::sync::Arc<Inner>,
-    id: &str,
-    action: &str,
-) -> Result<String, String> {
+pub(crate) fn complete(inner: &std::sync::Arc<Inner>, id: &str, action: &str) -> Result<String, String> {
     if !matches!(action, "pay" | "delayed_success" | "delayed_failure") {
         return Err(format!("unknown action '{action}'"));
     }
     let (ev, redirect) = {
         let mut st = inner.st.lock().unwrap();
         let st = &mut *st;
-        let s = st
-            .sessions
-            .get_mut(id)
-            .ok_or_else(|| format!("No such checkout.session: '{id}'"))?;
+        let s = st.sessions.get_mut(id).ok_or_else(|| format!("No such checkout.session: '{id}'"))?;
         if s.obj["status"] != "open" {
             return Err(format!(
                 "This Checkout Session is {} and can no longer be paid.",
                 s.obj["status"].as_str().unwrap_or("")
             ));
         }
-        let email = s.obj["customer_email"]
-            .as_str()
-            .unwrap_or("shopper@example.com")
-            .to_string();
+        let email = s.obj["customer_email"].as_str().unwrap_or("shopper@example.com").to_string();
         s.obj["status"] = json!("complete");
         let total = s.obj["amount_total"].as_i64().unwrap_or(0);
         s.obj["payment_status"] = json!(if action != "pay" {
@@ -1257,10 +1014,7 @@ pub(crate) fn complete(
         if action == "pay" {
             st.paid_emails.insert(email.to_ascii_lowercase());
         }
-        (
-            new_event(inner, st, "checkout.session.completed", snap),
-            redirect,
-        )
+        (new_event(inner, st, "checkout.session.completed", snap), redirect)
     };
     crate::webhook::dispatch(inner, vec![ev]);
     if action != "pay" {

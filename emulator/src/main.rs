@@ -48,11 +48,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!(
-        "Stripe emulator (API {}) listening on {}",
-        stripe_emulator::API_VERSION,
-        emu.base_url()
-    );
+    println!("Stripe emulator (API {}) listening on {}", stripe_emulator::API_VERSION, emu.base_url());
     println!("Webhook secret: {}", emu.webhook_secret());
     match &webhook_url {
         Some(u) => println!("Webhooks are sent to: {u}"),

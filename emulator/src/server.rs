@@ -23,18 +23,9 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/", get(root))
         .route("/v1/{*rest}", any(v1))
         .route("/c/pay/{id}", get(page).post(page_action))
-        .route(
-            "/_emulator/requests",
-            get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().requests)) }),
-        )
-        .route(
-            "/_emulator/deliveries",
-            get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().deliveries)) }),
-        )
-        .route(
-            "/_emulator/events",
-            get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().events)) }),
-        )
+        .route("/_emulator/requests", get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().requests)) }))
+        .route("/_emulator/deliveries", get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().deliveries)) }))
+        .route("/_emulator/events", get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().events)) }))
         .route(
             "/_emulator/faults",
             get(|s: S| async move { Json(json!(s.0.st.lock().unwrap().faults)) }).post(set_faults),
@@ -72,10 +63,7 @@ async fn root(s: S) -> impl IntoResponse {
 }
 
 fn bad_json(msg: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": {"type": "invalid_request_error", "message": msg.into()}})),
-    )
+    (StatusCode::BAD_REQUEST, Json(json!({"error": {"type": "invalid_request_error", "message": msg.into()}})))
         .into_response()
 }
 
@@ -143,11 +131,7 @@ async fn control_pay(s: S, Path(id): Path<String>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let action = v
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or("pay")
-        .to_string();
+    let action = v.get("action").and_then(Value::as_str).unwrap_or("pay").to_string();
     if !s.0.st.lock().unwrap().sessions.contains_key(&id) {
         return (StatusCode::NOT_FOUND, Json(json!({"error": {"type": "invalid_request_error", "message": format!("No such checkout.session: '{id}'")}}))).into_response();
     }
@@ -157,19 +141,10 @@ async fn control_pay(s: S, Path(id): Path<String>, body: Bytes) -> Response {
     }
     match logic::complete(&s.0, &id, &action) {
         Ok(url) => {
-            let session =
-                s.0.st
-                    .lock()
-                    .unwrap()
-                    .sessions
-                    .get(&id)
-                    .map(|x| x.obj.clone());
+            let session = s.0.st.lock().unwrap().sessions.get(&id).map(|x| x.obj.clone());
             Json(json!({"redirect_url": url, "session": session})).into_response()
         }
-        Err(e) => (
-            StatusCode::CONFLICT,
-            Json(json!({"error": {"type": "invalid_request_error", "message": e}})),
-        )
+        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": {"type": "invalid_request_error", "message": e}})))
             .into_response(),
     }
 }
@@ -178,7 +153,11 @@ async fn control_resend(s: S, Path(id): Path<String>) -> Response {
     if crate::webhook::resend(&s.0, &id) {
         Json(json!({"resent": id})).into_response()
     } else {
-        (StatusCode::NOT_FOUND, Json(json!({"error": {"type": "invalid_request_error", "message": format!("No such event: '{id}'")}}))).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"type": "invalid_request_error", "message": format!("No such event: '{id}'")}})),
+        )
+            .into_response()
     }
 }
 
@@ -191,14 +170,8 @@ async fn control_sign(s: S, body: Bytes) -> Response {
     let Some(payload) = v.get("payload").and_then(Value::as_str) else {
         return bad_json("payload (string) is required");
     };
-    let t = v
-        .get("timestamp")
-        .and_then(Value::as_i64)
-        .unwrap_or_else(logic::now);
-    let secret = v
-        .get("secret")
-        .and_then(Value::as_str)
-        .unwrap_or(&s.0.opts.webhook_secret);
+    let t = v.get("timestamp").and_then(Value::as_i64).unwrap_or_else(logic::now);
+    let secret = v.get("secret").and_then(Value::as_str).unwrap_or(&s.0.opts.webhook_secret);
     let sig = crate::webhook::signature_v1(secret, t, payload.as_bytes());
     Json(json!({"header": format!("t={t},v1={sig}"), "timestamp": t, "v1": sig})).into_response()
 }
@@ -220,11 +193,7 @@ fn redact(key: &str) -> String {
         return "****".into();
     }
     let last: String = chars[chars.len() - 4..].iter().collect();
-    let prefix: String = if chars.len() > 12 {
-        chars[..8].iter().collect()
-    } else {
-        String::new()
-    };
+    let prefix: String = if chars.len() > 12 { chars[..8].iter().collect() } else { String::new() };
     format!("{prefix}****{last}")
 }
 
@@ -251,8 +220,7 @@ fn check_auth(h: Option<&str>) -> Result<String, ApiError> {
         }
     };
     let ok = ["sk_test_", "rk_test_"].iter().any(|p| {
-        key.strip_prefix(p)
-            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()))
+        key.strip_prefix(p).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()))
     });
     if ok {
         return Ok(key.to_string());
@@ -284,10 +252,7 @@ fn parse_limit(params: &Value) -> Result<usize, ApiError> {
                 return Err(ApiError::not_integer("limit"));
             };
             if !(1..=100).contains(&n) {
-                return Err(ApiError::invalid(
-                    "limit",
-                    format!("Invalid limit: must be between 1 and 100 (got {n})"),
-                ));
+                return Err(ApiError::invalid("limit", format!("Invalid limit: must be between 1 and 100 (got {n})")));
             }
             Ok(n as usize)
         }
@@ -317,35 +282,15 @@ fn route(
     pairs: &[(String, String)],
     events: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
-    let params = to_tree(pairs)
-        .map_err(|k| ApiError::invalid(&k, format!("Invalid parameter structure for '{k}'")))?;
-    let segs: Vec<&str> = path
-        .trim_start_matches("/v1/")
-        .trim_end_matches('/')
-        .split('/')
-        .collect();
+    let params = to_tree(pairs).map_err(|k| ApiError::invalid(&k, format!("Invalid parameter structure for '{k}'")))?;
+    let segs: Vec<&str> = path.trim_start_matches("/v1/").trim_end_matches('/').split('/').collect();
     let m = method.as_str();
     match (m, segs.as_slice()) {
         ("POST", ["checkout", "sessions"]) => logic::create_session(inner, st, pairs, &params),
         ("GET", ["checkout", "sessions"]) => {
-            only_params(
-                pairs,
-                &[
-                    "limit",
-                    "starting_after",
-                    "expand",
-                    "status",
-                    "payment_intent",
-                    "customer",
-                ],
-            )?;
-            let mut items: Vec<Value> = st
-                .session_order
-                .iter()
-                .rev()
-                .filter_map(|id| st.sessions.get(id))
-                .map(|s| s.obj.clone())
-                .collect();
+            only_params(pairs, &["limit", "starting_after", "expand", "status", "payment_intent", "customer"])?;
+            let mut items: Vec<Value> =
+                st.session_order.iter().rev().filter_map(|id| st.sessions.get(id)).map(|s| s.obj.clone()).collect();
             if let Some(status) = params.get("status").and_then(Value::as_str) {
                 items.retain(|x| x["status"] == status);
             }
@@ -361,19 +306,12 @@ fn route(
                 .ok_or_else(|| ApiError::no_such(404, "id", "checkout.session", id))
         }
         ("GET", ["checkout", "sessions", id, "line_items"]) => {
-            only_params(
-                pairs,
-                &["expand", "limit", "starting_after", "ending_before"],
-            )?;
+            only_params(pairs, &["expand", "limit", "starting_after", "ending_before"])?;
             let ex = expands(&params, &["data.price.product"])?;
             let list = logic::line_items(st, id, !ex.is_empty())
                 .ok_or_else(|| ApiError::no_such(404, "id", "checkout.session", id))?;
             let url = list["url"].as_str().unwrap_or_default().to_string();
-            paginate(
-                list["data"].as_array().cloned().unwrap_or_default(),
-                &params,
-                &url,
-            )
+            paginate(list["data"].as_array().cloned().unwrap_or_default(), &params, &url)
         }
         ("POST", ["checkout", "sessions", id, "expire"]) => {
             only_params(pairs, &["expand"])?;
@@ -412,13 +350,7 @@ fn route(
             let items: Vec<Value> = st
                 .promos
                 .iter()
-                .filter(|p| {
-                    code.is_none_or(|c| {
-                        p["code"]
-                            .as_str()
-                            .is_some_and(|pc| pc.eq_ignore_ascii_case(c))
-                    })
-                })
+                .filter(|p| code.is_none_or(|c| p["code"].as_str().is_some_and(|pc| pc.eq_ignore_ascii_case(c))))
                 .filter(|p| active.is_none_or(|a| p["active"] == a))
                 .filter(|p| coupon.is_none_or(|c| p["promotion"]["coupon"] == c))
                 .map(|p| logic::render_promo(st, p, !ex.is_empty(), with_applies_to))
@@ -442,41 +374,21 @@ fn route(
                 "prices" => (&st.prices, "price"),
                 _ => (&st.products, "product"),
             };
-            objects
-                .get(*id)
-                .cloned()
-                .ok_or_else(|| ApiError::no_such(404, "id", object, id))
+            objects.get(*id).cloned().ok_or_else(|| ApiError::no_such(404, "id", object, id))
         }
         ("GET", ["events"]) => {
             only_params(
                 pairs,
-                &[
-                    "type",
-                    "limit",
-                    "starting_after",
-                    "ending_before",
-                    "created",
-                    "delivery_success",
-                    "types",
-                ],
+                &["type", "limit", "starting_after", "ending_before", "created", "delivery_success", "types"],
             )?;
             let typ = params.get("type").and_then(Value::as_str);
-            let items: Vec<Value> = st
-                .events
-                .iter()
-                .rev()
-                .filter(|e| typ.is_none_or(|t| e["type"] == t))
-                .cloned()
-                .collect();
+            let items: Vec<Value> =
+                st.events.iter().rev().filter(|e| typ.is_none_or(|t| e["type"] == t)).cloned().collect();
             paginate(items, &params, "/v1/events")
         }
         ("GET", ["events", id]) => {
             only_params(pairs, &["expand"])?;
-            st.events
-                .iter()
-                .find(|e| e["id"] == *id)
-                .cloned()
-                .ok_or_else(|| ApiError::no_such(404, "id", "event", id))
+            st.events.iter().find(|e| e["id"] == *id).cloned().ok_or_else(|| ApiError::no_such(404, "id", "event", id))
         }
         _ => Err(ApiError::new(
             404,
@@ -519,23 +431,10 @@ async fn v1(
     let path = uri.path().to_string();
     let query = uri.query().map(String::from);
     let is_post = method == Method::POST;
-    let pairs = if is_post {
-        parse_pairs(&body)
-    } else {
-        parse_pairs(query.as_deref().unwrap_or("").as_bytes())
-    };
-    let hdr = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let pairs = if is_post { parse_pairs(&body) } else { parse_pairs(query.as_deref().unwrap_or("").as_bytes()) };
+    let hdr = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(String::from);
     let auth_h = hdr("authorization");
-    let idem_key = if is_post {
-        hdr("idempotency-key")
-    } else {
-        None
-    };
+    let idem_key = if is_post { hdr("idempotency-key") } else { None };
     let mut fault_label: Option<String> = None;
     let mut replayed = false;
     let mut extra: Vec<(&'static str, String)> = vec![];
@@ -544,9 +443,10 @@ async fn v1(
     // so while a request is stalled (an injected delay) a retry with the same
     // key gets Stripe's 409, as it would while Stripe is still executing.
     let auth = check_auth(auth_h.as_deref());
-    let scope = idem_key.as_ref().zip(auth.as_ref().ok()).map(|(k, key)| {
-        (hex::encode(Sha256::digest(key.as_bytes())), k.clone())
-    });
+    let scope = idem_key
+        .as_ref()
+        .zip(auth.as_ref().ok())
+        .map(|(k, key)| (hex::encode(Sha256::digest(key.as_bytes())), k.clone()));
     let (status, out): (u16, Value) = 'resp: {
         let _held = match &scope {
             Some(sc) if !inner.st.lock().unwrap().in_flight.insert(sc.clone()) => {
@@ -613,10 +513,7 @@ async fn v1(
         {
             let e = ApiError::invalid(
                 "Idempotency-Key",
-                format!(
-                    "Invalid Idempotency-Key: length must be at most 255 characters (got {}).",
-                    k.len()
-                ),
+                format!("Invalid Idempotency-Key: length must be at most 255 characters (got {}).", k.len()),
             );
             break 'resp (400, e.body(&rid));
         }
@@ -669,15 +566,13 @@ async fn v1(
         (status, out)
     };
     crate::webhook::dispatch(&inner, events);
-    let key_last4 = auth_h
-        .as_deref()
-        .and_then(|h| h.split_once(' '))
-        .map(|(_, k)| k.trim())
-        .filter(|k| k.chars().count() > 4)
-        .map(|k| {
-            let c: Vec<char> = k.chars().collect();
-            c[c.len() - 4..].iter().collect::<String>()
-        });
+    let key_last4 =
+        auth_h.as_deref().and_then(|h| h.split_once(' ')).map(|(_, k)| k.trim()).filter(|k| k.chars().count() > 4).map(
+            |k| {
+                let c: Vec<char> = k.chars().collect();
+                c[c.len() - 4..].iter().collect::<String>()
+            },
+        );
     inner.st.lock().unwrap().requests.push(RecordedRequest {
         request_id: rid.clone(),
         method: method.to_string(),
@@ -695,11 +590,8 @@ async fn v1(
         idempotent_replayed: replayed,
         at_ms,
     });
-    let mut resp = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        Json(out),
-    )
-        .into_response();
+    let mut resp =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(out)).into_response();
     let h = resp.headers_mut();
     h.insert("request-id", HeaderValue::from_str(&rid).unwrap());
     h.insert("stripe-version", HeaderValue::from_static(API_VERSION));
@@ -815,11 +707,7 @@ fn cancel_target(inner: &Inner, id: &str) -> String {
     let st = inner.st.lock().unwrap();
     st.sessions
         .get(id)
-        .and_then(|s| {
-            s.obj["cancel_url"]
-                .as_str()
-                .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id))
-        })
+        .and_then(|s| s.obj["cancel_url"].as_str().map(|u| u.replace("{CHECKOUT_SESSION_ID}", id)))
         .unwrap_or_else(|| format!("{}/c/pay/{id}", inner.public_url))
 }
 
@@ -831,19 +719,9 @@ fn redirect(url: &str) -> Response {
 }
 
 async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Response {
-    let action = parse_pairs(&body)
-        .into_iter()
-        .find(|(k, _)| k == "action")
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    let action = parse_pairs(&body).into_iter().find(|(k, _)| k == "action").map(|(_, v)| v).unwrap_or_default();
     if !s.0.st.lock().unwrap().sessions.contains_key(&id) {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(page_shell(
-                "Not found",
-                "<h1>Checkout session not found</h1>",
-            )),
-        )
+        return (StatusCode::NOT_FOUND, Html(page_shell("Not found", "<h1>Checkout session not found</h1>")))
             .into_response();
     }
     if action == "cancel" {
@@ -855,10 +733,7 @@ async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Response {
             StatusCode::CONFLICT,
             Html(page_shell(
                 "Checkout",
-                &format!(
-                    "<h1>Cannot complete this checkout</h1><p id=\"error\">{}</p>",
-                    esc(&e)
-                ),
+                &format!("<h1>Cannot complete this checkout</h1><p id=\"error\">{}</p>", esc(&e)),
             )),
         )
             .into_response(),

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 /// Lowercase hex HMAC-SHA256 of `"{t}.{body}"`, keyed with the whole `whsec_...` string's
 /// bytes — Stripe's `v1` signature scheme.
 pub fn signature_v1(secret: &str, t: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -63,10 +62,7 @@ pub(crate) fn flush(inner: &Arc<Inner>) {
     let (mut q, dup) = {
         let mut st = inner.st.lock().unwrap();
         st.reorder_gen += 1;
-        (
-            std::mem::take(&mut st.reorder_queue),
-            st.faults.webhooks.duplicate,
-        )
+        (std::mem::take(&mut st.reorder_queue), st.faults.webhooks.duplicate)
     };
     if q.is_empty() {
         return;
@@ -104,12 +100,10 @@ pub(crate) fn resend(inner: &Arc<Inner>, id: &str) -> bool {
 async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
     let Some((typ, body)) = ({
         let st = inner.st.lock().unwrap();
-        st.events.iter().find(|e| e["id"] == id).map(|e| {
-            (
-                e["type"].as_str().unwrap_or("").to_string(),
-                serde_json::to_vec_pretty(e).unwrap_or_default(),
-            )
-        })
+        st.events
+            .iter()
+            .find(|e| e["id"] == id)
+            .map(|e| (e["type"].as_str().unwrap_or("").to_string(), serde_json::to_vec_pretty(e).unwrap_or_default()))
     }) else {
         return;
     };
@@ -130,10 +124,7 @@ async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
             .timeout(inner.opts.webhook_timeout)
             .header("Content-Type", "application/json; charset=utf-8")
             .header("Stripe-Signature", &sig)
-            .header(
-                "User-Agent",
-                "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-            )
+            .header("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
             .header("Accept", "*/*; q=0.5, application/xml")
             .header("Cache-Control", "no-cache")
             .body(body.clone())
@@ -148,18 +139,7 @@ async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
                 };
                 (Some(s), None, text)
             }
-            Err(e) => (
-                None,
-                Some(
-                    if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "connection"
-                    }
-                    .to_string(),
-                ),
-                String::new(),
-            ),
+            Err(e) => (None, Some(if e.is_timeout() { "timeout" } else { "connection" }.to_string()), String::new()),
         };
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         inner.st.lock().unwrap().deliveries.push(Delivery {
@@ -179,10 +159,7 @@ async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
             return;
         }
         if attempt < inner.opts.max_attempts {
-            let wait = inner
-                .opts
-                .retry_base
-                .saturating_mul(1u32 << (attempt - 1).min(20));
+            let wait = inner.opts.retry_base.saturating_mul(1u32 << (attempt - 1).min(20));
             tokio::time::sleep(wait.min(Duration::from_secs(3600))).await;
         }
     }
@@ -195,19 +172,11 @@ mod tests {
     #[test]
     fn stripe_vector() {
         assert_eq!(
-            signature_v1(
-                "whsec_test_secret",
-                1492774577,
-                br#"{"id":"evt_test_webhook","object":"event"}"#
-            ),
+            signature_v1("whsec_test_secret", 1492774577, br#"{"id":"evt_test_webhook","object":"event"}"#),
             "88a022085c6bdb887b02cb26ff76dd681234d9675c0f22844059f55552a8883a"
         );
         assert_eq!(
-            sign_header(
-                "whsec_test_secret",
-                1492774577,
-                br#"{"id":"evt_test_webhook","object":"event"}"#
-            ),
+            sign_header("whsec_test_secret", 1492774577, br#"{"id":"evt_test_webhook","object":"event"}"#),
             "t=1492774577,v1=88a022085c6bdb887b02cb26ff76dd681234d9675c0f22844059f55552a8883a"
         );
     }

@@ -21,20 +21,10 @@ async fn auth_missing_invalid_live_and_request_id() {
     let url = format!("{}/v1/promotion_codes", emu.base_url());
     let r = c.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(
-        r.headers()["request-id"]
-            .to_str()
-            .unwrap()
-            .starts_with("req_")
-    );
+    assert!(r.headers()["request-id"].to_str().unwrap().starts_with("req_"));
     let j: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(j["error"]["type"], "invalid_request_error");
-    assert!(
-        j["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("You did not provide an API key")
-    );
+    assert!(j["error"]["message"].as_str().unwrap().starts_with("You did not provide an API key"));
     for bad in [
         "Bearer pk_test_abcd1234",
         "Bearer sk_test_",
@@ -42,24 +32,14 @@ async fn auth_missing_invalid_live_and_request_id() {
         "Bearer sk_live_zzzzzzzzabcd",
         "Bearer rk_live_zzzzzzzzabcd",
     ] {
-        let r = c
-            .get(&url)
-            .header("Authorization", bad)
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(&url).header("Authorization", bad).send().await.unwrap();
         assert_eq!(r.status(), 401, "{bad}");
         let t = r.text().await.unwrap();
         assert!(t.contains("Invalid API Key provided"), "{bad}: {t}");
         assert!(!t.contains("zzzzzzzzabcd"), "key must be redacted: {t}");
     }
     for good in ["Bearer sk_test_x", "Bearer rk_test_abc"] {
-        let r = c
-            .get(&url)
-            .header("Authorization", good)
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(&url).header("Authorization", good).send().await.unwrap();
         assert_eq!(r.status(), 200, "{good}");
     }
     let r = get(&c, &format!("{}/v1/nope", emu.base_url())).await;
@@ -71,43 +51,13 @@ async fn auth_missing_invalid_live_and_request_id() {
 async fn validation_rules() {
     let emu = emu().await;
     let c = client();
-    type Case = (
-        &'static str,
-        Box<dyn Fn(&mut Vec<(String, String)>)>,
-        u16,
-        Option<&'static str>,
-        &'static str,
-    );
+    type Case = (&'static str, Box<dyn Fn(&mut Vec<(String, String)>)>, u16, Option<&'static str>, &'static str);
     let long201 = "x".repeat(201);
     let cases: Vec<Case> = vec![
-        (
-            "no mode",
-            Box::new(|p| del(p, "mode")),
-            400,
-            Some("parameter_missing"),
-            "mode",
-        ),
-        (
-            "subscription",
-            Box::new(|p| set(p, "mode", "subscription")),
-            400,
-            None,
-            "mode",
-        ),
-        (
-            "bad mode",
-            Box::new(|p| set(p, "mode", "bogus")),
-            400,
-            None,
-            "mode",
-        ),
-        (
-            "no line items",
-            Box::new(|p| del(p, "line_items")),
-            400,
-            Some("parameter_missing"),
-            "line_items",
-        ),
+        ("no mode", Box::new(|p| del(p, "mode")), 400, Some("parameter_missing"), "mode"),
+        ("subscription", Box::new(|p| set(p, "mode", "subscription")), 400, None, "mode"),
+        ("bad mode", Box::new(|p| set(p, "mode", "bogus")), 400, None, "mode"),
+        ("no line items", Box::new(|p| del(p, "line_items")), 400, Some("parameter_missing"), "line_items"),
         (
             "amount not int",
             Box::new(|p| set(p, "line_items[0][price_data][unit_amount]", "12.5")),
@@ -150,13 +100,7 @@ async fn validation_rules() {
             Some("parameter_missing"),
             "line_items[0][price_data][product_data]",
         ),
-        (
-            "quantity 0",
-            Box::new(|p| set(p, "line_items[0][quantity]", "0")),
-            400,
-            None,
-            "line_items[0][quantity]",
-        ),
+        ("quantity 0", Box::new(|p| set(p, "line_items[0][quantity]", "0")), 400, None, "line_items[0][quantity]"),
         (
             "quantity missing",
             Box::new(|p| del(p, "line_items[0][quantity]")),
@@ -200,11 +144,7 @@ async fn validation_rules() {
             Box::new(|p| {
                 set(p, "line_items[1][price_data][currency]", "eur");
                 set(p, "line_items[1][price_data][unit_amount]", "100");
-                set(
-                    p,
-                    "line_items[1][price_data][product_data][name]",
-                    "Euro thing",
-                );
+                set(p, "line_items[1][price_data][product_data][name]", "Euro thing");
                 set(p, "line_items[1][quantity]", "1");
             }),
             400,
@@ -223,27 +163,9 @@ async fn validation_rules() {
             None,
             "line_items",
         ),
-        (
-            "legacy ui_mode hosted",
-            Box::new(|p| set(p, "ui_mode", "hosted")),
-            400,
-            None,
-            "ui_mode",
-        ),
-        (
-            "legacy ui_mode embedded",
-            Box::new(|p| set(p, "ui_mode", "embedded")),
-            400,
-            None,
-            "ui_mode",
-        ),
-        (
-            "hosted with return_url",
-            Box::new(|p| set(p, "return_url", "https://shop.test/r")),
-            400,
-            None,
-            "return_url",
-        ),
+        ("legacy ui_mode hosted", Box::new(|p| set(p, "ui_mode", "hosted")), 400, None, "ui_mode"),
+        ("legacy ui_mode embedded", Box::new(|p| set(p, "ui_mode", "embedded")), 400, None, "ui_mode"),
+        ("hosted with return_url", Box::new(|p| set(p, "return_url", "https://shop.test/r")), 400, None, "return_url"),
         (
             "hosted without success_url",
             Box::new(|p| del(p, "success_url")),
@@ -294,13 +216,7 @@ async fn validation_rules() {
             Some("parameter_unknown"),
             "payment_method_types",
         ),
-        (
-            "unknown top",
-            Box::new(|p| set(p, "foo", "bar")),
-            400,
-            Some("parameter_unknown"),
-            "foo",
-        ),
+        ("unknown top", Box::new(|p| set(p, "foo", "bar")), 400, Some("parameter_unknown"), "foo"),
         (
             "unknown nested",
             Box::new(|p| set(p, "line_items[0][foo]", "1")),
@@ -374,13 +290,7 @@ async fn validation_rules() {
             None,
             "metadata[kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk]",
         ),
-        (
-            "metadata long value",
-            Box::new(|p| set(p, "metadata[k]", &"v".repeat(501))),
-            400,
-            None,
-            "metadata[k]",
-        ),
+        ("metadata long value", Box::new(|p| set(p, "metadata[k]", &"v".repeat(501))), 400, None, "metadata[k]"),
         (
             "bad email",
             Box::new(|p| set(p, "customer_email", "not-an-email")),
@@ -388,13 +298,7 @@ async fn validation_rules() {
             Some("email_invalid"),
             "customer_email",
         ),
-        (
-            "bad expand",
-            Box::new(|p| set(p, "expand[0]", "customer")),
-            400,
-            None,
-            "expand[0]",
-        ),
+        ("bad expand", Box::new(|p| set(p, "expand[0]", "customer")), 400, None, "expand[0]"),
     ];
     for (name, f, status, code, param) in cases {
         let mut pairs = base_session();
@@ -404,17 +308,9 @@ async fn validation_rules() {
         assert_eq!(r.json["error"]["type"], "invalid_request_error", "{name}");
         assert_eq!(r.json["error"]["code"].as_str(), code, "{name}: {}", r.text);
         assert_eq!(r.json["error"]["param"], param, "{name}: {}", r.text);
-        assert!(
-            r.json["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{name}"
-        );
+        assert!(r.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}");
         if code == Some("parameter_unknown") {
-            assert_eq!(
-                r.json["error"]["message"],
-                format!("Received unknown parameter: {param}")
-            );
+            assert_eq!(r.json["error"]["message"], format!("Received unknown parameter: {param}"));
         }
     }
     // each failing promotion code rule
@@ -432,18 +328,11 @@ async fn validation_rules() {
         set(&mut pairs, "discounts[0][promotion_code]", promo);
         let r = create(&c, &emu, &pairs).await;
         assert_eq!(r.status, 400, "{why}: {}", r.text);
-        assert_eq!(
-            r.json["error"]["param"], "discounts[0][promotion_code]",
-            "{why}"
-        );
+        assert_eq!(r.json["error"]["param"], "discounts[0][promotion_code]", "{why}");
     }
     assert!(emu.session("cs_test_nope").is_none());
     let list = get(&c, &format!("{}/v1/checkout/sessions", emu.base_url())).await;
-    assert_eq!(
-        list.json["data"].as_array().unwrap().len(),
-        0,
-        "no invalid request may create a session"
-    );
+    assert_eq!(list.json["data"].as_array().unwrap().len(), 0, "no invalid request may create a session");
 }
 
 #[tokio::test]
@@ -459,9 +348,7 @@ async fn create_shapes_hosted_and_embedded() {
     let s = &r.json;
     let id = s["id"].as_str().unwrap();
     assert!(
-        id.starts_with("cs_test_")
-            && id.len() == 8 + 58
-            && id[8..].chars().all(|c| c.is_ascii_alphanumeric()),
+        id.starts_with("cs_test_") && id.len() == 8 + 58 && id[8..].chars().all(|c| c.is_ascii_alphanumeric()),
         "{id}"
     );
     assert_eq!(s["object"], "checkout.session");
@@ -479,17 +366,11 @@ async fn create_shapes_hosted_and_embedded() {
     assert_eq!(s["metadata"]["order_id"], "42");
     assert_eq!(s["client_reference_id"], "order_42");
     assert_eq!(s["customer_email"], "buyer@example.com");
-    assert_eq!(
-        s["success_url"],
-        "https://shop.test/success?session_id={CHECKOUT_SESSION_ID}"
-    );
+    assert_eq!(s["success_url"], "https://shop.test/success?session_id={CHECKOUT_SESSION_ID}");
     assert_eq!(s["cancel_url"], "https://shop.test/cart");
     assert!(s["return_url"].is_null());
     assert_eq!(s["livemode"], false);
-    assert_eq!(
-        s["expires_at"].as_i64().unwrap() - s["created"].as_i64().unwrap(),
-        86400
-    );
+    assert_eq!(s["expires_at"].as_i64().unwrap() - s["created"].as_i64().unwrap(), 86400);
     assert!(s["customer_details"].is_null());
     assert!(s["payment_intent"].is_null());
     assert!(s.get("line_items").is_none());
@@ -497,10 +378,7 @@ async fn create_shapes_hosted_and_embedded() {
     let emb = p(&[
         ("mode", "payment"),
         ("ui_mode", "embedded_page"),
-        (
-            "return_url",
-            "https://shop.test/return?session_id={CHECKOUT_SESSION_ID}",
-        ),
+        ("return_url", "https://shop.test/return?session_id={CHECKOUT_SESSION_ID}"),
         ("line_items[0][price]", "price_emu_tshirt"),
         ("line_items[0][quantity]", "1"),
     ]);
@@ -508,12 +386,7 @@ async fn create_shapes_hosted_and_embedded() {
     assert_eq!(r.status, 200, "{}", r.text);
     let id = r.json["id"].as_str().unwrap();
     assert!(r.json["url"].is_null());
-    assert!(
-        r.json["client_secret"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{id}_secret_"))
-    );
+    assert!(r.json["client_secret"].as_str().unwrap().starts_with(&format!("{id}_secret_")));
     assert_eq!(r.json["amount_total"], 2000);
     assert_eq!(r.json["ui_mode"], "embedded_page");
 }
@@ -523,11 +396,7 @@ async fn retrieve_expand_line_items_and_expire() {
     let emu = emu().await;
     let c = client();
     let mut pairs = base_session();
-    set(
-        &mut pairs,
-        "line_items[0][price_data][product_data][description]",
-        "Organic cotton",
-    );
+    set(&mut pairs, "line_items[0][price_data][product_data][description]", "Organic cotton");
     set(&mut pairs, "line_items[1][price]", "price_emu_mug");
     set(&mut pairs, "line_items[1][quantity]", "3");
     let r = create(&c, &emu, &pairs).await;
@@ -537,11 +406,7 @@ async fn retrieve_expand_line_items_and_expire() {
     let r = get(&c, &format!("{b}/v1/checkout/sessions/{id}")).await;
     assert_eq!(r.status, 200);
     assert!(r.json.get("line_items").is_none());
-    let r = get(
-        &c,
-        &format!("{b}/v1/checkout/sessions/{id}?expand[]=line_items"),
-    )
-    .await;
+    let r = get(&c, &format!("{b}/v1/checkout/sessions/{id}?expand[]=line_items")).await;
     let li = &r.json["line_items"];
     assert_eq!(li["object"], "list");
     assert_eq!(li["has_more"], false);
@@ -555,25 +420,13 @@ async fn retrieve_expand_line_items_and_expire() {
     assert_eq!(d[0]["amount_subtotal"], 4000);
     assert_eq!(d[0]["price"]["unit_amount"], 2000);
     assert_eq!(d[0]["price"]["currency"], "usd");
-    assert!(
-        d[0]["price"]["product"]
-            .as_str()
-            .unwrap()
-            .starts_with("prod_")
-    );
+    assert!(d[0]["price"]["product"].as_str().unwrap().starts_with("prod_"));
     assert_eq!(d[1]["description"], "Mug");
     assert_eq!(d[1]["amount_total"], 3600);
     assert_eq!(r.json["amount_total"], 7600);
     // stripe-node style expand[0]=
-    let r2 = get(
-        &c,
-        &format!("{b}/v1/checkout/sessions/{id}?expand[0]=line_items.data.price.product"),
-    )
-    .await;
-    assert_eq!(
-        r2.json["line_items"]["data"][0]["price"]["product"]["description"],
-        "Organic cotton"
-    );
+    let r2 = get(&c, &format!("{b}/v1/checkout/sessions/{id}?expand[0]=line_items.data.price.product")).await;
+    assert_eq!(r2.json["line_items"]["data"][0]["price"]["product"]["description"], "Organic cotton");
     let r = get(&c, &format!("{b}/v1/checkout/sessions/{id}/line_items")).await;
     assert_eq!(r.json["data"].as_array().unwrap().len(), 2);
     let r = get(&c, &format!("{b}/v1/checkout/sessions/cs_test_missing")).await;
@@ -584,32 +437,16 @@ async fn retrieve_expand_line_items_and_expire() {
     assert_eq!(r.json["error"]["code"], "parameter_unknown");
     // expire
     let auth = format!("Bearer {KEY}");
-    let r = post_form(
-        &c,
-        &format!("{b}/v1/checkout/sessions/{id}/expire"),
-        &[],
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let r = post_form(&c, &format!("{b}/v1/checkout/sessions/{id}/expire"), &[], &[("Authorization", &auth)]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["status"], "expired");
-    let r = post_form(
-        &c,
-        &format!("{b}/v1/checkout/sessions/{id}/expire"),
-        &[],
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let r = post_form(&c, &format!("{b}/v1/checkout/sessions/{id}/expire"), &[], &[("Authorization", &auth)]).await;
     assert_eq!(r.status, 400);
     let ev = emu.events();
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["type"], "checkout.session.expired");
     assert_eq!(ev[0]["data"]["object"]["id"], id.as_str());
-    let r = get(
-        &c,
-        &format!("{b}/v1/events/{}", ev[0]["id"].as_str().unwrap()),
-    )
-    .await;
+    let r = get(&c, &format!("{b}/v1/events/{}", ev[0]["id"].as_str().unwrap())).await;
     assert_eq!(r.json["type"], "checkout.session.expired");
     let page = get(&c, &format!("{b}/c/pay/{id}")).await.text;
     assert!(page.contains("expired") && !page.contains("id=\"pay\""));
@@ -621,10 +458,7 @@ async fn idempotency_replay_and_mismatch() {
     let c = client();
     let url = format!("{}/v1/checkout/sessions", emu.base_url());
     let auth = format!("Bearer {KEY}");
-    let h = [
-        ("Authorization", auth.as_str()),
-        ("Idempotency-Key", "key-1"),
-    ];
+    let h = [("Authorization", auth.as_str()), ("Idempotency-Key", "key-1")];
     let a = post_form(&c, &url, &base_session(), &h).await;
     assert_eq!(a.status, 200);
     assert!(a.header("idempotent-replayed").is_none());
@@ -644,37 +478,20 @@ async fn idempotency_replay_and_mismatch() {
             .starts_with("Keys for idempotent requests can only be used with the same parameters")
     );
     // same key under another API key is a different scope
-    let other_key = [
-        ("Authorization", "Bearer sk_test_other"),
-        ("Idempotency-Key", "key-1"),
-    ];
+    let other_key = [("Authorization", "Bearer sk_test_other"), ("Idempotency-Key", "key-1")];
     let o = post_form(&c, &url, &other, &other_key).await;
     assert_eq!(o.status, 200);
     assert!(o.header("idempotent-replayed").is_none());
     let long = "k".repeat(256);
-    let l = post_form(
-        &c,
-        &url,
-        &base_session(),
-        &[
-            ("Authorization", auth.as_str()),
-            ("Idempotency-Key", long.as_str()),
-        ],
-    )
-    .await;
+    let l =
+        post_form(&c, &url, &base_session(), &[("Authorization", auth.as_str()), ("Idempotency-Key", long.as_str())])
+            .await;
     assert_eq!(l.status, 400);
     let list = get(&c, &url).await;
     assert_eq!(list.json["data"].as_array().unwrap().len(), 2);
     // injected faults are not stored
-    emu.set_api_fault(ApiFault {
-        status: Some(500),
-        delay_ms: None,
-        count: 1,
-    });
-    let h2 = [
-        ("Authorization", auth.as_str()),
-        ("Idempotency-Key", "key-2"),
-    ];
+    emu.set_api_fault(ApiFault { status: Some(500), delay_ms: None, count: 1 });
+    let h2 = [("Authorization", auth.as_str()), ("Idempotency-Key", "key-2")];
     let f = post_form(&c, &url, &base_session(), &h2).await;
     assert_eq!(f.status, 500);
     let ok = post_form(&c, &url, &base_session(), &h2).await;
@@ -719,11 +536,7 @@ async fn promotion_codes_list_filters_and_discounts() {
     let emu = emu().await;
     let c = client();
     let b = emu.base_url();
-    let r = get(
-        &c,
-        &format!("{b}/v1/promotion_codes?code=save10&active=true&limit=1"),
-    )
-    .await;
+    let r = get(&c, &format!("{b}/v1/promotion_codes?code=save10&active=true&limit=1")).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["object"], "list");
     assert_eq!(r.json["url"], "/v1/promotion_codes");
@@ -733,28 +546,15 @@ async fn promotion_codes_list_filters_and_discounts() {
     assert_eq!(d[0]["object"], "promotion_code");
     assert_eq!(d[0]["promotion"]["type"], "coupon");
     assert_eq!(d[0]["promotion"]["coupon"], "EMU10PCT");
-    let r = get(
-        &c,
-        &format!("{b}/v1/promotion_codes?code=SaVe10&expand[]=data.promotion.coupon"),
-    )
-    .await;
+    let r = get(&c, &format!("{b}/v1/promotion_codes?code=SaVe10&expand[]=data.promotion.coupon")).await;
     let cp = &r.json["data"][0]["promotion"]["coupon"];
     assert_eq!(cp["object"], "coupon");
     assert_eq!(cp["percent_off"], 10.0);
     assert_eq!(cp["valid"], true);
-    let r = get(
-        &c,
-        &format!("{b}/v1/promotion_codes?code=inactive&active=true"),
-    )
-    .await;
+    let r = get(&c, &format!("{b}/v1/promotion_codes?code=inactive&active=true")).await;
     assert_eq!(r.json["data"].as_array().unwrap().len(), 0);
     let r = get(&c, &format!("{b}/v1/promotion_codes?active=false")).await;
-    let codes: Vec<&str> = r.json["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["code"].as_str().unwrap())
-        .collect();
+    let codes: Vec<&str> = r.json["data"].as_array().unwrap().iter().map(|x| x["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["INACTIVE"]);
     let r = get(&c, &format!("{b}/v1/promotion_codes?limit=2")).await;
     assert_eq!(r.json["data"].as_array().unwrap().len(), 2);
@@ -780,41 +580,19 @@ async fn promotion_codes_list_filters_and_discounts() {
     assert_eq!(r.json["amount_subtotal"], 4000);
     assert_eq!(r.json["amount_total"], 3600);
     assert_eq!(r.json["total_details"]["amount_discount"], 400);
-    assert_eq!(
-        r.json["discounts"],
-        serde_json::json!([{"coupon": null, "promotion_code": "promo_emu_save10"}])
-    );
+    assert_eq!(r.json["discounts"], serde_json::json!([{"coupon": null, "promotion_code": "promo_emu_save10"}]));
     let save10_session = r.json["id"].as_str().unwrap().to_string();
     let r = create(&c, &emu, &with("promo_emu_fiveoff", &[])).await;
     assert_eq!(r.json["amount_total"], 3500);
-    let r = create(
-        &c,
-        &emu,
-        &with("promo_emu_bigspend", &[("line_items[0][quantity]", "6")]),
-    )
-    .await;
+    let r = create(&c, &emu, &with("promo_emu_bigspend", &[("line_items[0][quantity]", "6")])).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["amount_total"], 10800);
-    let r = create(
-        &c,
-        &emu,
-        &with(
-            "promo_emu_euros",
-            &[("line_items[0][price_data][currency]", "eur")],
-        ),
-    )
-    .await;
+    let r = create(&c, &emu, &with("promo_emu_euros", &[("line_items[0][price_data][currency]", "eur")])).await;
     assert_eq!(r.json["amount_total"], 3500);
     let r = create(
         &c,
         &emu,
-        &with(
-            "promo_emu_productonly",
-            &[
-                ("line_items[1][price]", "price_emu_mug"),
-                ("line_items[1][quantity]", "1"),
-            ],
-        ),
+        &with("promo_emu_productonly", &[("line_items[1][price]", "price_emu_mug"), ("line_items[1][quantity]", "1")]),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -837,26 +615,10 @@ async fn promotion_codes_list_filters_and_discounts() {
     assert_eq!(r.json["amount_total"], 3500);
     assert_eq!(r.json["discounts"][0]["coupon"], "EMU5USD");
     // first-time: ok for a new email, refused after that email paid
-    let r = create(
-        &c,
-        &emu,
-        &with(
-            "promo_emu_firstonly",
-            &[("customer_email", "new@example.com")],
-        ),
-    )
-    .await;
+    let r = create(&c, &emu, &with("promo_emu_firstonly", &[("customer_email", "new@example.com")])).await;
     assert_eq!(r.status, 200, "{}", r.text);
     emu.pay(r.json["id"].as_str().unwrap(), "pay").unwrap();
-    let r = create(
-        &c,
-        &emu,
-        &with(
-            "promo_emu_firstonly",
-            &[("customer_email", "new@example.com")],
-        ),
-    )
-    .await;
+    let r = create(&c, &emu, &with("promo_emu_firstonly", &[("customer_email", "new@example.com")])).await;
     assert_eq!(r.status, 400);
     // paying increments times_redeemed
     emu.pay(&save10_session, "pay").unwrap();
@@ -882,11 +644,7 @@ async fn request_log_records_details_and_connection_reuse() {
         ],
     )
     .await;
-    get(
-        &c,
-        &format!("{}/v1/promotion_codes?code=SAVE10", emu.base_url()),
-    )
-    .await;
+    get(&c, &format!("{}/v1/promotion_codes?code=SAVE10", emu.base_url())).await;
     c.get(&url).send().await.unwrap();
     let log = emu.requests();
     assert_eq!(log.len(), 3);
@@ -905,17 +663,10 @@ async fn request_log_records_details_and_connection_reuse() {
     assert_eq!(log[1].params, p(&[("code", "SAVE10")]));
     assert!(!log[2].authorization_present);
     assert_eq!(log[2].status, 401);
-    assert_eq!(
-        log[0].remote_addr.port(),
-        log[1].remote_addr.port(),
-        "pooled client reuses its connection"
-    );
+    assert_eq!(log[0].remote_addr.port(), log[1].remote_addr.port(), "pooled client reuses its connection");
     let other = client();
     get(&other, &format!("{}/v1/promotion_codes", emu.base_url())).await;
-    assert_ne!(
-        emu.requests()[3].remote_addr.port(),
-        log[0].remote_addr.port()
-    );
+    assert_ne!(emu.requests()[3].remote_addr.port(), log[0].remote_addr.port());
     let j: Value = get(&c, &format!("{}/_emulator/requests", emu.base_url())).await.json;
     assert_eq!(j.as_array().unwrap().len(), 4);
     assert!(!j.to_string().contains(KEY), "the API key is never stored");
@@ -927,12 +678,7 @@ async fn api_faults_500_429_slow() {
     let c = client();
     let b = emu.base_url();
     let url = format!("{b}/v1/promotion_codes");
-    let r = post_json(
-        &c,
-        &format!("{b}/_emulator/faults"),
-        r#"{"api":{"status":500,"count":2}}"#,
-    )
-    .await;
+    let r = post_json(&c, &format!("{b}/_emulator/faults"), r#"{"api":{"status":500,"count":2}}"#).await;
     assert_eq!(r.status, 200, "{}", r.text);
     for _ in 0..2 {
         let r = get(&c, &url).await;
@@ -942,23 +688,13 @@ async fn api_faults_500_429_slow() {
         assert!(r.header("request-id").is_some());
     }
     assert_eq!(get(&c, &url).await.status, 200);
-    post_json(
-        &c,
-        &format!("{b}/_emulator/faults"),
-        r#"{"api":{"status":429,"count":1}}"#,
-    )
-    .await;
+    post_json(&c, &format!("{b}/_emulator/faults"), r#"{"api":{"status":429,"count":1}}"#).await;
     let r = get(&c, &url).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json["error"]["code"], "rate_limit");
     assert_eq!(r.json["error"]["type"], "invalid_request_error");
     assert_eq!(get(&c, &url).await.status, 200);
-    post_json(
-        &c,
-        &format!("{b}/_emulator/faults"),
-        r#"{"api":{"delay_ms":1500,"count":1}}"#,
-    )
-    .await;
+    post_json(&c, &format!("{b}/_emulator/faults"), r#"{"api":{"delay_ms":1500,"count":1}}"#).await;
     let t = Instant::now();
     let r = get(&c, &url).await;
     assert_eq!(r.status, 200);
@@ -981,12 +717,7 @@ async fn api_faults_500_429_slow() {
             None
         ]
     );
-    post_json(
-        &c,
-        &format!("{b}/_emulator/faults"),
-        r#"{"api":{"status":500,"count":5}}"#,
-    )
-    .await;
+    post_json(&c, &format!("{b}/_emulator/faults"), r#"{"api":{"status":500,"count":5}}"#).await;
     post_json(&c, &format!("{b}/_emulator/reset-faults"), "").await;
     assert_eq!(get(&c, &url).await.status, 200);
     assert!(emu.faults().api.is_none());

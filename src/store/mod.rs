@@ -52,7 +52,8 @@ pub(crate) const SCHEMA: &[&str] = &[
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO processed_events (event_id, event_type, session_id, received_at)
      VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING";
 /// Upserts an order, only ever moving its state forward.
-pub(crate) const UPSERT_ORDER: &str = "INSERT INTO orders (session_id, state, state_rank, payment_status, amount_total, currency,
+pub(crate) const UPSERT_ORDER: &str =
+    "INSERT INTO orders (session_id, state, state_rank, payment_status, amount_total, currency,
         items, livemode, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
      ON CONFLICT (session_id) DO UPDATE SET state = excluded.state,
@@ -70,11 +71,13 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO fulfillment_runs (session_id, a
 pub(crate) const RECLAIM_RUN: &str = "UPDATE fulfillment_runs SET attempts = attempts + 1, claimed_at = $2
      WHERE session_id = $1 AND done_at IS NULL AND claimed_at <= $3";
 /// Counts a session's unfinished run (0 or 1).
-pub(crate) const SELECT_PENDING_RUN: &str = "SELECT COUNT(*) FROM fulfillment_runs WHERE session_id = $1 AND done_at IS NULL";
+pub(crate) const SELECT_PENDING_RUN: &str =
+    "SELECT COUNT(*) FROM fulfillment_runs WHERE session_id = $1 AND done_at IS NULL";
 /// Marks a run finished.
 pub(crate) const FINISH_RUN: &str = "UPDATE fulfillment_runs SET done_at = $2 WHERE session_id = $1";
 /// Reads one order.
-pub(crate) const SELECT_ORDER: &str = "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
+pub(crate) const SELECT_ORDER: &str =
+    "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
         (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id)
      FROM orders o WHERE o.session_id = $1";
 /// Whether an event id was processed.
@@ -258,11 +261,7 @@ impl Store {
 
     /// In one transaction: records the event id (if any; a duplicate stops
     /// here), moves the order forward, and records the fulfilment once.
-    pub async fn apply(
-        &self,
-        update: &OrderUpdate,
-        event: Option<EventRef<'_>>,
-    ) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, update: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
         match self {
             Store::Sqlite(s) => s.apply(update, event).await,
             Store::Postgres(s) => s.apply(update, event).await,
@@ -281,7 +280,12 @@ impl Store {
     /// claimed `lease_secs` or more before `now` and never finished (the
     /// instance died mid-run, or the commit's answer was lost). True for
     /// exactly one caller per lapsed claim.
-    pub async fn reclaim_fulfillment_run(&self, session_id: &str, now: i64, lease_secs: i64) -> Result<bool, StoreError> {
+    pub async fn reclaim_fulfillment_run(
+        &self,
+        session_id: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<bool, StoreError> {
         Ok(self.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await? == 1)
     }
 
@@ -334,10 +338,7 @@ impl Store {
 
 /// Seconds since the epoch.
 pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 pub(crate) fn items_json(items: &[OrderItem]) -> String {

@@ -29,13 +29,12 @@ impl PgStore {
 
     async fn connect(&self) -> Result<Client, StoreError> {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(err)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls_config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(err)?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
         let (mut client, connection) = tokio::time::timeout(TIMEOUT, tokio_postgres::connect(&self.url, tls))
             .await
@@ -78,11 +77,7 @@ impl PgStore {
         result
     }
 
-    pub(super) async fn apply(
-        &self,
-        u: &OrderUpdate,
-        event: Option<EventRef<'_>>,
-    ) -> Result<Applied, StoreError> {
+    pub(super) async fn apply(&self, u: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
         self.with(async |client| {
             let tx = client.transaction().await?;
             let now = now();
@@ -107,8 +102,8 @@ impl PgStore {
                 ],
             )
             .await?;
-            let newly_fulfilled = u.state == OrderState::Fulfilled
-                && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
+            let newly_fulfilled =
+                u.state == OrderState::Fulfilled && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
             if newly_fulfilled {
                 tx.execute(INSERT_RUN, &[&u.session_id, &now]).await?;
             }

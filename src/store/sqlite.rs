@@ -48,11 +48,7 @@ impl SqliteStore {
         .map_err(err)?
     }
 
-    pub(super) async fn apply(
-        &self,
-        update: &OrderUpdate,
-        event: Option<EventRef<'_>>,
-    ) -> Result<Applied, StoreError> {
+    pub(super) async fn apply(&self, update: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
         let u = update.clone();
         let ev = event.map(|e| (e.id.to_string(), e.kind.to_string()));
         self.run(move |conn| {
@@ -103,10 +99,7 @@ impl SqliteStore {
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
         let (id, kind) = (event.id.to_string(), event.kind.to_string());
         self.run(move |conn| {
-            let n = conn.execute(
-                &sql(INSERT_EVENT),
-                params![id, kind, Option::<String>::None, now()],
-            )?;
+            let n = conn.execute(&sql(INSERT_EVENT), params![id, kind, Option::<String>::None, now()])?;
             Ok(n == 1)
         })
         .await

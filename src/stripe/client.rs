@@ -29,11 +29,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// stripe-node's policy with `max_retries` retries.
     pub fn stripe_node(max_retries: u32) -> Self {
-        RetryPolicy {
-            max_retries,
-            initial_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(5),
-        }
+        RetryPolicy { max_retries, initial_delay: Duration::from_millis(500), max_delay: Duration::from_secs(5) }
     }
 
     /// Sleep before retry number `n` (1-based): min(initial·2^(n-1), max) with
@@ -99,11 +95,9 @@ impl fmt::Display for StripeError {
                 request_id.as_deref().unwrap_or("-"),
             ),
             StripeError::Network(e) => write!(f, "stripe unreachable: {e}"),
-            StripeError::Decode { reason, request_id } => write!(
-                f,
-                "stripe response unreadable (request_id={}): {reason}",
-                request_id.as_deref().unwrap_or("-")
-            ),
+            StripeError::Decode { reason, request_id } => {
+                write!(f, "stripe response unreadable (request_id={}): {reason}", request_id.as_deref().unwrap_or("-"))
+            }
         }
     }
 }
@@ -142,11 +136,7 @@ impl Client {
     /// `GET {path}?{query}`, decoded into `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &Form) -> Result<T, StripeError> {
         let q = query.encode();
-        let url = if q.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{q}", self.base)
-        };
+        let url = if q.is_empty() { format!("{}{path}", self.base) } else { format!("{}{path}?{q}", self.base) };
         self.send(reqwest::Method::GET, &url, None, None).await
     }
 
@@ -226,9 +216,7 @@ impl Client {
             req = req.header("Idempotency-Key", key);
         }
         if let Some(b) = body {
-            req = req
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(b.clone());
+            req = req.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(b.clone());
         }
         let resp = match req.send().await {
             Ok(r) => r,
@@ -268,8 +256,7 @@ fn decode<T: DeserializeOwned>(
 ) -> Result<T, StripeError> {
     let request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     if status.is_success() {
-        return serde_json::from_slice(bytes)
-            .map_err(|e| StripeError::Decode { reason: e.to_string(), request_id });
+        return serde_json::from_slice(bytes).map_err(|e| StripeError::Decode { reason: e.to_string(), request_id });
     }
     #[derive(serde::Deserialize, Default)]
     struct Envelope {

@@ -45,9 +45,8 @@ mod tests {
             "line_items[0][price_data][product_data][name]=Tee+%26+Mug+%3D+2&\
              success_url=https%3A%2F%2Fx.test%2Fs%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"
         );
-        let back: Vec<(String, String)> = form_urlencoded::parse(f.encode().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let back: Vec<(String, String)> =
+            form_urlencoded::parse(f.encode().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         assert_eq!(back, f.pairs());
     }
 }

@@ -120,10 +120,7 @@ pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let site = format!("http://localhost:{}", addr.port());
-    let db = opts
-        .database_url
-        .clone()
-        .unwrap_or_else(|| database_url(opts.backend.unwrap_or(Backend::Sqlite)));
+    let db = opts.database_url.clone().unwrap_or_else(|| database_url(opts.backend.unwrap_or(Backend::Sqlite)));
     let mut env: HashMap<&str, String> = HashMap::from([
         ("STRIPE_SECRET_KEY", SECRET_KEY.to_string()),
         ("STRIPE_PUBLISHABLE_KEY", "pk_test_harness4242".to_string()),
@@ -165,7 +162,8 @@ pub fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
                         }
                         let resp = match Route::from_path(req.uri().path()) {
                             Some(route) => checkout::routes::dispatch(route, &app, req).await,
-                            None => checkout::http::ApiError::new(http::StatusCode::NOT_FOUND, "no such route").into_response(),
+                            None => checkout::http::ApiError::new(http::StatusCode::NOT_FOUND, "no such route")
+                                .into_response(),
                         };
                         Ok::<_, std::convert::Infallible>(resp)
                     }
@@ -183,7 +181,12 @@ impl Shop {
     }
 
     /// POSTs JSON as the storefront does (same-site Origin, a client IP).
-    pub async fn post_json(&self, path: &str, body: &str, ip: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &str,
+        ip: &str,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
         let resp = self
             .http
             .post(self.url(path))
@@ -230,7 +233,11 @@ impl Shop {
 
     /// Waits (up to 10 s) until the emulator's delivery log satisfies `pred`: an order can be
     /// recorded before the emulator has read the endpoint's answer.
-    pub async fn deliveries_when(&self, what: &str, pred: impl Fn(&[stripe_emulator::Delivery]) -> bool) -> Vec<stripe_emulator::Delivery> {
+    pub async fn deliveries_when(
+        &self,
+        what: &str,
+        pred: impl Fn(&[stripe_emulator::Delivery]) -> bool,
+    ) -> Vec<stripe_emulator::Delivery> {
         match self.emu.wait_for_deliveries(pred, Duration::from_secs(10)).await {
             Ok(d) => d,
             Err(d) => panic!("deliveries never showed {what}: {d:?}"),
@@ -238,7 +245,11 @@ impl Shop {
     }
 
     /// Waits until the store's order for `session_id` satisfies `pred`.
-    pub async fn wait_order(&self, session_id: &str, pred: impl Fn(&checkout::store::Order) -> bool) -> checkout::store::Order {
+    pub async fn wait_order(
+        &self,
+        session_id: &str,
+        pred: impl Fn(&checkout::store::Order) -> bool,
+    ) -> checkout::store::Order {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(o) = self.app.store.order(session_id).await.unwrap()
@@ -294,7 +305,9 @@ pub fn tool_missing(what: &str) {
     if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
         panic!("CI is set but {what} is unavailable: run .ci/run's install steps");
     }
-    eprintln!("SKIP: {what} unavailable (install with: cd tests/oracle && npm ci; pip install -r tests/oracle/requirements.txt)");
+    eprintln!(
+        "SKIP: {what} unavailable (install with: cd tests/oracle && npm ci; pip install -r tests/oracle/requirements.txt)"
+    );
 }
 
 /// Runs an oracle script from tests/oracle with JSON on stdin; `None` if it cannot run.
@@ -342,4 +355,3 @@ pub mod base64_like {
         out
     }
 }
-

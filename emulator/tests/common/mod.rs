@@ -29,11 +29,7 @@ pub async fn emu() -> Emulator {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 pub fn encode(pairs: &[(String, String)]) -> String {
@@ -45,20 +41,14 @@ pub fn encode(pairs: &[(String, String)]) -> String {
 }
 
 pub fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// A valid hosted session: 2 x "Tee" at $20.00.
 pub fn base_session() -> Vec<(String, String)> {
     p(&[
         ("mode", "payment"),
-        (
-            "success_url",
-            "https://shop.test/success?session_id={CHECKOUT_SESSION_ID}",
-        ),
+        ("success_url", "https://shop.test/success?session_id={CHECKOUT_SESSION_ID}"),
         ("cancel_url", "https://shop.test/cart"),
         ("line_items[0][price_data][currency]", "usd"),
         ("line_items[0][price_data][unit_amount]", "2000"),
@@ -76,10 +66,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, n: &str) -> Option<String> {
-        self.headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
+        self.headers.get(n).and_then(|v| v.to_str().ok()).map(String::from)
     }
 }
 
@@ -88,24 +75,11 @@ async fn finish(r: reqwest::Response) -> Resp {
     let headers = r.headers().clone();
     let text = r.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        json,
-        text,
-    }
+    Resp { status, headers, json, text }
 }
 
-pub async fn post_form(
-    c: &reqwest::Client,
-    url: &str,
-    pairs: &[(String, String)],
-    headers: &[(&str, &str)],
-) -> Resp {
-    let mut rb = c
-        .post(url)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(encode(pairs));
+pub async fn post_form(c: &reqwest::Client, url: &str, pairs: &[(String, String)], headers: &[(&str, &str)]) -> Resp {
+    let mut rb = c.post(url).header("Content-Type", "application/x-www-form-urlencoded").body(encode(pairs));
     for (k, v) in headers {
         rb = rb.header(*k, *v);
     }
@@ -123,26 +97,11 @@ pub async fn create(c: &reqwest::Client, emu: &Emulator, pairs: &[(String, Strin
 }
 
 pub async fn get(c: &reqwest::Client, url: &str) -> Resp {
-    finish(
-        c.get(url)
-            .header("Authorization", format!("Bearer {KEY}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    finish(c.get(url).header("Authorization", format!("Bearer {KEY}")).send().await.unwrap()).await
 }
 
 pub async fn post_json(c: &reqwest::Client, url: &str, body: &str) -> Resp {
-    finish(
-        c.post(url)
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    finish(c.post(url).header("Content-Type", "application/json").body(body.to_string()).send().await.unwrap()).await
 }
 
 /// One webhook request seen by the test receiver.
@@ -157,11 +116,7 @@ impl Received {
         serde_json::from_slice(&self.body).unwrap()
     }
     pub fn header(&self, n: &str) -> String {
-        self.headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
+        self.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
     }
 }
 
@@ -190,22 +145,20 @@ impl Receiver {
         let app = axum::Router::new()
             .route(
                 "/hook",
-                post(
-                    |State(st): State<RecvState>, headers: HeaderMap, body: Bytes| async move {
-                        let sleep = std::mem::take(&mut *st.sleep_first_ms.lock().unwrap());
-                        if sleep > 0 {
-                            tokio::time::sleep(Duration::from_millis(sleep)).await;
-                        }
-                        st.got.lock().unwrap().push(Received { headers, body });
-                        let mut f = st.fail_first.lock().unwrap();
-                        if *f > 0 {
-                            *f -= 1;
-                            (StatusCode::INTERNAL_SERVER_ERROR, "boom")
-                        } else {
-                            (StatusCode::OK, "{\"received\":true}")
-                        }
-                    },
-                ),
+                post(|State(st): State<RecvState>, headers: HeaderMap, body: Bytes| async move {
+                    let sleep = std::mem::take(&mut *st.sleep_first_ms.lock().unwrap());
+                    if sleep > 0 {
+                        tokio::time::sleep(Duration::from_millis(sleep)).await;
+                    }
+                    st.got.lock().unwrap().push(Received { headers, body });
+                    let mut f = st.fail_first.lock().unwrap();
+                    if *f > 0 {
+                        *f -= 1;
+                        (StatusCode::INTERNAL_SERVER_ERROR, "boom")
+                    } else {
+                        (StatusCode::OK, "{\"received\":true}")
+                    }
+                }),
             )
             .with_state(st);
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
