@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::config::Mode;
 use crate::fulfillment::{self, FulfillError};
 use crate::http::{self, ApiError, BoxError, Response};
-use crate::store::OrderItem;
+use crate::store::{OrderItem, OrderState};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -26,6 +26,11 @@ pub struct CheckoutStatus {
     pub currency: Option<String>,
     /// Names and quantities bought.
     pub items: Vec<OrderItem>,
+    /// After payment: `paid`, `partially_refunded`, `refunded`, `disputed`, `dispute_won` or
+    /// `dispute_lost`; absent until the order is paid.
+    pub money_state: Option<&'static str>,
+    /// Refunded so far, minor units.
+    pub amount_refunded: i64,
 }
 
 /// Handles the request.
@@ -64,6 +69,8 @@ where
         fulfillment: order.as_ref().map_or("pending", |o| o.state.as_str()),
         amount_total: s.amount_total,
         currency: s.currency,
+        money_state: order.as_ref().filter(|o| o.state == OrderState::Fulfilled).map(|o| o.money.state().as_str()),
+        amount_refunded: order.as_ref().map_or(0, |o| o.money.amount_refunded),
         items: order.map(|o| o.items).unwrap_or_default(),
     };
     Ok(http::json(StatusCode::OK, &body))

@@ -355,3 +355,18 @@ pub mod base64_like {
         out
     }
 }
+
+/// Runs one statement with the session id as `$1` on the shop's database.
+pub async fn sql(db: &str, text: &str, session_id: &str) -> Vec<(i64, Option<i64>)> {
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare(&text.replace('$', "?")).unwrap();
+        let rows = stmt.query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    } else {
+        let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client.query(text, &[&session_id]).await.unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    }
+}
