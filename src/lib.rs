@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod http;
 pub mod log;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod routes;
 pub mod signature;
 pub mod status;

@@ -22,6 +22,19 @@ use serde_json::json;
 /// Largest webhook body accepted (Stripe's events are far smaller).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// The Checkout Session events fulfilment acts on.
+pub const CHECKOUT_EVENT_TYPES: &[&str] = &[
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+];
+
+/// Every event type the shop acts on (the rest are acknowledged and ignored).
+pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
+    CHECKOUT_EVENT_TYPES.iter().chain(after_payment::EVENT_TYPES).copied()
+}
+
 /// What happened to an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -34,7 +47,8 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn as_str(self) -> &'static str {
+    /// `processed`, `duplicate` or `ignored`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Processed => "processed",
             Disposition::Duplicate => "duplicate",

@@ -228,7 +228,7 @@ async fn events_twice_and_in_reverse_order_end_in_the_same_state() {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         all_acknowledged(&s).await;
-        s.emu.set_webhook_faults(WebhookFaults { duplicate: true, reorder: true });
+        s.emu.set_webhook_faults(WebhookFaults { duplicate: true, reorder: true, ..Default::default() });
         refund(&s, &id, Some(300)).await;
         let d = dispute(&s, &id, false).await;
         close(&s, &d, "lost").await;

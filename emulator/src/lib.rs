@@ -25,6 +25,7 @@
 #![recursion_limit = "512"]
 #![warn(missing_docs)]
 
+mod events;
 mod form;
 mod logic;
 mod payments;
@@ -192,6 +193,7 @@ fn one() -> u32 {
 ///
 /// - `duplicate`: every event is delivered twice, as two independent deliveries (`copy` 0
 ///   and 1), each with its own retries.
+/// - `drop`: no delivery is attempted while set (`GET /v1/events` still lists the events).
 /// - `reorder`: events are not delivered when created but queued; the queue is flushed when
 ///   no new event was queued for `Options::reorder_quiet` (500 ms by default), on
 ///   `POST /_emulator/flush` / [`Emulator::flush`], or when reorder is turned off/reset.
@@ -205,6 +207,10 @@ pub struct WebhookFaults {
     /// Hold events and deliver them in reverse creation order.
     #[serde(default)]
     pub reorder: bool,
+    /// Drop every delivery attempt while set (events are still created and listed): a
+    /// broken endpoint, an expired secret, a disabled endpoint.
+    #[serde(default)]
+    pub drop: bool,
 }
 
 /// All active faults (see `POST /_emulator/faults`).

@@ -81,8 +81,8 @@ fn parse_json(body: &Bytes) -> Result<Value, Response> {
 }
 
 /// `POST /_emulator/faults`: `{"api":{"status":500,"count":2}}`, `{"api":{"delay_ms":3000}}`,
-/// `{"api":null}`, `{"webhooks":{"duplicate":true,"reorder":false}}` (top-level
-/// `duplicate`/`reorder` also accepted). Unspecified parts keep their value.
+/// `{"api":null}`, `{"webhooks":{"duplicate":true,"reorder":false,"drop":true}}` (top-level
+/// `duplicate`/`reorder`/`drop` also accepted). Unspecified parts keep their value.
 async fn set_faults(s: S, body: Bytes) -> Response {
     let v = match parse_json(&body) {
         Ok(v) => v,
@@ -108,6 +108,9 @@ async fn set_faults(s: S, body: Bytes) -> Response {
         let mut wf: WebhookFaults = st.faults.webhooks.clone();
         if let Some(d) = w.get("duplicate").and_then(Value::as_bool) {
             wf.duplicate = d;
+        }
+        if let Some(d) = w.get("drop").and_then(Value::as_bool) {
+            wf.drop = d;
         }
         if let Some(r) = w.get("reorder").and_then(Value::as_bool) {
             if wf.reorder && !r {
@@ -311,7 +314,7 @@ pub(crate) fn only_params(pairs: &[(String, String)], allowed: &[&str]) -> Resul
     Ok(())
 }
 
-fn parse_limit(params: &Value) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(params: &Value) -> Result<usize, ApiError> {
     match params.get("limit").and_then(Value::as_str) {
         None => Ok(10),
         Some(s) => {
@@ -469,12 +472,9 @@ fn route(
         ("GET", ["events"]) => {
             only_params(
                 pairs,
-                &["type", "limit", "starting_after", "ending_before", "created", "delivery_success", "types"],
+                &["type", "types", "limit", "starting_after", "ending_before", "created", "delivery_success", "expand"],
             )?;
-            let typ = params.get("type").and_then(Value::as_str);
-            let items: Vec<Value> =
-                st.events.iter().rev().filter(|e| typ.is_none_or(|t| e["type"] == t)).cloned().collect();
-            paginate(items, &params, "/v1/events")
+            crate::events::list(st, &params)
         }
         ("GET", ["events", id]) => {
             only_params(pairs, &["expand"])?;

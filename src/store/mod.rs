@@ -70,6 +70,11 @@ pub(crate) const SCHEMA: &[&str] = &[
         attempts BIGINT NOT NULL,
         claimed_at BIGINT NOT NULL,
         done_at BIGINT)",
+    "CREATE TABLE IF NOT EXISTS reconcile_checkpoint (
+        name TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rate_limits (
         bucket TEXT NOT NULL,
         window_start BIGINT NOT NULL,
@@ -149,6 +154,15 @@ pub(crate) const INSERT_HOOK_RUN: &str = "INSERT INTO hook_runs (event_id, sessi
 /// The order a PaymentIntent paid for.
 pub(crate) const SELECT_SESSION_FOR_PAYMENT_INTENT: &str =
     "SELECT session_id FROM order_money WHERE payment_intent = $1";
+/// A reconciliation checkpoint: the last event a run handled (id, created as text).
+pub(crate) const SELECT_CHECKPOINT: &str =
+    "SELECT event_id, CAST(created AS TEXT) FROM reconcile_checkpoint WHERE name = $1";
+/// Moves checkpoint `$1` to event `$2` created at `$3` — never back to an older event.
+pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO reconcile_checkpoint (name, event_id, created, updated_at)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, created = excluded.created,
+        updated_at = excluded.updated_at
+     WHERE reconcile_checkpoint.created <= excluded.created";
 /// An order's history, oldest first.
 pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status
      FROM order_history WHERE session_id = $1 ORDER BY seq";
@@ -491,6 +505,25 @@ impl Store {
             Store::Sqlite(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
             Store::Postgres(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
         }
+    }
+
+    /// The last event a reconciliation run handled for an event source (one Stripe account
+    /// and mode): `(event id, created)`.
+    pub async fn checkpoint(&self, source: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self.row_texts(SELECT_CHECKPOINT, source, &[]).await?;
+        Ok(row.and_then(|mut r| {
+            let created = r.pop()?.parse().ok()?;
+            Some((r.pop()?, created))
+        }))
+    }
+
+    /// Moves a source's reconciliation checkpoint forward to an event (never back).
+    pub async fn save_checkpoint(&self, source: &str, event_id: &str, created: i64) -> Result<(), StoreError> {
+        let n = match self {
+            Store::Sqlite(s) => s.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await,
+            Store::Postgres(s) => s.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await,
+        };
+        n.map(drop)
     }
 
     /// An order's history, oldest first.

@@ -120,8 +120,14 @@ impl PgStore {
 
     /// Runs one statement taking a session id then integers; rows affected.
     pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
+        self.exec(text, &[session_id], ints).await
+    }
+
+    /// Runs one statement taking texts then integers; rows affected.
+    pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
         self.with(async |client| {
-            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&session_id];
+            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                texts.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
             args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
             client.execute(text, &args).await
         })

@@ -92,9 +92,14 @@ impl SqliteStore {
 
     /// Runs one statement taking a session id then integers; rows affected.
     pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
-        let (text, id, ints) = (sql(text), session_id.to_string(), ints.to_vec());
+        self.exec(text, &[session_id], ints).await
+    }
+
+    /// Runs one statement taking texts then integers; rows affected.
+    pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
+        let (text, texts, ints) = (sql(text), texts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ints.to_vec());
         self.run(move |conn| {
-            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id];
+            let mut args: Vec<&dyn rusqlite::ToSql> = texts.iter().map(|t| t as &dyn rusqlite::ToSql).collect();
             args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
             Ok(conn.execute(&text, args.as_slice())? as u64)
         })
