@@ -19,20 +19,37 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-async fn run(backend: Backend) {
+/// Which event is measured.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `checkout.session.completed` for a freshly paid session.
+    Completed,
+    /// `charge.refunded` for an order already recorded as paid.
+    Refunded,
+}
+
+/// A signed event of `kind`, ready to deliver.
+async fn prepare(s: &common::Shop, kind: Kind) -> Vec<u8> {
+    let id = s.checkout(r#"{"items":[{"id":"tshirt","quantity":1},{"id":"mug","quantity":2}]}"#).await;
+    s.emu.pay(&id, "pay").unwrap();
+    let wanted = match kind {
+        Kind::Completed => "checkout.session.completed",
+        Kind::Refunded => {
+            let r = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+            assert_eq!(r.0, 200, "the order is recorded first");
+            s.emu.refund(&id, Some(100)).unwrap();
+            "charge.refunded"
+        }
+    };
+    let event = s.emu.events().into_iter().rev().find(|e| e["type"] == wanted).unwrap();
+    serde_json::to_vec(&event).unwrap()
+}
+
+async fn run(backend: Backend, kind: Kind) {
     let s = common::shop(ShopOptions { backend: Some(backend), no_webhooks: true, ..Default::default() }).await;
     let mut samples = Vec::with_capacity(ROUNDS);
     for i in 0..ROUNDS + 20 {
-        let id = s.checkout(r#"{"items":[{"id":"tshirt","quantity":1},{"id":"mug","quantity":2}]}"#).await;
-        s.emu.pay(&id, "pay").unwrap();
-        let event = s
-            .emu
-            .events()
-            .into_iter()
-            .rev()
-            .find(|e| e["type"] == "checkout.session.completed" && e["data"]["object"]["id"] == id.as_str())
-            .unwrap();
-        let body = serde_json::to_vec(&event).unwrap();
+        let body = prepare(&s, kind).await;
         let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t, &body);
         let started = Instant::now();
@@ -55,56 +72,26 @@ async fn run(backend: Backend) {
     );
 }
 
-async fn refunds(backend: Backend) {
-    let s = common::shop(ShopOptions { backend: Some(backend), no_webhooks: true, ..Default::default() }).await;
-    let mut samples = Vec::with_capacity(ROUNDS);
-    for i in 0..ROUNDS + 20 {
-        let id = s.checkout(r#"{"items":[{"id":"tshirt","quantity":1}]}"#).await;
-        s.emu.pay(&id, "pay").unwrap();
-        let r = s.get(&format!("/api/checkout-status?session_id={id}")).await;
-        assert_eq!(r.0, 200, "the order is recorded first");
-        s.emu.refund(&id, Some(100)).unwrap();
-        let event = s.emu.events().into_iter().rev().find(|e| e["type"] == "charge.refunded").unwrap();
-        let body = serde_json::to_vec(&event).unwrap();
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-        let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t, &body);
-        let started = Instant::now();
-        let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        let elapsed = started.elapsed();
-        assert!(status.is_success() && text.contains("processed"), "{status} {text}");
-        if i >= 20 {
-            samples.push(elapsed);
-        }
+async fn table(title: &str, kind: Kind) {
+    println!("{title}, ms");
+    println!("| store | n | p50 | p90 | p99 |");
+    println!("|---|---|---|---|---|");
+    run(Backend::Sqlite, kind).await;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        run(Backend::Postgres, kind).await;
+    } else {
+        println!("(Postgres skipped: set TEST_DATABASE_URL)");
     }
-    samples.sort();
-    println!(
-        "| {backend:?} | {} | {:.2} | {:.2} | {:.2} |",
-        samples.len(),
-        pct(&samples, 0.5),
-        pct(&samples, 0.9),
-        pct(&samples, 0.99)
-    );
 }
 
 #[tokio::main]
 async fn main() {
-    println!("webhook end to end (verify + retrieve session from the emulator + one store transaction), ms");
-    println!("| store | n | p50 | p90 | p99 |");
-    println!("|---|---|---|---|---|");
-    run(Backend::Sqlite).await;
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
-        run(Backend::Postgres).await;
-    } else {
-        println!("(Postgres skipped: set TEST_DATABASE_URL)");
-    }
+    table("webhook end to end (verify + retrieve session from the emulator + one store transaction)", Kind::Completed)
+        .await;
     println!();
-    println!("refund event end to end (verify + retrieve the charge + one store transaction + on_refunded), ms");
-    println!("| store | n | p50 | p90 | p99 |");
-    println!("|---|---|---|---|---|");
-    refunds(Backend::Sqlite).await;
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
-        refunds(Backend::Postgres).await;
-    }
+    table(
+        "refund event end to end (verify + retrieve the charge + one store transaction + on_refunded)",
+        Kind::Refunded,
+    )
+    .await;
 }

@@ -8,12 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stripe_emulator::{Emulator, Options};
 
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 6] = [
     ("products", env!("CARGO_BIN_EXE_products")),
     ("create-checkout", env!("CARGO_BIN_EXE_create-checkout")),
     ("apply-discount", env!("CARGO_BIN_EXE_apply-discount")),
     ("webhook", env!("CARGO_BIN_EXE_webhook")),
     ("checkout-status", env!("CARGO_BIN_EXE_checkout-status")),
+    ("reconcile", env!("CARGO_BIN_EXE_reconcile")),
 ];
 
 struct Function {
@@ -61,6 +62,7 @@ async fn each_function_binary_serves_its_route() {
         ("SITE_URL", site.clone()),
         ("DATABASE_URL", common::sqlite_url()),
         ("DISCOUNT_RESPONSE_FLOOR_MS", "50".to_string()),
+        ("CRON_SECRET", "binaries-test-cron-secret-42".to_string()),
     ];
     let http = reqwest::Client::new();
     let mut f = Vec::new();
@@ -110,6 +112,13 @@ async fn each_function_binary_serves_its_route() {
     assert_eq!(r.status(), 200);
     let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(json["fulfillment"], "fulfilled");
+
+    let r = http.get(url(5, "/api/reconcile")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no CRON_SECRET ⇒ 401");
+    let r = http.get(url(5, "/api/reconcile")).bearer_auth("binaries-test-cron-secret-42").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!((json["seen"].as_u64(), json["duplicates"].as_u64()), (Some(1), Some(1)), "{json}");
 }
 
 #[tokio::test]

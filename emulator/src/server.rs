@@ -157,6 +157,12 @@ async fn control_pay(s: S, Path(id): Path<String>, body: Bytes) -> Response {
     }
 }
 
+/// A JSON body, or `{}` when there is none.
+#[allow(clippy::result_large_err)]
+fn parse_optional_json(body: &Bytes) -> Result<Value, Response> {
+    if body.is_empty() { Ok(json!({})) } else { parse_json(body) }
+}
+
 /// The answer of an after-payment control action: the object, or the error with its status.
 fn acted(result: Result<Value, ApiError>) -> Response {
     match result {
@@ -171,13 +177,9 @@ fn acted(result: Result<Value, ApiError>) -> Response {
 
 /// `POST /_emulator/sessions/{id}/refund` `{"amount"?: N}` (default: what is left).
 async fn control_refund(s: S, Path(id): Path<String>, body: Bytes) -> Response {
-    let v = if body.is_empty() {
-        json!({})
-    } else {
-        match parse_json(&body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
+    let v = match parse_optional_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let amount = match v.get("amount") {
         None | Some(Value::Null) => None,
@@ -191,13 +193,9 @@ async fn control_refund(s: S, Path(id): Path<String>, body: Bytes) -> Response {
 
 /// `POST /_emulator/sessions/{id}/dispute` `{"inquiry"?: true}`.
 async fn control_dispute(s: S, Path(id): Path<String>, body: Bytes) -> Response {
-    let v = if body.is_empty() {
-        json!({})
-    } else {
-        match parse_json(&body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
+    let v = match parse_optional_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let inquiry = v.get("inquiry").and_then(Value::as_bool).unwrap_or(false);
     acted(crate::payments::act(&s.0, |inner, st| crate::payments::dispute(inner, st, &id, inquiry)))

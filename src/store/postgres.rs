@@ -125,13 +125,7 @@ impl PgStore {
 
     /// Runs one statement taking texts then integers; rows affected.
     pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
-        self.with(async |client| {
-            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                texts.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-            args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
-            client.execute(text, &args).await
-        })
-        .await
+        self.with(async |client| client.execute(text, &args(texts, ints)).await).await
     }
 
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
@@ -257,9 +251,7 @@ impl PgStore {
         ints: &[i64],
     ) -> Result<Option<Vec<String>>, StoreError> {
         self.with(async |client| {
-            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&key];
-            args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
-            let row = client.query_opt(text, &args).await?;
+            let row = client.query_opt(text, &args(&[key], ints)).await?;
             Ok(row.map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect()))
         })
         .await
@@ -278,3 +270,11 @@ impl PgStore {
 }
 
 use std::sync::Arc;
+
+/// Statement parameters: texts, then integers.
+fn args<'a>(texts: &'a [&'a str], ints: &'a [i64]) -> Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)> {
+    let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        texts.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+    args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
+    args
+}

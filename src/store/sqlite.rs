@@ -97,13 +97,8 @@ impl SqliteStore {
 
     /// Runs one statement taking texts then integers; rows affected.
     pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
-        let (text, texts, ints) = (sql(text), texts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ints.to_vec());
-        self.run(move |conn| {
-            let mut args: Vec<&dyn rusqlite::ToSql> = texts.iter().map(|t| t as &dyn rusqlite::ToSql).collect();
-            args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
-            Ok(conn.execute(&text, args.as_slice())? as u64)
-        })
-        .await
+        let (text, texts, ints) = (sql(text), owned(texts), ints.to_vec());
+        self.run(move |conn| Ok(conn.execute(&text, args(&texts, &ints).as_slice())? as u64)).await
     }
 
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
@@ -223,13 +218,12 @@ impl SqliteStore {
         key: &str,
         ints: &[i64],
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let (text, key, ints) = (sql(text), key.to_string(), ints.to_vec());
+        let (text, texts, ints) = (sql(text), owned(&[key]), ints.to_vec());
         self.run(move |conn| {
-            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&key];
-            args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
             let mut stmt = conn.prepare(&text)?;
             let n = stmt.column_count();
-            stmt.query_row(args.as_slice(), |r| (0..n).map(|i| r.get::<_, String>(i)).collect()).optional()
+            stmt.query_row(args(&texts, &ints).as_slice(), |r| (0..n).map(|i| r.get::<_, String>(i)).collect())
+                .optional()
         })
         .await
     }
@@ -246,4 +240,15 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+fn owned(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| t.to_string()).collect()
+}
+
+/// Statement parameters: texts, then integers.
+fn args<'a>(texts: &'a [String], ints: &'a [i64]) -> Vec<&'a dyn rusqlite::ToSql> {
+    let mut args: Vec<&dyn rusqlite::ToSql> = texts.iter().map(|t| t as &dyn rusqlite::ToSql).collect();
+    args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
+    args
 }
