@@ -17,6 +17,19 @@ const MAX_BUCKETS: usize = 10_000;
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// The bucket's own scope's capacity and refill rate, so clean-up judges
+    /// each bucket by its own limit, not by the limit of the request that
+    /// happens to trigger it.
+    capacity: f64,
+    per_sec: f64,
+}
+
+impl Bucket {
+    /// Whether the bucket is still below capacity at `now` (a client that is
+    /// still being limited; a full bucket can be forgotten).
+    fn active(&self, now: Instant) -> bool {
+        self.tokens + now.duration_since(self.updated).as_secs_f64() * self.per_sec < self.capacity
+    }
 }
 
 /// The in-instance token buckets, keyed by scope and client.
@@ -45,14 +58,14 @@ impl Limiter {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec < capacity);
+            buckets.retain(|_, b| b.active(now));
             if buckets.len() >= MAX_BUCKETS {
                 // Still full of active clients (e.g. one per /64 of a large IPv6 block):
                 // start over rather than grow; the shared counter in the store still holds.
                 buckets.clear();
             }
         }
-        let b = buckets.entry(key.to_string()).or_insert(Bucket { tokens: capacity, updated: now });
+        let b = buckets.entry(key.to_string()).or_insert(Bucket { tokens: capacity, updated: now, capacity, per_sec });
         b.tokens = (b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec).min(capacity);
         b.updated = now;
         if b.tokens >= 1.0 {
@@ -110,6 +123,29 @@ mod tests {
         assert!(l.take_local("b", limit).is_ok(), "buckets are per key");
         std::thread::sleep(Duration::from_millis(120));
         assert!(l.take_local("a", limit).is_ok());
+    }
+
+    #[test]
+    fn clean_up_judges_each_bucket_by_its_own_scope() {
+        let l = Limiter::default();
+        let guesses = RateLimit { limit: 10, window: Duration::from_secs(3600) };
+        let loose = RateLimit { limit: 1000, window: Duration::from_secs(1) };
+        let tiny = RateLimit { limit: 3, window: Duration::from_secs(3600) };
+        // A client that used up 5 of its 10 guesses.
+        for _ in 0..5 {
+            l.take_local("apply-discount:victim", guesses).unwrap();
+        }
+        // Fill the map with idle buckets of a loose scope (full again a few ms later)...
+        for i in 0..MAX_BUCKETS - 1 {
+            l.take_local(&format!("loose:{i}"), loose).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        // ...and trigger the clean-up from a scope with a smaller limit than the victim's.
+        l.take_local("tiny:trigger", tiny).unwrap();
+        let buckets = l.buckets.lock().unwrap();
+        assert!(buckets.len() < 10, "idle buckets are dropped ({})", buckets.len());
+        let victim = buckets.get("apply-discount:victim").expect("a half-used bucket survives clean-up");
+        assert!(victim.tokens < 6.0, "{victim:?}");
     }
 
     #[test]
