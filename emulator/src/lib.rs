@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod form;
+mod guard;
 mod logic;
 mod server;
 mod webhook;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use form::{parse_pairs, split_key};
+pub use guard::is_local_host;
 pub use webhook::{sign_header, signature_v1};
 
 /// The Stripe API version the emulator implements and reports (`api_version` of events).
