@@ -231,6 +231,9 @@ impl Config {
                         "DATABASE_URL: must start with postgres://, postgresql:// or sqlite://".into(),
                     ));
                 }
+                if !v.starts_with("sqlite://") {
+                    postgres_config(&v)?;
+                }
                 if on_vercel && v.starts_with("sqlite://") {
                     return Err(ConfigError(
                         "DATABASE_URL: SQLite files do not survive on Vercel; use Postgres".into(),
@@ -370,4 +373,66 @@ fn check_url(name: &str, value: &str, origin_only: bool) -> Result<String, Confi
         return Err(ConfigError(format!("{name}: must be an origin, without a path")));
     }
     Ok(value.trim_end_matches('/').to_string())
+}
+
+/// Whether a Postgres host is this machine (a loopback name or IP, or a Unix socket).
+fn loopback_host(host: &tokio_postgres::config::Host) -> bool {
+    match host {
+        tokio_postgres::config::Host::Tcp(h) => {
+            h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    }
+}
+
+/// Parses a Postgres `DATABASE_URL` whole (hosts, ports, database, every
+/// parameter), so a bad port or `sslmode` is a configuration error at start-up,
+/// and decides its TLS. To any host that is not loopback, TLS is required:
+/// no `sslmode` means `require`; `require`, `verify-ca` and `verify-full` all
+/// verify the server's certificate against the webpki roots (rustls always
+/// does); `disable`, `allow` and `prefer` — which send the password and the
+/// data in the clear, or silently fall back to it — are refused.
+pub fn postgres_config(url: &str) -> Result<tokio_postgres::Config, ConfigError> {
+    use tokio_postgres::config::SslMode;
+    let bad = |why: &str| ConfigError(format!("DATABASE_URL: {why}"));
+    // tokio-postgres knows only disable/prefer/require: take sslmode out of the
+    // query ourselves (raw pieces, so every other parameter keeps its encoding).
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut sslmode = None;
+    let mut kept = Vec::new();
+    for piece in query.split('&').filter(|p| !p.is_empty()) {
+        match piece.split_once('=') {
+            Some(("sslmode", v)) => {
+                if sslmode.replace(v).is_some() {
+                    return Err(bad("sslmode given twice"));
+                }
+            }
+            _ => kept.push(piece),
+        }
+    }
+    let rebuilt = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    let mut config: tokio_postgres::Config =
+        rebuilt.parse().map_err(|_| bad("not a valid Postgres URL (check the host, port and parameters)"))?;
+    if config.get_hosts().is_empty() {
+        return Err(bad("no host"));
+    }
+    let remote = !config.get_hosts().iter().all(loopback_host)
+        || !config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+    let mode = match sslmode {
+        None if remote => SslMode::Require,
+        None => config.get_ssl_mode(),
+        Some("require" | "verify-ca" | "verify-full") => SslMode::Require,
+        Some("disable" | "allow" | "prefer") if remote => {
+            return Err(bad(
+                "sslmode=disable/allow/prefer permits a plaintext connection to a database that is not on \
+                 loopback; use sslmode=require (or leave sslmode out)",
+            ));
+        }
+        Some("disable") => SslMode::Disable,
+        Some("allow" | "prefer") => SslMode::Prefer,
+        Some(_) => return Err(bad("sslmode must be require, verify-ca or verify-full (disable/prefer on loopback only)")),
+    };
+    config.ssl_mode(mode);
+    Ok(config)
 }

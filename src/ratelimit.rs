@@ -4,11 +4,16 @@
 
 use crate::config::RateLimit;
 use crate::http::ApiError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest wait for the shared counter in the store; past it the in-instance
+/// bucket alone decides (logged), so a slow or hung database cannot hold a
+/// request for a connect timeout just to count it.
+pub const SHARED_COUNTER_BUDGET: Duration = Duration::from_millis(300);
 
 /// Most buckets kept per instance before idle ones are dropped.
 const MAX_BUCKETS: usize = 10_000;
@@ -77,8 +82,9 @@ impl Limiter {
     }
 
     /// Admits one request of `scope` from `ip`, or answers 429 with
-    /// `Retry-After`. If the shared counter is unreachable the local bucket
-    /// alone decides (logged), so a store outage does not stop the shop.
+    /// `Retry-After`. If the shared counter is unreachable or slower than
+    /// [`SHARED_COUNTER_BUDGET`] the local bucket alone decides (logged), so a
+    /// store outage does not stop the shop.
     pub async fn check(
         &self,
         store: &Store,
@@ -93,7 +99,10 @@ impl Limiter {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
         let window = limit.window.as_secs().max(1) as i64;
         let window_start = now - now.rem_euclid(window);
-        match store.hit(&key, window_start).await {
+        let hit = tokio::time::timeout(SHARED_COUNTER_BUDGET, store.hit(&key, window_start))
+            .await
+            .unwrap_or_else(|_| Err(StoreError("shared counter over its time budget".into())));
+        match hit {
             Ok(hits) if hits > i64::from(limit.limit) => {
                 let wait = Duration::from_secs((window_start + window - now).max(1) as u64);
                 Err(ApiError::too_many_requests(wait).with_reason(format!("rate limit (shared) {scope}")))

@@ -9,7 +9,7 @@
 mod postgres;
 mod sqlite;
 
-pub use postgres::PgStore;
+pub use postgres::{CONNECT_TIMEOUT, POOL_SIZE, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
 
 use serde::{Deserialize, Serialize};
@@ -253,7 +253,7 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(Store::Sqlite(SqliteStore::open(path)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(Box::new(PgStore::new(url))))
+            Ok(Store::Postgres(Box::new(PgStore::new(url)?)))
         } else {
             Err(StoreError("unsupported DATABASE_URL scheme".into()))
         }
