@@ -126,6 +126,7 @@
       state.publishableKey = typeof data.publishable_key === 'string' && /^pk_[A-Za-z0-9_]+$/.test(data.publishable_key)
         ? data.publishable_key : null;
       state.uiMode = data.ui_mode === 'embedded_page' ? 'embedded_page' : 'hosted_page';
+      if (data.test_mode === true) showTestModeRibbon();
 
       if (state.products.length === 0) {
         showProductsError('No products are available right now. Please check back soon.');
@@ -489,6 +490,17 @@
   function setApplyBusy(busy) {
     el.applyCode.setAttribute('aria-busy', busy ? 'true' : 'false');
     el.applyCode.disabled = busy || !!state.applyCooldownTimer;
+  }
+
+  /** A small ribbon telling shoppers (and the owner) that no real payment happens. */
+  function showTestModeRibbon() {
+    if ($('test-mode-ribbon')) return;
+    var ribbon = document.createElement('p');
+    ribbon.id = 'test-mode-ribbon';
+    ribbon.className = 'test-mode-ribbon';
+    ribbon.textContent = 'Test mode';
+    ribbon.title = 'This shop uses Stripe test keys: no real payment is taken.';
+    document.body.appendChild(ribbon);
   }
 
   function startApplyCooldown(seconds) {

@@ -13,6 +13,11 @@ pub const DEFAULT_LOCAL_SITE_URL: &str = "http://localhost:3000";
 /// SQLite file used outside Vercel when `DATABASE_URL` is unset.
 pub const DEFAULT_LOCAL_DATABASE: &str = "sqlite://checkout.sqlite3";
 
+/// Secrets published in `.env.example`, the emulator and Stripe's documentation:
+/// anyone can sign or authenticate with them, so production refuses them.
+pub const WELL_KNOWN_SECRETS: &[&str] =
+    &["sk_test_emulator", "pk_test_emulator", "whsec_emulator_local", "whsec_test_secret"];
+
 /// A configuration refusal: which variable, and what rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -144,7 +149,8 @@ pub struct Config {
     pub webhook_secrets: Vec<WebhookSecret>,
     /// `STRIPE_API_BASE` without a trailing slash.
     pub api_base: String,
-    /// `SITE_URL`: the shop's origin, without a trailing slash.
+    /// `SITE_URL`: the shop's origin, normalised (lowercase scheme and host, no
+    /// default port, no trailing slash).
     pub site_url: String,
     /// `DATABASE_URL`: `postgres://...` or `sqlite://path`.
     pub database_url: String,
@@ -195,6 +201,18 @@ impl Config {
         if mode == Mode::Live && !production {
             return Err(ConfigError("STRIPE_SECRET_KEY: live keys are only allowed when VERCEL_ENV=production".into()));
         }
+        let allow_test_keys = match var("ALLOW_TEST_KEYS_IN_PRODUCTION").as_deref() {
+            None => false,
+            Some("true") => true,
+            Some(_) => return Err(ConfigError("ALLOW_TEST_KEYS_IN_PRODUCTION: must be true or unset".into())),
+        };
+        if mode == Mode::Test && production && !allow_test_keys {
+            return Err(ConfigError(
+                "STRIPE_SECRET_KEY: a test key with VERCEL_ENV=production (a test-mode shop fulfils orders paid \
+                 with public test cards); use live keys, or set ALLOW_TEST_KEYS_IN_PRODUCTION=true on purpose"
+                    .into(),
+            ));
+        }
 
         let webhook_secrets = match get("STRIPE_WEBHOOK_SECRET") {
             None => Vec::new(),
@@ -208,6 +226,27 @@ impl Config {
         };
         if api_base != DEFAULT_API_BASE && mode == Mode::Live {
             return Err(ConfigError("STRIPE_API_BASE: live keys are only sent to https://api.stripe.com".into()));
+        }
+        if api_base != DEFAULT_API_BASE && production {
+            return Err(ConfigError(
+                "STRIPE_API_BASE: must be https://api.stripe.com (or unset) when VERCEL_ENV=production".into(),
+            ));
+        }
+        if production {
+            let published = [("STRIPE_SECRET_KEY", Some(secret_key.expose().to_string()))]
+                .into_iter()
+                .chain([("STRIPE_PUBLISHABLE_KEY", publishable_key.as_ref().map(|k| k.as_str().to_string()))])
+                .chain(webhook_secrets.iter().map(|s| {
+                    ("STRIPE_WEBHOOK_SECRET", Some(String::from_utf8_lossy(s.expose()).into_owned()))
+                }));
+            for (name, value) in published {
+                if value.is_some_and(|v| WELL_KNOWN_SECRETS.contains(&v.as_str())) {
+                    return Err(ConfigError(format!(
+                        "{name}: a published example value (.env.example or the emulator) with \
+                         VERCEL_ENV=production; set the real one from the Stripe Dashboard"
+                    )));
+                }
+            }
         }
 
         let site_url = match var("SITE_URL") {
@@ -372,7 +411,10 @@ fn check_url(name: &str, value: &str, origin_only: bool) -> Result<String, Confi
     if origin_only && url.path() != "/" {
         return Err(ConfigError(format!("{name}: must be an origin, without a path")));
     }
-    Ok(value.trim_end_matches('/').to_string())
+    // Normalised as browsers send an Origin: scheme and host lowercased, the
+    // default port and the trailing slash dropped (`https://Shop.Example:443/`
+    // ⇒ `https://shop.example`), so comparisons and built URLs are exact.
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// Whether a Postgres host is this machine (a loopback name or IP, or a Unix socket).

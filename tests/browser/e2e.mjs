@@ -145,6 +145,9 @@ async function buy(browser) {
   const page = await context.newPage();
   await openShop(page);
   await noHorizontalOverflow(page, 'shop (desktop)');
+  // The dev server runs on the emulator's test keys: the storefront says so.
+  await page.locator('#test-mode-ribbon').waitFor({ state: 'visible' });
+  assert((await text(page, '#test-mode-ribbon')) === 'Test mode', 'Test mode ribbon text');
   await shot(page, '01-shop.png');
 
   await add(page, 'tshirt', 2);
