@@ -236,9 +236,11 @@ impl Config {
             let published = [("STRIPE_SECRET_KEY", Some(secret_key.expose().to_string()))]
                 .into_iter()
                 .chain([("STRIPE_PUBLISHABLE_KEY", publishable_key.as_ref().map(|k| k.as_str().to_string()))])
-                .chain(webhook_secrets.iter().map(|s| {
-                    ("STRIPE_WEBHOOK_SECRET", Some(String::from_utf8_lossy(s.expose()).into_owned()))
-                }));
+                .chain(
+                    webhook_secrets
+                        .iter()
+                        .map(|s| ("STRIPE_WEBHOOK_SECRET", Some(String::from_utf8_lossy(s.expose()).into_owned()))),
+                );
             for (name, value) in published {
                 if value.is_some_and(|v| WELL_KNOWN_SECRETS.contains(&v.as_str())) {
                     return Err(ConfigError(format!(
@@ -459,8 +461,8 @@ pub fn postgres_config(url: &str) -> Result<tokio_postgres::Config, ConfigError>
     if config.get_hosts().is_empty() {
         return Err(bad("no host"));
     }
-    let remote = !config.get_hosts().iter().all(loopback_host)
-        || !config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+    let remote =
+        !config.get_hosts().iter().all(loopback_host) || !config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
     let mode = match sslmode {
         None if remote => SslMode::Require,
         None => config.get_ssl_mode(),
@@ -473,7 +475,9 @@ pub fn postgres_config(url: &str) -> Result<tokio_postgres::Config, ConfigError>
         }
         Some("disable") => SslMode::Disable,
         Some("allow" | "prefer") => SslMode::Prefer,
-        Some(_) => return Err(bad("sslmode must be require, verify-ca or verify-full (disable/prefer on loopback only)")),
+        Some(_) => {
+            return Err(bad("sslmode must be require, verify-ca or verify-full (disable/prefer on loopback only)"));
+        }
     };
     config.ssl_mode(mode);
     Ok(config)

@@ -179,7 +179,15 @@ fn production_refuses_test_keys_other_api_bases_and_example_secrets() {
         assert!(err.contains("ALLOW_TEST_KEYS_IN_PRODUCTION: must be true or unset"), "{err}");
     }
     // Preview deployments keep test keys without an opt-in.
-    assert!(load(&[("VERCEL", "1"), ("VERCEL_ENV", "preview"), ("SITE_URL", "https://x.example"), ("DATABASE_URL", "postgres://db.example/x")]).is_ok());
+    assert!(
+        load(&[
+            ("VERCEL", "1"),
+            ("VERCEL_ENV", "preview"),
+            ("SITE_URL", "https://x.example"),
+            ("DATABASE_URL", "postgres://db.example/x")
+        ])
+        .is_ok()
+    );
 
     // Only https://api.stripe.com, even with test keys allowed.
     for base in ["http://127.0.0.1:12111", "https://stripe-proxy.example"] {
@@ -201,7 +209,8 @@ fn production_refuses_test_keys_other_api_bases_and_example_secrets() {
         assert!(!err.contains(value), "{err}");
         assert!(load(&[(name, value)]).is_ok(), "{name} is fine outside production");
     }
-    let live_example: &[(&str, &str)] = &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("STRIPE_WEBHOOK_SECRET", "whsec_emulator_local")];
+    let live_example: &[(&str, &str)] =
+        &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("STRIPE_WEBHOOK_SECRET", "whsec_emulator_local")];
     assert!(with(live_example).unwrap_err().starts_with("STRIPE_WEBHOOK_SECRET: a published example value"));
 }
 

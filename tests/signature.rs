@@ -82,10 +82,22 @@ fn corpus(now: i64) -> Vec<Case> {
             many.push_str(&format!(",v1={}", v1(OLD, t + i, body)));
         }
         add(format!("{name}: 40 wrong v1 then the right one"), body, Some(format!("{many},v1={good}")), vec![S], true);
-        add(format!("{name}: right v1 then 40 wrong"), body, Some(format!("t={t},v1={good}{}", &many[many.find(',').unwrap()..])), vec![S], true);
+        add(
+            format!("{name}: right v1 then 40 wrong"),
+            body,
+            Some(format!("t={t},v1={good}{}", &many[many.find(',').unwrap()..])),
+            vec![S],
+            true,
+        );
         // Unknown schemes whatever their spelling (the old parser refused keys outside [a-z0-9]).
         for extra in ["V1=deadbeef", "v2=YWJjZA==", "x-sig=1", "Scheme_2=a", "v1beta=zz"] {
-            add(format!("{name}: unknown scheme {extra}"), body, Some(format!("t={t},{extra},v1={good}")), vec![S], true);
+            add(
+                format!("{name}: unknown scheme {extra}"),
+                body,
+                Some(format!("t={t},{extra},v1={good}")),
+                vec![S],
+                true,
+            );
         }
         add(format!("{name}: only an uppercase V1"), body, Some(format!("t={t},V1={good}")), vec![S], false);
         add(format!("{name}: rotation old secret"), body, Some(format!("t={t},v1={other}")), vec![S, OLD], true);

@@ -57,11 +57,7 @@ pub(crate) async fn host_guard(State(inner): State<Arc<Inner>>, req: Request, ne
     let peer_loopback =
         req.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(a)| a.ip().is_loopback());
     let allowed = if control { local && peer_loopback } else { local || public };
-    if allowed {
-        next.run(req).await
-    } else {
-        (StatusCode::FORBIDDEN, "host not allowed").into_response()
-    }
+    if allowed { next.run(req).await } else { (StatusCode::FORBIDDEN, "host not allowed").into_response() }
 }
 
 #[cfg(test)]
