@@ -11,6 +11,7 @@
   var CHECKOUT_BUSY_LABEL = 'Redirecting to secure checkout…';
   var EMBEDDED_BUSY_LABEL = 'Loading secure checkout…';
   var REVALIDATE_DELAY_MS = 600;
+  var CODE_LIMIT_MESSAGE = 'Too many different discount codes tried. Remove the code to continue without it';
 
   var $ = function (id) { return document.getElementById(id); };
   var el = {};
@@ -503,6 +504,13 @@
     document.body.appendChild(ribbon);
   }
 
+  /** The 429 for discount codes: removing the code is the way on. */
+  function codeLimitMessage(retryAfter) {
+    var msg = CODE_LIMIT_MESSAGE;
+    if (retryAfter) msg += ', or try again in ' + retryAfter + (retryAfter === 1 ? ' second' : ' seconds');
+    return msg + '.';
+  }
+
   function startApplyCooldown(seconds) {
     clearTimeout(state.applyCooldownTimer);
     state.applyCooldownTimer = setTimeout(function () {
@@ -569,9 +577,13 @@
         setCodeStatus(NEUTRAL_CODE_MESSAGE);
       } else {
         state.server = null;
-        if (res.status === 429) startApplyCooldown(res.retryAfter);
-        var err = Shop.describeError(res, 'We couldn\u2019t update the totals right now. Please try again.');
-        setCodeStatus(err.text, true);
+        if (res.status === 429) {
+          startApplyCooldown(res.retryAfter);
+          setCodeStatus(codeLimitMessage(res.retryAfter), true);
+        } else {
+          var err = Shop.describeError(res, 'We couldn\u2019t update the totals right now. Please try again.');
+          setCodeStatus(err.text, true);
+        }
       }
       renderCart();
       scheduleAnnounce();
@@ -651,6 +663,10 @@
       setCheckoutBusy(false);
       if (res.ok) {
         showCheckoutError('The checkout could not be started. Please try again.');
+        return;
+      }
+      if (res.status === 429 && code) {
+        showCheckoutError(codeLimitMessage(res.retryAfter));
         return;
       }
       var err = Shop.describeError(res, 'The checkout could not be started. Please try again.');

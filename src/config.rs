@@ -160,8 +160,12 @@ pub struct Config {
     pub max_retries: u32,
     /// `DISCOUNT_RESPONSE_FLOOR_MS`: every apply-discount answer takes at least this long.
     pub discount_floor: Duration,
-    /// `RATE_LIMIT_APPLY_DISCOUNT` as `N/SECONDS` (default 10/60).
+    /// `RATE_LIMIT_APPLY_DISCOUNT` as `N/SECONDS` (default 10/60): distinct
+    /// promotion codes a client may try per window (apply-discount and checkout).
     pub apply_discount_limit: RateLimit,
+    /// `RATE_LIMIT_APPLY_DISCOUNT_REQUESTS` as `N/SECONDS` (default 60/60):
+    /// apply-discount requests per client, whatever the code (cart changes).
+    pub apply_discount_requests_limit: RateLimit,
     /// `RATE_LIMIT_CREATE_CHECKOUT` as `N/SECONDS` (default 20/60).
     pub create_checkout_limit: RateLimit,
     /// `RATE_LIMIT_CHECKOUT_STATUS` as `N/SECONDS` (default 120/60).
@@ -327,6 +331,7 @@ impl Config {
             max_retries,
             discount_floor,
             apply_discount_limit: rate_limit(&var, "RATE_LIMIT_APPLY_DISCOUNT", 10, 60)?,
+            apply_discount_requests_limit: rate_limit(&var, "RATE_LIMIT_APPLY_DISCOUNT_REQUESTS", 60, 60)?,
             create_checkout_limit: rate_limit(&var, "RATE_LIMIT_CREATE_CHECKOUT", 20, 60)?,
             checkout_status_limit: rate_limit(&var, "RATE_LIMIT_CHECKOUT_STATUS", 120, 60)?,
         })

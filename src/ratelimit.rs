@@ -5,7 +5,9 @@
 use crate::config::RateLimit;
 use crate::http::ApiError;
 use crate::store::{Store, StoreError};
-use std::collections::HashMap;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,10 +39,41 @@ impl Bucket {
     }
 }
 
-/// The in-instance token buckets, keyed by scope and client.
+/// Distinct promotion codes one client had admitted in one window (keyed hashes).
+#[derive(Debug, Default)]
+struct Guesses {
+    window_start: i64,
+    codes: HashSet<[u8; 16]>,
+}
+
+/// The in-instance token buckets, keyed by scope and client, and the
+/// in-instance record of distinct promotion codes per client.
 #[derive(Default)]
 pub struct Limiter {
     buckets: Mutex<HashMap<String, Bucket>>,
+    guesses: Mutex<HashMap<String, Guesses>>,
+}
+
+/// A keyed hash of a promotion code tried by one client: HMAC-SHA256 under a
+/// server secret, truncated to 128 bits. The store keeps this, never the code,
+/// and without the key nobody can test the stored hashes against guesses.
+pub fn code_digest(key: &[u8], client: &str, code: &str) -> [u8; 16] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"checkout-rust discount guess v1\0");
+    mac.update(client.as_bytes());
+    mac.update(b"\0");
+    mac.update(code.to_ascii_lowercase().as_bytes());
+    let full = mac.finalize().into_bytes();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// The current fixed window of `limit`: (now, window length, window start), seconds.
+fn window(limit: RateLimit) -> (i64, i64, i64) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let window = limit.window.as_secs().max(1) as i64;
+    (now, window, now - now.rem_euclid(window))
 }
 
 /// The client key: the IP, or its /64 for IPv6 (one subscriber owns a /64).
@@ -96,9 +129,7 @@ impl Limiter {
         if let Err(wait) = self.take_local(&key, limit) {
             return Err(ApiError::too_many_requests(wait).with_reason(format!("rate limit (instance) {scope}")));
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-        let window = limit.window.as_secs().max(1) as i64;
-        let window_start = now - now.rem_euclid(window);
+        let (now, window, window_start) = window(limit);
         let hit = tokio::time::timeout(SHARED_COUNTER_BUDGET, store.hit(&key, window_start))
             .await
             .unwrap_or_else(|_| Err(StoreError("shared counter over its time budget".into())));
@@ -108,6 +139,86 @@ impl Limiter {
                 Err(ApiError::too_many_requests(wait).with_reason(format!("rate limit (shared) {scope}")))
             }
             Ok(_) => Ok(()),
+            Err(e) => {
+                crate::log::warn("rate-limit counter unavailable", &[("error", &e.to_string())]);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Limiter {
+    /// Admits one promotion-code guess from `ip`: a guess is a *distinct* code
+    /// (compared by [`code_digest`] under `hash_key`, case-insensitively) per
+    /// client per window, so re-applying a code already admitted costs
+    /// nothing, while more than `limit.limit` different codes answer 429. The
+    /// in-instance record decides at once; the store's record (hashes only)
+    /// makes the limit hold across instances, within [`SHARED_COUNTER_BUDGET`],
+    /// past which the instance alone decides (logged).
+    pub async fn check_guess(
+        &self,
+        store: &Store,
+        ip: Option<IpAddr>,
+        code: &str,
+        hash_key: &[u8],
+        limit: RateLimit,
+    ) -> Result<(), ApiError> {
+        let client = client_key(ip);
+        let digest = code_digest(hash_key, &client, code);
+        let (now, window, window_start) = window(limit);
+        let refuse = |which: &str| {
+            let wait = Duration::from_secs((window_start + window - now).max(1) as u64);
+            ApiError::too_many_requests(wait).with_reason(format!("distinct discount codes ({which})"))
+        };
+        let newly_local = {
+            let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
+            if guesses.len() >= MAX_BUCKETS && !guesses.contains_key(&client) {
+                guesses.retain(|_, g| g.window_start == window_start);
+                if guesses.len() >= MAX_BUCKETS {
+                    guesses.clear(); // the shared record still holds
+                }
+            }
+            let g = guesses.entry(client.clone()).or_default();
+            if g.window_start != window_start {
+                *g = Guesses { window_start, codes: HashSet::new() };
+            }
+            if g.codes.contains(&digest) {
+                false
+            } else if g.codes.len() >= limit.limit as usize {
+                return Err(refuse("instance"));
+            } else {
+                g.codes.insert(digest);
+                true
+            }
+        };
+        // Shared: a code admitted before in this window is free; a new one is
+        // counted, and recorded as admitted only when within the limit.
+        let code_bucket = format!("discount-code:{client}:{window_start}:{}", hex::encode(digest));
+        let shared = async {
+            if store.bucket_seen(&code_bucket).await? {
+                return Ok(true);
+            }
+            let distinct = store.hit(&format!("discount-codes:{client}"), window_start).await?;
+            if distinct > i64::from(limit.limit) {
+                return Ok(false);
+            }
+            store.hit(&code_bucket, window_start).await?;
+            Ok(true)
+        };
+        let shared = tokio::time::timeout(SHARED_COUNTER_BUDGET, shared)
+            .await
+            .unwrap_or_else(|_| Err(StoreError("shared counter over its time budget".into())));
+        match shared {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                if newly_local {
+                    let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(g) = guesses.get_mut(&client) {
+                        g.codes.remove(&digest);
+                    }
+                }
+                Err(refuse("shared"))
+            }
             Err(e) => {
                 crate::log::warn("rate-limit counter unavailable", &[("error", &e.to_string())]);
                 Ok(())

@@ -86,6 +86,8 @@ pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHE
 pub(crate) const HIT: &str = "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1)
      ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
      RETURNING hits";
+/// Whether a rate-limit bucket has been counted (its name embeds its window).
+pub(crate) const SELECT_BUCKET: &str = "SELECT COUNT(*) FROM rate_limits WHERE bucket = $1";
 /// Forgets windows that ended long ago.
 pub(crate) const PRUNE_HITS: &str = "DELETE FROM rate_limits WHERE window_start < $1";
 
@@ -324,6 +326,12 @@ impl Store {
             Store::Sqlite(s) => s.order(session_id).await,
             Store::Postgres(s) => s.order(session_id).await,
         }
+    }
+
+    /// Whether `bucket` was ever counted with [`Store::hit`] (a bucket whose
+    /// name embeds its window reads one window); counts nothing.
+    pub async fn bucket_seen(&self, bucket: &str) -> Result<bool, StoreError> {
+        Ok(self.count(SELECT_BUCKET, bucket).await? > 0)
     }
 
     /// Counts one hit for `bucket` in the window starting at `window_start`

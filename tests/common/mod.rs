@@ -130,6 +130,7 @@ pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
         ("DATABASE_URL", db),
         ("DISCOUNT_RESPONSE_FLOOR_MS", "0".to_string()),
         ("RATE_LIMIT_APPLY_DISCOUNT", "1000/60".to_string()),
+        ("RATE_LIMIT_APPLY_DISCOUNT_REQUESTS", "1000/60".to_string()),
         ("RATE_LIMIT_CREATE_CHECKOUT", "1000/60".to_string()),
         ("RATE_LIMIT_CHECKOUT_STATUS", "1000/60".to_string()),
     ]);
