@@ -2,7 +2,8 @@
 //! emulator, temporary SQLite store).
 //!
 //! - `storefront_in_a_real_browser`: runs `tests/browser/e2e.mjs` (playwright-core driving a
-//!   system Chromium) against the shop: buy with SAVE10, cancel, delayed success/failure,
+//!   system Chromium) against the shop: buy with SAVE10 (Test mode ribbon shown), cancel,
+//!   delayed success/failure, too many different codes (the 429 suggests removing the code),
 //!   unknown code; fails on any CSP violation or JS error on the shop's pages. Screenshots go
 //!   to `artifacts/browser/`. Needs `node`, `tests/oracle/node_modules` (`npm ci` there) and
 //!   Chromium (`CHROMIUM`, default `/usr/bin/chromium`); without them it prints `SKIP: ...`,
