@@ -2,7 +2,9 @@
 //! over loopback HTTP to `/api/webhook`, which verifies it, retrieves the
 //! session with its line items from the Stripe emulator, and records the
 //! order and its fulfilment in one transaction — against SQLite, and against
-//! Postgres when `TEST_DATABASE_URL` is set. `cargo bench --bench webhook_e2e`.
+//! Postgres when `TEST_DATABASE_URL` is set. Then a signed `charge.refunded` for a paid order:
+//! verify, retrieve the charge, one transaction (event, money, history, hook run), the hook.
+//! `cargo bench --bench webhook_e2e`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -53,6 +55,39 @@ async fn run(backend: Backend) {
     );
 }
 
+async fn refunds(backend: Backend) {
+    let s = common::shop(ShopOptions { backend: Some(backend), no_webhooks: true, ..Default::default() }).await;
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS + 20 {
+        let id = s.checkout(r#"{"items":[{"id":"tshirt","quantity":1}]}"#).await;
+        s.emu.pay(&id, "pay").unwrap();
+        let r = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+        assert_eq!(r.0, 200, "the order is recorded first");
+        s.emu.refund(&id, Some(100)).unwrap();
+        let event = s.emu.events().into_iter().rev().find(|e| e["type"] == "charge.refunded").unwrap();
+        let body = serde_json::to_vec(&event).unwrap();
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t, &body);
+        let started = Instant::now();
+        let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let elapsed = started.elapsed();
+        assert!(status.is_success() && text.contains("processed"), "{status} {text}");
+        if i >= 20 {
+            samples.push(elapsed);
+        }
+    }
+    samples.sort();
+    println!(
+        "| {backend:?} | {} | {:.2} | {:.2} | {:.2} |",
+        samples.len(),
+        pct(&samples, 0.5),
+        pct(&samples, 0.9),
+        pct(&samples, 0.99)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     println!("webhook end to end (verify + retrieve session from the emulator + one store transaction), ms");
@@ -63,5 +98,13 @@ async fn main() {
         run(Backend::Postgres).await;
     } else {
         println!("(Postgres skipped: set TEST_DATABASE_URL)");
+    }
+    println!();
+    println!("refund event end to end (verify + retrieve the charge + one store transaction + on_refunded), ms");
+    println!("| store | n | p50 | p90 | p99 |");
+    println!("|---|---|---|---|---|");
+    refunds(Backend::Sqlite).await;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        refunds(Backend::Postgres).await;
     }
 }

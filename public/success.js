@@ -89,6 +89,28 @@
       { delayed: true, checkAgain: true });
   }
 
+  // What happened to the money after payment (refunds, disputes), as the server recorded it.
+  function afterPayment(data) {
+    var refunded = typeof data.amount_refunded === 'number' ? data.amount_refunded : 0;
+    var money = function (n) { return Shop.formatMoney(n, data.currency); };
+    switch (data.money_state) {
+      case 'partially_refunded':
+        return { title: 'Your order is confirmed \u2014 partly refunded',
+          text: 'Refunded ' + money(refunded) + ' of ' + money(data.amount_total) + '. The refund goes back to your original payment method.' };
+      case 'refunded':
+        return { title: 'Refunded',
+          text: 'This order was refunded in full (' + money(refunded) + '). The refund goes back to your original payment method.' };
+      case 'disputed':
+        return { title: 'This payment is disputed',
+          text: 'The payment for this order is being disputed with the card issuer. The shop will follow up once the dispute is resolved.' };
+      case 'dispute_lost':
+        return { title: 'This payment was reversed',
+          text: 'After a dispute, the payment for this order was returned to the cardholder.' };
+      default:
+        return null;
+    }
+  }
+
   function handle(data) {
     var f = KNOWN_STATES.indexOf(data.fulfillment) >= 0 ? data.fulfillment : 'unknown';
 
@@ -97,9 +119,10 @@
         stopPolling();
         Shop.clearCart();
         renderSummary(data, 'Total paid');
+        var after = afterPayment(data);
         setView('fulfilled',
-          'Thank you \u2014 your order is confirmed',
-          'Your payment was received and your order is being prepared. A confirmation will be sent to your email address.',
+          after ? after.title : 'Thank you \u2014 your order is confirmed',
+          after ? after.text : 'Your payment was received and your order is being prepared. A confirmation will be sent to your email address.',
           { backLabel: 'Continue shopping', focus: true });
         return;
 

@@ -185,6 +185,51 @@ pub struct Config {
     pub create_checkout_limit: RateLimit,
     /// `RATE_LIMIT_CHECKOUT_STATUS` as `N/SECONDS` (default 120/60).
     pub checkout_status_limit: RateLimit,
+    /// `CRON_SECRET`, and the reconciliation run's other settings.
+    pub reconcile: ReconcileConfig,
+}
+
+/// The reconciliation run's settings (`GET /api/reconcile`).
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// `CRON_SECRET` (at least 16 characters), or why the route refuses every call.
+    pub cron_secret: Result<String, &'static str>,
+    /// `RECONCILE_WINDOW_SECS`: how far back the first run looks (default 3 days, at most
+    /// Stripe's 30 days of events).
+    pub window: Duration,
+    /// `RECONCILE_BUDGET_MS`: a run stops starting work after this long (default 20 s, well
+    /// under vercel.json's `maxDuration` of 30 s; the next run resumes).
+    pub budget: Duration,
+    /// `RECONCILE_PAGE_SIZE`: events per `GET /v1/events` page (default 100, Stripe's maximum).
+    pub page_size: u32,
+}
+
+/// The shortest `CRON_SECRET` accepted (Vercel recommends at least 16 random characters).
+pub const CRON_SECRET_MIN_LEN: usize = 16;
+
+fn reconcile_config(var: &impl Fn(&str) -> Option<String>) -> Result<ReconcileConfig, ConfigError> {
+    let cron_secret = match var("CRON_SECRET") {
+        None => Err("CRON_SECRET is not set: /api/reconcile refuses every call"),
+        Some(v) if v.chars().any(char::is_whitespace) => {
+            Err("CRON_SECRET contains whitespace: /api/reconcile refuses every call")
+        }
+        Some(v) if v.len() < CRON_SECRET_MIN_LEN => {
+            Err("CRON_SECRET is shorter than 16 characters: /api/reconcile refuses every call")
+        }
+        Some(v) => Ok(v),
+    };
+    let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            ConfigError(format!("{name}: must be a whole number in {}..={}", range.start(), range.end()))
+        }),
+    };
+    Ok(ReconcileConfig {
+        cron_secret,
+        window: Duration::from_secs(number("RECONCILE_WINDOW_SECS", 3 * 86_400, 1..=30 * 86_400)?),
+        budget: Duration::from_millis(number("RECONCILE_BUDGET_MS", 20_000, 1..=280_000)?),
+        page_size: number("RECONCILE_PAGE_SIZE", 100, 1..=100)? as u32,
+    })
 }
 
 impl Config {
@@ -349,6 +394,7 @@ impl Config {
             apply_discount_requests_limit: rate_limit(&var, "RATE_LIMIT_APPLY_DISCOUNT_REQUESTS", 60, 60)?,
             create_checkout_limit: rate_limit(&var, "RATE_LIMIT_CREATE_CHECKOUT", 20, 60)?,
             checkout_status_limit: rate_limit(&var, "RATE_LIMIT_CHECKOUT_STATUS", 120, 60)?,
+            reconcile: reconcile_config(&var)?,
         })
     }
 

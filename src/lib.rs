@@ -6,6 +6,7 @@
 //! [`discount`], and webhooks are verified by [`signature`] before anything
 //! parses them.
 
+pub mod after_payment;
 pub mod app;
 pub mod cart;
 pub mod catalog;
@@ -13,9 +14,11 @@ pub mod checkout;
 pub mod config;
 pub mod discount;
 pub mod fulfillment;
+pub mod hooks;
 pub mod http;
 pub mod log;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod routes;
 pub mod signature;
 pub mod status;

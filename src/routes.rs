@@ -20,12 +20,20 @@ pub enum Route {
     Webhook,
     /// `GET /api/checkout-status`.
     CheckoutStatus,
+    /// `GET /api/reconcile` (Vercel Cron).
+    Reconcile,
 }
 
 impl Route {
     /// All routes.
-    pub const ALL: [Route; 5] =
-        [Route::Products, Route::CreateCheckout, Route::ApplyDiscount, Route::Webhook, Route::CheckoutStatus];
+    pub const ALL: [Route; 6] = [
+        Route::Products,
+        Route::CreateCheckout,
+        Route::ApplyDiscount,
+        Route::Webhook,
+        Route::CheckoutStatus,
+        Route::Reconcile,
+    ];
 
     /// The URL path, which is also the `api/*.rs` file name.
     pub fn path(self) -> &'static str {
@@ -35,6 +43,7 @@ impl Route {
             Route::ApplyDiscount => "/api/apply-discount",
             Route::Webhook => "/api/webhook",
             Route::CheckoutStatus => "/api/checkout-status",
+            Route::Reconcile => "/api/reconcile",
         }
     }
 
@@ -68,6 +77,7 @@ where
         Route::ApplyDiscount => crate::discount::apply_discount(app, req).await,
         Route::Webhook => crate::webhook::receive(app, req).await,
         Route::CheckoutStatus => crate::status::checkout_status(app, req).await,
+        Route::Reconcile => crate::reconcile::reconcile(app, req).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -11,6 +11,7 @@
 use crate::app::App;
 use crate::config::Mode;
 use crate::fulfillment::{self, FulfillError};
+use crate::hooks::RunKey;
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::store::{Order, OrderItem, OrderState};
 use bytes::Bytes;
@@ -32,14 +33,19 @@ pub struct CheckoutStatus {
     pub currency: Option<String>,
     /// Names and quantities bought.
     pub items: Vec<OrderItem>,
+    /// After payment: `paid`, `partially_refunded`, `refunded`, `disputed`, `dispute_won` or
+    /// `dispute_lost`; absent until the order is paid.
+    pub money_state: Option<&'static str>,
+    /// Refunded so far, minor units.
+    pub amount_refunded: i64,
 }
 
 /// Longest Checkout Session id Stripe issues (`maxLength` 66 in its OpenAPI spec).
 pub const MAX_SESSION_ID_LEN: usize = 66;
 
-/// The answer for an order whose state no later event can change for the
-/// success page, straight from the store; `None` for an order still waiting
-/// (ask Stripe).
+/// The answer for a settled order, straight from the store (the webhook and
+/// the reconciliation keep its after-payment money state current); `None`
+/// for an order still waiting (ask Stripe).
 fn settled(order: &Order) -> Option<CheckoutStatus> {
     let status = match order.state {
         OrderState::Fulfilled | OrderState::PaymentFailed => "complete",
@@ -53,6 +59,8 @@ fn settled(order: &Order) -> Option<CheckoutStatus> {
         amount_total: order.amount_total,
         currency: order.currency.clone(),
         items: order.items.clone(),
+        money_state: (order.state == OrderState::Fulfilled).then(|| order.money.state().as_str()),
+        amount_refunded: order.money.amount_refunded,
     })
 }
 
@@ -82,7 +90,7 @@ where
     // still unfinished goes on to `fulfill`, which may take a lapsed run over.
     if let Some(order) = app.store.order(&session_id).await?
         && let Some(body) = settled(&order)
-        && !(order.state == OrderState::Fulfilled && app.store.fulfillment_run_pending(&session_id).await?)
+        && !(order.state == OrderState::Fulfilled && app.store.run_pending(RunKey::Fulfillment(&session_id)).await?)
     {
         return Ok(http::json(StatusCode::OK, &body));
     }
@@ -101,6 +109,8 @@ where
         fulfillment: order.as_ref().map_or("pending", |o| o.state.as_str()),
         amount_total: s.amount_total,
         currency: s.currency,
+        money_state: order.as_ref().filter(|o| o.state == OrderState::Fulfilled).map(|o| o.money.state().as_str()),
+        amount_refunded: order.as_ref().map_or(0, |o| o.money.amount_refunded),
         items: order.map(|o| o.items).unwrap_or_default(),
     };
     Ok(http::json(StatusCode::OK, &body))

@@ -6,9 +6,11 @@
 //! failed, which answers 5xx so Stripe retries: nothing is acknowledged that
 //! was not durably recorded.
 
+use crate::after_payment::{self, HandleError, Handled};
 use crate::app::App;
 use crate::config::Mode;
 use crate::fulfillment::{self, FulfillError};
+use crate::hooks::{self, Run, RunKey};
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::signature::{self, SignatureError};
 use crate::store::{Applied, EventRef};
@@ -25,6 +27,19 @@ pub const UNKNOWN_SESSION_HINT: &str = "Stripe does not know this event's sessio
 /// Largest webhook body accepted (Stripe's events are far smaller).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// The Checkout Session events fulfilment acts on.
+pub const CHECKOUT_EVENT_TYPES: &[&str] = &[
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+];
+
+/// Every event type the shop acts on (the rest are acknowledged and ignored).
+pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
+    CHECKOUT_EVENT_TYPES.iter().chain(after_payment::EVENT_TYPES).copied()
+}
+
 /// What happened to an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -37,7 +52,8 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn as_str(self) -> &'static str {
+    /// `processed`, `duplicate` or `ignored`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Processed => "processed",
             Disposition::Duplicate => "duplicate",
@@ -96,6 +112,7 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
     let payment_failed = match event.kind.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" | "checkout.session.expired" => false,
         "checkout.session.async_payment_failed" => true,
+        kind if after_payment::EVENT_TYPES.contains(&kind) => return after_payment(app, event).await,
         other => {
             crate::log::info("event type not handled", &[("event_id", &event.id), ("type", other)]);
             return Ok(Disposition::Ignored);
@@ -109,7 +126,7 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
     if app.store.event_seen(&event.id).await? {
         // A redelivery: the event counted already, but the owner's action may
         // not have finished (the answer to our commit can be lost).
-        let run = fulfillment::resume_lapsed_run(app, session_id, fulfillment::HELD_WAIT).await;
+        let run = hooks::resume(app, RunKey::Fulfillment(session_id), hooks::HELD_WAIT).await;
         return settled(run, session_id).map(|()| Disposition::Duplicate);
     }
     let ev = EventRef { id: &event.id, kind: &event.kind };
@@ -137,9 +154,31 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
     }
 }
 
+/// A refund or dispute event: acknowledged once the order's money is recorded as Stripe has
+/// it now and the owner's hook ran; 5xx when Stripe or the store failed, so Stripe retries.
+async fn after_payment(app: &App, event: &Event) -> Result<Disposition, ApiError> {
+    let Some(subject) = after_payment::subject(&event.kind, &event.data.object) else {
+        crate::log::info("after-payment event without a PaymentIntent", &[("event_id", &event.id)]);
+        return Ok(Disposition::Ignored);
+    };
+    let ev = EventRef { id: &event.id, kind: &event.kind };
+    let reason = |e: &dyn std::fmt::Display| format!("{} {}: {e}", event.kind, subject.payment_intent);
+    match after_payment::handle(app, ev, &subject).await {
+        Ok(Handled::Processed) => Ok(Disposition::Processed),
+        Ok(Handled::Duplicate) => Ok(Disposition::Duplicate),
+        Ok(Handled::NotOurs) => {
+            crate::log::info("event for a payment this shop did not take", &[("event_id", &event.id)]);
+            Ok(Disposition::Ignored)
+        }
+        Ok(Handled::Unsettled(run)) => Err(ApiError::internal(reason(&format!("hook run not finished: {run:?}")))),
+        Err(HandleError::Stripe(e)) => Err(ApiError::upstream(reason(&e))),
+        Err(e) => Err(ApiError::internal(reason(&e))),
+    }
+}
+
 /// An event is acknowledged only once the owner's action for its order is
 /// done; otherwise 5xx, and Stripe's retry finds it done or takes it over.
-fn settled(run: fulfillment::Run, session_id: &str) -> Result<(), ApiError> {
+fn settled(run: Run, session_id: &str) -> Result<(), ApiError> {
     if run.settled() {
         Ok(())
     } else {

@@ -75,7 +75,7 @@ async fn failing_fulfilment_is_retried_by_delivery_and_recorded_once() {
 async fn duplicates_and_reordering_together_record_every_event_once() {
     for backend in common::backends() {
         let s = shop(ShopOptions { backend: Some(backend), ..Default::default() }).await;
-        s.emu.set_webhook_faults(WebhookFaults { duplicate: true, reorder: true });
+        s.emu.set_webhook_faults(WebhookFaults { duplicate: true, reorder: true, ..Default::default() });
         let paid = s.checkout(CART).await;
         let delayed = s.checkout(CART).await;
         let failed = s.checkout(CART).await;

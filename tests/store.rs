@@ -4,6 +4,7 @@
 
 mod common;
 
+use checkout::hooks::RunKey;
 use checkout::store::{Applied, EventRef, OrderItem, OrderState, OrderUpdate, Store};
 use common::{Backend, backends, database_url};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ fn update(session_id: &str, state: OrderState) -> OrderUpdate {
         currency: Some("usd".into()),
         items: vec![OrderItem { name: "Mug".into(), quantity: 3 }],
         livemode: false,
+        payment_intent: None,
     }
 }
 
@@ -111,18 +113,23 @@ async fn a_lapsed_fulfilment_run_is_taken_over_once() {
         // Only a fulfilment claims a run.
         let waiting = unique("cs_test");
         store.apply(&update(&waiting, OrderState::AwaitingPayment), None).await.unwrap();
-        assert!(!store.reclaim_fulfillment_run(&waiting, now + 3600, 120).await.unwrap(), "{backend:?}");
+        assert!(
+            store.reclaim_run(RunKey::Fulfillment(&waiting), now + 3600, 120).await.unwrap().is_none(),
+            "{backend:?}"
+        );
         let id = unique("cs_test");
         let r = store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap();
         assert_eq!(r, Applied::Recorded { newly_fulfilled: true });
         // The fulfilling call's claim is not taken over within its lease...
-        assert!(!store.reclaim_fulfillment_run(&id, now + 60, 120).await.unwrap(), "{backend:?}");
+        assert!(store.reclaim_run(RunKey::Fulfillment(&id), now + 60, 120).await.unwrap().is_none(), "{backend:?}");
         // ...and after it, by exactly one of many concurrent callers.
         let later = now + 600;
         let tasks: Vec<_> = (0..20)
             .map(|i| {
                 let (store, id) = (stores[i % 5].clone(), id.clone());
-                tokio::spawn(async move { store.reclaim_fulfillment_run(&id, later, 120).await.unwrap() })
+                tokio::spawn(
+                    async move { store.reclaim_run(RunKey::Fulfillment(&id), later, 120).await.unwrap().is_some() },
+                )
             })
             .collect();
         let mut won = 0;
@@ -131,8 +138,8 @@ async fn a_lapsed_fulfilment_run_is_taken_over_once() {
         }
         assert_eq!(won, 1, "{backend:?}");
         // A finished run is never run again.
-        store.finish_fulfillment_run(&id).await.unwrap();
-        assert!(!store.reclaim_fulfillment_run(&id, now + 86_400, 120).await.unwrap(), "{backend:?}");
+        store.finish_run(RunKey::Fulfillment(&id)).await.unwrap();
+        assert!(store.reclaim_run(RunKey::Fulfillment(&id), now + 86_400, 120).await.unwrap().is_none(), "{backend:?}");
         assert_eq!(store.order(&id).await.unwrap().unwrap().fulfillments, 1);
     }
 }

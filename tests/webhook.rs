@@ -67,7 +67,20 @@ async fn pay_then_signed_event_then_fulfilled_once() {
         assert_eq!(json["amount_total"], 6800);
         assert_eq!(json["items"][0]["name"], "Ferris T-shirt");
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["amount_total", "currency", "fulfillment", "items", "payment_status", "status"]);
+        assert_eq!(
+            keys,
+            [
+                "amount_refunded",
+                "amount_total",
+                "currency",
+                "fulfillment",
+                "items",
+                "money_state",
+                "payment_status",
+                "status"
+            ]
+        );
+        assert_eq!((json["money_state"].as_str(), json["amount_refunded"].as_i64()), (Some("paid"), Some(0)));
         assert!(!json.to_string().contains("@"), "no email leaks: {json}");
         assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().fulfillments, 1);
     }
@@ -165,24 +178,9 @@ async fn duplicate_deliveries_fulfil_once() {
     }
 }
 
-/// Runs one statement with the session id as `$1` on the shop's database.
-async fn sql(db: &str, text: &str, session_id: &str) -> Vec<(i64, Option<i64>)> {
-    if let Some(path) = db.strip_prefix("sqlite://") {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        let mut stmt = conn.prepare(&text.replace('$', "?")).unwrap();
-        let rows = stmt.query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.map(Result::unwrap).collect()
-    } else {
-        let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        let rows = client.query(text, &[&session_id]).await.unwrap();
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-    }
-}
-
 /// The `(attempts, done_at)` of a session's fulfilment run.
 async fn run_of(db: &str, id: &str) -> (i64, bool) {
-    let rows = sql(db, "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1", id).await;
+    let rows = common::sql(db, "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1", id).await;
     assert_eq!(rows.len(), 1, "one run per fulfilled order");
     (rows[0].0, rows[0].1.is_some())
 }
@@ -223,20 +221,24 @@ async fn an_unfinished_fulfilment_run_is_resumed_by_a_redelivery() {
         assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}");
         // The instance died mid-run (or our commit's answer was lost): claimed
         // ten minutes ago, never finished. The next delivery takes it over.
-        sql(&db, "UPDATE fulfillment_runs SET done_at = NULL, claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        common::sql(&db, "UPDATE fulfillment_runs SET done_at = NULL, claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
         let (_, status, body) = redeliver(&s, &event).await;
         assert_eq!((status, body.contains("duplicate")), (200, true), "{backend:?}: {body}");
         assert_eq!(run_of(&db, &id).await, (2, true), "{backend:?}: resumed once");
         // A claim inside its lease belongs to its holder: the delivery waits a
         // little, then answers 5xx rather than acknowledge an unfinished action.
-        sql(&db, "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at", &id)
-            .await;
+        common::sql(
+            &db,
+            "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at",
+            &id,
+        )
+        .await;
         let (copy, status, _) = redeliver(&s, &event).await;
         assert_eq!(status, 500, "{backend:?}");
         assert_eq!(run_of(&db, &id).await, (2, false), "{backend:?}: not taken from its holder");
         // The holder never finishes; once its lease lapses, a retry of that same
         // delivery takes the run over and is acknowledged.
-        sql(&db, "UPDATE fulfillment_runs SET claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        common::sql(&db, "UPDATE fulfillment_runs SET claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
         s.deliveries_when("a retry of the copy acknowledged", |d| {
             d.len() > copy && d[copy..].iter().any(|d| d.status == Some(200))
         })

@@ -81,6 +81,9 @@ async fn run() -> Result<(), String> {
         None
     };
 
+    // The reconciliation route needs a CRON_SECRET; a fresh random one per start unless set.
+    let cron_secret =
+        vars.entry("CRON_SECRET".into()).or_insert_with(|| format!("dev-{}", checkout::http::random_hex(16))).clone();
     let config = Config::from_lookup(|k| vars.get(k).cloned()).map_err(|e| format!("configuration error: {e}"))?;
     let app = App::new(config).map_err(|e| format!("store error: {e}"))?;
     let dev =
@@ -98,12 +101,31 @@ async fn run() -> Result<(), String> {
     }
     println!("  Store:     {}", redact_url(&dev.app.config.database_url));
     println!();
+    println!("  Reconcile: curl -H 'Authorization: Bearer {cron_secret}' {site}/api/reconcile");
+    println!("             (what Vercel Cron calls; lists missed events and acts on them)");
+    let every = vars.get("RECONCILE_EVERY_SECS").and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0);
+    if let Some(secs) = every {
+        println!("             RECONCILE_EVERY_SECS={secs}: the dev server also runs it every {secs} s");
+        tokio::spawn(reconcile_every(dev.clone(), std::time::Duration::from_secs(secs)));
+    }
+    println!();
     println!("  Open the shop:  {site}/");
     println!("  (try the code SAVE10 in offline mode; press Ctrl-C to stop)");
     println!();
 
     let router = Router::new().fallback(serve).with_state(dev);
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(|e| e.to_string())
+}
+
+/// The opt-in local stand-in for Vercel Cron (`RECONCILE_EVERY_SECS`): off by default, so
+/// what a run finds stays predictable.
+async fn reconcile_every(dev: Arc<Dev>, period: std::time::Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(e) = checkout::reconcile::run_once(&dev.app).await {
+            drop(e.into_response()); // logs its reason
+        }
+    }
 }
 
 async fn serve(State(dev): State<Arc<Dev>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Response {

@@ -25,9 +25,11 @@
 #![recursion_limit = "512"]
 #![warn(missing_docs)]
 
+mod events;
 mod form;
 mod guard;
 mod logic;
+mod payments;
 mod server;
 mod webhook;
 
@@ -193,6 +195,7 @@ fn one() -> u32 {
 ///
 /// - `duplicate`: every event is delivered twice, as two independent deliveries (`copy` 0
 ///   and 1), each with its own retries.
+/// - `drop`: no delivery is attempted while set (`GET /v1/events` still lists the events).
 /// - `reorder`: events are not delivered when created but queued; the queue is flushed when
 ///   no new event was queued for `Options::reorder_quiet` (500 ms by default), on
 ///   `POST /_emulator/flush` / [`Emulator::flush`], or when reorder is turned off/reset.
@@ -206,6 +209,10 @@ pub struct WebhookFaults {
     /// Hold events and deliver them in reverse creation order.
     #[serde(default)]
     pub reorder: bool,
+    /// Drop every delivery attempt while set (events are still created and listed): a
+    /// broken endpoint, an expired secret, a disabled endpoint.
+    #[serde(default)]
+    pub drop: bool,
 }
 
 /// All active faults (see `POST /_emulator/faults`).
@@ -356,6 +363,28 @@ impl Emulator {
     /// `delayed_failure`; returns the redirect URL (success_url / return_url).
     pub fn pay(&self, session_id: &str, action: &str) -> Result<String, String> {
         logic::complete(&self.inner, session_id, action)
+    }
+
+    /// Refunds `amount` (default: what is left) of a paid session's charge, as the Dashboard
+    /// would; returns the refund object. Emits `refund.created` and `charge.refunded`.
+    pub fn refund(&self, session_id: &str, amount: Option<i64>) -> Result<serde_json::Value, String> {
+        payments::act(&self.inner, |inner, st| payments::refund(inner, st, session_id, amount)).map_err(|e| e.message)
+    }
+
+    /// Opens a dispute (or an inquiry) on a paid session's charge; returns the dispute object.
+    pub fn dispute(&self, session_id: &str, inquiry: bool) -> Result<serde_json::Value, String> {
+        payments::act(&self.inner, |inner, st| payments::dispute(inner, st, session_id, inquiry)).map_err(|e| e.message)
+    }
+
+    /// Moves a dispute to `status` (`under_review`, or closed: `won`, `lost`, `warning_closed`).
+    pub fn set_dispute_status(&self, dispute_id: &str, status: &str) -> Result<serde_json::Value, String> {
+        payments::act(&self.inner, |inner, st| payments::set_dispute_status(inner, st, dispute_id, status))
+            .map_err(|e| e.message)
+    }
+
+    /// Fails a refund (its amount returns to the charge); emits `refund.failed` and `refund.updated`.
+    pub fn fail_refund(&self, refund_id: &str) -> Result<serde_json::Value, String> {
+        payments::act(&self.inner, |inner, st| payments::fail_refund(inner, st, refund_id)).map_err(|e| e.message)
     }
 
     /// Redelivers an existing event (a new delivery with its own attempts).

@@ -58,6 +58,14 @@ pub(crate) struct State {
     pub reorder_gen: u64,
     pub paid_emails: HashSet<String>,
     pub resend_copies: HashMap<String, u32>,
+    /// PaymentIntents of completed sessions, by id.
+    pub payment_intents: HashMap<String, Value>,
+    /// Charges of paid sessions, by id.
+    pub charges: HashMap<String, Value>,
+    /// Refunds, oldest first.
+    pub refunds: Vec<Value>,
+    /// Disputes, oldest first.
+    pub disputes: Vec<Value>,
 }
 
 /// A Stripe error answer.
@@ -1014,6 +1022,9 @@ pub(crate) fn complete(inner: &std::sync::Arc<Inner>, id: &str, action: &str) ->
         if action == "pay" {
             st.paid_emails.insert(email.to_ascii_lowercase());
         }
+        if total > 0 {
+            crate::payments::record_payment(st, &snap, action == "pay");
+        }
         (new_event(inner, st, "checkout.session.completed", snap), redirect)
     };
     crate::webhook::dispatch(inner, vec![ev]);
@@ -1036,6 +1047,9 @@ pub(crate) fn complete(inner: &std::sync::Arc<Inner>, id: &str, action: &str) ->
                     }
                 }
                 let snap = st.sessions[&id].obj.clone();
+                if success {
+                    crate::payments::record_payment(st, &snap, true);
+                }
                 let typ = if success {
                     "checkout.session.async_payment_succeeded"
                 } else {

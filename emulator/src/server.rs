@@ -48,6 +48,11 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             }),
         )
         .route("/_emulator/sessions/{id}/pay", post(control_pay))
+        .route("/_emulator/sessions/{id}/refund", post(control_refund))
+        .route("/_emulator/sessions/{id}/dispute", post(control_dispute))
+        .route("/_emulator/disputes/{id}/close", post(control_dispute_status))
+        .route("/_emulator/disputes/{id}/update", post(control_dispute_status))
+        .route("/_emulator/refunds/{id}/fail", post(control_fail_refund))
         .route("/_emulator/events/resend/{id}", post(control_resend))
         .route("/_emulator/sign", post(control_sign))
         .route("/_emulator/webhook-url", post(control_webhook_url))
@@ -77,8 +82,8 @@ fn parse_json(body: &Bytes) -> Result<Value, Response> {
 }
 
 /// `POST /_emulator/faults`: `{"api":{"status":500,"count":2}}`, `{"api":{"delay_ms":3000}}`,
-/// `{"api":null}`, `{"webhooks":{"duplicate":true,"reorder":false}}` (top-level
-/// `duplicate`/`reorder` also accepted). Unspecified parts keep their value.
+/// `{"api":null}`, `{"webhooks":{"duplicate":true,"reorder":false,"drop":true}}` (top-level
+/// `duplicate`/`reorder`/`drop` also accepted). Unspecified parts keep their value.
 async fn set_faults(s: S, body: Bytes) -> Response {
     let v = match parse_json(&body) {
         Ok(v) => v,
@@ -104,6 +109,9 @@ async fn set_faults(s: S, body: Bytes) -> Response {
         let mut wf: WebhookFaults = st.faults.webhooks.clone();
         if let Some(d) = w.get("duplicate").and_then(Value::as_bool) {
             wf.duplicate = d;
+        }
+        if let Some(d) = w.get("drop").and_then(Value::as_bool) {
+            wf.drop = d;
         }
         if let Some(r) = w.get("reorder").and_then(Value::as_bool) {
             if wf.reorder && !r {
@@ -148,6 +156,70 @@ async fn control_pay(s: S, Path(id): Path<String>, body: Bytes) -> Response {
         Err(e) => (StatusCode::CONFLICT, Json(json!({"error": {"type": "invalid_request_error", "message": e}})))
             .into_response(),
     }
+}
+
+/// The answer of an after-payment control action: the object, or the error with its status.
+fn acted(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(object) => Json(object).into_response(),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(json!({"error": {"type": e.typ, "code": e.code, "message": e.message}})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /_emulator/sessions/{id}/refund` `{"amount"?: N}` (default: what is left).
+async fn control_refund(s: S, Path(id): Path<String>, body: Bytes) -> Response {
+    let v = if body.is_empty() {
+        json!({})
+    } else {
+        match parse_json(&body) {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+    let amount = match v.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(a) => match a.as_i64() {
+            Some(a) => Some(a),
+            None => return bad_json("amount must be an integer (minor units)"),
+        },
+    };
+    acted(crate::payments::act(&s.0, |inner, st| crate::payments::refund(inner, st, &id, amount)))
+}
+
+/// `POST /_emulator/sessions/{id}/dispute` `{"inquiry"?: true}`.
+async fn control_dispute(s: S, Path(id): Path<String>, body: Bytes) -> Response {
+    let v = if body.is_empty() {
+        json!({})
+    } else {
+        match parse_json(&body) {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+    let inquiry = v.get("inquiry").and_then(Value::as_bool).unwrap_or(false);
+    acted(crate::payments::act(&s.0, |inner, st| crate::payments::dispute(inner, st, &id, inquiry)))
+}
+
+/// `POST /_emulator/disputes/{id}/close` `{"status": "won" | "lost" | "warning_closed"}`, and
+/// `POST /_emulator/disputes/{id}/update` `{"status": "under_review" | "warning_under_review"}`.
+async fn control_dispute_status(s: S, Path(id): Path<String>, body: Bytes) -> Response {
+    let v = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(status) = v.get("status").and_then(Value::as_str).map(String::from) else {
+        return bad_json("status (string) is required");
+    };
+    acted(crate::payments::act(&s.0, |inner, st| crate::payments::set_dispute_status(inner, st, &id, &status)))
+}
+
+/// `POST /_emulator/refunds/{id}/fail`: the refund fails and its amount returns to the charge.
+async fn control_fail_refund(s: S, Path(id): Path<String>) -> Response {
+    acted(crate::payments::act(&s.0, |inner, st| crate::payments::fail_refund(inner, st, &id)))
 }
 
 async fn control_resend(s: S, Path(id): Path<String>) -> Response {
@@ -233,7 +305,7 @@ fn check_auth(h: Option<&str>) -> Result<String, ApiError> {
     Err(ApiError::new(401, "invalid_request_error", None, None, msg))
 }
 
-fn only_params(pairs: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn only_params(pairs: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
     for (k, _) in pairs {
         let top = k.split('[').next().unwrap_or("");
         if !allowed.contains(&top) {
@@ -243,7 +315,7 @@ fn only_params(pairs: &[(String, String)], allowed: &[&str]) -> Result<(), ApiEr
     Ok(())
 }
 
-fn parse_limit(params: &Value) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(params: &Value) -> Result<usize, ApiError> {
     match params.get("limit").and_then(Value::as_str) {
         None => Ok(10),
         Some(s) => {
@@ -260,15 +332,31 @@ fn parse_limit(params: &Value) -> Result<usize, ApiError> {
     }
 }
 
-fn paginate(items: Vec<Value>, params: &Value, url: &str) -> Result<Value, ApiError> {
+pub(crate) fn paginate(items: Vec<Value>, params: &Value, url: &str) -> Result<Value, ApiError> {
     let limit = parse_limit(params)?;
     let mut items = items;
-    if let Some(after) = params.get("starting_after").and_then(Value::as_str) {
-        let pos = items
-            .iter()
-            .position(|x| x["id"] == after)
-            .ok_or_else(|| ApiError::no_such(400, "starting_after", "object", after))?;
+    let cursor = |key: &str, id: &str, items: &[Value]| {
+        items.iter().position(|x| x["id"] == id).ok_or_else(|| ApiError::no_such(400, key, "object", id))
+    };
+    let after = params.get("starting_after").and_then(Value::as_str);
+    let before = params.get("ending_before").and_then(Value::as_str);
+    if after.is_some() && before.is_some() {
+        return Err(ApiError::invalid(
+            "ending_before",
+            "You may only specify one of these parameters: ending_before, starting_after.",
+        ));
+    }
+    if let Some(after) = after {
+        let pos = cursor("starting_after", after, &items)?;
         items.drain(..=pos);
+    }
+    if let Some(before) = before {
+        // Items are newest first: the page is the `limit` items just newer than `before`.
+        let pos = cursor("ending_before", before, &items)?;
+        items.truncate(pos);
+        let has_more = items.len() > limit;
+        let items = items.split_off(items.len().saturating_sub(limit));
+        return Ok(list_obj(items, has_more, url));
     }
     let has_more = items.len() > limit;
     items.truncate(limit);
@@ -286,6 +374,11 @@ fn route(
     let params = to_tree(pairs).map_err(|k| ApiError::invalid(&k, format!("Invalid parameter structure for '{k}'")))?;
     let segs: Vec<&str> = path.trim_start_matches("/v1/").trim_end_matches('/').split('/').collect();
     let m = method.as_str();
+    if m == "GET"
+        && let Some(found) = crate::payments::get(st, &segs, pairs, &params)
+    {
+        return found;
+    }
     match (m, segs.as_slice()) {
         ("POST", ["checkout", "sessions"]) => logic::create_session(inner, st, pairs, &params),
         ("GET", ["checkout", "sessions"]) => {
@@ -380,12 +473,9 @@ fn route(
         ("GET", ["events"]) => {
             only_params(
                 pairs,
-                &["type", "limit", "starting_after", "ending_before", "created", "delivery_success", "types"],
+                &["type", "types", "limit", "starting_after", "ending_before", "created", "delivery_success", "expand"],
             )?;
-            let typ = params.get("type").and_then(Value::as_str);
-            let items: Vec<Value> =
-                st.events.iter().rev().filter(|e| typ.is_none_or(|t| e["type"] == t)).cloned().collect();
-            paginate(items, &params, "/v1/events")
+            crate::events::list(st, &params)
         }
         ("GET", ["events", id]) => {
             only_params(pairs, &["expand"])?;

@@ -114,6 +114,9 @@ async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
         let Some(url) = inner.webhook_url.lock().unwrap().clone() else {
             return;
         };
+        if inner.st.lock().unwrap().faults.webhooks.drop {
+            return; // the `drop` fault: as if the endpoint never heard of it
+        }
         let t = now();
         let sig = sign_header(&inner.opts.webhook_secret, t, &body);
         let at_ms = now_ms();

@@ -237,7 +237,7 @@ async fn reorder_fault_flushes_newest_first() {
     let emu = emu_with(&rcv, |o| o.reorder_quiet = Duration::from_secs(1)).await;
     let c = client();
     let b = emu.base_url();
-    emu.set_webhook_faults(WebhookFaults { duplicate: false, reorder: true });
+    emu.set_webhook_faults(WebhookFaults { reorder: true, ..Default::default() });
     let mut ids = vec![];
     for _ in 0..3 {
         let id = new_session(&c, &emu).await;

@@ -12,6 +12,8 @@ mod sqlite;
 pub use postgres::{CONNECT_TIMEOUT, POOL_SIZE, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
 
+use crate::after_payment::{self, Change, DisputeRef, Money};
+use crate::hooks::{HookCall, RunKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -41,6 +43,38 @@ pub(crate) const SCHEMA: &[&str] = &[
         event_type TEXT NOT NULL,
         session_id TEXT,
         received_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS order_money (
+        session_id TEXT PRIMARY KEY,
+        payment_intent TEXT UNIQUE,
+        money_state TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        amount_refunded BIGINT NOT NULL,
+        dispute_id TEXT,
+        dispute_status TEXT,
+        dispute_amount BIGINT,
+        updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS order_history (
+        event_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        dispute_status TEXT)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS order_history_by_session ON order_history (session_id, seq)",
+    "CREATE TABLE IF NOT EXISTS hook_runs (
+        event_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        calls TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        done_at BIGINT)",
+    "CREATE TABLE IF NOT EXISTS reconcile_checkpoint (
+        name TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rate_limits (
         bucket TEXT NOT NULL,
         window_start BIGINT NOT NULL,
@@ -67,19 +101,77 @@ pub(crate) const INSERT_FULFILLMENT: &str = "INSERT INTO fulfillments (session_i
 /// Claims the run of the owner's action, in the fulfilment's own transaction.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO fulfillment_runs (session_id, attempts, claimed_at) VALUES ($1, 1, $2)
      ON CONFLICT (session_id) DO NOTHING";
-/// Takes over a run claimed at or before `$3` that never finished; 1 row affected means this call owns it.
-pub(crate) const RECLAIM_RUN: &str = "UPDATE fulfillment_runs SET attempts = attempts + 1, claimed_at = $2
-     WHERE session_id = $1 AND done_at IS NULL AND claimed_at <= $3";
-/// Counts a session's unfinished run (0 or 1).
-pub(crate) const SELECT_PENDING_RUN: &str =
-    "SELECT COUNT(*) FROM fulfillment_runs WHERE session_id = $1 AND done_at IS NULL";
-/// Marks a run finished.
-pub(crate) const FINISH_RUN: &str = "UPDATE fulfillment_runs SET done_at = $2 WHERE session_id = $1";
-/// Reads one order.
+/// The statements of one kind of hook run (see [`crate::hooks`]), keyed by `$1`.
+pub(crate) struct RunSql {
+    /// Takes over a run claimed at or before `$3` that never finished, setting its claim to
+    /// `$2`; returns the run's session id and hook calls (a row means this call owns it).
+    pub reclaim: &'static str,
+    /// Counts the key's unfinished run (0 or 1).
+    pub pending: &'static str,
+    /// Marks the run finished at `$2`.
+    pub finish: &'static str,
+}
+
+/// Runs of `on_fulfilled`, keyed by session id.
+pub(crate) const FULFILLMENT_RUNS: RunSql = RunSql {
+    reclaim: "UPDATE fulfillment_runs SET attempts = attempts + 1, claimed_at = $2
+     WHERE session_id = $1 AND done_at IS NULL AND claimed_at <= $3 RETURNING session_id, '[]'",
+    pending: "SELECT COUNT(*) FROM fulfillment_runs WHERE session_id = $1 AND done_at IS NULL",
+    finish: "UPDATE fulfillment_runs SET done_at = $2 WHERE session_id = $1",
+};
+
+/// Runs of the after-payment hooks, keyed by event id.
+pub(crate) const HOOK_RUNS: RunSql = RunSql {
+    reclaim: "UPDATE hook_runs SET attempts = attempts + 1, claimed_at = $2
+     WHERE event_id = $1 AND done_at IS NULL AND claimed_at <= $3 RETURNING session_id, calls",
+    pending: "SELECT COUNT(*) FROM hook_runs WHERE event_id = $1 AND done_at IS NULL",
+    finish: "UPDATE hook_runs SET done_at = $2 WHERE event_id = $1",
+};
+
+/// Records a paid order's PaymentIntent, with nothing refunded or disputed yet.
+pub(crate) const INSERT_MONEY: &str = "INSERT INTO order_money (session_id, payment_intent, money_state, amount,
+        amount_refunded, updated_at) VALUES ($1, $2, 'paid', $3, 0, $4) ON CONFLICT DO NOTHING";
+/// Locks an order's row for the rest of the transaction (Postgres; SQLite's write lock is whole-file).
+pub(crate) const LOCK_ORDER: &str = "SELECT session_id FROM orders WHERE session_id = $1 FOR UPDATE";
+/// An order's money (columns as in [`Money::from_columns`]).
+pub(crate) const SELECT_MONEY: &str = "SELECT amount, amount_refunded, dispute_id, dispute_status, dispute_amount
+     FROM order_money WHERE session_id = $1";
+/// Writes an order's money.
+pub(crate) const UPSERT_MONEY: &str = "INSERT INTO order_money (session_id, payment_intent, money_state, amount,
+        amount_refunded, dispute_id, dispute_status, dispute_amount, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (session_id) DO UPDATE SET money_state = excluded.money_state, amount = excluded.amount,
+        amount_refunded = excluded.amount_refunded, dispute_id = excluded.dispute_id,
+        dispute_status = excluded.dispute_status, dispute_amount = excluded.dispute_amount,
+        updated_at = excluded.updated_at";
+/// Appends to an order's history (numbered per order; the transaction holds the order).
+pub(crate) const INSERT_HISTORY: &str = "INSERT INTO order_history (event_id, session_id, seq, at, from_state,
+        to_state, amount, dispute_status)
+     SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7 FROM order_history WHERE session_id = $2";
+/// Claims the run of an event's after-payment hooks, in the transaction that changed the order.
+pub(crate) const INSERT_HOOK_RUN: &str = "INSERT INTO hook_runs (event_id, session_id, calls, attempts, claimed_at)
+     VALUES ($1, $2, $3, 1, $4)";
+/// The order a PaymentIntent paid for.
+pub(crate) const SELECT_SESSION_FOR_PAYMENT_INTENT: &str =
+    "SELECT session_id FROM order_money WHERE payment_intent = $1";
+/// A reconciliation checkpoint: the last event a run handled (id, created as text).
+pub(crate) const SELECT_CHECKPOINT: &str =
+    "SELECT event_id, CAST(created AS TEXT) FROM reconcile_checkpoint WHERE name = $1";
+/// Moves checkpoint `$1` to event `$2` created at `$3` — never back to an older event.
+pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO reconcile_checkpoint (name, event_id, created, updated_at)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, created = excluded.created,
+        updated_at = excluded.updated_at
+     WHERE reconcile_checkpoint.created <= excluded.created";
+/// An order's history, oldest first.
+pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status
+     FROM order_history WHERE session_id = $1 ORDER BY seq";
+/// Reads one order, with its money (columns 7.. : the PaymentIntent, then as in [`Money::from_columns`]).
 pub(crate) const SELECT_ORDER: &str =
     "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
-        (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id)
-     FROM orders o WHERE o.session_id = $1";
+        (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id),
+        m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount
+     FROM orders o LEFT JOIN order_money m ON m.session_id = o.session_id WHERE o.session_id = $1";
 /// Whether an event id was processed.
 pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHERE event_id = $1";
 /// Counts one hit in a rate-limit window and returns the window's total.
@@ -161,6 +253,8 @@ pub struct OrderUpdate {
     pub items: Vec<OrderItem>,
     /// Live or test mode.
     pub livemode: bool,
+    /// The session's PaymentIntent, recorded with a paid order so later events find it.
+    pub payment_intent: Option<String>,
 }
 
 /// The event that caused an update, recorded in the same transaction.
@@ -203,6 +297,84 @@ pub struct Order {
     pub items: Vec<OrderItem>,
     /// Fulfilment records for this session (exactly-once ⇒ 0 or 1).
     pub fulfillments: i64,
+    /// The PaymentIntent that paid for it, when recorded.
+    pub payment_intent: Option<String>,
+    /// Refunds and disputes (see [`crate::after_payment`]).
+    pub money: Money,
+}
+
+impl Order {
+    /// The order just recorded from `update` by the call that fulfilled it.
+    pub fn recorded(update: &OrderUpdate) -> Order {
+        Order {
+            session_id: update.session_id.clone(),
+            state: update.state,
+            payment_status: update.payment_status.clone(),
+            amount_total: update.amount_total,
+            currency: update.currency.clone(),
+            items: update.items.clone(),
+            fulfillments: 1,
+            payment_intent: update.payment_intent.clone(),
+            money: Money { amount: update.amount_total.unwrap_or(0), ..Money::default() },
+        }
+    }
+}
+
+impl Money {
+    /// Builds money from the columns of [`SELECT_MONEY`] (all absent: nothing recorded yet).
+    pub(crate) fn from_columns(
+        amount: Option<i64>,
+        amount_refunded: Option<i64>,
+        dispute_id: Option<String>,
+        dispute_status: Option<String>,
+        dispute_amount: Option<i64>,
+    ) -> Money {
+        let dispute = match (dispute_id, dispute_status) {
+            (Some(id), Some(status)) => Some(DisputeRef { id, status, amount: dispute_amount.unwrap_or(0) }),
+            _ => None,
+        };
+        Money { amount: amount.unwrap_or(0), amount_refunded: amount_refunded.unwrap_or(0), dispute }
+    }
+}
+
+/// What one [`Store::apply_money`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoneyApplied {
+    /// The event id had been processed before: nothing changed.
+    DuplicateEvent,
+    /// The event was recorded, and the change (if any) with its history entry.
+    Recorded {
+        /// What changed, if anything.
+        change: Option<Change>,
+        /// Whether this call holds the run of the change's hook calls.
+        claimed: bool,
+    },
+}
+
+/// A run taken over by [`Store::reclaim_run`]: whose order, and the hook calls to make.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// The order's session id.
+    pub session_id: String,
+    /// The after-payment hook calls (empty for a fulfilment run).
+    pub calls: Vec<HookCall>,
+}
+
+/// One entry of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// The event that caused it.
+    pub event_id: String,
+    /// When it was recorded (Unix seconds).
+    pub at: i64,
+    /// Money state before.
+    pub from: String,
+    /// Money state after.
+    pub to: String,
+    /// Money moved, minor units.
+    pub amount: i64,
+    /// The dispute's status, when a dispute changed.
+    pub dispute_status: Option<String>,
 }
 
 impl Order {
@@ -224,7 +396,18 @@ impl Order {
             currency,
             items: serde_json::from_str(items).unwrap_or_default(),
             fulfillments,
+            payment_intent: None,
+            money: Money { amount: amount_total.unwrap_or(0), ..Money::default() },
         }
+    }
+
+    /// Adds the money columns of [`SELECT_ORDER`] (absent before the order was paid).
+    pub(crate) fn with_money(mut self, payment_intent: Option<String>, money: Money) -> Order {
+        self.payment_intent = payment_intent;
+        if money.amount != 0 || money.amount_refunded != 0 || money.dispute.is_some() {
+            self.money = money;
+        }
+        self
     }
 }
 
@@ -278,32 +461,91 @@ impl Store {
         }
     }
 
-    /// Takes over the owner's action for a fulfilled order whose run was
-    /// claimed `lease_secs` or more before `now` and never finished (the
-    /// instance died mid-run, or the commit's answer was lost). True for
-    /// exactly one caller per lapsed claim.
-    pub async fn reclaim_fulfillment_run(
+    /// Takes over a hook run claimed `lease_secs` or more before `now` that never finished
+    /// (the instance died mid-run, or the commit's answer was lost). `Some` for exactly one
+    /// caller per lapsed claim.
+    pub async fn reclaim_run(
         &self,
-        session_id: &str,
+        key: RunKey<'_>,
         now: i64,
         lease_secs: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(self.update(RECLAIM_RUN, session_id, &[now, now - lease_secs]).await? == 1)
+    ) -> Result<Option<ClaimedRun>, StoreError> {
+        let row = self.row_texts(run_sql(key).reclaim, key.id(), &[now, now - lease_secs]).await?;
+        Ok(row.map(|mut cols| {
+            let calls = cols.pop().and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+            ClaimedRun { session_id: cols.pop().unwrap_or_default(), calls }
+        }))
     }
 
-    /// Records that the owner's action for an order finished.
-    pub async fn finish_fulfillment_run(&self, session_id: &str) -> Result<(), StoreError> {
-        self.update(FINISH_RUN, session_id, &[now()]).await.map(drop)
+    /// Records that a hook run finished.
+    pub async fn finish_run(&self, key: RunKey<'_>) -> Result<(), StoreError> {
+        self.update(run_sql(key).finish, key.id(), &[now()]).await.map(drop)
+    }
+
+    /// Whether a hook run was claimed and has not finished.
+    pub async fn run_pending(&self, key: RunKey<'_>) -> Result<bool, StoreError> {
+        Ok(self.count(run_sql(key).pending, key.id()).await? > 0)
+    }
+
+    /// The order a PaymentIntent paid for, if recorded.
+    pub async fn session_for_payment_intent(&self, payment_intent: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.row_texts(SELECT_SESSION_FOR_PAYMENT_INTENT, payment_intent, &[]).await?.and_then(|mut r| r.pop()))
+    }
+
+    /// In one transaction: records the event id (a duplicate stops here), then moves the
+    /// order's money to `fresh` as [`after_payment::decide`] allows, appending the change to
+    /// its history and claiming the run of its hook calls.
+    pub async fn apply_money(
+        &self,
+        session_id: &str,
+        payment_intent: &str,
+        fresh: &Money,
+        refund_failed: bool,
+        event: EventRef<'_>,
+    ) -> Result<MoneyApplied, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
+            Store::Postgres(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
+        }
+    }
+
+    /// The last event a reconciliation run handled for an event source (one Stripe account
+    /// and mode): `(event id, created)`.
+    pub async fn checkpoint(&self, source: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self.row_texts(SELECT_CHECKPOINT, source, &[]).await?;
+        Ok(row.and_then(|mut r| {
+            let created = r.pop()?.parse().ok()?;
+            Some((r.pop()?, created))
+        }))
+    }
+
+    /// Moves a source's reconciliation checkpoint forward to an event (never back).
+    pub async fn save_checkpoint(&self, source: &str, event_id: &str, created: i64) -> Result<(), StoreError> {
+        let n = match self {
+            Store::Sqlite(s) => s.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await,
+            Store::Postgres(s) => s.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await,
+        };
+        n.map(drop)
+    }
+
+    /// An order's history, oldest first.
+    pub async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.history(session_id).await,
+            Store::Postgres(s) => s.history(session_id).await,
+        }
+    }
+
+    async fn row_texts(&self, sql: &str, key: &str, ints: &[i64]) -> Result<Option<Vec<String>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.row_texts(sql, key, ints).await,
+            Store::Postgres(s) => s.row_texts(sql, key, ints).await,
+        }
     }
 
     /// Whether an event id was already processed.
     pub async fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
         Ok(self.count(SELECT_EVENT, event_id).await? > 0)
-    }
-
-    /// Whether an order's run of the owner's action was claimed and has not finished.
-    pub async fn fulfillment_run_pending(&self, session_id: &str) -> Result<bool, StoreError> {
-        Ok(self.count(SELECT_PENDING_RUN, session_id).await? > 0)
     }
 
     async fn update(&self, sql: &str, key: &str, ints: &[i64]) -> Result<u64, StoreError> {
@@ -347,6 +589,22 @@ impl Store {
 /// Seconds since the epoch.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn run_sql(key: RunKey<'_>) -> &'static RunSql {
+    match key {
+        RunKey::Fulfillment(_) => &FULFILLMENT_RUNS,
+        RunKey::Event(_) => &HOOK_RUNS,
+    }
+}
+
+/// What the money transaction decides once it holds the order: the change to write, if any.
+pub(crate) fn money_change(old: &Money, fresh: &Money, refund_failed: bool) -> Option<(Money, Change)> {
+    after_payment::decide(old, fresh, refund_failed)
+}
+
+pub(crate) fn calls_json(calls: &[HookCall]) -> String {
+    serde_json::to_string(calls).unwrap_or_else(|_| "[]".into())
 }
 
 pub(crate) fn items_json(items: &[OrderItem]) -> String {

@@ -127,6 +127,11 @@ impl PgStore {
                 ],
             )
             .await?;
+            if let Some(pi) = &u.payment_intent
+                && matches!(u.state, OrderState::Fulfilled | OrderState::AwaitingPayment)
+            {
+                tx.execute(INSERT_MONEY, &[&u.session_id, pi, &u.amount_total.unwrap_or(0), &now]).await?;
+            }
             let newly_fulfilled =
                 u.state == OrderState::Fulfilled && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
             if newly_fulfilled {
@@ -140,8 +145,14 @@ impl PgStore {
 
     /// Runs one statement taking a session id then integers; rows affected.
     pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
+        self.exec(text, &[session_id], ints).await
+    }
+
+    /// Runs one statement taking texts then integers; rows affected.
+    pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
         self.with(async |client| {
-            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&session_id];
+            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                texts.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
             args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
             client.execute(text, &args).await
         })
@@ -166,7 +177,7 @@ impl PgStore {
         self.with(async |client| {
             let row = client.query_opt(SELECT_ORDER, &[&session_id]).await?;
             Ok(row.map(|r| {
-                Order::from_columns(
+                let order = Order::from_columns(
                     r.get(0),
                     r.get::<_, &str>(1),
                     r.get(2),
@@ -174,8 +185,107 @@ impl PgStore {
                     r.get(4),
                     r.get::<_, &str>(5),
                     r.get(6),
-                )
+                );
+                order.with_money(r.get(7), Money::from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12)))
             }))
+        })
+        .await
+    }
+
+    pub(super) async fn apply_money(
+        &self,
+        session_id: &str,
+        payment_intent: &str,
+        fresh: &Money,
+        refund_failed: bool,
+        event: EventRef<'_>,
+    ) -> Result<MoneyApplied, StoreError> {
+        self.with(async |client| {
+            let tx = client.transaction().await?;
+            let now = now();
+            if tx.execute(INSERT_EVENT, &[&event.id, &event.kind, &session_id, &now]).await? == 0 {
+                return Ok(MoneyApplied::DuplicateEvent);
+            }
+            // Concurrent events for one order take turns from here.
+            tx.execute(LOCK_ORDER, &[&session_id]).await?;
+            let old = tx
+                .query_opt(SELECT_MONEY, &[&session_id])
+                .await?
+                .map(|r| Money::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .unwrap_or_default();
+            let Some((new, change)) = money_change(&old, fresh, refund_failed) else {
+                tx.commit().await?;
+                return Ok(MoneyApplied::Recorded { change: None, claimed: false });
+            };
+            let d = new.dispute.as_ref();
+            tx.execute(
+                UPSERT_MONEY,
+                &[
+                    &session_id,
+                    &payment_intent,
+                    &new.state().as_str(),
+                    &new.amount,
+                    &new.amount_refunded,
+                    &d.map(|d| d.id.as_str()),
+                    &d.map(|d| d.status.as_str()),
+                    &d.map(|d| d.amount),
+                    &now,
+                ],
+            )
+            .await?;
+            tx.execute(
+                INSERT_HISTORY,
+                &[
+                    &event.id,
+                    &session_id,
+                    &now,
+                    &change.from.as_str(),
+                    &change.to.as_str(),
+                    &change.amount,
+                    &change.dispute_status,
+                ],
+            )
+            .await?;
+            let claimed = !change.calls.is_empty();
+            if claimed {
+                tx.execute(INSERT_HOOK_RUN, &[&event.id, &session_id, &calls_json(&change.calls), &now]).await?;
+            }
+            tx.commit().await?;
+            Ok(MoneyApplied::Recorded { change: Some(change), claimed })
+        })
+        .await
+    }
+
+    pub(super) async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.with(async |client| {
+            let rows = client.query(SELECT_HISTORY, &[&session_id]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| HistoryEntry {
+                    event_id: r.get(0),
+                    at: r.get(1),
+                    from: r.get(2),
+                    to: r.get(3),
+                    amount: r.get(4),
+                    dispute_status: r.get(5),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Runs one statement taking a key then integers; the first row's columns as text.
+    pub(super) async fn row_texts(
+        &self,
+        text: &str,
+        key: &str,
+        ints: &[i64],
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.with(async |client| {
+            let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&key];
+            args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
+            let row = client.query_opt(text, &args).await?;
+            Ok(row.map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect()))
         })
         .await
     }

@@ -74,6 +74,11 @@ impl SqliteStore {
                     now
                 ],
             )?;
+            if let Some(pi) = &u.payment_intent
+                && matches!(u.state, OrderState::Fulfilled | OrderState::AwaitingPayment)
+            {
+                tx.execute(&sql(INSERT_MONEY), params![u.session_id, pi, u.amount_total.unwrap_or(0), now])?;
+            }
             let newly_fulfilled = u.state == OrderState::Fulfilled
                 && tx.execute(&sql(INSERT_FULFILLMENT), params![u.session_id, now])? == 1;
             if newly_fulfilled {
@@ -87,9 +92,14 @@ impl SqliteStore {
 
     /// Runs one statement taking a session id then integers; rows affected.
     pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
-        let (text, id, ints) = (sql(text), session_id.to_string(), ints.to_vec());
+        self.exec(text, &[session_id], ints).await
+    }
+
+    /// Runs one statement taking texts then integers; rows affected.
+    pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
+        let (text, texts, ints) = (sql(text), texts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ints.to_vec());
         self.run(move |conn| {
-            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id];
+            let mut args: Vec<&dyn rusqlite::ToSql> = texts.iter().map(|t| t as &dyn rusqlite::ToSql).collect();
             args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
             Ok(conn.execute(&text, args.as_slice())? as u64)
         })
@@ -115,7 +125,7 @@ impl SqliteStore {
         let id = session_id.to_string();
         self.run(move |conn| {
             conn.query_row(&sql(SELECT_ORDER), params![id], |r| {
-                Ok(Order::from_columns(
+                let order = Order::from_columns(
                     r.get(0)?,
                     &r.get::<_, String>(1)?,
                     r.get(2)?,
@@ -123,9 +133,103 @@ impl SqliteStore {
                     r.get(4)?,
                     &r.get::<_, String>(5)?,
                     r.get(6)?,
-                ))
+                );
+                let money = Money::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
+                Ok(order.with_money(r.get(7)?, money))
             })
             .optional()
+        })
+        .await
+    }
+
+    pub(super) async fn apply_money(
+        &self,
+        session_id: &str,
+        payment_intent: &str,
+        fresh: &Money,
+        refund_failed: bool,
+        event: EventRef<'_>,
+    ) -> Result<MoneyApplied, StoreError> {
+        let (sid, pi, fresh) = (session_id.to_string(), payment_intent.to_string(), fresh.clone());
+        let (eid, kind) = (event.id.to_string(), event.kind.to_string());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = now();
+            if tx.execute(&sql(INSERT_EVENT), params![eid, kind, sid, now])? == 0 {
+                return Ok(MoneyApplied::DuplicateEvent);
+            }
+            let old = tx
+                .query_row(&sql(SELECT_MONEY), params![sid], |r| {
+                    Ok(Money::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()?
+                .unwrap_or_default();
+            let Some((new, change)) = money_change(&old, &fresh, refund_failed) else {
+                tx.commit()?;
+                return Ok(MoneyApplied::Recorded { change: None, claimed: false });
+            };
+            let d = new.dispute.as_ref();
+            tx.execute(
+                &sql(UPSERT_MONEY),
+                params![
+                    sid,
+                    pi,
+                    new.state().as_str(),
+                    new.amount,
+                    new.amount_refunded,
+                    d.map(|d| &d.id),
+                    d.map(|d| &d.status),
+                    d.map(|d| d.amount),
+                    now
+                ],
+            )?;
+            tx.execute(
+                &sql(INSERT_HISTORY),
+                params![eid, sid, now, change.from.as_str(), change.to.as_str(), change.amount, change.dispute_status],
+            )?;
+            let claimed = !change.calls.is_empty();
+            if claimed {
+                tx.execute(&sql(INSERT_HOOK_RUN), params![eid, sid, calls_json(&change.calls), now])?;
+            }
+            tx.commit()?;
+            Ok(MoneyApplied::Recorded { change: Some(change), claimed })
+        })
+        .await
+    }
+
+    pub(super) async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let id = session_id.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(&sql(SELECT_HISTORY))?;
+            let rows = stmt.query_map(params![id], |r| {
+                Ok(HistoryEntry {
+                    event_id: r.get(0)?,
+                    at: r.get(1)?,
+                    from: r.get(2)?,
+                    to: r.get(3)?,
+                    amount: r.get(4)?,
+                    dispute_status: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Runs one statement taking a key then integers; the first row's columns as text.
+    pub(super) async fn row_texts(
+        &self,
+        text: &str,
+        key: &str,
+        ints: &[i64],
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let (text, key, ints) = (sql(text), key.to_string(), ints.to_vec());
+        self.run(move |conn| {
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&key];
+            args.extend(ints.iter().map(|i| i as &dyn rusqlite::ToSql));
+            let mut stmt = conn.prepare(&text)?;
+            let n = stmt.column_count();
+            stmt.query_row(args.as_slice(), |r| (0..n).map(|i| r.get::<_, String>(i)).collect()).optional()
         })
         .await
     }

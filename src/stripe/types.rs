@@ -44,6 +44,9 @@ pub struct Session {
     pub metadata: BTreeMap<String, String>,
     /// Present only when retrieved with `expand[]=line_items`.
     pub line_items: Option<List<LineItem>>,
+    /// The PaymentIntent (`pi_...`) of a `mode=payment` session, once it exists.
+    #[serde(default)]
+    pub payment_intent: Option<String>,
 }
 
 /// A line item (`object: "item"`).
@@ -170,4 +173,47 @@ pub struct Event {
 pub struct EventData {
     /// The object snapshot.
     pub object: Value,
+}
+
+/// A Charge: what was captured, refunded, and whether it was disputed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Charge {
+    /// `ch_...` / `py_...`.
+    pub id: String,
+    /// Amount charged, minor units.
+    pub amount: i64,
+    /// Amount refunded so far (refunds that failed are taken back out).
+    #[serde(default)]
+    pub amount_refunded: i64,
+    /// Whether the charge was ever disputed.
+    #[serde(default)]
+    pub disputed: bool,
+    /// The PaymentIntent it belongs to.
+    pub payment_intent: Option<String>,
+    /// Live or test mode.
+    #[serde(default)]
+    pub livemode: bool,
+}
+
+/// A Dispute (or an inquiry, whose statuses start with `warning_`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dispute {
+    /// `du_...` / `dp_...`.
+    pub id: String,
+    /// Disputed amount, minor units.
+    pub amount: i64,
+    /// `warning_needs_response`, `warning_under_review`, `warning_closed`, `needs_response`,
+    /// `under_review`, `won`, `lost` or `prevented`.
+    pub status: String,
+    /// Unix time it was opened.
+    pub created: i64,
+}
+
+/// A PaymentIntent, read only for its latest charge.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentIntent {
+    /// `pi_...`.
+    pub id: String,
+    /// The charge that captured the money, if any (an id: not expanded).
+    pub latest_charge: Option<String>,
 }

@@ -1,0 +1,6 @@
+//! `GET /api/reconcile: Vercel Cron's reconciliation run (missed events).` — the logic lives in the library.
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    checkout::vercel::run(checkout::reconcile::reconcile).await
+}

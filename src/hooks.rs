@@ -1,0 +1,221 @@
+//! The shop owner's hooks — [`on_fulfilled`], [`on_refunded`], [`on_dispute`] — and the one
+//! discipline that runs them: a run is claimed in the same transaction that changed the
+//! order, the hook runs after the commit, then the run is marked done. A delivery is
+//! acknowledged only once its run is done; a run whose instance died is taken over after
+//! [`RUN_LEASE_SECS`] by the next delivery (or success-page visit), so every hook runs at
+//! least once and should be idempotent (keyed by session id, or by event id for the
+//! after-payment hooks).
+
+use crate::app::App;
+use crate::store::{Order, StoreError};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// ───────────────────────── SHOP OWNER: EDIT HERE ─────────────────────────
+/// What "fulfil" means for this shop: ship, email, grant access. Runs once the order was
+/// durably recorded as paid; key anything it does on `order.session_id`. Ours logs.
+pub fn on_fulfilled(order: &Order) {
+    let items = order.items.iter().map(|i| format!("{} x{}", i.name, i.quantity)).collect::<Vec<_>>().join(", ");
+    crate::log::info("order fulfilled", &[("session_id", &order.session_id), ("items", &items)]);
+}
+
+/// Money went back to the shopper: `refund.amount` now, `refund.amount_refunded` in all
+/// (minor units of `order.currency`). Stop a shipment, revoke access. Ours logs.
+pub fn on_refunded(order: &Order, refund: &Refunded) {
+    crate::log::info(
+        "order refunded",
+        &[
+            ("session_id", &order.session_id),
+            ("amount", &refund.amount.to_string()),
+            ("amount_refunded", &refund.amount_refunded.to_string()),
+            ("money_state", order.money.state().as_str()),
+        ],
+    );
+}
+
+/// A dispute was opened on the order's charge, or closed with an outcome (`won`, `lost`, or
+/// `warning_closed` for an inquiry). Hold the shipment, gather evidence. Ours logs.
+pub fn on_dispute(order: &Order, dispute: &DisputeNotice) {
+    let (what, status, amount) = match dispute {
+        DisputeNotice::Opened { status, amount } => ("dispute opened", status, amount),
+        DisputeNotice::Closed { status, amount } => ("dispute closed", status, amount),
+    };
+    crate::log::info(what, &[("session_id", &order.session_id), ("status", status), ("amount", &amount.to_string())]);
+}
+// ─────────────────────────────────────────────────────────────────────────
+
+/// What [`on_refunded`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refunded {
+    /// Refunded by this change, minor units.
+    pub amount: i64,
+    /// Refunded in all, minor units.
+    pub amount_refunded: i64,
+}
+
+/// What [`on_dispute`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisputeNotice {
+    /// A dispute or inquiry was opened, with Stripe's status.
+    Opened {
+        /// e.g. `needs_response`, `warning_needs_response`.
+        status: String,
+        /// Disputed amount, minor units.
+        amount: i64,
+    },
+    /// It closed: `won`, `lost`, `warning_closed` or `prevented`.
+    Closed {
+        /// The outcome.
+        status: String,
+        /// Disputed amount, minor units.
+        amount: i64,
+    },
+}
+
+/// One after-payment hook call, as stored with its run (so a taken-over run calls the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "hook", rename_all = "snake_case")]
+pub enum HookCall {
+    /// [`on_refunded`].
+    Refunded {
+        /// Refunded by this change.
+        amount: i64,
+        /// Refunded in all.
+        amount_refunded: i64,
+    },
+    /// [`on_dispute`], opened.
+    DisputeOpened {
+        /// Stripe's status.
+        status: String,
+        /// Disputed amount.
+        amount: i64,
+    },
+    /// [`on_dispute`], closed.
+    DisputeClosed {
+        /// The outcome.
+        status: String,
+        /// Disputed amount.
+        amount: i64,
+    },
+}
+
+impl HookCall {
+    fn call(&self, order: &Order) {
+        match self.clone() {
+            HookCall::Refunded { amount, amount_refunded } => on_refunded(order, &Refunded { amount, amount_refunded }),
+            HookCall::DisputeOpened { status, amount } => on_dispute(order, &DisputeNotice::Opened { status, amount }),
+            HookCall::DisputeClosed { status, amount } => on_dispute(order, &DisputeNotice::Closed { status, amount }),
+        }
+    }
+}
+
+/// Which run: an order's fulfilment ([`on_fulfilled`], keyed by session id), or the
+/// after-payment hooks one event caused (keyed by event id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKey<'a> {
+    /// `on_fulfilled` for this Checkout Session.
+    Fulfillment(&'a str),
+    /// `on_refunded` / `on_dispute` for this event.
+    Event(&'a str),
+}
+
+impl RunKey<'_> {
+    /// The key's id (session or event).
+    pub fn id(&self) -> &str {
+        match self {
+            RunKey::Fulfillment(id) | RunKey::Event(id) => id,
+        }
+    }
+}
+
+/// Where a hook run stands after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Nothing to do: no run, or it already finished.
+    Done,
+    /// This call ran it (first time, or taking over a lapsed run).
+    Ran,
+    /// Another caller holds a run that has not finished and whose lease has not lapsed: a
+    /// webhook asks Stripe to retry later.
+    Held,
+    /// Running it, or finding out, failed (logged): a webhook answers 5xx.
+    Failed,
+}
+
+impl Run {
+    /// Whether the hook is done or was just done by this call.
+    pub fn settled(self) -> bool {
+        matches!(self, Run::Done | Run::Ran)
+    }
+}
+
+/// How long a claimed run is left to its instance before another may take it over: longer
+/// than a function may live (`maxDuration` is 30 s in vercel.json). On a long-lived server
+/// nothing stops a hook slower than this, so keep hooks short.
+pub const RUN_LEASE_SECS: i64 = 120;
+
+/// How long a webhook delivery waits for another caller's unfinished run before asking
+/// Stripe to retry (the success page does not wait).
+pub const HELD_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs [`on_fulfilled`] for a run this call holds (the order just recorded), then marks it done.
+pub async fn run_fulfillment(app: &App, order: &Order) -> Run {
+    on_fulfilled(order);
+    finish(RunKey::Fulfillment(&order.session_id), app.store.finish_run(RunKey::Fulfillment(&order.session_id)).await)
+}
+
+/// Runs an event's after-payment hook calls for a run this call holds, then marks it done.
+pub async fn run_claimed(app: &App, key: RunKey<'_>, session_id: &str, calls: &[HookCall]) -> Run {
+    let result = match app.store.order(session_id).await {
+        Ok(Some(order)) => {
+            calls.iter().for_each(|c| c.call(&order));
+            app.store.finish_run(key).await
+        }
+        Ok(None) => Err(StoreError("order missing for a claimed hook run".into())),
+        Err(e) => Err(e),
+    };
+    finish(key, result)
+}
+
+fn finish(key: RunKey<'_>, result: Result<(), StoreError>) -> Run {
+    match result {
+        Ok(()) => Run::Ran,
+        Err(e) => {
+            crate::log::warn("hook run unfinished", &[("run", key.id()), ("error", &e.to_string())]);
+            Run::Failed
+        }
+    }
+}
+
+/// Takes over and runs a run that lapsed unfinished; waits up to `wait` for a run another
+/// caller holds to finish.
+pub async fn resume(app: &App, key: RunKey<'_>, wait: Duration) -> Run {
+    let deadline = Instant::now() + wait;
+    loop {
+        let now = crate::store::now();
+        let step = match app.store.reclaim_run(key, now, RUN_LEASE_SECS).await {
+            Ok(Some(claimed)) => {
+                crate::log::warn("resuming an unfinished hook run", &[("run", key.id())]);
+                return match key {
+                    RunKey::Fulfillment(id) => match app.store.order(id).await {
+                        Ok(Some(order)) => run_fulfillment(app, &order).await,
+                        Ok(None) => finish(key, Err(StoreError("fulfilled order missing".into()))),
+                        Err(e) => finish(key, Err(e)),
+                    },
+                    RunKey::Event(_) => run_claimed(app, key, &claimed.session_id, &claimed.calls).await,
+                };
+            }
+            Ok(None) => app.store.run_pending(key).await,
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(false) => return Run::Done,
+            Ok(true) if Instant::now() >= deadline => return Run::Held,
+            Ok(true) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => {
+                crate::log::warn("hook run not resumed", &[("run", key.id()), ("error", &e.to_string())]);
+                return Run::Failed;
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `GET /api/reconcile`: no order lost when webhooks are not delivered.
+//!
+//! Vercel Cron calls it on the schedule in vercel.json with `Authorization: Bearer
+//! <CRON_SECRET>` (compared in constant time; anything else is 401 with a generic body; an
+//! unset or short secret refuses every call with a logged configuration error). A run lists
+//! the events the shop handles from Stripe (`GET /v1/events`), oldest first from a checkpoint
+//! kept in the store, and hands each one to exactly the code the webhook runs
+//! ([`webhook::handle`]), so an event seen by both is acted on once. It stops starting work
+//! after its time budget, saves the checkpoint as it goes, and the next run resumes there. The
+//! first run on a new shop starts from a bounded window (`RECONCILE_WINDOW_SECS`).
+//!
+//! Answers `{"processed", "seen", "duplicates", "ignored", "finished", "checkpoint"}` and logs
+//! one summary line. A Stripe or store failure stops the run at the event that failed (5xx);
+//! the next run starts there again.
+
+use crate::app::App;
+use crate::http::{self, ApiError, Response};
+use crate::stripe::types::{Event, List};
+use crate::stripe::{Form, StripeError};
+use crate::webhook::{self, Disposition};
+use ::http::HeaderMap;
+use http::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// What one run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Report {
+    /// Events acted on in this run (the webhook had not handled them).
+    pub processed: u64,
+    /// Events listed and looked at.
+    pub seen: u64,
+    /// Events handled before (by a delivery or an earlier run).
+    pub duplicates: u64,
+    /// Events not for this shop (other integrations, the other mode, unknown objects).
+    pub ignored: u64,
+    /// Whether the run reached the newest event (false: out of time; the next run resumes).
+    pub finished: bool,
+    /// The last event handled, where the next run starts.
+    pub checkpoint: Option<String>,
+}
+
+/// Handles the request.
+pub async fn reconcile<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
+    http::require_method(req.method(), &[Method::GET])?;
+    authorize(&app.config.reconcile.cron_secret, req.headers())?;
+    let report = run_once(app).await?;
+    let mut resp = http::json(StatusCode::OK, &report);
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::header::HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// One run within the configured budget, logged as one summary line.
+pub async fn run_once(app: &App) -> Result<Report, ApiError> {
+    let started = Instant::now();
+    let (report, error) = match run(app, started + app.config.reconcile.budget).await {
+        Ok(report) => (report, None),
+        Err((report, e)) => (report, Some(e)),
+    };
+    let fields = [
+        ("processed", report.processed.to_string()),
+        ("seen", report.seen.to_string()),
+        ("duplicates", report.duplicates.to_string()),
+        ("ignored", report.ignored.to_string()),
+        ("finished", report.finished.to_string()),
+        ("elapsed_ms", started.elapsed().as_millis().to_string()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    match error {
+        Some(e) => {
+            crate::log::warn("reconciliation run stopped by an error", &fields);
+            Err(e)
+        }
+        None => {
+            crate::log::info("reconciliation run", &fields);
+            Ok(report)
+        }
+    }
+}
+
+/// Accepts only `Authorization: Bearer <CRON_SECRET>`, compared in constant time (of
+/// SHA-256 digests, so not even the length leaks).
+pub fn authorize(secret: &Result<String, &'static str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let secret = secret.as_ref().map_err(|reason| ApiError::internal(*reason))?;
+    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized");
+    let given = headers.get(http::header::AUTHORIZATION).ok_or_else(unauthorized)?.as_bytes();
+    let token = given.strip_prefix(b"Bearer ").ok_or_else(|| unauthorized().with_reason("not a Bearer token"))?;
+    let same: bool = Sha256::digest(token).ct_eq(&Sha256::digest(secret.as_bytes())).into();
+    if same { Ok(()) } else { Err(unauthorized().with_reason("wrong CRON_SECRET")) }
+}
+
+/// One run until `deadline`: returns what it did, or what it did before an error.
+pub async fn run(app: &App, deadline: Instant) -> Result<Report, (Report, ApiError)> {
+    let mut report = Report::default();
+    let cursor = match app.store.checkpoint(&source(app)).await {
+        Ok(c) => c.map(|(id, _)| id),
+        Err(e) => return Err((report, e.into())),
+    };
+    let cursor = match cursor {
+        Some(id) => Some(id),
+        None => match first_cursor(app).await {
+            Ok(c) => c,
+            Err(e) => return Err((report, ApiError::upstream(format!("reconcile: list events: {e}")))),
+        },
+    };
+    match cursor {
+        Some(cursor) => forward_from(app, cursor, deadline, &mut report).await,
+        None => whole_window(app, deadline, &mut report).await,
+    }
+    .map(|()| report.clone())
+    .map_err(|e| (report, e))
+}
+
+/// The query every list shares: the types the shop handles, a page size.
+fn base_query(app: &App) -> Form {
+    let mut q = Form::new();
+    for t in webhook::handled_event_types() {
+        q.push("types[]", t);
+    }
+    q.push("limit", app.config.reconcile.page_size.to_string());
+    q
+}
+
+/// Where a first run starts: the newest handled event older than the window (the run takes
+/// the events after it); `None` when there is none (every listed event is in the window).
+async fn first_cursor(app: &App) -> Result<Option<String>, StripeError> {
+    let mut q = Form::new();
+    for t in webhook::handled_event_types() {
+        q.push("types[]", t);
+    }
+    q.push("limit", "1");
+    q.push("created[lt]", window_start(app).to_string());
+    let list: List<Value> = app.stripe.get("/v1/events", &q).await?;
+    Ok(list.data.first().and_then(|e| e["id"].as_str()).map(String::from))
+}
+
+/// Whose events a checkpoint follows: one Stripe account in one mode (a shop that moves from
+/// test to live keys, or to another API base, starts afresh).
+fn source(app: &App) -> String {
+    let mode = match app.config.mode() {
+        crate::config::Mode::Test => "test",
+        crate::config::Mode::Live => "live",
+    };
+    format!("{mode} {}", app.config.api_base)
+}
+
+fn window_start(app: &App) -> i64 {
+    crate::store::now() - app.config.reconcile.window.as_secs() as i64
+}
+
+/// Walks forward from `cursor` with `ending_before`: each page holds the events just newer
+/// than the cursor, and is handled oldest first.
+async fn forward_from(app: &App, mut cursor: String, deadline: Instant, report: &mut Report) -> Result<(), ApiError> {
+    loop {
+        if report.seen > 0 && Instant::now() >= deadline {
+            return Ok(());
+        }
+        let mut q = base_query(app);
+        q.push("ending_before", &cursor);
+        let page: List<Value> = match app.stripe.get("/v1/events", &q).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() || matches!(e, StripeError::Api { status: 400, .. }) => {
+                // The checkpoint's event is gone (Stripe lists 30 days): start over from the window.
+                crate::log::warn("reconcile checkpoint no longer listed; starting from the window", &[]);
+                return match first_cursor(app).await.map_err(|e| upstream(&e))? {
+                    Some(c) if c != cursor => Box::pin(forward_from(app, c, deadline, report)).await,
+                    _ => whole_window(app, deadline, report).await,
+                };
+            }
+            Err(e) => return Err(upstream(&e)),
+        };
+        for event in page.data.into_iter().rev() {
+            if report.seen > 0 && Instant::now() >= deadline {
+                return Ok(());
+            }
+            cursor = handle(app, event, report).await?;
+        }
+        if !page.has_more {
+            report.finished = true;
+            return Ok(());
+        }
+    }
+}
+
+/// A first run with nothing older than the window: lists the window newest first with
+/// `starting_after`, then handles it oldest first.
+async fn whole_window(app: &App, deadline: Instant, report: &mut Report) -> Result<(), ApiError> {
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = base_query(app);
+        q.push("created[gte]", window_start(app).to_string());
+        if let Some(a) = &after {
+            q.push("starting_after", a);
+        }
+        let page: List<Value> = app.stripe.get("/v1/events", &q).await.map_err(|e| upstream(&e))?;
+        after = page.data.last().and_then(|e| e["id"].as_str()).map(String::from);
+        let more = page.has_more && after.is_some();
+        events.extend(page.data);
+        if !more {
+            break;
+        }
+    }
+    for event in events.into_iter().rev() {
+        if report.seen > 0 && Instant::now() >= deadline {
+            return Ok(());
+        }
+        handle(app, event, report).await?;
+    }
+    report.finished = true;
+    Ok(())
+}
+
+/// Hands one listed event to the webhook's own code, then moves the checkpoint past it.
+async fn handle(app: &App, event: Value, report: &mut Report) -> Result<String, ApiError> {
+    let id = event["id"].as_str().unwrap_or_default().to_string();
+    let created = event["created"].as_i64().unwrap_or(0);
+    report.seen += 1;
+    let disposition = match serde_json::from_value::<Event>(event) {
+        Ok(event) => webhook::handle(app, &event).await?,
+        Err(_) => Disposition::Ignored,
+    };
+    match disposition {
+        Disposition::Processed => report.processed += 1,
+        Disposition::Duplicate => report.duplicates += 1,
+        Disposition::Ignored => report.ignored += 1,
+    }
+    app.store.save_checkpoint(&source(app), &id, created).await?;
+    report.checkpoint = Some(id.clone());
+    Ok(id)
+}
+
+fn upstream(e: &StripeError) -> ApiError {
+    ApiError::upstream(format!("reconcile: list events: {e}"))
+}
