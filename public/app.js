@@ -11,6 +11,7 @@
   var CHECKOUT_BUSY_LABEL = 'Redirecting to secure checkout…';
   var EMBEDDED_BUSY_LABEL = 'Loading secure checkout…';
   var REVALIDATE_DELAY_MS = 600;
+  var CODE_LIMIT_MESSAGE = 'Too many different discount codes tried. Remove the code to continue without it';
 
   var $ = function (id) { return document.getElementById(id); };
   var el = {};
@@ -126,6 +127,7 @@
       state.publishableKey = typeof data.publishable_key === 'string' && /^pk_[A-Za-z0-9_]+$/.test(data.publishable_key)
         ? data.publishable_key : null;
       state.uiMode = data.ui_mode === 'embedded_page' ? 'embedded_page' : 'hosted_page';
+      if (data.test_mode === true) showTestModeRibbon();
 
       if (state.products.length === 0) {
         showProductsError('No products are available right now. Please check back soon.');
@@ -491,6 +493,24 @@
     el.applyCode.disabled = busy || !!state.applyCooldownTimer;
   }
 
+  /** A small ribbon telling shoppers (and the owner) that no real payment happens. */
+  function showTestModeRibbon() {
+    if ($('test-mode-ribbon')) return;
+    var ribbon = document.createElement('p');
+    ribbon.id = 'test-mode-ribbon';
+    ribbon.className = 'test-mode-ribbon';
+    ribbon.textContent = 'Test mode';
+    ribbon.title = 'This shop uses Stripe test keys: no real payment is taken.';
+    document.body.appendChild(ribbon);
+  }
+
+  /** The 429 for discount codes: removing the code is the way on. */
+  function codeLimitMessage(retryAfter) {
+    var msg = CODE_LIMIT_MESSAGE;
+    if (retryAfter) msg += ', or try again in ' + retryAfter + (retryAfter === 1 ? ' second' : ' seconds');
+    return msg + '.';
+  }
+
   function startApplyCooldown(seconds) {
     clearTimeout(state.applyCooldownTimer);
     state.applyCooldownTimer = setTimeout(function () {
@@ -557,9 +577,13 @@
         setCodeStatus(NEUTRAL_CODE_MESSAGE);
       } else {
         state.server = null;
-        if (res.status === 429) startApplyCooldown(res.retryAfter);
-        var err = Shop.describeError(res, 'We couldn\u2019t update the totals right now. Please try again.');
-        setCodeStatus(err.text, true);
+        if (res.status === 429) {
+          startApplyCooldown(res.retryAfter);
+          setCodeStatus(codeLimitMessage(res.retryAfter), true);
+        } else {
+          var err = Shop.describeError(res, 'We couldn\u2019t update the totals right now. Please try again.');
+          setCodeStatus(err.text, true);
+        }
       }
       renderCart();
       scheduleAnnounce();
@@ -639,6 +663,10 @@
       setCheckoutBusy(false);
       if (res.ok) {
         showCheckoutError('The checkout could not be started. Please try again.');
+        return;
+      }
+      if (res.status === 429 && code) {
+        showCheckoutError(codeLimitMessage(res.retryAfter));
         return;
       }
       var err = Shop.describeError(res, 'The checkout could not be started. Please try again.');

@@ -21,10 +21,10 @@ where
     let (request, cart, ip) = cart::read(app, req, "create-checkout", limit).await?;
     let discount = match request.code.as_deref() {
         Some(code) => {
-            // A code tried here is a code guess too: it counts against apply-discount's
-            // tighter limit, so checkout cannot serve as a faster enumeration oracle.
-            let guesses = app.config.apply_discount_limit;
-            app.limiter.check(&app.store, "apply-discount", ip, guesses).await?;
+            // A code tried here is a code guess too: a new one counts against the same
+            // distinct-code limit as apply-discount, so checkout cannot serve as a faster
+            // enumeration oracle; the code the shopper already applied costs nothing.
+            discount::count_guess(app, ip, code).await?;
             discount::resolve(app, &cart, code).await
         }
         None => None,

@@ -13,6 +13,26 @@ pub const DEFAULT_LOCAL_SITE_URL: &str = "http://localhost:3000";
 /// SQLite file used outside Vercel when `DATABASE_URL` is unset.
 pub const DEFAULT_LOCAL_DATABASE: &str = "sqlite://checkout.sqlite3";
 
+/// SHA-256 (hex) of the secrets published in `.env.example`, the emulator and
+/// Stripe's documentation (`sk_test_emulator`, `pk_test_emulator`,
+/// `whsec_emulator_local`, `whsec_test_secret`): anyone can sign or
+/// authenticate with them, so production refuses them. Kept as hashes so the
+/// function binaries never carry the secrets themselves (`tests/binaries.rs`
+/// scans them).
+pub const WELL_KNOWN_SECRET_SHA256: &[&str] = &[
+    "4ce339e33a860655984b1f57bdc674c8d725010350010de5872685642ad5c923",
+    "043e4e60e605e962168dbf6417a3d5d798434a2ebe73549d5c79be691199b7a4",
+    "6cc0e7f5c7d920cf1efbcd278cc374d7559e5b3eb01516e579d7851f090f604e",
+    "7a200eb89adb0904fd5bc5ac4cac4f9528b0ac7bf03cbc2aa1508c26b055776f",
+];
+
+/// Whether `value` is one of the published example secrets.
+pub fn is_well_known_secret(value: &str) -> bool {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+    WELL_KNOWN_SECRET_SHA256.contains(&digest.as_str())
+}
+
 /// A configuration refusal: which variable, and what rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -144,7 +164,8 @@ pub struct Config {
     pub webhook_secrets: Vec<WebhookSecret>,
     /// `STRIPE_API_BASE` without a trailing slash.
     pub api_base: String,
-    /// `SITE_URL`: the shop's origin, without a trailing slash.
+    /// `SITE_URL`: the shop's origin, normalised (lowercase scheme and host, no
+    /// default port, no trailing slash).
     pub site_url: String,
     /// `DATABASE_URL`: `postgres://...` or `sqlite://path`.
     pub database_url: String,
@@ -154,8 +175,12 @@ pub struct Config {
     pub max_retries: u32,
     /// `DISCOUNT_RESPONSE_FLOOR_MS`: every apply-discount answer takes at least this long.
     pub discount_floor: Duration,
-    /// `RATE_LIMIT_APPLY_DISCOUNT` as `N/SECONDS` (default 10/60).
+    /// `RATE_LIMIT_APPLY_DISCOUNT` as `N/SECONDS` (default 10/60): distinct
+    /// promotion codes a client may try per window (apply-discount and checkout).
     pub apply_discount_limit: RateLimit,
+    /// `RATE_LIMIT_APPLY_DISCOUNT_REQUESTS` as `N/SECONDS` (default 60/60):
+    /// apply-discount requests per client, whatever the code (cart changes).
+    pub apply_discount_requests_limit: RateLimit,
     /// `RATE_LIMIT_CREATE_CHECKOUT` as `N/SECONDS` (default 20/60).
     pub create_checkout_limit: RateLimit,
     /// `RATE_LIMIT_CHECKOUT_STATUS` as `N/SECONDS` (default 120/60).
@@ -240,6 +265,18 @@ impl Config {
         if mode == Mode::Live && !production {
             return Err(ConfigError("STRIPE_SECRET_KEY: live keys are only allowed when VERCEL_ENV=production".into()));
         }
+        let allow_test_keys = match var("ALLOW_TEST_KEYS_IN_PRODUCTION").as_deref() {
+            None => false,
+            Some("true") => true,
+            Some(_) => return Err(ConfigError("ALLOW_TEST_KEYS_IN_PRODUCTION: must be true or unset".into())),
+        };
+        if mode == Mode::Test && production && !allow_test_keys {
+            return Err(ConfigError(
+                "STRIPE_SECRET_KEY: a test key with VERCEL_ENV=production (a test-mode shop fulfils orders paid \
+                 with public test cards); use live keys, or set ALLOW_TEST_KEYS_IN_PRODUCTION=true on purpose"
+                    .into(),
+            ));
+        }
 
         let webhook_secrets = match get("STRIPE_WEBHOOK_SECRET") {
             None => Vec::new(),
@@ -253,6 +290,29 @@ impl Config {
         };
         if api_base != DEFAULT_API_BASE && mode == Mode::Live {
             return Err(ConfigError("STRIPE_API_BASE: live keys are only sent to https://api.stripe.com".into()));
+        }
+        if api_base != DEFAULT_API_BASE && production {
+            return Err(ConfigError(
+                "STRIPE_API_BASE: must be https://api.stripe.com (or unset) when VERCEL_ENV=production".into(),
+            ));
+        }
+        if production {
+            let published = [("STRIPE_SECRET_KEY", Some(secret_key.expose().to_string()))]
+                .into_iter()
+                .chain([("STRIPE_PUBLISHABLE_KEY", publishable_key.as_ref().map(|k| k.as_str().to_string()))])
+                .chain(
+                    webhook_secrets
+                        .iter()
+                        .map(|s| ("STRIPE_WEBHOOK_SECRET", Some(String::from_utf8_lossy(s.expose()).into_owned()))),
+                );
+            for (name, value) in published {
+                if value.is_some_and(|v| is_well_known_secret(&v)) {
+                    return Err(ConfigError(format!(
+                        "{name}: a published example value (.env.example or the emulator) with \
+                         VERCEL_ENV=production; set the real one from the Stripe Dashboard"
+                    )));
+                }
+            }
         }
 
         let site_url = match var("SITE_URL") {
@@ -275,6 +335,9 @@ impl Config {
                     return Err(ConfigError(
                         "DATABASE_URL: must start with postgres://, postgresql:// or sqlite://".into(),
                     ));
+                }
+                if !v.starts_with("sqlite://") {
+                    postgres_config(&v)?;
                 }
                 if on_vercel && v.starts_with("sqlite://") {
                     return Err(ConfigError(
@@ -328,6 +391,7 @@ impl Config {
             max_retries,
             discount_floor,
             apply_discount_limit: rate_limit(&var, "RATE_LIMIT_APPLY_DISCOUNT", 10, 60)?,
+            apply_discount_requests_limit: rate_limit(&var, "RATE_LIMIT_APPLY_DISCOUNT_REQUESTS", 60, 60)?,
             create_checkout_limit: rate_limit(&var, "RATE_LIMIT_CREATE_CHECKOUT", 20, 60)?,
             checkout_status_limit: rate_limit(&var, "RATE_LIMIT_CHECKOUT_STATUS", 120, 60)?,
             reconcile: reconcile_config(&var)?,
@@ -415,5 +479,72 @@ fn check_url(name: &str, value: &str, origin_only: bool) -> Result<String, Confi
     if origin_only && url.path() != "/" {
         return Err(ConfigError(format!("{name}: must be an origin, without a path")));
     }
-    Ok(value.trim_end_matches('/').to_string())
+    // Normalised as browsers send an Origin: scheme and host lowercased, the
+    // default port and the trailing slash dropped (`https://Shop.Example:443/`
+    // ⇒ `https://shop.example`), so comparisons and built URLs are exact.
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Whether a Postgres host is this machine (a loopback name or IP, or a Unix socket).
+fn loopback_host(host: &tokio_postgres::config::Host) -> bool {
+    match host {
+        tokio_postgres::config::Host::Tcp(h) => {
+            h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    }
+}
+
+/// Parses a Postgres `DATABASE_URL` whole (hosts, ports, database, every
+/// parameter), so a bad port or `sslmode` is a configuration error at start-up,
+/// and decides its TLS. To any host that is not loopback, TLS is required:
+/// no `sslmode` means `require`; `require`, `verify-ca` and `verify-full` all
+/// verify the server's certificate against the webpki roots (rustls always
+/// does); `disable`, `allow` and `prefer` — which send the password and the
+/// data in the clear, or silently fall back to it — are refused.
+pub fn postgres_config(url: &str) -> Result<tokio_postgres::Config, ConfigError> {
+    use tokio_postgres::config::SslMode;
+    let bad = |why: &str| ConfigError(format!("DATABASE_URL: {why}"));
+    // tokio-postgres knows only disable/prefer/require: take sslmode out of the
+    // query ourselves (raw pieces, so every other parameter keeps its encoding).
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut sslmode = None;
+    let mut kept = Vec::new();
+    for piece in query.split('&').filter(|p| !p.is_empty()) {
+        match piece.split_once('=') {
+            Some(("sslmode", v)) => {
+                if sslmode.replace(v).is_some() {
+                    return Err(bad("sslmode given twice"));
+                }
+            }
+            _ => kept.push(piece),
+        }
+    }
+    let rebuilt = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    let mut config: tokio_postgres::Config =
+        rebuilt.parse().map_err(|_| bad("not a valid Postgres URL (check the host, port and parameters)"))?;
+    if config.get_hosts().is_empty() {
+        return Err(bad("no host"));
+    }
+    let remote =
+        !config.get_hosts().iter().all(loopback_host) || !config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+    let mode = match sslmode {
+        None if remote => SslMode::Require,
+        None => config.get_ssl_mode(),
+        Some("require" | "verify-ca" | "verify-full") => SslMode::Require,
+        Some("disable" | "allow" | "prefer") if remote => {
+            return Err(bad(
+                "sslmode=disable/allow/prefer permits a plaintext connection to a database that is not on \
+                 loopback; use sslmode=require (or leave sslmode out)",
+            ));
+        }
+        Some("disable") => SslMode::Disable,
+        Some("allow" | "prefer") => SslMode::Prefer,
+        Some(_) => {
+            return Err(bad("sslmode must be require, verify-ca or verify-full (disable/prefer on loopback only)"));
+        }
+    };
+    config.ssl_mode(mode);
+    Ok(config)
 }

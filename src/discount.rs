@@ -14,6 +14,7 @@ use crate::stripe::types::{Expandable, List, PromotionCode};
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest code looked up (Stripe's codes are short; longer input never applies).
@@ -144,6 +145,17 @@ pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscoun
     None
 }
 
+/// Counts `raw` as a promotion-code guess from `ip` against
+/// `RATE_LIMIT_APPLY_DISCOUNT`: only a code not tried before in the window
+/// counts (see [`crate::ratelimit::Limiter::check_guess`]; the store keeps a
+/// keyed hash, never the code). A malformed code never reaches Stripe, so it
+/// is no guess.
+pub async fn count_guess(app: &App, ip: Option<IpAddr>, raw: &str) -> Result<(), ApiError> {
+    let Some(code) = normalize(raw) else { return Ok(()) };
+    let key = app.config.secret_key.expose().as_bytes();
+    app.limiter.check_guess(&app.store, ip, code, key, app.config.apply_discount_limit).await
+}
+
 /// The totals `apply-discount` answers: same fields, same order, whatever happened.
 #[derive(Debug, Serialize)]
 pub struct Totals {
@@ -165,8 +177,11 @@ where
     B::Error: Into<BoxError>,
 {
     let started = Instant::now();
-    let limit = app.config.apply_discount_limit;
-    let (request, cart, _) = crate::cart::read(app, req, "apply-discount", limit).await?;
+    let limit = app.config.apply_discount_requests_limit;
+    let (request, cart, ip) = crate::cart::read(app, req, "apply-discount", limit).await?;
+    if let Some(code) = request.code.as_deref() {
+        count_guess(app, ip, code).await?;
+    }
     let floor = app.config.discount_floor;
     // The look-up may use at most 80 % of the floor; past that the code
     // simply does not apply, so a slow Stripe cannot stretch the answer.

@@ -202,6 +202,28 @@ pub fn require_same_site(headers: &HeaderMap, site_url: &str) -> Result<(), ApiE
     }
 }
 
+/// Read endpoints the shop's own pages poll (`GET`): refuse what the browser
+/// marks as another site's — `Sec-Fetch-Site` other than `same-origin` (or
+/// `none`, a URL the shopper opened), or an `Origin` other than `SITE_URL` —
+/// with 403. A request with neither header (not a browser, or an old one) is
+/// allowed: it can only read, under the rate limit.
+pub fn refuse_cross_site(headers: &HeaderMap, site_url: &str) -> Result<(), ApiError> {
+    let fetch_site_ok = match headers.get("sec-fetch-site") {
+        None => true,
+        Some(v) => matches!(v.to_str(), Ok("same-origin" | "none")),
+    };
+    let origin_ok = match headers.get(header::ORIGIN) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|o| o.trim_end_matches('/') == site_url),
+    };
+    if fetch_site_ok && origin_ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused")
+            .with_reason("cross-site read refused (Origin / Sec-Fetch-Site)"))
+    }
+}
+
 /// The client's IP, from `x-real-ip`: Vercel's edge sets it from the TCP peer
 /// and overwrites any value a client sends, so it cannot be spoofed there (the
 /// dev server does the same). `None` when absent.

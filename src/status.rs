@@ -1,12 +1,19 @@
 //! `GET /api/checkout-status?session_id=cs_...`: fulfils from the landing
 //! page too (Stripe's advice) and answers only what the success page shows —
 //! no email, no address, no Stripe object.
+//!
+//! Anyone on the internet can call it, so it must not spend the owner's
+//! Stripe quota once the answer is known: an id Stripe cannot have (over
+//! [`MAX_SESSION_ID_LEN`]) is 400 before anything else, a cross-site request
+//! is 403, and an order already settled (fulfilled, failed, expired) is
+//! answered from the store without calling Stripe.
 
 use crate::app::App;
 use crate::config::Mode;
 use crate::fulfillment::{self, FulfillError};
+use crate::hooks::RunKey;
 use crate::http::{self, ApiError, BoxError, Response};
-use crate::store::{OrderItem, OrderState};
+use crate::store::{Order, OrderItem, OrderState};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -33,6 +40,30 @@ pub struct CheckoutStatus {
     pub amount_refunded: i64,
 }
 
+/// Longest Checkout Session id Stripe issues (`maxLength` 66 in its OpenAPI spec).
+pub const MAX_SESSION_ID_LEN: usize = 66;
+
+/// The answer for a settled order, straight from the store (the webhook and
+/// the reconciliation keep its after-payment money state current); `None`
+/// for an order still waiting (ask Stripe).
+fn settled(order: &Order) -> Option<CheckoutStatus> {
+    let status = match order.state {
+        OrderState::Fulfilled | OrderState::PaymentFailed => "complete",
+        OrderState::Expired => "expired",
+        OrderState::AwaitingPayment => return None,
+    };
+    Some(CheckoutStatus {
+        status: status.into(),
+        payment_status: order.payment_status.clone(),
+        fulfillment: order.state.as_str(),
+        amount_total: order.amount_total,
+        currency: order.currency.clone(),
+        items: order.items.clone(),
+        money_state: (order.state == OrderState::Fulfilled).then(|| order.money.state().as_str()),
+        amount_refunded: order.money.amount_refunded,
+    })
+}
+
 /// Handles the request.
 pub async fn checkout_status<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
 where
@@ -41,9 +72,10 @@ where
 {
     http::require_method(req.method(), &[Method::GET])?;
     let session_id = http::query_param(req.uri(), "session_id").unwrap_or_default();
-    if !fulfillment::is_session_id(&session_id) {
+    if session_id.len() > MAX_SESSION_ID_LEN || !fulfillment::is_session_id(&session_id) {
         return Err(ApiError::bad_request("session_id: not a Checkout Session id"));
     }
+    http::refuse_cross_site(req.headers(), &app.config.site_url)?;
     let wrong_mode = match app.config.mode() {
         Mode::Test => session_id.starts_with("cs_live_"),
         Mode::Live => session_id.starts_with("cs_test_"),
@@ -54,6 +86,14 @@ where
     }
     let ip = http::client_ip(req.headers());
     app.limiter.check(&app.store, "checkout-status", ip, app.config.checkout_status_limit).await?;
+    // Settled: answer from the store. A fulfilled order whose owner's action is
+    // still unfinished goes on to `fulfill`, which may take a lapsed run over.
+    if let Some(order) = app.store.order(&session_id).await?
+        && let Some(body) = settled(&order)
+        && !(order.state == OrderState::Fulfilled && app.store.run_pending(RunKey::Fulfillment(&session_id)).await?)
+    {
+        return Ok(http::json(StatusCode::OK, &body));
+    }
     let outcome = match fulfillment::fulfill(app, &session_id, None, false).await {
         Ok(o) => o,
         Err(FulfillError::NotOurs) => return Err(not_found().with_reason("session not created by this shop")),

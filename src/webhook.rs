@@ -19,6 +19,11 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::json;
 
+/// Logged (level error) when Stripe answers 404 for the session of an authentic event.
+pub const UNKNOWN_SESSION_HINT: &str = "Stripe does not know this event's session (404): STRIPE_SECRET_KEY and \
+     this webhook endpoint are probably in different Stripe accounts or sandboxes (or test and live mode); \
+     use the secret key of the account whose endpoint signs these events";
+
 /// Largest webhook body accepted (Stripe's events are far smaller).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -139,8 +144,9 @@ pub async fn handle(app: &App, event: &Event) -> Result<Disposition, ApiError> {
             Ok(Disposition::Ignored)
         }
         Err(FulfillError::Stripe(e)) if e.is_not_found() => {
-            // Retrying cannot help: the session does not exist for our key.
-            crate::log::warn("event for an unknown session", &[("event_id", &event.id), ("error", &e.to_string())]);
+            // Retrying cannot help: the session does not exist for our key. An authentic
+            // event for a session our key cannot see is almost always a setup mistake.
+            crate::log::error(UNKNOWN_SESSION_HINT, &[("event_id", &event.id), ("error", &e.to_string())]);
             Ok(Disposition::Ignored)
         }
         Err(FulfillError::Stripe(e)) => Err(ApiError::upstream(format!("fulfil {session_id}: {e}"))),

@@ -34,9 +34,13 @@ fn free_port() -> u16 {
 }
 
 async fn spawn(bin: &str, env: &[(&str, String)]) -> Function {
+    spawn_logging(bin, env, Stdio::null()).await
+}
+
+async fn spawn_logging(bin: &str, env: &[(&str, String)], stderr: Stdio) -> Function {
     let port = free_port();
     let mut cmd = Command::new(bin);
-    cmd.env_clear().env("VERCEL_DEV_PORT", port.to_string()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.env_clear().env("VERCEL_DEV_PORT", port.to_string()).stdout(Stdio::null()).stderr(stderr);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -128,6 +132,47 @@ async fn a_misconfigured_function_answers_a_generic_500_without_the_value() {
     assert_eq!(r.status(), 500);
     let text = r.text().await.unwrap();
     assert!(!text.contains("leaky") && !text.contains("STRIPE_SECRET_KEY"), "{text}");
+}
+
+/// An authentic event whose session Stripe does not know (404 for our key) is acknowledged,
+/// and the log says, at level error, the likely cause: key and endpoint in different accounts.
+#[tokio::test]
+async fn an_event_for_a_session_our_key_cannot_see_logs_the_likely_cause() {
+    let emu = Emulator::start(Options { webhook_secret: common::WEBHOOK_SECRET.into(), ..common::emulator_options() })
+        .await
+        .unwrap();
+    let log_path = std::env::temp_dir().join(format!("webhook-404-{}.log", checkout::http::random_hex(6)));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let env = vec![
+        ("STRIPE_SECRET_KEY", common::SECRET_KEY.to_string()),
+        ("STRIPE_WEBHOOK_SECRET", common::WEBHOOK_SECRET.to_string()),
+        ("STRIPE_API_BASE", emu.base_url()),
+        ("SITE_URL", "http://localhost:3999".to_string()),
+        ("DATABASE_URL", common::sqlite_url()),
+    ];
+    let f = spawn_logging(FUNCTIONS[3].1, &env, Stdio::from(log)).await;
+    let body = r#"{"id":"evt_other_account_1","object":"event","type":"checkout.session.completed","livemode":false,"data":{"object":{"id":"cs_test_fromanotheraccount","object":"checkout.session"}}}"#;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let header = checkout::signature::sign(common::WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/webhook", f.port))
+        .header("stripe-signature", header)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "acknowledged: retrying cannot help");
+    drop(f);
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let line = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["event_id"] == "evt_other_account_1" && l["level"] == "error")
+        .unwrap_or_else(|| panic!("no error-level log line for the event:\n{text}"));
+    let msg = line["msg"].as_str().unwrap();
+    assert!(msg.contains("different Stripe accounts or sandboxes"), "{msg}");
+    assert!(!text.contains(common::SECRET_KEY) && !text.contains(common::WEBHOOK_SECRET), "no secret in the log");
 }
 
 #[test]

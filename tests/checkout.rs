@@ -250,6 +250,7 @@ async fn products_serve_public_fields_and_the_publishable_key_only() {
     assert!(headers["cache-control"].to_str().unwrap().contains("max-age"));
     assert_eq!(json["publishable_key"], "pk_test_harness4242");
     assert_eq!(json["ui_mode"], "hosted_page");
+    assert_eq!(json["test_mode"], true, "test keys: the storefront shows its Test mode ribbon");
     let products = json["products"].as_array().unwrap();
     assert_eq!(products.len(), checkout::catalog::products().len());
     for p in products {

@@ -150,3 +150,127 @@ async fn a_bad_config_answers_a_generic_500() {
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.contains("reference") && !text.contains("STRIPE_SECRET_KEY"), "{text}");
 }
+
+/// Production (`VERCEL_ENV=production`): no test keys unless opted in, no other API base,
+/// no published example secrets.
+#[test]
+fn production_refuses_test_keys_other_api_bases_and_example_secrets() {
+    let prod: &[(&str, &str)] = &[
+        ("VERCEL", "1"),
+        ("VERCEL_ENV", "production"),
+        ("SITE_URL", "https://shop.example"),
+        ("DATABASE_URL", "postgres://u:p@db.example/shop"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = prod.to_vec();
+        pairs.extend_from_slice(extra);
+        load(&pairs)
+    };
+    let live: &[(&str, &str)] = &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF")];
+    assert!(with(live).is_ok(), "{:?}", with(live));
+
+    let err = with(&[]).unwrap_err();
+    assert!(err.contains("STRIPE_SECRET_KEY: a test key with VERCEL_ENV=production"), "{err}");
+    assert!(!err.contains(SK));
+    // The explicit opt-in, and nothing looser.
+    assert!(with(&[("ALLOW_TEST_KEYS_IN_PRODUCTION", "true")]).is_ok());
+    for v in ["1", "yes", "TRUE"] {
+        let err = with(&[("ALLOW_TEST_KEYS_IN_PRODUCTION", v)]).unwrap_err();
+        assert!(err.contains("ALLOW_TEST_KEYS_IN_PRODUCTION: must be true or unset"), "{err}");
+    }
+    // Preview deployments keep test keys without an opt-in.
+    assert!(
+        load(&[
+            ("VERCEL", "1"),
+            ("VERCEL_ENV", "preview"),
+            ("SITE_URL", "https://x.example"),
+            ("DATABASE_URL", "postgres://db.example/x")
+        ])
+        .is_ok()
+    );
+
+    // Only https://api.stripe.com, even with test keys allowed.
+    for base in ["http://127.0.0.1:12111", "https://stripe-proxy.example"] {
+        let err = with(&[("ALLOW_TEST_KEYS_IN_PRODUCTION", "true"), ("STRIPE_API_BASE", base)]).unwrap_err();
+        assert!(err.contains("STRIPE_API_BASE: must be https://api.stripe.com"), "{base}: {err}");
+    }
+    assert!(with(&[("ALLOW_TEST_KEYS_IN_PRODUCTION", "true"), ("STRIPE_API_BASE", "https://API.stripe.com/")]).is_ok());
+
+    // The example secrets of .env.example and the emulator.
+    let opt_in = ("ALLOW_TEST_KEYS_IN_PRODUCTION", "true");
+    for (name, value) in [
+        ("STRIPE_SECRET_KEY", "sk_test_emulator"),
+        ("STRIPE_PUBLISHABLE_KEY", "pk_test_emulator"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_emulator_local"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_real_one,whsec_test_secret"),
+    ] {
+        let err = with(&[opt_in, (name, value)]).unwrap_err();
+        assert!(err.starts_with(&format!("{name}: a published example value")), "{name}: {err}");
+        assert!(!err.contains(value), "{err}");
+        assert!(load(&[(name, value)]).is_ok(), "{name} is fine outside production");
+    }
+    let live_example: &[(&str, &str)] =
+        &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("STRIPE_WEBHOOK_SECRET", "whsec_emulator_local")];
+    assert!(with(live_example).unwrap_err().starts_with("STRIPE_WEBHOOK_SECRET: a published example value"));
+}
+
+/// A Postgres URL is parsed whole at start-up, and TLS is required to any host
+/// that is not loopback (no sslmode means require).
+#[test]
+fn postgres_urls_are_parsed_whole_and_need_tls_off_loopback() {
+    use checkout::config::postgres_config;
+    use tokio_postgres::config::SslMode;
+    let mode = |url: &str| postgres_config(url).map(|c| c.get_ssl_mode()).map_err(|e| e.0);
+    assert_eq!(mode("postgres://u:p@db.example/shop"), Ok(SslMode::Require), "no sslmode means require");
+    assert_eq!(mode("postgres://u:p@db.example/shop?sslmode=require"), Ok(SslMode::Require));
+    assert_eq!(mode("postgresql://u:p@db.example:6543/shop?sslmode=verify-full"), Ok(SslMode::Require));
+    assert_eq!(mode("postgres://u@db.example/shop?application_name=x&sslmode=verify-ca"), Ok(SslMode::Require));
+    assert_eq!(mode("postgres://u@127.0.0.1:5432/test?sslmode=disable"), Ok(SslMode::Disable));
+    assert_eq!(mode("postgres://u@localhost/test?sslmode=prefer"), Ok(SslMode::Prefer));
+    assert_eq!(mode("postgres://u@[::1]/test?sslmode=disable"), Ok(SslMode::Disable));
+    for url in [
+        "postgres://u:p@db.example/shop?sslmode=disable",
+        "postgres://u:p@db.example/shop?sslmode=prefer",
+        "postgres://u:p@db.example/shop?sslmode=allow",
+        "postgres://u:p@127.0.0.1,db.example/shop?sslmode=disable",
+        "postgres://u:p@127.0.0.1/shop?sslmode=disable&hostaddr=10.0.0.5",
+    ] {
+        let err = mode(url).unwrap_err();
+        assert!(err.contains("plaintext connection"), "{url}: {err}");
+        assert!(!err.contains("u:p"), "{err}");
+    }
+    for (url, want) in [
+        ("postgres://u:p@db.example:99999/shop", "not a valid Postgres URL"),
+        ("postgres://u:p@db.example:abc/shop", "not a valid Postgres URL"),
+        ("postgres://u:p@db.example/shop?sslmode=requir", "sslmode must be"),
+        ("postgres://u:p@db.example/shop?sslmode=require&sslmode=disable", "sslmode given twice"),
+        ("postgres://u:p@db.example/shop?connect_timeout=soon", "not a valid Postgres URL"),
+    ] {
+        let err = mode(url).unwrap_err();
+        assert!(err.contains(want), "{url}: {err}");
+    }
+    // The same rules through the whole configuration, at start-up.
+    let err = load(&[("DATABASE_URL", "postgres://u:p@db.example/shop?sslmode=prefer")]).unwrap_err();
+    assert!(err.starts_with("DATABASE_URL: "), "{err}");
+    let err = load(&[("DATABASE_URL", "postgres://u:p@db.example:70000/shop")]).unwrap_err();
+    assert!(err.starts_with("DATABASE_URL: "), "{err}");
+}
+
+/// SITE_URL is normalised the way browsers write an Origin.
+#[test]
+fn site_url_is_normalised() {
+    for (given, want) in [
+        ("https://Shop.Example.com:443/", "https://shop.example.com"),
+        ("HTTPS://SHOP.EXAMPLE.COM", "https://shop.example.com"),
+        ("https://shop.example.com:8443/", "https://shop.example.com:8443"),
+        ("http://LOCALHOST:80/", "http://localhost"),
+        ("http://localhost:3000", "http://localhost:3000"),
+    ] {
+        let c = load(&[("SITE_URL", given)]).unwrap();
+        assert_eq!(c.site_url, want, "{given}");
+        // The browser's Origin for that site passes the same-site check.
+        let mut h = http::HeaderMap::new();
+        h.insert("origin", want.parse().unwrap());
+        assert!(checkout::http::require_same_site(&h, &c.site_url).is_ok(), "{given}");
+    }
+}

@@ -159,12 +159,12 @@ async fn forged_prices_and_discounts_from_the_browser_are_refused() {
 #[tokio::test]
 async fn rate_limit_per_ip_with_retry_after_before_any_lookup() {
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "3/60".into())], ..Default::default() }).await;
-    for _ in 0..3 {
-        let (status, ..) = apply(&s, TSHIRTS, Some("SAVE10"), "192.0.2.7").await;
+    for code in ["SAVE10", "GUESS1", "GUESS2"] {
+        let (status, ..) = apply(&s, TSHIRTS, Some(code), "192.0.2.7").await;
         assert_eq!(status, 200);
     }
     let lookups = s.emu.requests().len();
-    let (status, bytes, _, retry_after) = apply(&s, TSHIRTS, Some("SAVE10"), "192.0.2.7").await;
+    let (status, bytes, _, retry_after) = apply(&s, TSHIRTS, Some("GUESS3"), "192.0.2.7").await;
     assert_eq!(status, 429);
     let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&secs), "{secs}");
@@ -258,13 +258,94 @@ async fn timing_does_not_tell_codes_apart() {
 #[tokio::test]
 async fn codes_tried_at_checkout_count_as_guesses() {
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "2/60".into())], ..Default::default() }).await;
-    for _ in 0..2 {
-        let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("GUESS1")), "192.0.2.77").await;
+    for code in ["GUESS1", "GUESS2"] {
+        let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some(code)), "192.0.2.77").await;
         assert_eq!(status, 200, "{json}");
     }
-    let (status, headers, _) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("GUESS2")), "192.0.2.77").await;
+    let (status, headers, _) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("GUESS3")), "192.0.2.77").await;
     assert_eq!(status, 429, "checkout is not a faster oracle than apply-discount");
     assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("GUESS1")), "192.0.2.77").await;
+    assert_eq!(status, 200, "a code already tried costs nothing");
     let (status, _, _) = s.post_json("/api/create-checkout", &body(TSHIRTS, None), "192.0.2.77").await;
     assert_eq!(status, 200, "checkout without a code is limited only by its own limit");
+}
+
+/// Every cart change re-applies the shopper's code: that is one guess, not one per change,
+/// so fifteen changes and a checkout with the code all go through (issue 11).
+#[tokio::test]
+async fn reapplying_one_code_is_one_guess() {
+    let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".into())], ..Default::default() }).await;
+    let ip = "198.51.100.23";
+    for q in 1..=15 {
+        let items = format!(r#"{{"id":"tshirt","quantity":{}}}"#, 1 + q % 4);
+        let code = if q % 2 == 0 { "SAVE10" } else { "save10" }; // Stripe's codes are case-insensitive
+        let (status, bytes, ..) = apply(&s, &items, Some(code), ip).await;
+        assert_eq!(status, 200, "apply #{q}");
+        assert!(totals(&bytes).1 > 0, "apply #{q}: the code still applies");
+    }
+    let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("SAVE10")), ip).await;
+    assert_eq!(status, 200, "checkout with the code: {json}");
+    let id = json["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 4500, "discounted");
+}
+
+/// Fifteen different codes still hit 429 after ten, on one instance or spread over two
+/// sharing the store; codes already admitted stay free, new ones stay refused.
+#[tokio::test]
+async fn fifteen_distinct_codes_hit_429_across_instances() {
+    for backend in common::backends() {
+        let db = common::database_url(backend);
+        let env = vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".to_string())];
+        let a = shop(ShopOptions { database_url: Some(db.clone()), env: env.clone(), ..Default::default() }).await;
+        let b = shop(ShopOptions { database_url: Some(db), env, ..Default::default() }).await;
+        let r = checkout::http::random_hex(4);
+        let ip = format!("2001:db8:{}:{}::7", &r[..4], &r[4..]);
+        let mut statuses = Vec::new();
+        for i in 1..=15 {
+            let s = if i % 2 == 0 { &a } else { &b };
+            let (status, _, _, retry_after) = apply(s, TSHIRTS, Some(&format!("GUESS{i:02}")), &ip).await;
+            if status == 429 {
+                assert!(retry_after.is_some());
+            }
+            statuses.push(status);
+        }
+        let mut want = vec![200; 10];
+        want.extend([429; 5]);
+        assert_eq!(statuses, want, "{backend:?}");
+        for s in [&a, &b] {
+            assert_eq!(apply(s, TSHIRTS, Some("GUESS03"), &ip).await.0, 200, "{backend:?}: admitted before");
+            assert_eq!(apply(s, TSHIRTS, Some("GUESS12"), &ip).await.0, 429, "{backend:?}: refused before");
+            assert_eq!(apply(s, TSHIRTS, Some("SAVE10"), &ip).await.0, 429, "{backend:?}: new");
+            let (status, ..) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("NEWCODE")), &ip).await;
+            assert_eq!(status, 429, "{backend:?}: a new code at checkout");
+            let (status, ..) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("guess05")), &ip).await;
+            assert_eq!(status, 200, "{backend:?}: an admitted code at checkout");
+        }
+        // Another client is unaffected.
+        assert_eq!(apply(&a, TSHIRTS, Some("SAVE10"), "192.0.2.200").await.0, 200);
+    }
+}
+
+/// The store keeps a keyed hash of each code tried, never the code.
+#[tokio::test]
+async fn the_store_keeps_a_keyed_hash_never_the_code() {
+    let db = common::sqlite_url();
+    let s = shop(ShopOptions { database_url: Some(db.clone()), ..Default::default() }).await;
+    for code in ["SAVE10", "Secret-Code_42"] {
+        assert_eq!(apply(&s, TSHIRTS, Some(code), "192.0.2.99").await.0, 200);
+    }
+    let conn = rusqlite::Connection::open(db.strip_prefix("sqlite://").unwrap()).unwrap();
+    let mut stmt = conn.prepare("SELECT bucket FROM rate_limits").unwrap();
+    let buckets: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(buckets.iter().filter(|b| b.starts_with("discount-code:")).count(), 2, "{buckets:?}");
+    for b in &buckets {
+        let lower = b.to_ascii_lowercase();
+        assert!(!lower.contains("save10") && !lower.contains("secret-code"), "the code is stored: {b}");
+    }
+    // Keyed: the same code hashes differently under another key (or for another client).
+    let d = |key: &[u8], client: &str, code: &str| checkout::ratelimit::code_digest(key, client, code);
+    assert_ne!(d(b"k1", "192.0.2.99", "SAVE10"), d(b"k2", "192.0.2.99", "SAVE10"));
+    assert_ne!(d(b"k1", "192.0.2.99", "SAVE10"), d(b"k1", "192.0.2.98", "SAVE10"));
+    assert_eq!(d(b"k1", "192.0.2.99", "SAVE10"), d(b"k1", "192.0.2.99", "save10"));
 }

@@ -76,6 +76,30 @@ fn corpus(now: i64) -> Vec<Case> {
             vec![S],
             true,
         );
+        // Any number of v1 (issue 11: the old parser refused more than 8).
+        let mut many = format!("t={t}");
+        for i in 0..40 {
+            many.push_str(&format!(",v1={}", v1(OLD, t + i, body)));
+        }
+        add(format!("{name}: 40 wrong v1 then the right one"), body, Some(format!("{many},v1={good}")), vec![S], true);
+        add(
+            format!("{name}: right v1 then 40 wrong"),
+            body,
+            Some(format!("t={t},v1={good}{}", &many[many.find(',').unwrap()..])),
+            vec![S],
+            true,
+        );
+        // Unknown schemes whatever their spelling (the old parser refused keys outside [a-z0-9]).
+        for extra in ["V1=deadbeef", "v2=YWJjZA==", "x-sig=1", "Scheme_2=a", "v1beta=zz"] {
+            add(
+                format!("{name}: unknown scheme {extra}"),
+                body,
+                Some(format!("t={t},{extra},v1={good}")),
+                vec![S],
+                true,
+            );
+        }
+        add(format!("{name}: only an uppercase V1"), body, Some(format!("t={t},V1={good}")), vec![S], false);
         add(format!("{name}: rotation old secret"), body, Some(format!("t={t},v1={other}")), vec![S, OLD], true);
         add(format!("{name}: rotation new secret"), body, Some(format!("t={t},v1={good}")), vec![OLD, S], true);
         add(
@@ -220,6 +244,43 @@ proptest! {
         let t = 1_700_000_000;
         let header = signature::sign(b"whsec_prop", t, body.as_bytes());
         prop_assert_eq!(signature::verify(body.as_bytes(), Some(&header), &s, t + age), Ok(()));
+    }
+
+    #[test]
+    fn any_number_of_v1_with_the_right_one_anywhere(n in 0usize..200, pos in any::<prop::sample::Index>(), body in "[ -~]{0,100}") {
+        let s = secrets(&["whsec_prop"]);
+        let t = 1_700_000_000;
+        let mut sigs: Vec<String> = (0..n).map(|i| hex::encode(signature::compute(b"whsec_other", t + i as i64, body.as_bytes()))).collect();
+        sigs.insert(pos.index(n + 1), hex::encode(signature::compute(b"whsec_prop", t, body.as_bytes())));
+        let header = format!("t={t},{}", sigs.iter().map(|v| format!("v1={v}")).collect::<Vec<_>>().join(","));
+        prop_assert_eq!(signature::verify(body.as_bytes(), Some(&header), &s, t), Ok(()));
+        // The same header without the right one stays rejected.
+        let wrong = header.replace(&hex::encode(signature::compute(b"whsec_prop", t, body.as_bytes())), &"0".repeat(64));
+        prop_assert_eq!(signature::verify(body.as_bytes(), Some(&wrong), &s, t), Err(SignatureError::NoMatch));
+    }
+
+    #[test]
+    fn unknown_schemes_are_ignored(key in "[!-+\\--<>-~]{1,12}", value in "[!-+\\--~]{0,40}", before in any::<bool>()) {
+        prop_assume!(key != "t" && key != "v1");
+        let s = secrets(&["whsec_prop"]);
+        let t = 1_700_000_000;
+        let good = signature::sign(b"whsec_prop", t, b"{}");
+        let header = if before { format!("{key}={value},{good}") } else { format!("{good},{key}={value}") };
+        prop_assert_eq!(signature::verify(b"{}", Some(&header), &s, t), Ok(()));
+    }
+
+    #[test]
+    fn malformed_t_or_v1_is_rejected(junk in "[!-+\\--~]{1,6}", which in 0usize..4) {
+        let s = secrets(&["whsec_prop"]);
+        let t = 1_700_000_000;
+        let sig = hex::encode(signature::compute(b"whsec_prop", t, b"{}"));
+        let header = match which {
+            0 => format!("t={t}{junk},v1={sig}"),
+            1 => format!("t={junk}{t},v1={sig}"),
+            2 => format!("t={t},v1={sig}{junk}"),
+            _ => format!("t={t},v1={sig},v1={junk}"),
+        };
+        prop_assert!(signature::verify(b"{}", Some(&header), &s, t).is_err(), "accepted {}", header);
     }
 
     #[test]

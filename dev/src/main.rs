@@ -129,6 +129,12 @@ async fn reconcile_every(dev: Arc<Dev>, period: std::time::Duration) {
 }
 
 async fn serve(State(dev): State<Arc<Dev>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Response {
+    // DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not reach the shop.
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let site_host = dev.app.config.site_url.split_once("://").map_or("", |(_, h)| h);
+    if !stripe_emulator::is_local_host(host) && !host.eq_ignore_ascii_case(site_host) {
+        return (StatusCode::FORBIDDEN, "host not allowed").into_response();
+    }
     let path = req.uri().path().to_string();
     if let Some(route) = Route::from_path(&path) {
         // Like Vercel's edge: the client IP comes from the socket, never from the client.

@@ -2,7 +2,8 @@
 //! emulator, temporary SQLite store).
 //!
 //! - `storefront_in_a_real_browser`: runs `tests/browser/e2e.mjs` (playwright-core driving a
-//!   system Chromium) against the shop: buy with SAVE10, cancel, delayed success/failure,
+//!   system Chromium) against the shop: buy with SAVE10 (Test mode ribbon shown), cancel,
+//!   delayed success/failure, too many different codes (the 429 suggests removing the code),
 //!   unknown code; fails on any CSP violation or JS error on the shop's pages. Screenshots go
 //!   to `artifacts/browser/`. Needs `node`, `tests/oracle/node_modules` (`npm ci` there) and
 //!   Chromium (`CHROMIUM`, default `/usr/bin/chromium`); without them it prints `SKIP: ...`,
@@ -202,6 +203,9 @@ async fn security_headers_and_same_site_check() {
         assert_eq!(get("x-content-type-options"), "nosniff", "GET {path}");
         assert!(get("strict-transport-security").contains("max-age="), "GET {path}: HSTS");
         assert!(!get("referrer-policy").is_empty(), "GET {path}: Referrer-Policy");
+        // Apple Pay / Google Pay in embedded Checkout need `payment` for Stripe's frame.
+        let pp = get("permissions-policy");
+        assert!(pp.contains(r#"payment=(self "https://js.stripe.com")"#), "GET {path}: Permissions-Policy {pp:?}");
     }
 
     let resp = client.get(format!("{}/api/products", server.url)).send().await.unwrap();
@@ -211,6 +215,21 @@ async fn security_headers_and_same_site_check() {
     assert_eq!(resp.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"));
     let products: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert!(products["products"].as_array().is_some_and(|p| !p.is_empty()), "{products}");
+
+    // DNS rebinding: only requests addressed to localhost / 127.0.0.1 are answered.
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    for (host, expect) in [
+        ("evil.example".to_string(), 403),
+        (format!("evil.example:{port}"), 403),
+        (format!("localhost.evil.example:{port}"), 403),
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+    ] {
+        for path in ["/", "/api/products"] {
+            let resp = client.get(format!("{}{path}", server.url)).header("host", &host).send().await.unwrap();
+            assert_eq!(resp.status(), expect, "GET {path} with Host {host}");
+        }
+    }
 
     // Only same-site requests may create checkouts.
     let body = r#"{"items":[{"id":"tshirt","quantity":1}]}"#;
@@ -224,7 +243,6 @@ async fn security_headers_and_same_site_check() {
         }
         req.send()
     };
-    let port = server.url.rsplit(':').next().unwrap().to_string();
     for foreign in [
         Some("https://evil.example".to_string()),
         Some("null".to_string()),

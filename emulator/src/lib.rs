@@ -27,6 +27,7 @@
 
 mod events;
 mod form;
+mod guard;
 mod logic;
 mod payments;
 mod server;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use form::{parse_pairs, split_key};
+pub use guard::is_local_host;
 pub use webhook::{sign_header, signature_v1};
 
 /// The Stripe API version the emulator implements and reports (`api_version` of events).

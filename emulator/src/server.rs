@@ -56,6 +56,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/_emulator/events/resend/{id}", post(control_resend))
         .route("/_emulator/sign", post(control_sign))
         .route("/_emulator/webhook-url", post(control_webhook_url))
+        .layer(axum::middleware::from_fn_with_state(inner.clone(), crate::guard::host_guard))
         .with_state(inner)
 }
 

@@ -722,3 +722,33 @@ async fn api_faults_500_429_slow() {
     assert_eq!(get(&c, &url).await.status, 200);
     assert!(emu.faults().api.is_none());
 }
+
+/// DNS rebinding: only requests addressed to localhost / a loopback IP are answered
+/// (the configured `public_url`'s host too, but never for `/_emulator/*`).
+#[tokio::test]
+async fn answers_only_local_host_headers() {
+    let emu = stripe_emulator::Emulator::start(stripe_emulator::Options {
+        public_url: Some("https://pay.tunnel.example".into()),
+        ..fast_opts()
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let port = emu.base_url().rsplit(':').next().unwrap().to_string();
+    let cases = [
+        ("evil.example", "/", 403),
+        ("evil.example", "/_emulator/requests", 403),
+        ("evil.example", "/v1/promotion_codes", 403),
+        ("localhost.evil.example", "/", 403),
+        ("pay.tunnel.example", "/_emulator/requests", 403),
+        ("pay.tunnel.example", "/", 200),
+        ("localhost", "/_emulator/requests", 200),
+        ("127.0.0.1", "/_emulator/requests", 200),
+        ("127.0.0.1", "/", 200),
+    ];
+    for (host, path, expect) in cases {
+        let host = if host == "pay.tunnel.example" { host.to_string() } else { format!("{host}:{port}") };
+        let r = c.get(format!("{}{path}", emu.base_url())).header("host", &host).send().await.unwrap();
+        assert_eq!(r.status(), expect, "GET {path} with Host {host}");
+    }
+}

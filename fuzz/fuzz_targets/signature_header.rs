@@ -14,7 +14,7 @@
 #![no_main]
 
 use checkout::config::WebhookSecret;
-use checkout::signature::{self, MAX_HEADER_LEN, MAX_SIGNATURES, TOLERANCE_SECS};
+use checkout::signature::{self, MAX_HEADER_LEN, TOLERANCE_SECS};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_700_000_000;
@@ -24,7 +24,7 @@ const OTHER: &str = "whsec_fuzz_rotated";
 fn check_parse(s: &str) {
     if let Ok(h) = signature::parse_header(s) {
         assert!(s.len() <= MAX_HEADER_LEN, "accepted an over-long header");
-        assert!(!h.v1.is_empty() && h.v1.len() <= MAX_SIGNATURES, "bad v1 count {}", h.v1.len());
+        assert!(!h.v1.is_empty(), "accepted a header without v1");
         assert!(h.timestamp >= 0 && h.timestamp <= 999_999_999_999, "t out of range: {}", h.timestamp);
         let items: Vec<&str> = s.split(',').collect();
         assert_eq!(items.iter().filter(|i| i.starts_with("t=")).count(), 1, "not exactly one t: {s:?}");

@@ -9,7 +9,7 @@
 mod postgres;
 mod sqlite;
 
-pub use postgres::PgStore;
+pub use postgres::{CONNECT_TIMEOUT, POOL_SIZE, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
 
 use crate::after_payment::{self, Change, DisputeRef, Money};
@@ -178,6 +178,8 @@ pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHE
 pub(crate) const HIT: &str = "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1)
      ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
      RETURNING hits";
+/// Whether a rate-limit bucket has been counted (its name embeds its window).
+pub(crate) const SELECT_BUCKET: &str = "SELECT COUNT(*) FROM rate_limits WHERE bucket = $1";
 /// Forgets windows that ended long ago.
 pub(crate) const PRUNE_HITS: &str = "DELETE FROM rate_limits WHERE window_start < $1";
 
@@ -436,7 +438,7 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(Store::Sqlite(SqliteStore::open(path)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(Box::new(PgStore::new(url))))
+            Ok(Store::Postgres(Box::new(PgStore::new(url)?)))
         } else {
             Err(StoreError("unsupported DATABASE_URL scheme".into()))
         }
@@ -566,6 +568,12 @@ impl Store {
             Store::Sqlite(s) => s.order(session_id).await,
             Store::Postgres(s) => s.order(session_id).await,
         }
+    }
+
+    /// Whether `bucket` was ever counted with [`Store::hit`] (a bucket whose
+    /// name embeds its window reads one window); counts nothing.
+    pub async fn bucket_seen(&self, bucket: &str) -> Result<bool, StoreError> {
+        Ok(self.count(SELECT_BUCKET, bucket).await? > 0)
     }
 
     /// Counts one hit for `bucket` in the window starting at `window_start`

@@ -1,20 +1,33 @@
 //! Postgres backend (Neon or any managed Postgres): TLS through rustls with
-//! the webpki roots (`sslmode` in the URL decides whether TLS is required).
-//! One connection per instance, opened lazily and reopened after a failure,
-//! so an instance survives a database restart.
+//! the webpki roots (the URL is parsed and its TLS decided once, by
+//! [`crate::config::postgres_config`]). A small pool per instance: a few
+//! connections, opened lazily, each dropped after a failure so an instance
+//! survives a database restart; every wait is short and bounded, so a hung
+//! database costs each request one timeout, not a place in a queue.
 
 use super::*;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::Semaphore;
 use tokio_postgres::Client;
 
-/// Time to connect, and time for one operation.
-const TIMEOUT: Duration = Duration::from_secs(8);
+/// Most connections one instance holds: one instance serves concurrent
+/// requests (Fluid compute), each holding a connection only for one
+/// operation, never across a Stripe call.
+pub const POOL_SIZE: usize = 4;
+/// Time to get a connection: wait for a free one, or connect (TCP, TLS,
+/// startup, schema). A database that accepts and never answers fails here.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time for one operation (a statement, or one transaction).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The Postgres store.
 pub struct PgStore {
-    url: String,
-    client: Mutex<Option<Client>>,
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// Open connections not in use.
+    idle: std::sync::Mutex<Vec<Client>>,
+    /// One permit per connection in use or being opened.
+    permits: Semaphore,
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
@@ -22,12 +35,11 @@ fn err(e: impl fmt::Display) -> StoreError {
 }
 
 impl PgStore {
-    /// A store for `url`; nothing is connected until first use.
-    pub fn new(url: &str) -> Self {
-        PgStore { url: url.to_string(), client: Mutex::new(None) }
-    }
-
-    async fn connect(&self) -> Result<Client, StoreError> {
+    /// A store for `url` (parsed whole, TLS decided: see
+    /// [`crate::config::postgres_config`]); nothing is connected until first use.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let mut config = crate::config::postgres_config(url).map_err(|e| StoreError(e.to_string()))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls_config =
             rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -36,10 +48,11 @@ impl PgStore {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
-        let (mut client, connection) = tokio::time::timeout(TIMEOUT, tokio_postgres::connect(&self.url, tls))
-            .await
-            .map_err(|_| StoreError("postgres: connect timed out".into()))?
-            .map_err(err)?;
+        Ok(PgStore { config, tls, idle: std::sync::Mutex::new(Vec::new()), permits: Semaphore::new(POOL_SIZE) })
+    }
+
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let (mut client, connection) = self.config.connect(self.tls.clone()).await.map_err(err)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 crate::log::warn("postgres connection closed", &[("error", &e.to_string())]);
@@ -55,26 +68,38 @@ impl PgStore {
         Ok(client)
     }
 
-    /// Runs `f` on the instance's connection, connecting first if needed and
-    /// dropping the connection after a failure so the next call reconnects.
+    /// Runs `f` on a pooled connection: an idle one, or a new one (waiting for
+    /// a free slot and connecting share one [`CONNECT_TIMEOUT`]); `f` gets
+    /// [`STATEMENT_TIMEOUT`]. The connection goes back to the pool after
+    /// success and is dropped after a failure or a cancellation, so the next
+    /// call reconnects.
     async fn with<T>(
         &self,
         f: impl AsyncFnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            *guard = Some(self.connect().await?);
-        }
-        let client = guard.as_mut().expect("connected above");
-        let result = match tokio::time::timeout(TIMEOUT, f(client)).await {
-            Ok(Ok(v)) => Ok(v),
+        let (_permit, mut client) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let permit = self.permits.acquire().await.map_err(err)?;
+            let idle = {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle.retain(|c| !c.is_closed());
+                idle.pop()
+            };
+            let client = match idle {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            Ok::<_, StoreError>((permit, client))
+        })
+        .await
+        .map_err(|_| StoreError("postgres: no connection within the connect timeout".into()))??;
+        match tokio::time::timeout(STATEMENT_TIMEOUT, f(&mut client)).await {
+            Ok(Ok(v)) => {
+                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+                Ok(v)
+            }
             Ok(Err(e)) => Err(err(e)),
             Err(_) => Err(StoreError("postgres: operation timed out".into())),
-        };
-        if result.is_err() {
-            *guard = None;
         }
-        result
     }
 
     pub(super) async fn apply(&self, u: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
