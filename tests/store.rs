@@ -5,12 +5,12 @@
 mod common;
 
 use checkout::hooks::RunKey;
-use checkout::store::{Applied, EventRef, OrderItem, OrderState, OrderUpdate, Store};
+use checkout::store::{Applied, EventRef, Money, Order, OrderItem, OrderState, Store};
 use common::{Backend, backends, database_url};
 use std::sync::Arc;
 
-fn update(session_id: &str, state: OrderState) -> OrderUpdate {
-    OrderUpdate {
+fn update(session_id: &str, state: OrderState) -> Order {
+    Order {
         session_id: session_id.to_string(),
         state,
         payment_status: if state == OrderState::Fulfilled { "paid" } else { "unpaid" }.into(),
@@ -19,6 +19,8 @@ fn update(session_id: &str, state: OrderState) -> OrderUpdate {
         items: vec![OrderItem { name: "Mug".into(), quantity: 3 }],
         livemode: false,
         payment_intent: None,
+        fulfillments: 0,
+        money: Money::default(),
     }
 }
 

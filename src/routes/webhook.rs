@@ -1,0 +1,63 @@
+//! `POST /api/webhook`: Stripe's event deliveries.
+//!
+//! Parse: POST, the raw body (at most [`BODY_LIMIT`]), the `Stripe-Signature` header.
+//! Decide: [`authenticate`] on the raw bytes before anything reads them, then the event's one
+//! action ([`events::act`]). Answer: `{"received": true, "result": ...}`.
+//!
+//! Forged or malformed deliveries get one generic 400 (the typed reason is logged). Every
+//! authentic event is acknowledged with 2xx — including types we do not handle and shapes we
+//! do not expect — except when recording it (or the owner's hook it caused) failed, which
+//! answers 5xx so Stripe retries: nothing is acknowledged that was not durably recorded. No
+//! rate limit: only a correctly signed body does any work.
+
+use crate::app::App;
+use crate::events::{self, Disposition};
+use crate::http::{self, ApiError, BoxError, Response};
+use crate::signature::{self, SignatureError};
+use crate::stripe::types::Event;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+/// Largest webhook body accepted (Stripe's events are far smaller).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Receives one delivery.
+pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    http::require_method(&parts.method, &[Method::POST])?;
+    let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
+    let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
+    authenticate(&payload, header, &app.config.webhook_secrets, crate::clock::now()).map_err(|e| match e {
+        SignatureError::NoSecretConfigured => {
+            ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+        }
+        e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
+    })?;
+    let disposition = match serde_json::from_slice::<Event>(&payload) {
+        Ok(event) => events::act(app, &event).await?,
+        Err(e) => {
+            crate::log::warn("authentic event with an unexpected shape", &[("error", &e.to_string())]);
+            Disposition::Ignored
+        }
+    };
+    Ok(http::json(StatusCode::OK, &json!({ "received": true, "result": disposition.as_str() })))
+}
+
+/// The whole acceptance decision on raw bytes, before anything else reads
+/// them: the signature (see [`signature::verify`]), then a complete JSON
+/// document — as stripe-node's `constructEvent` and stripe-python's
+/// `construct_event` require. Validation builds nothing (`IgnoredAny`).
+pub fn authenticate(
+    payload: &[u8],
+    header: Option<&str>,
+    secrets: &[crate::config::WebhookSecret],
+    now: i64,
+) -> Result<(), SignatureError> {
+    signature::verify(payload, header, secrets, now)?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).map(|_| ()).map_err(|_| SignatureError::BodyNotJson)
+}
