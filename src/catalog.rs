@@ -1,7 +1,8 @@
-//! The catalog: the single source of truth for products and prices.
+//! The catalog: the single source of truth for products, prices, shipping rates and tax
+//! settings.
 //!
-//! `src/catalog.json` is compiled into every function, so no request, header
-//! or environment variable can change what an item costs.
+//! `src/catalog.json` is compiled into every function, so no request, header or environment
+//! variable can change what an item or its shipping costs.
 
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -23,18 +24,106 @@ pub struct Product {
     pub currency: String,
     /// Largest quantity of this product in one order.
     pub max_quantity: u32,
+    /// Whether it is a physical good that ships: a cart holding one collects a shipping
+    /// address and offers the catalog's shipping rates.
+    pub shippable: bool,
+    /// Stripe Tax product tax code (`txcd_...`), sent when automatic tax is on.
+    #[serde(default, skip_serializing)]
+    pub tax_code: Option<String>,
     /// Optional Stripe Price id; when set it is sent instead of `price_data`.
     #[serde(default, skip_serializing)]
     pub price: Option<String>,
 }
 
+/// A shipping rate the server offers for carts with shippable goods (sent as
+/// `shipping_options[i][shipping_rate_data]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingRate {
+    /// Stable id (ours, for the page and the logs).
+    pub id: String,
+    /// Name shown at checkout (at most 100 characters, Stripe's limit).
+    pub display_name: String,
+    /// Price in minor units of the catalog's currency.
+    pub amount: i64,
+    /// When the cart's subtotal (before any discount) reaches this, the rate is free.
+    #[serde(default)]
+    pub free_from_subtotal: Option<i64>,
+    /// Delivery estimate in business days, `[minimum, maximum]`.
+    #[serde(default)]
+    pub delivery_business_days: Option<[u32; 2]>,
+}
+
+impl ShippingRate {
+    /// What this rate costs for a cart with this subtotal.
+    pub fn amount_for(&self, subtotal: i64) -> i64 {
+        match self.free_from_subtotal {
+            Some(from) if subtotal >= from => 0,
+            _ => self.amount,
+        }
+    }
+}
+
+/// Whether catalog prices include tax (Stripe's `tax_behavior`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxBehavior {
+    /// Tax is added on top of the prices.
+    Exclusive,
+    /// Prices already include tax.
+    Inclusive,
+}
+
+impl TaxBehavior {
+    /// Stripe's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaxBehavior::Exclusive => "exclusive",
+            TaxBehavior::Inclusive => "inclusive",
+        }
+    }
+}
+
+/// What Stripe Tax is told when `STRIPE_AUTOMATIC_TAX=true`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TaxSettings {
+    /// Whether prices include tax.
+    pub behavior: TaxBehavior,
+    /// Tax code of the shipping rates (`txcd_92010001` is Stripe's "Shipping").
+    #[serde(default)]
+    pub shipping_tax_code: Option<String>,
+}
+
+/// The whole catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Every product, in display order.
+    pub products: Vec<Product>,
+    /// Shipping rates offered when the cart holds a shippable product (at most 5, Stripe's
+    /// limit for `shipping_options`).
+    #[serde(default)]
+    pub shipping_rates: Vec<ShippingRate>,
+    /// Tax settings for Stripe Tax.
+    pub tax: TaxSettings,
+}
+
+/// Most shipping rates one Checkout Session can offer.
+pub const MAX_SHIPPING_RATES: usize = 5;
+
 /// The compiled-in catalog text.
 pub const CATALOG_JSON: &str = include_str!("catalog.json");
 
-/// All products, parsed and validated once per instance.
-pub fn products() -> &'static [Product] {
-    static CATALOG: OnceLock<Vec<Product>> = OnceLock::new();
+/// The catalog, parsed and validated once per instance.
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
     CATALOG.get_or_init(|| parse(CATALOG_JSON).expect("src/catalog.json is invalid"))
+}
+
+/// All products.
+pub fn products() -> &'static [Product] {
+    &catalog().products
 }
 
 /// Looks a product up by id.
@@ -42,19 +131,25 @@ pub fn find(id: &str) -> Option<&'static Product> {
     products().iter().find(|p| p.id == id)
 }
 
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn valid_tax_code(code: &str) -> bool {
+    code.strip_prefix("txcd_").is_some_and(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Parses and validates a catalog; the build's unit test runs this on the
 /// real file, so a bad edit fails the tests rather than a shopper's request.
-pub fn parse(text: &str) -> Result<Vec<Product>, String> {
-    let products: Vec<Product> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse(text: &str) -> Result<Catalog, String> {
+    let catalog: Catalog = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let products = &catalog.products;
     if products.is_empty() {
         return Err("catalog is empty".into());
     }
     let currency = &products[0].currency;
     for (i, p) in products.iter().enumerate() {
-        let valid_id = !p.id.is_empty()
-            && p.id.len() <= 64
-            && p.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_id {
+        if !valid_id(&p.id) {
             return Err(format!("product {i}: id must be 1-64 of [A-Za-z0-9_-]"));
         }
         if products[..i].iter().any(|q| q.id == p.id) {
@@ -80,8 +175,35 @@ pub fn parse(text: &str) -> Result<Vec<Product>, String> {
         {
             return Err(format!("product {}: price must be a Stripe price id", p.id));
         }
+        if p.tax_code.as_deref().is_some_and(|c| !valid_tax_code(c)) {
+            return Err(format!("product {}: tax_code must look like txcd_99999999", p.id));
+        }
     }
-    Ok(products)
+    let rates = &catalog.shipping_rates;
+    if products.iter().any(|p| p.shippable) && rates.is_empty() {
+        return Err("shipping_rates: a shippable product needs at least one rate".into());
+    }
+    if rates.len() > MAX_SHIPPING_RATES {
+        return Err(format!("shipping_rates: at most {MAX_SHIPPING_RATES} (Stripe's limit)"));
+    }
+    for (i, r) in rates.iter().enumerate() {
+        if !valid_id(&r.id) || rates[..i].iter().any(|q| q.id == r.id) {
+            return Err(format!("shipping rate {i}: id must be unique, 1-64 of [A-Za-z0-9_-]"));
+        }
+        if r.display_name.trim().is_empty() || r.display_name.chars().count() > 100 {
+            return Err(format!("shipping rate {}: display_name must be 1-100 characters", r.id));
+        }
+        if !(0..=99_999_999).contains(&r.amount) || r.free_from_subtotal.is_some_and(|f| f <= 0) {
+            return Err(format!("shipping rate {}: amount or free_from_subtotal out of range", r.id));
+        }
+        if r.delivery_business_days.is_some_and(|[min, max]| min == 0 || min > max || max > 365) {
+            return Err(format!("shipping rate {}: delivery_business_days must be [min, max], 1 <= min <= max", r.id));
+        }
+    }
+    if catalog.tax.shipping_tax_code.as_deref().is_some_and(|c| !valid_tax_code(c)) {
+        return Err("tax.shipping_tax_code must look like txcd_92010001".into());
+    }
+    Ok(catalog)
 }
 
 #[cfg(test)]
@@ -90,29 +212,53 @@ mod tests {
 
     #[test]
     fn compiled_catalog_is_valid() {
-        assert!(parse(CATALOG_JSON).is_ok());
-        assert!(find("tshirt").is_some());
+        let c = parse(CATALOG_JSON).unwrap();
+        assert!(find("tshirt").is_some_and(|p| p.shippable));
+        assert!(c.products.iter().any(|p| !p.shippable), "the demo sells one digital product");
         assert!(find("nope").is_none());
     }
 
     #[test]
+    fn free_shipping_from_a_subtotal() {
+        let r = ShippingRate {
+            id: "s".into(),
+            display_name: "S".into(),
+            amount: 500,
+            free_from_subtotal: Some(7500),
+            delivery_business_days: None,
+        };
+        assert_eq!(r.amount_for(7499), 500);
+        assert_eq!(r.amount_for(7500), 0);
+    }
+
+    #[test]
     fn refuses_bad_catalogs() {
-        let ok = r#"{"id":"a","name":"A","description":"","unit_amount":100,"currency":"usd","max_quantity":3}"#;
-        assert!(parse(&format!("[{ok}]")).is_ok());
+        let ok = r#"{"id":"a","name":"A","description":"","unit_amount":100,"currency":"usd","max_quantity":3,"shippable":false}"#;
+        let wrap = |products: &str, rates: &str| {
+            format!(r#"{{"products":[{products}],"shipping_rates":[{rates}],"tax":{{"behavior":"exclusive"}}}}"#)
+        };
+        let rate = r#"{"id":"std","display_name":"Standard","amount":500}"#;
+        assert!(parse(&wrap(ok, "")).is_ok());
+        assert!(parse(&wrap(&ok.replace("false", "true"), rate)).is_ok());
         for bad in [
-            "[]".to_string(),
-            ok.replace("100", "0"),
-            ok.replace("100", "-5"),
-            ok.replace("\"usd\"", "\"USD\""),
-            ok.replace("\"usd\"", "\"us\""),
-            ok.replace("\"max_quantity\":3", "\"max_quantity\":0"),
-            ok.replace("\"id\":\"a\"", "\"id\":\"a b\""),
-            ok.replace("}", ",\"extra\":1}"),
-            format!("{ok},{ok}"),
-            format!("{ok},{}", ok.replace("\"a\"", "\"b\"").replace("usd", "eur")),
+            wrap("", ""),
+            wrap(&ok.replace("100", "0"), ""),
+            wrap(&ok.replace("100", "-5"), ""),
+            wrap(&ok.replace("\"usd\"", "\"USD\""), ""),
+            wrap(&ok.replace("\"usd\"", "\"us\""), ""),
+            wrap(&ok.replace("\"max_quantity\":3", "\"max_quantity\":0"), ""),
+            wrap(&ok.replace("\"id\":\"a\"", "\"id\":\"a b\""), ""),
+            wrap(&ok.replace("}", ",\"extra\":1}"), ""),
+            wrap(&format!("{ok},{ok}"), ""),
+            wrap(&format!("{ok},{}", ok.replace("\"a\"", "\"b\"").replace("usd", "eur")), ""),
+            wrap(&ok.replace("}", ",\"tax_code\":\"general\"}"), ""),
+            wrap(&ok.replace("false", "true"), ""),
+            wrap(ok, &rate.replace("500", "-1")),
+            wrap(ok, &rate.replace("Standard", "")),
+            wrap(ok, &format!("{rate},{rate}")),
+            wrap(ok, &rate.replace("}", ",\"delivery_business_days\":[5,2]}")),
         ] {
-            let text = if bad.starts_with('[') { bad.clone() } else { format!("[{bad}]") };
-            assert!(parse(&text).is_err(), "accepted {text}");
+            assert!(parse(&bad).is_err(), "accepted {bad}");
         }
     }
 }

@@ -187,6 +187,67 @@ pub struct Config {
     pub checkout_status_limit: RateLimit,
     /// `CRON_SECRET`, and the reconciliation run's other settings.
     pub reconcile: ReconcileConfig,
+    /// `STRIPE_AUTOMATIC_TAX=true`: Stripe Tax computes tax (`automatic_tax[enabled]=true`, with
+    /// the catalog's tax codes and behaviour). Off by default.
+    pub automatic_tax: bool,
+    /// `SHIPPING_ALLOWED_COUNTRIES`: ISO codes a shippable cart may be sent to
+    /// (default [`DEFAULT_SHIPPING_COUNTRIES`]).
+    pub shipping_countries: Vec<String>,
+    /// `ADMIN_TOKEN` for `GET /api/orders`: `None` when unset (the route answers 404), else the
+    /// token, or why every call is refused (shorter than [`ADMIN_TOKEN_MIN_LEN`], whitespace).
+    pub admin_token: Option<Result<String, &'static str>>,
+    /// `RATE_LIMIT_ORDERS` as `N/SECONDS` (default 30/60): `/api/orders` requests per client,
+    /// counted before the token is checked, so guesses are limited.
+    pub orders_limit: RateLimit,
+}
+
+/// Where a shippable cart may be sent when `SHIPPING_ALLOWED_COUNTRIES` is unset.
+pub const DEFAULT_SHIPPING_COUNTRIES: &[&str] = &["US", "CA"];
+
+/// The shortest `ADMIN_TOKEN` accepted.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
+/// Every country code Stripe accepts in `shipping_address_collection[allowed_countries][]`
+/// (the enum of the OpenAPI spec; `tests/stripe_spec.rs` checks this list against it).
+pub const STRIPE_SHIPPING_COUNTRIES: &str = "AC AD AE AF AG AI AL AM AO AQ AR AT AU AW AX AZ BA BB BD BE BF BG \
+    BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CD CF CG CH CI CK CL CM CN CO CR CV CW CY CZ DE DJ DK DM DO DZ EC \
+    EE EG EH ER ES ET FI FJ FK FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HN HR HT HU ID IE IL \
+    IM IN IO IQ IS IT JE JM JO JP KE KG KH KI KM KN KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MK \
+    ML MM MN MO MQ MR MS MT MU MV MW MX MY MZ NA NC NE NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT \
+    PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SZ TA TC TD TF TG TH TJ TK TL TM TN \
+    TO TR TT TV TW TZ UA UG US UY UZ VA VC VE VG VN VU WF WS XK YE YT ZA ZM ZW ZZ";
+
+fn shipping_countries(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = var("SHIPPING_ALLOWED_COUNTRIES") else {
+        return Ok(DEFAULT_SHIPPING_COUNTRIES.iter().map(|c| c.to_string()).collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for code in v.split(',').map(str::trim) {
+        let code = code.to_ascii_uppercase();
+        if code.len() != 2 || !STRIPE_SHIPPING_COUNTRIES.split_whitespace().any(|c| c == code) {
+            return Err(ConfigError(
+                "SHIPPING_ALLOWED_COUNTRIES: each entry must be a two-letter country code Stripe ships to, \
+                 comma-separated (e.g. US,CA,GB)"
+                    .into(),
+            ));
+        }
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    Ok(out)
+}
+
+fn admin_token(var: &impl Fn(&str) -> Option<String>) -> Option<Result<String, &'static str>> {
+    Some(match var("ADMIN_TOKEN")? {
+        v if v.chars().any(char::is_whitespace) => {
+            Err("ADMIN_TOKEN contains whitespace: /api/orders refuses every call")
+        }
+        v if v.len() < ADMIN_TOKEN_MIN_LEN => {
+            Err("ADMIN_TOKEN is shorter than 32 characters: /api/orders refuses every call")
+        }
+        v => Ok(v),
+    })
 }
 
 /// The reconciliation run's settings (`GET /api/reconcile`).
@@ -395,6 +456,14 @@ impl Config {
             create_checkout_limit: rate_limit(&var, "RATE_LIMIT_CREATE_CHECKOUT", 20, 60)?,
             checkout_status_limit: rate_limit(&var, "RATE_LIMIT_CHECKOUT_STATUS", 120, 60)?,
             reconcile: reconcile_config(&var)?,
+            automatic_tax: match var("STRIPE_AUTOMATIC_TAX").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(ConfigError("STRIPE_AUTOMATIC_TAX: must be true, false or unset".into())),
+            },
+            shipping_countries: shipping_countries(&var)?,
+            admin_token: admin_token(&var),
+            orders_limit: rate_limit(&var, "RATE_LIMIT_ORDERS", 30, 60)?,
         })
     }
 

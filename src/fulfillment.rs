@@ -10,10 +10,10 @@ use crate::app::App;
 use crate::events::CheckoutEvent;
 use crate::hooks::{self, Run, RunKey};
 use crate::session::is_ours;
-use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, StoreError};
+use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderTotals, StoreError};
 use crate::stripe::{
     Form, StripeError,
-    types::{LineItem, List, Session},
+    types::{Expandable, LineItem, List, Session},
 };
 use std::time::Duration;
 
@@ -98,13 +98,24 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
         payment_intent: session.payment_intent.clone(),
         fulfillments: 0,
         money: Money { amount: session.amount_total.unwrap_or(0), ..Money::default() },
+        number: None,
+        totals: totals(&session),
+        shipping: session.collected_information.as_ref().and_then(|c| c.shipping_details.clone()),
+        created_at: 0,
     };
     // A webhook waits briefly for another caller's run; the success page does not.
     let wait = if event.is_some() { hooks::HELD_WAIT } else { Duration::ZERO };
     let applied = app.store.apply(&order, event).await.map_err(FulfillError::Store)?;
     let run = if applied == (Applied::Recorded { newly_fulfilled: true }) {
-        // Just recorded from `order`: this call fulfilled it.
-        hooks::run_fulfillment(app, &Order { fulfillments: 1, ..order }).await
+        // This call fulfilled it: the hook gets the order as recorded, its number included.
+        match app.store.order(&order.session_id).await {
+            Ok(Some(recorded)) => hooks::run_fulfillment(app, &recorded).await,
+            // The run stays claimed and unfinished: the next delivery takes it over.
+            Ok(None) | Err(_) => {
+                crate::log::warn("fulfilled order not read back", &[("session_id", &order.session_id)]);
+                Run::Failed
+            }
+        }
     } else if state == OrderState::Fulfilled {
         hooks::resume(app, RunKey::Fulfillment(&order.session_id), wait).await
     } else {
@@ -113,11 +124,12 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
     Ok(Outcome { session, applied: Some(applied), run })
 }
 
-/// `GET /v1/checkout/sessions/{id}?expand[]=line_items`, following the line
+/// `GET /v1/checkout/sessions/{id}?expand[]=line_items&expand[]=shipping_cost.shipping_rate`
+/// (the chosen rate's name), following the line
 /// items' pages when a cart is longer than one page.
 async fn retrieve(app: &App, session_id: &str) -> Result<Session, FulfillError> {
     let mut q = Form::new();
-    q.push("expand[]", "line_items");
+    q.push("expand[]", "line_items").push("expand[]", "shipping_cost.shipping_rate");
     let path = format!("/v1/checkout/sessions/{session_id}");
     let mut session: Session = app.stripe.get(&path, &q).await.map_err(FulfillError::Stripe)?;
     if session.line_items.as_ref().is_some_and(|l| l.has_more) {
@@ -131,5 +143,58 @@ async fn retrieve(app: &App, session_id: &str) -> Result<Session, FulfillError> 
 }
 
 fn order_item(li: &LineItem) -> OrderItem {
-    OrderItem { name: li.description.clone().unwrap_or_else(|| "item".into()), quantity: li.quantity.unwrap_or(1) }
+    OrderItem {
+        name: li.description.clone().unwrap_or_else(|| "item".into()),
+        quantity: li.quantity.unwrap_or(1),
+        amount_subtotal: Some(li.amount_subtotal),
+    }
+}
+
+/// The session's totals as Stripe computed them; `None` before it has a total.
+pub fn totals(session: &Session) -> Option<OrderTotals> {
+    let amount_total = session.amount_total?;
+    let details = session.total_details.clone().unwrap_or_default();
+    let amount_subtotal = session.amount_subtotal.unwrap_or(amount_total);
+    let amount_shipping = details.amount_shipping.unwrap_or(0);
+    let before_tax = amount_subtotal - details.amount_discount + amount_shipping;
+    let shipping_rate = session.shipping_cost.as_ref().and_then(|c| match c.shipping_rate.as_ref()? {
+        Expandable::Object(rate) => rate.display_name.clone(),
+        Expandable::Id(_) => None,
+    });
+    Some(OrderTotals {
+        amount_subtotal,
+        amount_discount: details.amount_discount,
+        amount_shipping,
+        amount_tax: details.amount_tax,
+        amount_total,
+        tax_included: details.amount_tax > 0 && before_tax == amount_total,
+        shipping_rate,
+    })
+}
+
+/// The characters of an order number: Crockford's base 32 (no I, L, O or U to misread).
+const ORDER_NUMBER_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// The shop's prefix on every order number.
+pub const ORDER_NUMBER_PREFIX: &str = "RR";
+
+/// A fresh random order number, `RR-XXXX-XX` (30 random bits); the store makes it unique.
+pub fn new_order_number() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("OS randomness unavailable");
+    let c: Vec<char> = bytes.iter().map(|b| ORDER_NUMBER_ALPHABET[usize::from(b & 31)] as char).collect();
+    format!("{ORDER_NUMBER_PREFIX}-{}{}{}{}-{}{}", c[0], c[1], c[2], c[3], c[4], c[5])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_are_short_and_readable() {
+        let n = new_order_number();
+        assert_eq!(n.len(), 10, "{n}");
+        assert!(n.starts_with("RR-") && n.as_bytes()[7] == b'-', "{n}");
+        assert!(n[3..].chars().all(|c| c == '-' || ORDER_NUMBER_ALPHABET.contains(&(c as u8))), "{n}");
+    }
 }

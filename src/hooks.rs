@@ -13,10 +13,25 @@ use std::time::{Duration, Instant};
 
 /// ───────────────────────── SHOP OWNER: EDIT HERE ─────────────────────────
 /// What "fulfil" means for this shop: ship, email, grant access. Runs once the order was
-/// durably recorded as paid; key anything it does on `order.session_id`. Ours logs.
+/// durably recorded as paid; key anything it does on `order.session_id`. The order carries its
+/// number (`order.number`), Stripe's totals (`order.totals`, with the chosen shipping rate) and,
+/// when it ships, `order.shipping` (name and address: personal data, so ours logs only the
+/// country). Ours logs.
 pub fn on_fulfilled(order: &Order) {
     let items = order.items.iter().map(|i| format!("{} x{}", i.name, i.quantity)).collect::<Vec<_>>().join(", ");
-    crate::log::info("order fulfilled", &[("session_id", &order.session_id), ("items", &items)]);
+    let number = order.number.as_deref().unwrap_or("-");
+    let country = order.shipping.as_ref().and_then(|s| s.address.country.as_deref()).unwrap_or("-");
+    let rate = order.totals.as_ref().and_then(|t| t.shipping_rate.as_deref()).unwrap_or("-");
+    crate::log::info(
+        "order fulfilled",
+        &[
+            ("order_number", number),
+            ("session_id", &order.session_id),
+            ("items", &items),
+            ("ship_to_country", country),
+            ("shipping_rate", rate),
+        ],
+    );
 }
 
 /// Money went back to the shopper: `refund.amount` now, `refund.amount_refunded` in all

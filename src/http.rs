@@ -277,3 +277,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
     form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+/// Accepts only `Authorization: Bearer <secret>`, compared in constant time (of SHA-256
+/// digests, so not even the length leaks); anything else is 401 with one generic body.
+/// `secret` is the configured value, or why it is unusable (a logged configuration error,
+/// generic 500); `name` is the variable, for the log.
+pub fn authorize_bearer(
+    secret: &Result<String, &'static str>,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<(), ApiError> {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let secret = secret.as_ref().map_err(|reason| ApiError::internal(*reason))?;
+    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized");
+    let given = headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?.as_bytes();
+    let token = given.strip_prefix(b"Bearer ").ok_or_else(|| unauthorized().with_reason("not a Bearer token"))?;
+    let same: bool = Sha256::digest(token).ct_eq(&Sha256::digest(secret.as_bytes())).into();
+    if same { Ok(()) } else { Err(unauthorized().with_reason(format!("wrong {name}"))) }
+}

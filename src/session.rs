@@ -1,8 +1,10 @@
 //! The Checkout Session this shop creates, and how it knows its own: the parameters sent to
-//! `POST /v1/checkout/sessions` (every amount from the catalog, the discount the server
-//! decided, URLs from `SITE_URL`), and the tag every such session carries.
+//! `POST /v1/checkout/sessions` (every amount from the catalog — shipping rates included —, the
+//! discount the server decided, URLs from `SITE_URL`, Stripe Tax when configured), and the tag
+//! every such session carries.
 
 use crate::cart::Cart;
+use crate::catalog;
 use crate::config::{Config, UiMode};
 use crate::discount::AppliedDiscount;
 use crate::stripe::Form;
@@ -16,8 +18,12 @@ pub const SESSION_TAG: (&str, &str) = ("shop", "checkout-rust");
 pub const MAX_SESSION_ID_LEN: usize = 66;
 
 /// The form sent to `POST /v1/checkout/sessions`. URLs come from `SITE_URL`,
-/// amounts from the catalog, the discount from [`crate::discount::resolve`].
+/// amounts from the catalog, the discount from [`crate::discount::resolve`]. A cart with a
+/// shippable product collects an address in `SHIPPING_ALLOWED_COUNTRIES` and offers the
+/// catalog's rates; `STRIPE_AUTOMATIC_TAX=true` adds Stripe Tax with the catalog's tax codes
+/// and behaviour.
 pub fn params(config: &Config, cart: &Cart, discount: Option<&AppliedDiscount>) -> Form {
+    let tax = config.automatic_tax.then_some(&catalog::catalog().tax);
     let mut f = Form::new();
     f.push("mode", "payment").push("ui_mode", config.ui_mode.as_str());
     for (i, line) in cart.lines.iter().enumerate() {
@@ -33,6 +39,12 @@ pub fn params(config: &Config, cart: &Cart, discount: Option<&AppliedDiscount>) 
                     .push(format!("{pd}[product_data][name]"), p.name.as_str());
                 if !p.description.is_empty() {
                     f.push(format!("{pd}[product_data][description]"), p.description.as_str());
+                }
+                if let Some(tax) = tax {
+                    if let Some(code) = &p.tax_code {
+                        f.push(format!("{pd}[product_data][tax_code]"), code.as_str());
+                    }
+                    f.push(format!("{pd}[tax_behavior]"), tax.behavior.as_str());
                 }
             }
         }
@@ -50,6 +62,33 @@ pub fn params(config: &Config, cart: &Cart, discount: Option<&AppliedDiscount>) 
     }
     if let Some(d) = discount {
         f.push("discounts[0][promotion_code]", d.promotion_code.as_str());
+    }
+    if cart.lines.iter().any(|l| l.product.shippable) {
+        for country in &config.shipping_countries {
+            f.push("shipping_address_collection[allowed_countries][]", country.as_str());
+        }
+        for (i, rate) in catalog::catalog().shipping_rates.iter().enumerate() {
+            let rd = format!("shipping_options[{i}][shipping_rate_data]");
+            f.push(format!("{rd}[type]"), "fixed_amount")
+                .push(format!("{rd}[display_name]"), rate.display_name.as_str())
+                .push(format!("{rd}[fixed_amount][amount]"), rate.amount_for(cart.subtotal).to_string())
+                .push(format!("{rd}[fixed_amount][currency]"), cart.currency.as_str());
+            if let Some([min, max]) = rate.delivery_business_days {
+                for (end, days) in [("minimum", min), ("maximum", max)] {
+                    f.push(format!("{rd}[delivery_estimate][{end}][unit]"), "business_day")
+                        .push(format!("{rd}[delivery_estimate][{end}][value]"), days.to_string());
+                }
+            }
+            if let Some(tax) = tax {
+                if let Some(code) = &tax.shipping_tax_code {
+                    f.push(format!("{rd}[tax_code]"), code.as_str());
+                }
+                f.push(format!("{rd}[tax_behavior]"), tax.behavior.as_str());
+            }
+        }
+    }
+    if tax.is_some() {
+        f.push("automatic_tax[enabled]", "true");
     }
     f
 }

@@ -8,13 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stripe_emulator::{Emulator, Options};
 
-const FUNCTIONS: [(&str, &str); 6] = [
+const FUNCTIONS: [(&str, &str); 7] = [
     ("products", env!("CARGO_BIN_EXE_products")),
     ("create-checkout", env!("CARGO_BIN_EXE_create-checkout")),
     ("apply-discount", env!("CARGO_BIN_EXE_apply-discount")),
     ("webhook", env!("CARGO_BIN_EXE_webhook")),
     ("checkout-status", env!("CARGO_BIN_EXE_checkout-status")),
     ("reconcile", env!("CARGO_BIN_EXE_reconcile")),
+    ("orders", env!("CARGO_BIN_EXE_orders")),
 ];
 
 struct Function {
@@ -67,6 +68,7 @@ async fn each_function_binary_serves_its_route() {
         ("DATABASE_URL", common::sqlite_url()),
         ("DISCOUNT_RESPONSE_FLOOR_MS", "50".to_string()),
         ("CRON_SECRET", "binaries-test-cron-secret-42".to_string()),
+        ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
     ];
     let http = reqwest::Client::new();
     let mut f = Vec::new();
@@ -123,7 +125,18 @@ async fn each_function_binary_serves_its_route() {
     assert_eq!(r.status(), 200);
     let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!((json["seen"].as_u64(), json["duplicates"].as_u64()), (Some(1), Some(1)), "{json}");
+
+    let r = http.get(url(6, "/api/orders")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no token ⇒ 401");
+    let r = http.get(url(6, "/api/orders")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["data"][0]["session_id"], session_id.as_str(), "{json}");
+    assert!(json["data"][0]["order_number"].as_str().is_some_and(|n| n.starts_with("RR-")), "{json}");
 }
+
+/// The owner's token of the binaries test (32 characters or more).
+const ADMIN_TOKEN: &str = "binaries-test-admin-token-0123456789";
 
 #[tokio::test]
 async fn a_misconfigured_function_answers_a_generic_500_without_the_value() {

@@ -5,7 +5,8 @@
 mod common;
 
 use checkout::hooks::RunKey;
-use checkout::store::{Applied, EventRef, Money, Order, OrderItem, OrderState, Store};
+use checkout::store::{Applied, EventRef, Money, Order, OrderItem, OrderState, OrderTotals, Store};
+use checkout::stripe::types::{Address, ShippingDetails};
 use common::{Backend, backends, database_url};
 use std::sync::Arc;
 
@@ -16,12 +17,28 @@ fn update(session_id: &str, state: OrderState) -> Order {
         payment_status: if state == OrderState::Fulfilled { "paid" } else { "unpaid" }.into(),
         amount_total: Some(4200),
         currency: Some("usd".into()),
-        items: vec![OrderItem { name: "Mug".into(), quantity: 3 }],
+        items: vec![mugs()],
         livemode: false,
         payment_intent: None,
         fulfillments: 0,
         money: Money::default(),
+        number: None,
+        totals: Some(OrderTotals {
+            amount_subtotal: 4200,
+            amount_discount: 0,
+            amount_shipping: 0,
+            amount_tax: 0,
+            amount_total: 4200,
+            tax_included: false,
+            shipping_rate: None,
+        }),
+        shipping: None,
+        created_at: 0,
     }
+}
+
+fn mugs() -> OrderItem {
+    OrderItem { name: "Mug".into(), quantity: 3, amount_subtotal: Some(4200) }
 }
 
 fn unique(prefix: &str) -> String {
@@ -59,7 +76,9 @@ async fn records_once_and_only_moves_forward() {
         store.apply(&update(&id, OrderState::PaymentFailed), None).await.unwrap();
         let o = store.order(&id).await.unwrap().unwrap();
         assert_eq!((o.state, o.fulfillments), (OrderState::Fulfilled, 1), "{backend:?}");
-        assert_eq!(o.items, vec![OrderItem { name: "Mug".into(), quantity: 3 }]);
+        assert_eq!(o.items, vec![mugs()]);
+        assert_eq!(o.totals, update(&id, OrderState::Fulfilled).totals, "{backend:?}: Stripe's totals kept");
+        assert!(o.number.as_deref().is_some_and(|n| n.starts_with("RR-") && n.len() == 10), "{o:?}");
         assert_eq!(o.amount_total, Some(4200));
         assert!(store.event_seen(&ev1).await.unwrap());
         assert!(!store.event_seen(&unique("evt")).await.unwrap());
@@ -102,6 +121,75 @@ async fn hundred_concurrent_fulfilments_record_exactly_one() {
         assert_eq!(newly, 1, "{backend:?}: exactly one fulfilment");
         assert_eq!(dups, 98, "{backend:?}: each event processed once");
         assert_eq!(stores[0].order(&id).await.unwrap().unwrap().fulfillments, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_fulfilments_get_unique_order_numbers() {
+    for backend in backends() {
+        let url = database_url(backend);
+        let stores: Vec<Arc<Store>> = (0..10).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
+        let ids: Vec<String> = (0..100).map(|_| unique("cs_test")).collect();
+        let mut tasks = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let (store, id) = (stores[i % 10].clone(), id.clone());
+            tasks.push(tokio::spawn(
+                async move { store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap() },
+            ));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Applied::Recorded { newly_fulfilled: true });
+        }
+        let mut numbers = Vec::new();
+        for id in &ids {
+            let order = stores[0].order(id).await.unwrap().unwrap();
+            numbers.push(order.number.expect("every fulfilled order has a number"));
+        }
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 100, "{backend:?}: 100 distinct order numbers");
+        // A number is assigned once: fulfilling again keeps it.
+        let before = stores[1].order(&ids[0]).await.unwrap().unwrap().number;
+        stores[2].apply(&update(&ids[0], OrderState::Fulfilled), None).await.unwrap();
+        assert_eq!(stores[3].order(&ids[0]).await.unwrap().unwrap().number, before);
+    }
+}
+
+#[tokio::test]
+async fn shipping_details_are_kept_and_orders_page_newest_first() {
+    for backend in backends() {
+        let store = Store::open(&database_url(backend)).unwrap();
+        let ids: Vec<String> = (0..5).map(|_| unique("cs_test")).collect();
+        for id in &ids {
+            let mut order = update(id, OrderState::Fulfilled);
+            order.shipping = Some(ShippingDetails {
+                name: "Ada Lovelace".into(),
+                address: Address { country: Some("GB".into()), city: Some("London".into()), ..Address::default() },
+            });
+            store.apply(&order, None).await.unwrap();
+            // Distinct creation seconds order the list; ties fall back to the session id.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let o = store.order(&ids[0]).await.unwrap().unwrap();
+        assert_eq!(o.shipping.as_ref().and_then(|s| s.address.country.as_deref()), Some("GB"), "{backend:?}");
+        // Walk the whole table a page of 2 at a time: every order once, newest first.
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.orders_page(after.as_deref(), 2).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            seen.extend(page.iter().map(|o| (o.created_at, o.session_id.clone())));
+            after = page.last().map(|o| o.session_id.clone());
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, sorted, "{backend:?}: newest first, no repeats");
+        for id in &ids {
+            assert_eq!(seen.iter().filter(|(_, s)| s == id).count(), 1, "{backend:?}: {id} listed once");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `GET /api/checkout-status?session_id=cs_...`: fulfils from the landing
 //! page too (Stripe's advice) and answers only what the success page shows —
-//! no email, no address, no Stripe object.
+//! the order number, the lines and Stripe's totals; no email, no name, no address, no Stripe
+//! object.
 //!
 //! Parse: GET, a `session_id` Stripe could have issued, same-site. Decide: a settled order
 //! from the store, else [`fulfillment::fulfill`] from the success page. Answer:
@@ -19,7 +20,7 @@ use crate::fulfillment::{self, FulfillError, Trigger};
 use crate::hooks::RunKey;
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::session;
-use crate::store::{Order, OrderItem, OrderState};
+use crate::store::{Order, OrderItem, OrderState, OrderTotals};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -44,6 +45,11 @@ pub struct CheckoutStatus {
     pub money_state: Option<&'static str>,
     /// Refunded so far, minor units.
     pub amount_refunded: i64,
+    /// The order's number (e.g. `RR-7K4P-2M`), once fulfilled.
+    pub order_number: Option<String>,
+    /// Subtotal, discount, shipping (with the rate's name), tax and total as Stripe computed
+    /// them.
+    pub totals: Option<OrderTotals>,
 }
 
 /// The answer for a settled order, straight from the store (the webhook and
@@ -64,6 +70,8 @@ fn settled(order: &Order) -> Option<CheckoutStatus> {
         items: order.items.clone(),
         money_state: (order.state == OrderState::Fulfilled).then(|| order.money.state().as_str()),
         amount_refunded: order.money.amount_refunded,
+        order_number: order.number.clone(),
+        totals: order.totals.clone(),
     })
 }
 
@@ -107,6 +115,8 @@ where
     let order = app.store.order(&session_id).await?;
     let s = outcome.session;
     let body = CheckoutStatus {
+        totals: fulfillment::totals(&s),
+        order_number: order.as_ref().and_then(|o| o.number.clone()),
         status: s.status.unwrap_or_else(|| "open".into()),
         payment_status: s.payment_status,
         fulfillment: order.as_ref().map_or("pending", |o| o.state.as_str()),

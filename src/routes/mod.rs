@@ -8,6 +8,7 @@
 pub mod apply_discount;
 pub mod checkout_status;
 pub mod create_checkout;
+pub mod orders;
 pub mod products;
 pub mod reconcile;
 pub mod webhook;
@@ -35,17 +36,20 @@ pub enum Route {
     CheckoutStatus,
     /// `GET /api/reconcile` (Vercel Cron).
     Reconcile,
+    /// `GET /api/orders` (the owner's order list).
+    Orders,
 }
 
 impl Route {
     /// All routes.
-    pub const ALL: [Route; 6] = [
+    pub const ALL: [Route; 7] = [
         Route::Products,
         Route::CreateCheckout,
         Route::ApplyDiscount,
         Route::Webhook,
         Route::CheckoutStatus,
         Route::Reconcile,
+        Route::Orders,
     ];
 
     /// The URL path, which is also the `api/*.rs` file name.
@@ -57,6 +61,7 @@ impl Route {
             Route::Webhook => "/api/webhook",
             Route::CheckoutStatus => "/api/checkout-status",
             Route::Reconcile => "/api/reconcile",
+            Route::Orders => "/api/orders",
         }
     }
 
@@ -79,6 +84,7 @@ where
         Route::Webhook => webhook::handle(app, req).await,
         Route::CheckoutStatus => checkout_status::handle(app, req).await,
         Route::Reconcile => reconcile::handle(app, req).await,
+        Route::Orders => orders::handle(app, req).await,
     };
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -9,27 +9,13 @@
 use crate::app::App;
 use crate::http::{self, ApiError, Method, Response, StatusCode};
 use crate::reconcile::run_once;
-use ::http::HeaderMap;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// Runs a reconciliation for Vercel Cron.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
     http::require_method(req.method(), &[Method::GET])?;
-    authorize(&app.config.reconcile.cron_secret, req.headers())?;
+    http::authorize_bearer(&app.config.reconcile.cron_secret, req.headers(), "CRON_SECRET")?;
     let report = run_once(app).await?;
     let mut resp = http::json(StatusCode::OK, &report);
     resp.headers_mut().insert(http::header::CACHE_CONTROL, http::header::HeaderValue::from_static("no-store"));
     Ok(resp)
-}
-
-/// Accepts only `Authorization: Bearer <CRON_SECRET>`, compared in constant time (of
-/// SHA-256 digests, so not even the length leaks).
-pub fn authorize(secret: &Result<String, &'static str>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let secret = secret.as_ref().map_err(|reason| ApiError::internal(*reason))?;
-    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized");
-    let given = headers.get(http::header::AUTHORIZATION).ok_or_else(unauthorized)?.as_bytes();
-    let token = given.strip_prefix(b"Bearer ").ok_or_else(|| unauthorized().with_reason("not a Bearer token"))?;
-    let same: bool = Sha256::digest(token).ct_eq(&Sha256::digest(secret.as_bytes())).into();
-    if same { Ok(()) } else { Err(unauthorized().with_reason("wrong CRON_SECRET")) }
 }

@@ -16,6 +16,7 @@ pub use crate::after_payment::Money;
 
 use crate::after_payment::{self, Change, DisputeRef};
 use crate::hooks::{HookCall, RunKey};
+use crate::stripe::types::ShippingDetails;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -77,6 +78,16 @@ pub(crate) const SCHEMA: &[&str] = &[
         event_id TEXT NOT NULL,
         created BIGINT NOT NULL,
         updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS order_numbers (
+        order_number TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL UNIQUE,
+        assigned_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS order_details (
+        session_id TEXT PRIMARY KEY,
+        totals TEXT NOT NULL,
+        shipping TEXT,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS orders_by_created ON orders (created_at, session_id)",
     "CREATE TABLE IF NOT EXISTS rate_limits (
         bucket TEXT NOT NULL,
         window_start BIGINT NOT NULL,
@@ -100,6 +111,15 @@ pub(crate) const UPSERT_ORDER: &str =
 /// Records the fulfilment; 1 row affected means this call fulfilled the order.
 pub(crate) const INSERT_FULFILLMENT: &str = "INSERT INTO fulfillments (session_id, fulfilled_at) VALUES ($1, $2)
      ON CONFLICT (session_id) DO NOTHING";
+/// Assigns an order number (`$1`) to a newly fulfilled order (`$2`); 0 rows affected means the
+/// number was taken, and the fulfilling transaction draws another.
+pub(crate) const INSERT_ORDER_NUMBER: &str = "INSERT INTO order_numbers (order_number, session_id, assigned_at)
+     VALUES ($1, $2, $3) ON CONFLICT (order_number) DO NOTHING";
+/// Records what Stripe computed for an order (totals as JSON) and where it ships (JSON, or null).
+pub(crate) const UPSERT_DETAILS: &str = "INSERT INTO order_details (session_id, totals, shipping, updated_at)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (session_id) DO UPDATE SET totals = excluded.totals,
+        shipping = COALESCE(excluded.shipping, order_details.shipping), updated_at = excluded.updated_at";
 /// Claims the run of the owner's action, in the fulfilment's own transaction.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO fulfillment_runs (session_id, attempts, claimed_at) VALUES ($1, 1, $2)
      ON CONFLICT (session_id) DO NOTHING";
@@ -168,13 +188,29 @@ pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO reconcile_checkpoint (name
 /// An order's history, oldest first.
 pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status
      FROM order_history WHERE session_id = $1 ORDER BY seq";
-/// Reads one order, with its money (columns 7.. : the PaymentIntent, then as in [`Money::from_columns`]).
-pub(crate) const SELECT_ORDER: &str =
-    "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
-        (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id),
-        m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount,
-        o.livemode
-     FROM orders o LEFT JOIN order_money m ON m.session_id = o.session_id WHERE o.session_id = $1";
+/// The columns of an order, with its money (7.. : the PaymentIntent, then as in
+/// [`Money::from_columns`]), mode, number, details and creation time (13..).
+macro_rules! order_columns {
+    () => {
+        "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
+            (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id),
+            m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount,
+            o.livemode, n.order_number, d.totals, d.shipping, o.created_at
+         FROM orders o LEFT JOIN order_money m ON m.session_id = o.session_id
+            LEFT JOIN order_numbers n ON n.session_id = o.session_id
+            LEFT JOIN order_details d ON d.session_id = o.session_id"
+    };
+}
+/// Reads one order (columns: [`order_columns`]).
+pub(crate) const SELECT_ORDER: &str = concat!(order_columns!(), " WHERE o.session_id = $1");
+/// A page of orders, newest first: those created before the order `$1` (all when `$1` is
+/// empty), at most `$2`.
+pub(crate) const SELECT_ORDERS_PAGE: &str = concat!(
+    order_columns!(),
+    " WHERE $1 = '' OR (o.created_at, o.session_id) <
+        (SELECT c.created_at, c.session_id FROM orders c WHERE c.session_id = $1)
+     ORDER BY o.created_at DESC, o.session_id DESC LIMIT $2"
+);
 /// Whether an event id was processed.
 pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHERE event_id = $1";
 /// Counts one hit in a rate-limit window and returns the window's total.
@@ -237,6 +273,31 @@ pub struct OrderItem {
     pub name: String,
     /// Quantity.
     pub quantity: u32,
+    /// The line's amount before discounts (quantity × unit price) as Stripe computed it, minor
+    /// units; absent in orders recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_subtotal: Option<i64>,
+}
+
+/// An order's totals exactly as Stripe computed them (the retrieved session), so a page can
+/// show every part and they add up: `amount_subtotal − amount_discount + amount_shipping +
+/// amount_tax = amount_total`, or, when `tax_included`, the same without `amount_tax`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTotals {
+    /// The lines before discounts.
+    pub amount_subtotal: i64,
+    /// Discounts.
+    pub amount_discount: i64,
+    /// Shipping (before tax).
+    pub amount_shipping: i64,
+    /// Tax.
+    pub amount_tax: i64,
+    /// What was charged.
+    pub amount_total: i64,
+    /// The tax is included in the prices (inclusive tax), not added.
+    pub tax_included: bool,
+    /// The chosen shipping rate's name, when the order ships.
+    pub shipping_rate: Option<String>,
 }
 
 /// The event that caused an update, recorded in the same transaction.
@@ -285,6 +346,15 @@ pub struct Order {
     pub payment_intent: Option<String>,
     /// Refunds and disputes (see [`crate::after_payment`]).
     pub money: Money,
+    /// The short human order number (e.g. `RR-7K4P-2M`), assigned when it was fulfilled.
+    pub number: Option<String>,
+    /// The totals Stripe computed (absent in orders recorded before they were kept).
+    pub totals: Option<OrderTotals>,
+    /// Where it ships and to whom: personal data for the owner's hooks and order list only,
+    /// never in what the shopper's pages are answered.
+    pub shipping: Option<ShippingDetails>,
+    /// When it was first recorded (Unix seconds).
+    pub created_at: i64,
 }
 
 impl Money {
@@ -366,7 +436,26 @@ impl Order {
             fulfillments,
             payment_intent: None,
             money: Money { amount: amount_total.unwrap_or(0), ..Money::default() },
+            number: None,
+            totals: None,
+            shipping: None,
+            created_at: 0,
         }
+    }
+
+    /// Adds the columns of [`SELECT_ORDER`] from the order number on (JSON texts as stored).
+    pub(crate) fn with_details(
+        mut self,
+        number: Option<String>,
+        totals: Option<String>,
+        shipping: Option<String>,
+        created_at: i64,
+    ) -> Order {
+        self.number = number;
+        self.totals = totals.and_then(|t| serde_json::from_str(&t).ok());
+        self.shipping = shipping.and_then(|t| serde_json::from_str(&t).ok());
+        self.created_at = created_at;
+        self
     }
 
     /// Adds the last columns of [`SELECT_ORDER`]: the mode, then the money (absent before the
@@ -540,6 +629,16 @@ impl Store {
         }
     }
 
+    /// Recent orders, newest first: at most `limit` of those recorded before the order
+    /// `starting_after` (from the newest when `None`).
+    pub async fn orders_page(&self, starting_after: Option<&str>, limit: u32) -> Result<Vec<Order>, StoreError> {
+        let after = starting_after.unwrap_or("");
+        match self {
+            Store::Sqlite(s) => s.orders_page(after, i64::from(limit)).await,
+            Store::Postgres(s) => s.orders_page(after, i64::from(limit)).await,
+        }
+    }
+
     /// Whether `bucket` was ever counted with [`Store::hit`] (a bucket whose
     /// name embeds its window reads one window); counts nothing.
     pub async fn bucket_seen(&self, bucket: &str) -> Result<bool, StoreError> {
@@ -577,3 +676,13 @@ pub(crate) fn calls_json(calls: &[HookCall]) -> String {
 pub(crate) fn items_json(items: &[OrderItem]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
+
+/// An order's details as stored: totals and shipping as JSON (`None`: nothing to record).
+pub(crate) fn details_json(order: &Order) -> Option<(String, Option<String>)> {
+    let totals = serde_json::to_string(order.totals.as_ref()?).ok()?;
+    Some((totals, order.shipping.as_ref().and_then(|s| serde_json::to_string(s).ok())))
+}
+
+/// How many order numbers a fulfilling transaction draws before giving up (a collision needs
+/// 2^30 numbers in use to be likely).
+pub(crate) const ORDER_NUMBER_ATTEMPTS: usize = 16;

@@ -103,13 +103,13 @@ impl PgStore {
     }
 
     pub(super) async fn apply(&self, u: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
-        self.with(async |client| {
+        self.with(async |client| -> Result<Result<Applied, StoreError>, tokio_postgres::Error> {
             let tx = client.transaction().await?;
             let now = now();
             if let Some(e) = &event {
                 let n = tx.execute(INSERT_EVENT, &[&e.id, &e.kind, &u.session_id, &now]).await?;
                 if n == 0 {
-                    return Ok(Applied::DuplicateEvent);
+                    return Ok(Ok(Applied::DuplicateEvent));
                 }
             }
             tx.execute(
@@ -134,13 +134,27 @@ impl PgStore {
             }
             let newly_fulfilled =
                 u.state == OrderState::Fulfilled && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
+            if let Some((totals, shipping)) = details_json(u) {
+                tx.execute(UPSERT_DETAILS, &[&u.session_id, &totals, &shipping, &now]).await?;
+            }
             if newly_fulfilled {
                 tx.execute(INSERT_RUN, &[&u.session_id, &now]).await?;
+                let mut assigned = false;
+                for _ in 0..ORDER_NUMBER_ATTEMPTS {
+                    let number = crate::fulfillment::new_order_number();
+                    if tx.execute(INSERT_ORDER_NUMBER, &[&number, &u.session_id, &now]).await? == 1 {
+                        assigned = true;
+                        break;
+                    }
+                }
+                if !assigned {
+                    return Ok(Err(StoreError("postgres: no free order number".into())));
+                }
             }
             tx.commit().await?;
-            Ok(Applied::Recorded { newly_fulfilled })
+            Ok(Ok(Applied::Recorded { newly_fulfilled }))
         })
-        .await
+        .await?
     }
 
     /// Runs one statement taking a session id then integers; rows affected.
@@ -168,24 +182,13 @@ impl PgStore {
     }
 
     pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {
+        self.with(async |client| Ok(client.query_opt(SELECT_ORDER, &[&session_id]).await?.as_ref().map(order_row)))
+            .await
+    }
+
+    pub(super) async fn orders_page(&self, starting_after: &str, limit: i64) -> Result<Vec<Order>, StoreError> {
         self.with(async |client| {
-            let row = client.query_opt(SELECT_ORDER, &[&session_id]).await?;
-            Ok(row.map(|r| {
-                let order = Order::from_columns(
-                    r.get(0),
-                    r.get::<_, &str>(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get::<_, &str>(5),
-                    r.get(6),
-                );
-                order.with_money(
-                    r.get(13),
-                    r.get(7),
-                    Money::from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12)),
-                )
-            }))
+            Ok(client.query(SELECT_ORDERS_PAGE, &[&starting_after, &limit]).await?.iter().map(order_row).collect())
         })
         .await
     }
@@ -299,6 +302,14 @@ impl PgStore {
 }
 
 use std::sync::Arc;
+
+/// An order from the columns of [`SELECT_ORDER`].
+fn order_row(r: &tokio_postgres::Row) -> Order {
+    let order =
+        Order::from_columns(r.get(0), r.get::<_, &str>(1), r.get(2), r.get(3), r.get(4), r.get::<_, &str>(5), r.get(6));
+    let money = Money::from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12));
+    order.with_money(r.get(13), r.get(7), money).with_details(r.get(14), r.get(15), r.get(16), r.get(17))
+}
 
 /// Statement parameters: texts, then integers.
 fn args<'a>(texts: &'a [&'a str], ints: &'a [i64]) -> Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)> {

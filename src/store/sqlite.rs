@@ -81,8 +81,21 @@ impl SqliteStore {
             }
             let newly_fulfilled = u.state == OrderState::Fulfilled
                 && tx.execute(&sql(INSERT_FULFILLMENT), params![u.session_id, now])? == 1;
+            if let Some((totals, shipping)) = details_json(&u) {
+                tx.execute(&sql(UPSERT_DETAILS), params![u.session_id, totals, shipping, now])?;
+            }
             if newly_fulfilled {
                 tx.execute(&sql(INSERT_RUN), params![u.session_id, now])?;
+                let assigned = (0..ORDER_NUMBER_ATTEMPTS).try_fold(false, |done, _| {
+                    if done {
+                        return Ok(true);
+                    }
+                    let number = crate::fulfillment::new_order_number();
+                    tx.execute(&sql(INSERT_ORDER_NUMBER), params![number, u.session_id, now]).map(|n| n == 1)
+                })?;
+                if !assigned {
+                    return Err(rusqlite::Error::ToSqlConversionFailure("no free order number".into()));
+                }
             }
             tx.commit()?;
             Ok(Applied::Recorded { newly_fulfilled })
@@ -118,21 +131,15 @@ impl SqliteStore {
 
     pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {
         let id = session_id.to_string();
+        self.run(move |conn| conn.query_row(&sql(SELECT_ORDER), params![id], order_row).optional()).await
+    }
+
+    pub(super) async fn orders_page(&self, starting_after: &str, limit: i64) -> Result<Vec<Order>, StoreError> {
+        let after = starting_after.to_string();
         self.run(move |conn| {
-            conn.query_row(&sql(SELECT_ORDER), params![id], |r| {
-                let order = Order::from_columns(
-                    r.get(0)?,
-                    &r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    &r.get::<_, String>(5)?,
-                    r.get(6)?,
-                );
-                let money = Money::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
-                Ok(order.with_money(r.get(13)?, r.get(7)?, money))
-            })
-            .optional()
+            let mut stmt = conn.prepare(&sql(SELECT_ORDERS_PAGE))?;
+            let rows = stmt.query_map(params![after, limit], order_row)?;
+            rows.collect()
         })
         .await
     }
@@ -240,6 +247,21 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// An order from the columns of [`SELECT_ORDER`].
+fn order_row(r: &rusqlite::Row<'_>) -> Result<Order, rusqlite::Error> {
+    let order = Order::from_columns(
+        r.get(0)?,
+        &r.get::<_, String>(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        &r.get::<_, String>(5)?,
+        r.get(6)?,
+    );
+    let money = Money::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
+    Ok(order.with_money(r.get(13)?, r.get(7)?, money).with_details(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?))
 }
 
 fn owned(texts: &[&str]) -> Vec<String> {

@@ -47,6 +47,91 @@ pub struct Session {
     /// The PaymentIntent (`pi_...`) of a `mode=payment` session, once it exists.
     #[serde(default)]
     pub payment_intent: Option<String>,
+    /// Discount, shipping and tax totals as Stripe computed them.
+    #[serde(default)]
+    pub total_details: Option<TotalDetails>,
+    /// The chosen shipping rate and its cost (with `expand[]=shipping_cost.shipping_rate` the
+    /// rate is the object).
+    #[serde(default)]
+    pub shipping_cost: Option<ShippingCost>,
+    /// What the shopper entered at checkout (the shipping address and name).
+    #[serde(default)]
+    pub collected_information: Option<CollectedInformation>,
+}
+
+/// `checkout.session.total_details`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TotalDetails {
+    /// Discounts, minor units.
+    #[serde(default)]
+    pub amount_discount: i64,
+    /// Shipping, minor units (null without shipping).
+    #[serde(default)]
+    pub amount_shipping: Option<i64>,
+    /// Tax, minor units.
+    #[serde(default)]
+    pub amount_tax: i64,
+}
+
+/// `checkout.session.shipping_cost`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShippingCost {
+    /// Before tax.
+    #[serde(default)]
+    pub amount_subtotal: i64,
+    /// Tax on shipping.
+    #[serde(default)]
+    pub amount_tax: i64,
+    /// With tax.
+    #[serde(default)]
+    pub amount_total: i64,
+    /// The rate: an id, or the object when expanded.
+    #[serde(default)]
+    pub shipping_rate: Option<Expandable<ShippingRate>>,
+}
+
+/// A shipping rate (`shr_...`), read for its name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShippingRate {
+    /// `shr_...`.
+    pub id: String,
+    /// Name shown at checkout.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `checkout.session.collected_information`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CollectedInformation {
+    /// Where to ship, and to whom.
+    #[serde(default)]
+    pub shipping_details: Option<ShippingDetails>,
+}
+
+/// A name and an address (`collected_information.shipping_details`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct ShippingDetails {
+    /// The recipient.
+    pub name: String,
+    /// The address.
+    pub address: Address,
+}
+
+/// A postal address as Stripe gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Address {
+    /// City.
+    pub city: Option<String>,
+    /// Two-letter country code.
+    pub country: Option<String>,
+    /// Street line 1.
+    pub line1: Option<String>,
+    /// Street line 2.
+    pub line2: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+    /// State, county, province or region.
+    pub state: Option<String>,
 }
 
 /// A line item (`object: "item"`).
@@ -57,9 +142,18 @@ pub struct LineItem {
     pub description: Option<String>,
     /// Quantity bought.
     pub quantity: Option<u32>,
-    /// Line total after discounts.
+    /// Line total after discounts (and with exclusive tax).
     #[serde(default)]
     pub amount_total: i64,
+    /// Line total before discounts.
+    #[serde(default)]
+    pub amount_subtotal: i64,
+    /// Discount on this line.
+    #[serde(default)]
+    pub amount_discount: i64,
+    /// Tax on this line.
+    #[serde(default)]
+    pub amount_tax: i64,
 }
 
 /// A promotion code, with its coupon expanded (`expand[]=data.promotion.coupon`).
