@@ -46,6 +46,7 @@ async fn sends_exactly_the_servers_parameters() {
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(shipping_params(500, false))
     .collect();
     assert_eq!(r.params, expected);
     assert_eq!(r.stripe_version.as_deref(), Some(checkout::stripe::API_VERSION));
@@ -54,6 +55,117 @@ async fn sends_exactly_the_servers_parameters() {
 
     let session = s.emu.session(url.rsplit('/').next().unwrap()).unwrap();
     assert_eq!(session["amount_total"], 2 * 2500 + 1400);
+}
+
+/// The shipping parameters of a cart with physical goods (default countries), standard
+/// shipping at `standard` (free from $75), with or without Stripe Tax's codes.
+fn shipping_params(standard: i64, tax: bool) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = ["US", "CA"]
+        .iter()
+        .map(|c| ("shipping_address_collection[allowed_countries][]".to_string(), c.to_string()))
+        .collect();
+    for (i, (name, amount, min, max)) in
+        [("Standard shipping", standard, 3, 7), ("Express shipping", 1500, 1, 2)].into_iter().enumerate()
+    {
+        let rd = format!("shipping_options[{i}][shipping_rate_data]");
+        p.push((format!("{rd}[type]"), "fixed_amount".into()));
+        p.push((format!("{rd}[display_name]"), name.into()));
+        p.push((format!("{rd}[fixed_amount][amount]"), amount.to_string()));
+        p.push((format!("{rd}[fixed_amount][currency]"), "usd".into()));
+        p.push((format!("{rd}[delivery_estimate][minimum][unit]"), "business_day".into()));
+        p.push((format!("{rd}[delivery_estimate][minimum][value]"), min.to_string()));
+        p.push((format!("{rd}[delivery_estimate][maximum][unit]"), "business_day".into()));
+        p.push((format!("{rd}[delivery_estimate][maximum][value]"), max.to_string()));
+        if tax {
+            p.push((format!("{rd}[tax_code]"), "txcd_92010001".into()));
+            p.push((format!("{rd}[tax_behavior]"), "exclusive".into()));
+        }
+    }
+    p
+}
+
+/// The form of the one session created for `cart` by a shop with `env`.
+async fn created_form(env: Vec<(&'static str, String)>, cart: &str) -> (Vec<(String, String)>, String) {
+    let s = shop(ShopOptions { env, ..Default::default() }).await;
+    let (status, _, json) = s.post_json("/api/create-checkout", cart, "203.0.113.10").await;
+    assert_eq!(status, 200, "{json}");
+    let create = s.requests_to("/v1/checkout/sessions");
+    assert_eq!(create.len(), 1);
+    (create[0].params.clone(), s.site.clone())
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[tokio::test]
+async fn a_digital_only_cart_sends_no_shipping_and_tax_only_when_configured() {
+    let cart = r#"{"items":[{"id":"wallpapers","quantity":1}]}"#;
+    let line = [
+        ("mode", "payment"),
+        ("ui_mode", "hosted_page"),
+        ("line_items[0][price_data][currency]", "usd"),
+        ("line_items[0][price_data][unit_amount]", "400"),
+        ("line_items[0][price_data][product_data][name]", "Crab Wallpaper Pack"),
+        (
+            "line_items[0][price_data][product_data][description]",
+            "Twelve desktop and phone wallpapers, a download link by email. Nothing to ship.",
+        ),
+    ];
+    let urls = |site: &str| {
+        vec![
+            ("success_url".to_string(), format!("{site}/success.html?session_id={{CHECKOUT_SESSION_ID}}")),
+            ("cancel_url".to_string(), format!("{site}/cancel.html")),
+        ]
+    };
+    let (form, site) = created_form(vec![], cart).await;
+    let mut expected = pairs(&line);
+    expected.extend(pairs(&[("line_items[0][quantity]", "1"), ("metadata[shop]", "checkout-rust")]));
+    expected.extend(urls(&site));
+    assert_eq!(form, expected, "tax off, nothing ships: no shipping, no tax parameters");
+
+    let (form, site) = created_form(vec![("STRIPE_AUTOMATIC_TAX", "true".into())], cart).await;
+    let mut expected = pairs(&line);
+    expected.extend(pairs(&[
+        ("line_items[0][price_data][product_data][tax_code]", "txcd_10000000"),
+        ("line_items[0][price_data][tax_behavior]", "exclusive"),
+        ("line_items[0][quantity]", "1"),
+        ("metadata[shop]", "checkout-rust"),
+    ]));
+    expected.extend(urls(&site));
+    expected.push(("automatic_tax[enabled]".into(), "true".into()));
+    assert_eq!(form, expected, "tax on: codes, behaviour and automatic_tax");
+}
+
+#[tokio::test]
+async fn physical_goods_send_the_catalogs_shipping_rates_and_tax_when_configured() {
+    // $110 of hoodies: standard shipping is free from $75; the countries come from the config.
+    let cart = r#"{"items":[{"id":"hoodie","quantity":2}]}"#;
+    let env = vec![("STRIPE_AUTOMATIC_TAX", "true".to_string()), ("SHIPPING_ALLOWED_COUNTRIES", "gb,US".to_string())];
+    let (form, site) = created_form(env, cart).await;
+    let mut expected = pairs(&[
+        ("mode", "payment"),
+        ("ui_mode", "hosted_page"),
+        ("line_items[0][price_data][currency]", "usd"),
+        ("line_items[0][price_data][unit_amount]", "5500"),
+        ("line_items[0][price_data][product_data][name]", "Zero-cost Hoodie"),
+        (
+            "line_items[0][price_data][product_data][description]",
+            "Heavyweight hoodie; the abstraction is free, the hoodie is not.",
+        ),
+        ("line_items[0][price_data][product_data][tax_code]", "txcd_99999999"),
+        ("line_items[0][price_data][tax_behavior]", "exclusive"),
+        ("line_items[0][quantity]", "2"),
+        ("metadata[shop]", "checkout-rust"),
+    ]);
+    expected.push(("success_url".into(), format!("{site}/success.html?session_id={{CHECKOUT_SESSION_ID}}")));
+    expected.push(("cancel_url".into(), format!("{site}/cancel.html")));
+    let mut shipping = shipping_params(0, true);
+    shipping[0].1 = "GB".into();
+    shipping[1].1 = "US".into();
+    expected.extend(shipping);
+    expected.push(("automatic_tax[enabled]".into(), "true".into()));
+    assert_eq!(form, expected);
 }
 
 #[tokio::test]
@@ -255,8 +367,11 @@ async fn products_serve_public_fields_and_the_publishable_key_only() {
     assert_eq!(products.len(), checkout::catalog::products().len());
     for p in products {
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["currency", "description", "id", "max_quantity", "name", "unit_amount"]);
+        assert_eq!(keys, ["currency", "description", "id", "max_quantity", "name", "shippable", "unit_amount"]);
     }
+    assert!(products.iter().any(|p| p["shippable"] == false), "one digital product");
+    assert_eq!(json["automatic_tax"], false, "tax is off unless STRIPE_AUTOMATIC_TAX=true");
+    assert_eq!(json["shipping_rates"][0]["display_name"], "Standard shipping");
     let text = json.to_string();
     assert!(!text.contains(common::SECRET_KEY) && !text.contains(common::WEBHOOK_SECRET));
     let r = s.http.post(s.url("/api/products")).send().await.unwrap();

@@ -1,5 +1,6 @@
-//! `GET /api/products`: the catalog's public fields, the publishable key (the only key type
-//! that can reach the page), the Checkout UI mode, and whether the shop runs on test keys.
+//! `GET /api/products`: the catalog's public fields (which products ship, the shipping rates),
+//! whether Stripe Tax adds tax at checkout, the publishable key (the only key type that can
+//! reach the page), the Checkout UI mode, and whether the shop runs on test keys.
 //!
 //! Parse: GET or HEAD. Decide: nothing — every field is public. Answer: cacheable JSON
 //! (`public, max-age=60, s-maxage=300`). No rate limit: the CDN answers most of it.
@@ -18,12 +19,21 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
         ui_mode: &'static str,
         /// The keys are test keys: the storefront shows a "Test mode" ribbon.
         test_mode: bool,
+        /// The rates offered at checkout when the cart holds something that ships.
+        shipping_rates: &'a [crate::catalog::ShippingRate],
+        /// `STRIPE_AUTOMATIC_TAX`: tax is computed at checkout from the address.
+        automatic_tax: bool,
+        /// With automatic tax, whether prices include it.
+        tax_behavior: &'static str,
     }
     let body = Products {
         products: crate::catalog::products(),
         publishable_key: app.config.publishable_key.as_ref().map(|k| k.as_str()),
         ui_mode: app.config.ui_mode.as_str(),
         test_mode: app.config.mode() == crate::config::Mode::Test,
+        shipping_rates: &crate::catalog::catalog().shipping_rates,
+        automatic_tax: app.config.automatic_tax,
+        tax_behavior: crate::catalog::catalog().tax.behavior.as_str(),
     };
     let mut resp = http::json(http::StatusCode::OK, &body);
     resp.headers_mut().insert(

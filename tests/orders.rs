@@ -1,0 +1,122 @@
+//! `GET /api/orders`, the owner's order list, over real HTTP: 404 while `ADMIN_TOKEN` is unset,
+//! 401 for a missing, wrong or partial token, a limit on attempts, `no-store`, pages newest
+//! first, and nothing personal or secret in the answer.
+
+mod common;
+
+use checkout::store::OrderState;
+use common::{Shop, ShopOptions, shop};
+
+const TOKEN: &str = "owner-token-0123456789abcdefghijklmnop";
+/// A cart with nothing to ship (the emulator's hosted page then asks for no address).
+const DIGITAL: &str = r#"{"items":[{"id":"wallpapers","quantity":1}]}"#;
+
+async fn owner_shop(extra: Vec<(&'static str, String)>) -> Shop {
+    let mut env = vec![("ADMIN_TOKEN", TOKEN.to_string())];
+    env.extend(extra);
+    shop(ShopOptions { env, ..Default::default() }).await
+}
+
+async fn get(s: &Shop, path: &str, auth: Option<&str>) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut req = s.http.get(s.url(path)).header("x-real-ip", "198.51.100.7");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    common::split(req.send().await.unwrap()).await
+}
+
+async fn fulfilled_order(s: &Shop) -> String {
+    let id = s.checkout(DIGITAL).await;
+    s.pay(&id, "pay").await;
+    s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+    id
+}
+
+#[tokio::test]
+async fn unset_token_is_404_and_wrong_tokens_are_401() {
+    let s = shop(ShopOptions::default()).await;
+    let (status, headers, _) = get(&s, "/api/orders", Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!(status, 404, "no ADMIN_TOKEN: the route does not exist");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    let s = owner_shop(vec![]).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let prefix = format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]);
+    let longer = format!("Bearer {TOKEN}x");
+    let lowercase = format!("bearer {TOKEN}");
+    let basic = format!("Basic {TOKEN}");
+    let mut bodies = Vec::new();
+    for auth in [None, Some("Bearer wrong"), Some(prefix.as_str()), Some(&longer), Some(&lowercase), Some(&basic)] {
+        let (status, headers, json) = get(&s, "/api/orders", auth).await;
+        assert_eq!(status, 401, "{auth:?}");
+        assert_eq!(headers["cache-control"], "no-store");
+        bodies.push(json);
+    }
+    assert!(bodies.iter().all(|b| b == &serde_json::json!({"error": {"message": "unauthorized"}})), "{bodies:?}");
+    let (status, headers, json) = get(&s, "/api/orders", Some(&bearer)).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(json["data"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_short_token_refuses_every_call_and_attempts_are_limited() {
+    let s = shop(ShopOptions { env: vec![("ADMIN_TOKEN", "too-short".into())], ..Default::default() }).await;
+    let (status, _, json) = get(&s, "/api/orders", Some("Bearer too-short")).await;
+    assert_eq!(status, 500, "a short ADMIN_TOKEN is a configuration error: {json}");
+    assert!(!json.to_string().contains("too-short"));
+
+    let s = owner_shop(vec![("RATE_LIMIT_ORDERS", "3/60".into())]).await;
+    for _ in 0..3 {
+        assert_eq!(get(&s, "/api/orders", Some("Bearer guess")).await.0, 401);
+    }
+    let (status, headers, _) = get(&s, "/api/orders", Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!(status, 429, "past the limit even the right token waits");
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn pages_newest_first_with_numbers_totals_and_nothing_personal() {
+    let s = owner_shop(vec![]).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(fulfilled_order(&s).await);
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, first) = get(&s, "/api/orders?limit=2", Some(&bearer)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["has_more"], true);
+    let page: Vec<&serde_json::Value> = first["data"].as_array().unwrap().iter().collect();
+    assert_eq!(page.len(), 2);
+    let next = first["next_starting_after"].as_str().unwrap();
+    assert_eq!(next, page[1]["session_id"]);
+    let (_, _, second) = get(&s, &format!("/api/orders?limit=2&starting_after={next}"), Some(&bearer)).await;
+    assert_eq!(second["has_more"], false);
+    assert_eq!(second["next_starting_after"], serde_json::Value::Null);
+    let mut listed: Vec<&serde_json::Value> = page;
+    listed.extend(second["data"].as_array().unwrap());
+    assert_eq!(listed.len(), 3);
+    let times: Vec<i64> = listed.iter().map(|o| o["created_at"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    for o in &listed {
+        assert!(ids.iter().any(|id| o["session_id"] == id.as_str()));
+        assert!(o["order_number"].as_str().is_some_and(|n| n.starts_with("RR-")), "{o}");
+        assert_eq!(o["fulfillment"], "fulfilled");
+        assert_eq!(o["money_state"], "paid");
+        assert_eq!(o["items"][0]["name"], "Crab Wallpaper Pack");
+        assert_eq!(o["totals"]["amount_total"], 400);
+        assert_eq!(o["shipping_country"], serde_json::Value::Null, "nothing ships");
+        assert!(o["history"].as_array().is_some());
+    }
+    let text = format!("{first}{second}");
+    for secret in [TOKEN, common::SECRET_KEY, common::WEBHOOK_SECRET] {
+        assert!(!text.contains(secret), "a secret in the list");
+    }
+    for personal in ["email", "@", "card", "pi_", "address", "line1", "\"name\":\"Jenny"] {
+        assert!(!text.contains(personal), "{personal} in the list: {text}");
+    }
+    let (status, _, _) = get(&s, "/api/orders?limit=0", Some(&bearer)).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = get(&s, "/api/orders?starting_after=nope", Some(&bearer)).await;
+    assert_eq!(status, 400);
+}
