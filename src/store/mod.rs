@@ -491,10 +491,11 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the store named by a `DATABASE_URL` (`sqlite://path` or `postgres://...`).
-    /// Postgres connects lazily, so an instance starts even while the database is down.
+    /// Opens the store named by a `DATABASE_URL` (`sqlite://path`, `sqlite:path` or
+    /// `postgres://...`). Postgres connects lazily, so an instance starts even while the
+    /// database is down.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(path) = sqlite_path(url) {
             Ok(Store::Sqlite(SqliteStore::open(path)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(Box::new(PgStore::new(url)?)))
@@ -656,6 +657,11 @@ impl Store {
 }
 
 pub(crate) use crate::clock::now;
+
+/// The file of an SQLite `DATABASE_URL`: `sqlite://path`, or sqlx's `sqlite:path`.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).filter(|p| !p.is_empty())
+}
 
 fn run_sql(key: RunKey<'_>) -> &'static RunSql {
     match key {
