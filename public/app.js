@@ -6,7 +6,9 @@
 
   var Shop = window.Shop;
   var STRIPE_JS_URL = 'https://js.stripe.com/clover/stripe.js';
-  var NEUTRAL_CODE_MESSAGE = 'Totals updated. Eligible codes are applied at checkout.';
+  // One sentence for a code that does not lower the total, whatever the reason (unknown,
+  // expired, not for this cart): the server's answer is the same for all of them.
+  var NEUTRAL_CODE_MESSAGE = 'This code doesn\u2019t lower the total of this cart.';
   var CHECKOUT_LABEL = 'Checkout';
   var CHECKOUT_BUSY_LABEL = 'Redirecting to secure checkout…';
   var EMBEDDED_BUSY_LABEL = 'Loading secure checkout…';
@@ -20,6 +22,9 @@
     products: [],          // validated catalog, server order
     byId: Object.create(null),
     publishableKey: null,
+    shippingRates: [],     // [{name, amount, freeFrom}] from the catalog
+    automaticTax: false,
+    taxIncluded: false,
     uiMode: 'hosted_page',
     cart: { items: {}, code: '' },
     appliedCode: '',       // code the current server totals were computed with
@@ -118,7 +123,8 @@
           description: typeof p.description === 'string' ? p.description.trim() : '',
           unitAmount: p.unit_amount,
           currency: p.currency.toLowerCase(),
-          max: max
+          max: max,
+          shippable: p.shippable === true
         });
       });
       state.byId = Object.create(null);
@@ -128,6 +134,13 @@
         ? data.publishable_key : null;
       state.uiMode = data.ui_mode === 'embedded_page' ? 'embedded_page' : 'hosted_page';
       if (data.test_mode === true) showTestModeRibbon();
+      state.automaticTax = data.automatic_tax === true;
+      state.taxIncluded = data.tax_behavior === 'inclusive';
+      state.shippingRates = Array.isArray(data.shipping_rates) ? data.shipping_rates.filter(function (r) {
+        return r && typeof r.display_name === 'string' && isNonNegInt(r.amount);
+      }).map(function (r) {
+        return { name: r.display_name, amount: r.amount, freeFrom: isNonNegInt(r.free_from_subtotal) ? r.free_from_subtotal : null };
+      }) : [];
 
       if (state.products.length === 0) {
         showProductsError('No products are available right now. Please check back soon.');
@@ -449,8 +462,12 @@
     el.cartCount.textContent = count === 1 ? '1 item' : count + ' items';
 
     // Totals
+    var currency = state.products.length ? state.products[0].currency : 'usd';
+    var subtotal = localSubtotals().reduce(function (sum, s) { return sum + s.amount; }, 0);
     if (serverTotalsValid()) {
       var s = state.server;
+      currency = s.currency;
+      subtotal = s.subtotal;
       el.subtotal.textContent = Shop.formatMoney(s.subtotal, s.currency);
       if (s.discount > 0) {
         el.discount.textContent = '\u2212' + Shop.formatMoney(s.discount, s.currency);
@@ -467,8 +484,48 @@
       el.discountRow.hidden = true;
       el.total.textContent = text;
     }
+    renderShippingAndTax(items, subtotal, currency);
+
+    var barCount = count === 1 ? '1 item' : count + ' items';
+    el.cartBar.hidden = count === 0 || !!state.embedded;
+    el.cartBarCount.textContent = barCount;
+    el.cartBarTotal.textContent = el.total.textContent;
 
     el.checkout.disabled = state.checkoutBusy || items.length === 0 || !!state.embedded;
+  }
+
+  /** What checkout will add, in words that match the configuration: the catalog's shipping
+   *  rates when something ships, and whether Stripe Tax adds tax. */
+  function renderShippingAndTax(items, subtotal, currency) {
+    var ships = items.some(function (it) { return state.byId[it.id].shippable; });
+    var notes = [];
+    el.shippingRow.hidden = items.length === 0;
+    if (ships && state.shippingRates.length) {
+      var cheapest = state.shippingRates.reduce(function (min, r) {
+        var amount = r.freeFrom !== null && subtotal >= r.freeFrom ? 0 : r.amount;
+        return Math.min(min, amount);
+      }, Infinity);
+      el.shipping.textContent = cheapest === 0 ? 'Free option at checkout' : 'From ' + Shop.formatMoney(cheapest, currency);
+      var free = state.shippingRates.filter(function (r) { return r.freeFrom !== null; })[0];
+      notes.push('You choose shipping at checkout' +
+        (free && subtotal < free.freeFrom ? '; ' + free.name.toLowerCase() + ' is free from ' + Shop.formatMoney(free.freeFrom, currency) : '') + '.');
+    } else {
+      el.shipping.textContent = items.length ? 'Nothing to ship' : '';
+    }
+    el.taxRow.hidden = items.length === 0 || !state.automaticTax;
+    if (state.automaticTax) {
+      el.tax.textContent = state.taxIncluded ? 'Included' : 'At checkout';
+      notes.push(state.taxIncluded
+        ? 'Prices include tax.'
+        : 'Tax is added at checkout, based on your address.');
+    } else if (items.length) {
+      notes.push('No tax is added at checkout.');
+    }
+    var adds = [];
+    if (ships && state.shippingRates.length) adds.push('shipping');
+    if (state.automaticTax && !state.taxIncluded) adds.push('tax');
+    el.totalLabel.textContent = adds.length ? 'Total before ' + adds.join(' and ') : 'Total';
+    el.totalsNote.textContent = notes.join(' ');
   }
 
   function scheduleAnnounce() {
@@ -573,8 +630,10 @@
           discount: res.data.discount,
           total: res.data.total
         };
-        // Deliberately identical wording whatever the outcome.
-        setCodeStatus(NEUTRAL_CODE_MESSAGE);
+        // A code that lowers the total says so; every other outcome reads the same.
+        setCodeStatus(res.data.discount > 0
+          ? code.toUpperCase() + ' applied: ' + '\u2212' + Shop.formatMoney(res.data.discount, res.data.currency) + '.'
+          : NEUTRAL_CODE_MESSAGE);
       } else {
         state.server = null;
         if (res.status === 429) {
@@ -770,6 +829,15 @@
     el.discount = $('discount');
     el.discountRow = $('discount-row');
     el.total = $('total');
+    el.totalLabel = $('total-label');
+    el.totalsNote = $('totals-note');
+    el.shipping = $('shipping');
+    el.shippingRow = $('shipping-row');
+    el.tax = $('tax');
+    el.taxRow = $('tax-row');
+    el.cartBar = $('cart-bar');
+    el.cartBarCount = $('cart-bar-count');
+    el.cartBarTotal = $('cart-bar-total');
     el.checkout = $('checkout');
     el.message = $('message');
     el.cartAnnounce = $('cart-announce');

@@ -109,19 +109,29 @@
   var NETWORK_MESSAGE = 'Could not reach the shop, check your connection.';
 
   /**
-   * Turn a failed api() result into {text, reference} for display.
-   * Server messages are displayed as plain text only.
+   * Turn a failed api() result into {text, reference} for display: a sentence written for
+   * shoppers from the status, never the server's own message (which is for developers); the
+   * server's reference, when there is one, so support can find the log line.
    */
   function describeError(res, fallback) {
     if (res.networkError) return { text: NETWORK_MESSAGE, reference: null };
     if (res.status === 429) return { text: waitMessage(res.retryAfter), reference: null };
     var err = res.data && typeof res.data === 'object' ? res.data.error : null;
-    var text = err && typeof err.message === 'string' && err.message.trim()
-      ? err.message.trim().slice(0, 500)
-      : (fallback || 'Something went wrong. Please try again.');
     var reference = err && typeof err.reference === 'string' && /^[\w.:-]{1,100}$/.test(err.reference)
       ? err.reference
       : null;
+    var text;
+    if (res.status === 400 || res.status === 413 || res.status === 415) {
+      text = 'Something in your cart is no longer available as it was. Please review your cart and try again.';
+    } else if (res.status === 403) {
+      text = 'This page was opened from another address. Please open the shop again and retry.';
+    } else if (res.status === 502 || res.status === 503 || res.status === 504) {
+      text = 'Our payment provider is not responding. You have not been charged; please try again in a moment.';
+    } else if (res.status >= 500) {
+      text = 'Something went wrong on our side. You have not been charged; please try again in a moment.';
+    } else {
+      text = fallback || 'Something went wrong. Please try again.';
+    }
     return { text: text, reference: reference };
   }
 

@@ -37,13 +37,25 @@
     document.title = title + ' — Rust & Rails Supply Co.';
   }
 
+  function isAmount(n) {
+    return typeof n === 'number' && isFinite(n) && Math.floor(n) === n;
+  }
+
+  function setRow(row, valueEl, amount, currency, prefix) {
+    var show = isAmount(amount) && amount !== 0;
+    row.hidden = !show;
+    valueEl.textContent = show ? (prefix || '') + Shop.formatMoney(amount, currency) : '';
+  }
+
+  /** Lines, then subtotal, discount, shipping and tax exactly as Stripe computed them, so the
+   *  parts add up to the total shown. */
   function renderSummary(data, amountLabel) {
+    var currency = data.currency;
     var items = Array.isArray(data.items) ? data.items.filter(function (it) {
       return it && typeof it.name === 'string' && it.name.trim() &&
         typeof it.quantity === 'number' && it.quantity > 0 && Math.floor(it.quantity) === it.quantity;
     }).slice(0, 100) : [];
-    var hasAmount = typeof data.amount_total === 'number' && isFinite(data.amount_total) &&
-      data.amount_total >= 0 && Shop.isCurrencyCode(data.currency);
+    var hasAmount = isAmount(data.amount_total) && data.amount_total >= 0 && Shop.isCurrencyCode(currency);
 
     while (el.items.firstChild) el.items.removeChild(el.items.firstChild);
     items.forEach(function (it) {
@@ -55,20 +67,47 @@
       qty.textContent = '\u00d7\u00a0' + it.quantity;
       li.appendChild(name);
       li.appendChild(qty);
+      if (hasAmount && isAmount(it.amount_subtotal)) {
+        var amount = document.createElement('span');
+        amount.className = 'line-amount';
+        amount.textContent = Shop.formatMoney(it.amount_subtotal, currency);
+        li.appendChild(amount);
+      }
       el.items.appendChild(li);
     });
     el.items.hidden = items.length === 0;
 
+    var t = data.totals;
+    var hasTotals = hasAmount && t && typeof t === 'object' && isAmount(t.amount_subtotal) &&
+      isAmount(t.amount_discount) && isAmount(t.amount_shipping) && isAmount(t.amount_tax);
+    el.breakdown.hidden = !hasTotals;
+    if (hasTotals) {
+      el.subtotal.textContent = Shop.formatMoney(t.amount_subtotal, currency);
+      setRow(el.discountRow, el.discount, t.amount_discount, currency, '\u2212');
+      var rate = typeof t.shipping_rate === 'string' && t.shipping_rate.trim() ? t.shipping_rate.trim().slice(0, 100) : '';
+      el.shippingLabel.textContent = rate || 'Shipping';
+      el.shippingRow.hidden = !rate && t.amount_shipping === 0;
+      el.shipping.textContent = t.amount_shipping === 0 ? 'Free' : Shop.formatMoney(t.amount_shipping, currency);
+      el.taxLabel.textContent = t.tax_included ? 'Tax (included)' : 'Tax';
+      setRow(el.taxRow, el.tax, t.amount_tax, currency);
+    }
+
     if (hasAmount) {
       el.amountLabel.textContent = amountLabel;
-      el.amount.textContent = Shop.formatMoney(data.amount_total, data.currency);
+      el.amount.textContent = Shop.formatMoney(data.amount_total, currency);
     }
     el.amount.parentNode.hidden = !hasAmount;
     el.summary.hidden = items.length === 0 && !hasAmount;
+
+    var number = typeof data.order_number === 'string' && /^[A-Z0-9-]{1,32}$/.test(data.order_number)
+      ? data.order_number : '';
+    el.number.textContent = number;
+    el.numberLine.hidden = !number;
   }
 
   function hideSummary() {
     el.summary.hidden = true;
+    el.numberLine.hidden = true;
   }
 
   function stopPolling() {
@@ -85,7 +124,7 @@
     stopPolling();
     setView(data ? data.fulfillment : 'pending',
       'Payment still processing',
-      'Your payment hasn\u2019t been confirmed yet. Some payment methods take longer; we\u2019ll email you a confirmation as soon as it completes. You don\u2019t need to keep this page open.',
+      'Your payment hasn\u2019t been confirmed yet. Some payment methods take a few days. Your order is recorded as soon as it is; open this page again later, or choose Check again, to see where it stands.',
       { delayed: true, checkAgain: true });
   }
 
@@ -111,6 +150,16 @@
     }
   }
 
+  /** What happens next, and nothing more: the order number is real, Stripe's receipt email only
+   *  when the shop's Stripe account sends receipts. */
+  function confirmedText(data) {
+    var ships = data.totals && typeof data.totals.shipping_rate === 'string' && data.totals.shipping_rate;
+    return 'Your payment was received and your order is recorded' +
+      (ships ? ' for shipping to the address you gave at checkout' : '') + '. ' +
+      'Keep your order number if you contact us. If this shop has Stripe receipts turned on, ' +
+      'Stripe emails a receipt to the address you entered at checkout.';
+  }
+
   function handle(data) {
     var f = KNOWN_STATES.indexOf(data.fulfillment) >= 0 ? data.fulfillment : 'unknown';
 
@@ -122,7 +171,7 @@
         var after = afterPayment(data);
         setView('fulfilled',
           after ? after.title : 'Thank you \u2014 your order is confirmed',
-          after ? after.text : 'Your payment was received and your order is being prepared. A confirmation will be sent to your email address.',
+          after ? after.text : confirmedText(data),
           { backLabel: 'Continue shopping', focus: true });
         return;
 
@@ -161,15 +210,16 @@
         hideSummary();
         setView('unknown',
           'We couldn\u2019t confirm your order yet',
-          'If you completed a payment, you\u2019ll receive a confirmation by email. Otherwise, no payment was taken.',
+          'The shop answered in a way this page doesn\u2019t understand. Please check again in a moment.',
           { checkAgain: true, focus: true });
     }
   }
 
-  function showError(text) {
+  /** checkAgain only when asking again can change the answer (a network or server hiccup). */
+  function showError(text, checkAgain) {
     stopPolling();
     hideSummary();
-    setView('error', 'We couldn\u2019t load your order', text, { checkAgain: true, focus: true });
+    setView('error', 'We couldn\u2019t load your order', text, { checkAgain: !!checkAgain, focus: true });
   }
 
   function check() {
@@ -197,8 +247,15 @@
         return;
       }
 
-      var err = Shop.describeError(res, 'Something went wrong while looking up your order.');
-      showError(err.text + ' If you completed a payment, you\u2019ll receive a confirmation by email.');
+      if (res.status === 404 || res.status === 400) {
+        showError('This link doesn\u2019t match an order of this shop. Open the link from your checkout again; if you paid, your order is recorded.', false);
+        return;
+      }
+      if (res.status === 403) {
+        showError('This page was opened from another site. Open it from the shop\u2019s own address instead.', false);
+        return;
+      }
+      showError(Shop.describeError(res).text, transient);
     });
   }
 
@@ -217,6 +274,18 @@
     el.amountLabel = $('order-amount-label');
     el.back = $('back-link');
     el.checkAgain = $('check-again');
+    el.breakdown = $('order-breakdown');
+    el.subtotal = $('order-subtotal');
+    el.discount = $('order-discount');
+    el.discountRow = $('order-discount-row');
+    el.shipping = $('order-shipping');
+    el.shippingLabel = $('order-shipping-label');
+    el.shippingRow = $('order-shipping-row');
+    el.tax = $('order-tax');
+    el.taxLabel = $('order-tax-label');
+    el.taxRow = $('order-tax-row');
+    el.number = $('order-number');
+    el.numberLine = $('order-number-line');
 
     el.checkAgain.addEventListener('click', function () {
       el.checkAgain.hidden = true;
@@ -233,8 +302,8 @@
       setView('error',
         raw ? 'This order link isn\u2019t valid' : 'No order to show',
         raw
-          ? 'The order reference in this link is malformed, so we can\u2019t look it up. If you completed a payment, you\u2019ll receive a confirmation by email.'
-          : 'This page needs an order reference from the checkout. If you completed a payment, you\u2019ll receive a confirmation by email.',
+          ? 'The order reference in this link is malformed, so we can\u2019t look it up. Open the link from your checkout again.'
+          : 'This page shows an order right after checkout. Start from the shop to place one.',
         { focus: true });
       return;
     }

@@ -191,7 +191,7 @@ async fn security_headers_and_same_site_check() {
     let server = DevServer::start().await;
     let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
-    for path in ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css"] {
+    for path in ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css", "/admin.html", "/admin.js"] {
         let resp = client.get(format!("{}{path}", server.url)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "GET {path}");
         let h = resp.headers();
@@ -216,18 +216,23 @@ async fn security_headers_and_same_site_check() {
     let products: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert!(products["products"].as_array().is_some_and(|p| !p.is_empty()), "{products}");
 
-    // DNS rebinding: only requests addressed to localhost / 127.0.0.1 are answered.
+    // DNS rebinding: only requests addressed to localhost / 127.0.0.1 are answered; a page
+    // asked for on 127.0.0.1 moves to SITE_URL's origin (where the cart lives).
     let port = server.url.rsplit(':').next().unwrap().to_string();
-    for (host, expect) in [
-        ("evil.example".to_string(), 403),
-        (format!("evil.example:{port}"), 403),
-        (format!("localhost.evil.example:{port}"), 403),
-        (format!("localhost:{port}"), 200),
-        (format!("127.0.0.1:{port}"), 200),
+    for (host, page, api) in [
+        ("evil.example".to_string(), 403, 403),
+        (format!("evil.example:{port}"), 403, 403),
+        (format!("localhost.evil.example:{port}"), 403, 403),
+        (format!("localhost:{port}"), 200, 200),
+        (format!("127.0.0.1:{port}"), 307, 200),
     ] {
-        for path in ["/", "/api/products"] {
+        for (path, expect) in [("/success.html?session_id=cs_test_x", page), ("/api/products", api)] {
             let resp = client.get(format!("{}{path}", server.url)).header("host", &host).send().await.unwrap();
             assert_eq!(resp.status(), expect, "GET {path} with Host {host}");
+            if expect == 307 {
+                let location = resp.headers()["location"].to_str().unwrap();
+                assert_eq!(location, format!("{}{path}", server.url), "redirected to SITE_URL");
+            }
         }
     }
 

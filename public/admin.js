@@ -1,0 +1,197 @@
+/* The owner's order list: asks for ADMIN_TOKEN, keeps it only in this tab's sessionStorage,
+ * reads GET /api/orders a page at a time and offers the rows loaded as CSV. Everything the
+ * server sends is rendered with textContent. */
+(function () {
+  'use strict';
+
+  var Shop = window.Shop;
+  var TOKEN_KEY = 'rr-shop.admin-token';
+  var PAGE = 50;
+  var COLUMNS = ['order_number', 'created_at', 'fulfillment', 'money_state', 'amount_refunded', 'items',
+    'amount_subtotal', 'amount_discount', 'amount_shipping', 'amount_tax', 'amount_total', 'currency',
+    'shipping_rate', 'shipping_country', 'session_id'];
+
+  var el = {};
+  var rows = [];
+  var next = null;
+
+  function $(id) { return document.getElementById(id); }
+
+  function storage() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+
+  function token() {
+    var s = storage();
+    try { return s ? s.getItem(TOKEN_KEY) || '' : ''; } catch (e) { return ''; }
+  }
+
+  function setToken(value) {
+    var s = storage();
+    if (!s) return;
+    try {
+      if (value) s.setItem(TOKEN_KEY, value);
+      else s.removeItem(TOKEN_KEY);
+    } catch (e) { /* private mode: the token lives only in the field */ }
+  }
+
+  function money(n, currency) {
+    return typeof n === 'number' ? Shop.formatMoney(n, currency) : '';
+  }
+
+  function when(secs) {
+    if (typeof secs !== 'number' || secs <= 0) return '';
+    var d = new Date(secs * 1000);
+    return d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+  }
+
+  function itemsText(o) {
+    return (Array.isArray(o.items) ? o.items : []).map(function (it) {
+      return String(it.name) + ' \u00d7 ' + it.quantity;
+    }).join(', ');
+  }
+
+  function historyText(o) {
+    return (Array.isArray(o.history) ? o.history : []).map(function (h) {
+      return when(h.at) + ' ' + h.from + ' \u2192 ' + h.to + (h.amount ? ' (' + money(h.amount, o.currency) + ')' : '');
+    }).join('; ');
+  }
+
+  function cell(tr, text, className) {
+    var td = document.createElement('td');
+    if (className) td.className = className;
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function render() {
+    while (el.body.firstChild) el.body.removeChild(el.body.firstChild);
+    rows.forEach(function (o) {
+      var t = o.totals || {};
+      var tr = document.createElement('tr');
+      var num = document.createElement('code');
+      num.textContent = o.order_number || '\u2014';
+      var first = cell(tr, '');
+      first.appendChild(num);
+      cell(tr, when(o.created_at));
+      cell(tr, String(o.fulfillment || '').replace(/_/g, ' '));
+      cell(tr, (o.money_state ? o.money_state.replace(/_/g, ' ') : '\u2014') +
+        (o.amount_refunded ? ' (' + money(o.amount_refunded, o.currency) + ' back)' : ''));
+      cell(tr, itemsText(o));
+      cell(tr, t.shipping_rate ? t.shipping_rate + ' ' + money(t.amount_shipping, o.currency) : money(t.amount_shipping, o.currency), 'num');
+      cell(tr, t.amount_discount ? '\u2212' + money(t.amount_discount, o.currency) : '', 'num');
+      cell(tr, t.amount_tax ? money(t.amount_tax, o.currency) : '', 'num');
+      cell(tr, money(t.amount_total, o.currency), 'num');
+      cell(tr, o.shipping_country || '');
+      cell(tr, historyText(o));
+      el.body.appendChild(tr);
+    });
+    el.empty.hidden = rows.length > 0;
+    el.more.hidden = !next;
+    el.orders.hidden = false;
+  }
+
+  function load(more) {
+    var t = token();
+    if (!t) return;
+    var path = '/api/orders?limit=' + PAGE + (more && next ? '&starting_after=' + encodeURIComponent(next) : '');
+    Shop.setMessage(el.message, 'Loading orders\u2026', 'info');
+    fetch(path, {
+      headers: { 'Accept': 'application/json', 'Authorization': 'Bearer ' + t },
+      credentials: 'same-origin',
+      cache: 'no-store'
+    }).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (data) { return { res: res, data: data }; });
+    }).then(function (r) {
+      if (r.res.ok && r.data && Array.isArray(r.data.data)) {
+        rows = more ? rows.concat(r.data.data) : r.data.data;
+        next = r.data.has_more ? r.data.next_starting_after : null;
+        Shop.setMessage(el.message, '');
+        render();
+        return;
+      }
+      if (r.res.status === 401) {
+        setToken('');
+        el.orders.hidden = true;
+        Shop.setMessage(el.message, 'That token was not accepted. Paste the ADMIN_TOKEN set for this deployment.', 'error');
+      } else if (r.res.status === 404) {
+        Shop.setMessage(el.message, 'The order list is off: set ADMIN_TOKEN (32 characters or more) in the project\u2019s environment variables and redeploy.', 'error');
+      } else if (r.res.status === 429) {
+        Shop.setMessage(el.message, Shop.waitMessage(parseInt(r.res.headers.get('Retry-After'), 10) || null), 'error');
+      } else {
+        Shop.setMessage(el.message, 'The order list could not be loaded. Check the function logs for the reference.', 'error',
+          r.data && r.data.error && typeof r.data.error.reference === 'string' ? r.data.error.reference : null);
+      }
+    }, function () {
+      Shop.setMessage(el.message, Shop.NETWORK_MESSAGE, 'error');
+    });
+  }
+
+  /** One CSV field: quoted, and a leading = + - @ neutralised so a spreadsheet never runs it. */
+  function csvField(v) {
+    var s = v === null || v === undefined ? '' : String(v);
+    if (/^[=+\-@\t\r]/.test(s)) s = '\'' + s;
+    return '"' + s.replace(/"/g, '""') + '"';
+  }
+
+  function downloadCsv() {
+    var lines = [COLUMNS.join(',')];
+    rows.forEach(function (o) {
+      var t = o.totals || {};
+      var values = {
+        order_number: o.order_number, created_at: when(o.created_at), fulfillment: o.fulfillment,
+        money_state: o.money_state, amount_refunded: o.amount_refunded, items: itemsText(o),
+        amount_subtotal: t.amount_subtotal, amount_discount: t.amount_discount, amount_shipping: t.amount_shipping,
+        amount_tax: t.amount_tax, amount_total: t.amount_total, currency: o.currency, shipping_rate: t.shipping_rate,
+        shipping_country: o.shipping_country, session_id: o.session_id
+      };
+      lines.push(COLUMNS.map(function (c) { return csvField(values[c]); }).join(','));
+    });
+    var blob = new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
+    var a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = 'orders.csv';
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+  }
+
+  function init() {
+    el.login = $('login');
+    el.token = $('token');
+    el.message = $('message');
+    el.orders = $('orders');
+    el.body = $('orders-body');
+    el.empty = $('orders-empty');
+    el.more = $('more');
+
+    el.login.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var value = el.token.value.trim();
+      el.token.value = '';
+      if (value.length < 32) {
+        Shop.setMessage(el.message, 'An admin token has at least 32 characters.', 'error');
+        return;
+      }
+      setToken(value);
+      load(false);
+    });
+    el.more.addEventListener('click', function () { load(true); });
+    $('csv').addEventListener('click', downloadCsv);
+    $('forget').addEventListener('click', function () {
+      setToken('');
+      rows = [];
+      next = null;
+      el.orders.hidden = true;
+      Shop.setMessage(el.message, 'The token is forgotten in this tab.', 'info');
+    });
+    if (token()) load(false);
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', init);
+  } else {
+    init();
+  }
+})();
