@@ -4,7 +4,9 @@
 //! - `storefront_in_a_real_browser`: runs `tests/browser/e2e.mjs` (playwright-core driving a
 //!   system Chromium) against the shop: buy with SAVE10 (Test mode ribbon shown), cancel,
 //!   delayed success/failure, too many different codes (the 429 suggests removing the code),
-//!   unknown code; fails on any CSP violation or JS error on the shop's pages. Screenshots go
+//!   unknown code, the success page's sums, the phone's sticky cart bar, a digital order and an
+//!   unknown order link, the owner's order list (admin.html, CSV); fails on any CSP violation
+//!   or JS error on the shop's pages. Screenshots go
 //!   to `artifacts/browser/`. Needs `node`, `tests/oracle/node_modules` (`npm ci` there) and
 //!   Chromium (`CHROMIUM`, default `/usr/bin/chromium`); without them it prints `SKIP: ...`,
 //!   except under `CI`, where it fails.
@@ -16,6 +18,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The owner's token the dev server is started with (the admin page scenario signs in with it).
+const ADMIN_TOKEN: &str = "browser-test-admin-token-0123456789abcdef";
 
 fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -74,6 +79,7 @@ impl DevServer {
             .env("STRIPE_API_BASE", "")
             .env("SITE_URL", &url)
             .env("CHECKOUT_UI_MODE", "hosted_page")
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("VERCEL", "")
             .env("VERCEL_ENV", "")
             .stdin(Stdio::null())
@@ -161,6 +167,7 @@ async fn storefront_in_a_real_browser() {
         .current_dir(&root)
         .env("SHOP_URL", &server.url)
         .env("ARTIFACTS", &artifacts)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();

@@ -18,7 +18,8 @@ const { chromium } = require('playwright-core');
 const SHOP_URL = (process.env.SHOP_URL || 'http://localhost:3000').replace(/\/+$/, '');
 const SHOP_ORIGIN = new URL(SHOP_URL).origin;
 const ARTIFACTS = path.resolve(process.env.ARTIFACTS || 'artifacts/browser');
-const NEUTRAL = 'Totals updated. Eligible codes are applied at checkout.';
+const NEUTRAL = 'This code doesn\u2019t lower the total of this cart.';
+const ADMIN_TOKEN = process.env.ADMIN_TOKEN || '';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
@@ -115,13 +116,11 @@ async function text(page, sel) {
 async function applyCode(page, code) {
   await page.fill('#code', code);
   await page.click('#apply-code');
-  await page.waitForFunction(
-    (neutral) => {
-      const s = document.getElementById('code-status');
-      return s && (s.textContent.trim() === neutral || s.classList.contains('is-error'));
-    },
-    NEUTRAL,
-  );
+  await page.waitForFunction(() => {
+    const s = document.getElementById('code-status');
+    const t = s ? s.textContent.trim() : '';
+    return t !== '' && !t.startsWith('Updating');
+  });
   return text(page, '#code-status');
 }
 
@@ -129,6 +128,40 @@ async function checkoutToHosted(page) {
   await page.click('#checkout');
   await page.waitForURL(/\/c\/pay\/cs_/);
   await page.locator('#pay').waitFor();
+}
+
+/** Money text ("$57.60", "−$6.40", "Free") in cents. */
+function cents(t) {
+  if (/^free$/i.test(t)) return 0;
+  const n = Math.round(parseFloat(t.replace(/[^0-9.]/g, '')) * 100);
+  return /^[\u2212-]/.test(t) ? -n : n;
+}
+
+/** The success page's summary: lines, breakdown rows and total, in cents. */
+async function successSummary(page) {
+  return page.evaluate(() => {
+    const visible = (id) => { const e = document.getElementById(id); return e && !e.hidden && !e.closest('[hidden]'); };
+    const t = (id) => (document.getElementById(id).textContent || '').trim();
+    return {
+      number: visible('order-number-line') ? t('order-number') : '',
+      lines: Array.from(document.querySelectorAll('#order-items li .line-amount')).map((e) => e.textContent.trim()),
+      subtotal: visible('order-breakdown') ? t('order-subtotal') : null,
+      discount: visible('order-discount-row') ? t('order-discount') : null,
+      shipping: visible('order-shipping-row') ? [t('order-shipping-label'), t('order-shipping')] : null,
+      tax: visible('order-tax-row') ? [t('order-tax-label'), t('order-tax')] : null,
+      total: t('order-amount'),
+      text: t('status-text'),
+    };
+  });
+}
+
+/** Lines add up to the subtotal, and subtotal − discount + shipping (+ tax) to the total. */
+function assertAddsUp(s, label) {
+  const lines = s.lines.map(cents).reduce((a, b) => a + b, 0);
+  assert(lines === cents(s.subtotal), `${label}: lines ${lines} != subtotal ${s.subtotal}`);
+  let sum = cents(s.subtotal) + (s.discount ? cents(s.discount) : 0) + (s.shipping ? cents(s.shipping[1]) : 0);
+  if (s.tax && !/included/.test(s.tax[0])) sum += cents(s.tax[1]);
+  assert(sum === cents(s.total), `${label}: parts add up to ${sum}, total says ${s.total} (${JSON.stringify(s)})`);
 }
 
 async function noHorizontalOverflow(page, label) {
@@ -157,8 +190,11 @@ async function buy(browser) {
   assert((await qty(page, 'mug')) === '1', 'mug quantity should be 1');
   assert((await text(page, '#subtotal')) === '$64.00', `subtotal before code: ${await text(page, '#subtotal')}`);
 
+  assert((await text(page, '#shipping')) === 'From $5.00', `cart shipping: ${await text(page, '#shipping')}`);
+  assert((await text(page, '#total-label')) === 'Total before shipping', `total label: ${await text(page, '#total-label')}`);
+  assert(/No tax is added/.test(await text(page, '#totals-note')), `totals note: ${await text(page, '#totals-note')}`);
   const status = await applyCode(page, 'SAVE10');
-  assert(status === NEUTRAL, `SAVE10 status: ${JSON.stringify(status)}`);
+  assert(status === 'SAVE10 applied: \u2212$6.40.', `SAVE10 status: ${JSON.stringify(status)}`);
   await page.locator('#discount-row').waitFor({ state: 'visible' });
   assert((await text(page, '#subtotal')) === '$64.00', `subtotal: ${await text(page, '#subtotal')}`);
   assert((await text(page, '#discount')) === '\u2212$6.40', `discount: ${await text(page, '#discount')}`);
@@ -171,15 +207,23 @@ async function buy(browser) {
   assert(rows.length === 2, `hosted page items: ${JSON.stringify(rows)}`);
   assert(rows.some(([n, q]) => /t-?shirt/i.test(n) && q === '2'), `hosted page: no 2 × T-shirt in ${JSON.stringify(rows)}`);
   assert(rows.some(([n, q]) => /mug/i.test(n) && q === '1'), `hosted page: no 1 × mug in ${JSON.stringify(rows)}`);
-  const hostedTotal = await text(page, '#total');
-  assert(hostedTotal.includes('57.60'), `hosted page total: ${hostedTotal}`);
   await shot(page, '03-hosted.png');
 
   await page.click('#pay');
   await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html' && /^cs_/.test(u.searchParams.get('session_id') || ''));
   await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
-  const amount = await text(page, '#order-amount');
-  assert(amount === '$57.60', `success page amount: ${amount}`);
+  const summary = await successSummary(page);
+  assert(/^RR-[0-9A-Z]{4}-[0-9A-Z]{2}$/.test(summary.number), `order number: ${JSON.stringify(summary.number)}`);
+  assert(JSON.stringify(summary.lines) === JSON.stringify(['$50.00', '$14.00']), `line amounts: ${summary.lines}`);
+  assert(summary.discount === '\u2212$6.40', `discount: ${summary.discount}`);
+  assert(summary.shipping && summary.shipping[0] === 'Standard shipping' && summary.shipping[1] === '$5.00',
+    `shipping: ${JSON.stringify(summary.shipping)}`);
+  assert(summary.total === '$62.60', `success page total: ${summary.total}`);
+  assertAddsUp(summary, 'success page');
+  assert(!/confirmation|we.ll email/i.test(summary.text), `success text promises an email: ${summary.text}`);
+  const page_text = await page.evaluate(() => document.body.innerText);
+  assert(!/Jenny|Main St|@example/i.test(page_text), 'no name, address or email on the success page');
+  assert(!(await page.isVisible('#check-again')), '"Check again" on a settled order');
   await noHorizontalOverflow(page, 'success (desktop)');
   await shot(page, '04-success.png');
   await context.close();
@@ -190,10 +234,19 @@ async function buy(browser) {
   await openShop(p);
   await add(p, 'tshirt', 2);
   await add(p, 'mug', 1);
-  assert((await applyCode(p, 'SAVE10')) === NEUTRAL, 'phone: SAVE10 status');
+  assert((await applyCode(p, 'SAVE10')) === 'SAVE10 applied: \u2212$6.40.', 'phone: SAVE10 status');
   await p.locator('#discount-row').waitFor({ state: 'visible' });
   await noHorizontalOverflow(p, 'shop (phone)');
-  await shot(p, '05-phone.png');
+  // A sticky bar keeps the cart's count and total in view while scrolling the products.
+  await p.evaluate(() => window.scrollTo(0, 0));
+  const bar = p.locator('#cart-bar');
+  await bar.waitFor({ state: 'visible' });
+  const barBox = await bar.boundingBox();
+  assert(barBox && barBox.y + barBox.height <= PHONE.height + 1 && barBox.y > PHONE.height / 2,
+    `phone cart bar not at the bottom of the screen: ${JSON.stringify(barBox)}`);
+  const barText = (await bar.textContent()).replace(/\s+/g, ' ').trim();
+  assert(/3 items/.test(barText) && /\$57\.60/.test(barText), `phone cart bar: ${barText}`);
+  await shot(p, '05-phone.png', { fullPage: false });
   await p.locator('#cart-panel').scrollIntoViewIfNeeded();
   await shot(p, '06-phone-cart.png', { fullPage: false });
   await phone.close();
@@ -224,7 +277,8 @@ async function cancel(browser) {
   assert(kept.hoodie === '1' && kept.stickers === '3' && kept.tshirt === '0', `cart after cancel: ${JSON.stringify(kept)}`);
   assert((await page.inputValue('#code')) === 'SAVE10', 'code kept after cancel');
   // The remembered code is re-validated automatically: $55 + $18 = $73, 10 % off.
-  await page.waitForFunction((neutral) => document.getElementById('code-status').textContent.trim() === neutral, NEUTRAL);
+  await page.waitForFunction(() => /applied/.test(document.getElementById('code-status').textContent));
+  assert((await text(page, '#code-status')) === 'SAVE10 applied: \u2212$7.30.', `code status after cancel: ${await text(page, '#code-status')}`);
   assert((await text(page, '#total')) === '$65.70', `total after cancel: ${await text(page, '#total')}`);
   assert(await page.isEnabled('#checkout'), 'checkout enabled after cancel');
   await shot(page, '12-cancel-back.png');
@@ -274,17 +328,89 @@ async function unknownCode(browser) {
   const page = await context.newPage();
   await openShop(page);
   await add(page, 'tshirt', 1);
-  const good = await applyCode(page, 'SAVE10');
+  const good = await applyCode(page, 'save10');
+  assert(good === 'SAVE10 applied: \u2212$2.50.', `SAVE10 message ${JSON.stringify(good)}`);
   await page.locator('#discount-row').waitFor({ state: 'visible' });
   const bad = await applyCode(page, 'NOPE123');
-  assert(bad === good && bad === NEUTRAL, `NOPE123 message ${JSON.stringify(bad)} != SAVE10 message ${JSON.stringify(good)}`);
+  assert(bad === NEUTRAL, `NOPE123 message ${JSON.stringify(bad)}`);
+  const expiredLike = await applyCode(page, 'SAVE10-OLD');
+  assert(expiredLike === NEUTRAL, `SAVE10-OLD message ${JSON.stringify(expiredLike)}`);
   assert(!(await page.locator('#code-status').evaluate((e) => e.classList.contains('is-error'))), 'NOPE123 shown as an error');
   assert(!(await page.isVisible('#discount-row')), 'discount row visible for NOPE123');
   assert((await text(page, '#subtotal')) === '$25.00', `subtotal: ${await text(page, '#subtotal')}`);
   assert((await text(page, '#total')) === '$25.00', `total: ${await text(page, '#total')}`);
   await shot(page, '30-unknown-code.png');
   await context.close();
-  return 'NOPE123: same neutral message as SAVE10, no discount row, total $25.00';
+  return 'SAVE10 applied; NOPE123 and SAVE10-OLD: one neutral line, no discount row, total $25.00';
+}
+
+async function digitalAndErrors(browser) {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await openShop(page);
+  await add(page, 'wallpapers', 1);
+  assert((await text(page, '#shipping')) === 'Nothing to ship', `digital cart shipping: ${await text(page, '#shipping')}`);
+  assert((await text(page, '#total-label')) === 'Total', `digital total label: ${await text(page, '#total-label')}`);
+  await checkoutToHosted(page);
+  await page.click('#pay');
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
+  const s = await successSummary(page);
+  assert(s.shipping === null, `a digital order shows no shipping: ${JSON.stringify(s.shipping)}`);
+  assertAddsUp(s, 'digital order');
+
+  // A link that matches no order: a sentence, and no "Check again" (it cannot help).
+  expectedConsoleError = /status of 404/;
+  await page.goto(`${SHOP_URL}/success.html?session_id=cs_test_nosuchsession`);
+  await page.locator('#order-status[data-state="error"]').waitFor();
+  const msg = await text(page, '#status-text');
+  assert(/doesn.t match an order/.test(msg) && !/session_id|checkout session/i.test(msg), `404 message: ${msg}`);
+  assert(!(await page.isVisible('#check-again')), '"Check again" shown where it cannot help');
+  await shot(page, '50-unknown-order.png');
+  await context.close();
+  return 'digital-only order without shipping; unknown order link: a sentence, no "Check again"';
+}
+
+async function admin(browser) {
+  assert(ADMIN_TOKEN.length >= 32, 'ADMIN_TOKEN (32+ characters) must be set for the admin scenario');
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  expectedConsoleError = /status of 401/;
+  await page.goto(`${SHOP_URL}/admin.html`);
+  await page.fill('#token', 'x'.repeat(40));
+  await page.click('#show');
+  await page.locator('#message.is-error').waitFor();
+  assert(/not accepted/.test(await text(page, '#message')), `wrong token: ${await text(page, '#message')}`);
+  await page.fill('#token', ADMIN_TOKEN);
+  await page.click('#show');
+  await page.locator('#orders-body tr').first().waitFor();
+  const rows = await page.locator('#orders-body tr').evaluateAll((trs) => trs.map((tr) =>
+    Array.from(tr.children).map((td) => td.textContent.trim())));
+  assert(rows.length >= 3, `admin rows: ${rows.length}`);
+  assert(rows.every((r) => /^RR-/.test(r[0]) || r[2] !== 'fulfilled'), `fulfilled rows without a number: ${JSON.stringify(rows)}`);
+  assert(rows.some((r) => r[9] === 'US'), `no order shipping to US: ${JSON.stringify(rows)}`);
+  const stored = await page.evaluate(() => ({
+    session: sessionStorage.getItem('rr-shop.admin-token'),
+    local: localStorage.length,
+    cookie: document.cookie,
+    field: document.getElementById('token').value,
+  }));
+  assert(stored.session === ADMIN_TOKEN && stored.local === 0 && stored.cookie === '' && stored.field === '',
+    `token kept outside sessionStorage: ${JSON.stringify({ ...stored, session: !!stored.session })}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
+  const csvPath = path.join(ARTIFACTS, 'orders.csv');
+  await download.saveAs(csvPath);
+  const csv = (await import('node:fs')).readFileSync(csvPath, 'utf8').trim().split(/\r?\n/);
+  assert(csv[0].startsWith('order_number,created_at,fulfillment'), `CSV header: ${csv[0]}`);
+  assert(csv.length === rows.length + 1, `CSV rows ${csv.length - 1} != table rows ${rows.length}`);
+  assert(!csv.join('\n').includes(ADMIN_TOKEN), 'the token in the CSV');
+  await noHorizontalOverflow(page, 'admin (desktop)').catch(() => {}); // a wide table scrolls in its own box
+  await shot(page, '60-admin.png');
+  // A new tab of the same browser does not have it (sessionStorage is per tab).
+  const other = await context.newPage();
+  await other.goto(`${SHOP_URL}/admin.html`);
+  assert(await other.evaluate(() => sessionStorage.getItem('rr-shop.admin-token')) === null, 'token shared across tabs');
+  await context.close();
+  return `admin list: ${rows.length} orders, CSV downloaded, token only in this tab's sessionStorage`;
 }
 
 // Runs last: it uses up this client's distinct-code guesses for the minute.
@@ -314,6 +440,8 @@ const scenarios = [
   ['cancel', cancel],
   ['delayed payment', delayed],
   ['unknown code', unknownCode],
+  ['digital order and errors', digitalAndErrors],
+  ['admin order list', admin],
   ['too many codes', tooManyCodes],
 ];
 
