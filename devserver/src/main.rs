@@ -170,7 +170,9 @@ async fn serve(State(dev): State<Arc<Dev>>, ConnectInfo(peer): ConnectInfo<Socke
     }
     // A page opened on another local name (127.0.0.1 for localhost) moves to SITE_URL's origin:
     // the cart lives in that origin's sessionStorage, and the same-site checks expect it.
-    if !host.eq_ignore_ascii_case(site_host) && matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+    if !host.eq_ignore_ascii_case(site_host)
+        && matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+    {
         let target = format!("{}{}", dev.app.config.site_url, req.uri().path_and_query().map_or("/", |p| p.as_str()));
         if let Ok(location) = HeaderValue::from_str(&target) {
             return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response();

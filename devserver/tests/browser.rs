@@ -198,7 +198,9 @@ async fn security_headers_and_same_site_check() {
     let server = DevServer::start().await;
     let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
-    for path in ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css", "/admin.html", "/admin.js"] {
+    for path in
+        ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css", "/admin.html", "/admin.js"]
+    {
         let resp = client.get(format!("{}{path}", server.url)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "GET {path}");
         let h = resp.headers();
