@@ -169,6 +169,10 @@ fn corpus(now: i64) -> Vec<Case> {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_node_stripe, has_python_stripe)),
+    ignore = "needs the oracles: cd tests/oracle && npm ci; pip install -r tests/oracle/requirements.txt"
+)]
 fn differential_against_stripe_node_and_stripe_python() {
     use common::base64_encode as encode;
     let now = now();
