@@ -94,17 +94,13 @@ async fn status_json(s: &Shop, id: &str) -> Value {
     json
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 async fn deliver(s: &Shop, body: &[u8]) -> (u16, Value) {
     deliver_to(s.http.clone(), s.url("/api/webhook"), body.to_vec()).await
 }
 
 /// POSTs a freshly signed event body to the shop's webhook.
 async fn deliver_to(http: reqwest::Client, url: String, body: Vec<u8>) -> (u16, Value) {
-    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), unix_now(), &body);
+    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), &body);
     let r = http
         .post(url)
         .header("content-type", "application/json")
@@ -299,7 +295,7 @@ each_backend! {
         let s = shop_on(backend).await;
         let event = json!({
             "id": "evt_foreign_refund_0001", "object": "event", "type": "charge.refunded", "livemode": false,
-            "created": unix_now(), "api_version": stripe_emulator::API_VERSION,
+            "created": checkout::clock::now(), "api_version": stripe_emulator::API_VERSION,
             "data": {"object": {"id": "ch_foreign0001", "object": "charge", "amount": 999, "amount_refunded": 999,
                 "refunded": true, "payment_intent": "pi_foreign0001"}}
         });

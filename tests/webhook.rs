@@ -15,10 +15,6 @@ async fn shop_on(backend: Backend) -> Shop {
     shop(ShopOptions { backend: Some(backend), ..Default::default() }).await
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 /// How many deliveries the shop acknowledged with 200.
 fn acked(deliveries: &[stripe_emulator::Delivery]) -> usize {
     deliveries.iter().filter(|d| d.status == Some(200)).count()
@@ -35,7 +31,7 @@ async fn deliver(s: &Shop, body: &[u8], header: Option<String>) -> (u16, serde_j
 }
 
 fn signed(body: &[u8]) -> String {
-    checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), unix_now(), body)
+    checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), body)
 }
 
 each_backend! {
@@ -320,7 +316,7 @@ each_backend! {
 async fn forged_and_malformed_deliveries_get_one_generic_400() {
     let s = shop(ShopOptions { no_webhooks: true, ..Default::default() }).await;
     let body = br#"{"id":"evt_forged","object":"event","type":"checkout.session.completed","livemode":false,"data":{"object":{"id":"cs_test_forged"}}}"#;
-    let t = unix_now();
+    let t = checkout::clock::now();
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
         ("unsigned", body.to_vec(), None),
         ("wrong secret", body.to_vec(), Some(checkout::signature::sign(b"whsec_attacker", t, body))),
