@@ -3,6 +3,17 @@
 
 use serde_json::{Map, Value, json};
 use std::io::Write;
+use std::sync::OnceLock;
+
+/// Where lines go instead of stderr, when set (see [`set_sink`]).
+static SINK: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Sends every log line to `sink` instead of stderr, for the rest of the process. Tests pass
+/// `|line| eprint!("{line}")`, which the test harness captures like any test output (shown
+/// only for a failing test); the functions never set it.
+pub fn set_sink(sink: fn(&str)) {
+    let _ = SINK.set(sink);
+}
 
 /// Writes one JSON log line with a level, a message and extra fields.
 pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
@@ -15,7 +26,12 @@ pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
     // One buffer, one write: unbuffered stderr would cost a syscall per JSON token.
     let mut buf = Value::Object(line).to_string();
     buf.push('\n');
-    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+    match SINK.get() {
+        Some(sink) => sink(&buf),
+        None => {
+            let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+        }
+    }
 }
 
 /// Logs at level `info`.

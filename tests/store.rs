@@ -7,7 +7,7 @@ mod common;
 use checkout::hooks::RunKey;
 use checkout::store::{Applied, EventRef, Money, Order, OrderItem, OrderState, OrderTotals, Store};
 use checkout::stripe::types::{Address, ShippingDetails};
-use common::{Backend, backends, database_url};
+use common::{Backend, database_url};
 use std::sync::Arc;
 
 fn update(session_id: &str, state: OrderState) -> Order {
@@ -45,9 +45,9 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", checkout::http::random_hex(10))
 }
 
-#[tokio::test]
-async fn records_once_and_only_moves_forward() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn records_once_and_only_moves_forward(backend) {
         let store = Store::open(&database_url(backend)).unwrap();
         let id = unique("cs_test");
         let ev1 = unique("evt");
@@ -91,9 +91,9 @@ async fn records_once_and_only_moves_forward() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_fulfilments_record_exactly_one() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hundred_concurrent_fulfilments_record_exactly_one(backend) {
         let url = database_url(backend);
         // Ten separate handles (connections), like ten function instances.
         let stores: Vec<Arc<Store>> = (0..10).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
@@ -124,18 +124,16 @@ async fn hundred_concurrent_fulfilments_record_exactly_one() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_concurrent_fulfilments_get_unique_order_numbers() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hundred_concurrent_fulfilments_get_unique_order_numbers(backend) {
         let url = database_url(backend);
         let stores: Vec<Arc<Store>> = (0..10).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
         let ids: Vec<String> = (0..100).map(|_| unique("cs_test")).collect();
         let mut tasks = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let (store, id) = (stores[i % 10].clone(), id.clone());
-            tasks.push(tokio::spawn(
-                async move { store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap() },
-            ));
+            tasks.push(tokio::spawn(async move { store.apply(&update(&id, OrderState::Fulfilled), None).await.unwrap() }));
         }
         for t in tasks {
             assert_eq!(t.await.unwrap(), Applied::Recorded { newly_fulfilled: true });
@@ -155,9 +153,9 @@ async fn hundred_concurrent_fulfilments_get_unique_order_numbers() {
     }
 }
 
-#[tokio::test]
-async fn shipping_details_are_kept_and_orders_page_newest_first() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn shipping_details_are_kept_and_orders_page_newest_first(backend) {
         let store = Store::open(&database_url(backend)).unwrap();
         let ids: Vec<String> = (0..5).map(|_| unique("cs_test")).collect();
         for id in &ids {
@@ -167,12 +165,11 @@ async fn shipping_details_are_kept_and_orders_page_newest_first() {
                 address: Address { country: Some("GB".into()), city: Some("London".into()), ..Address::default() },
             });
             store.apply(&order, None).await.unwrap();
-            // Distinct creation seconds order the list; ties fall back to the session id.
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let o = store.order(&ids[0]).await.unwrap().unwrap();
         assert_eq!(o.shipping.as_ref().and_then(|s| s.address.country.as_deref()), Some("GB"), "{backend:?}");
-        // Walk the whole table a page of 2 at a time: every order once, newest first.
+        // Walk the whole table a page of 2 at a time: every order once, newest first (ties in
+        // the creation second fall back to the session id).
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -193,13 +190,13 @@ async fn shipping_details_are_kept_and_orders_page_newest_first() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lapsed_fulfilment_run_is_taken_over_once() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_lapsed_fulfilment_run_is_taken_over_once(backend) {
         let url = database_url(backend);
         let stores: Vec<Arc<Store>> = (0..5).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
         let store = &stores[0];
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = checkout::clock::now();
         // Only a fulfilment claims a run.
         let waiting = unique("cs_test");
         store.apply(&update(&waiting, OrderState::AwaitingPayment), None).await.unwrap();
@@ -234,9 +231,9 @@ async fn a_lapsed_fulfilment_run_is_taken_over_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shared_counter_counts_every_hit() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn shared_counter_counts_every_hit(backend) {
         let url = database_url(backend);
         let stores: Vec<Arc<Store>> = (0..5).map(|_| Arc::new(Store::open(&url).unwrap())).collect();
         let bucket = unique("test");
@@ -287,8 +284,9 @@ async fn switch_to(target: std::net::SocketAddr) -> Switch {
 }
 
 #[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
 async fn store_down_answers_5xx_and_a_later_retry_succeeds() {
-    let Some(pg) = common::postgres_url() else { return };
+    let pg = common::postgres_url().expect("TEST_DATABASE_URL");
     let url: reqwest::Url = pg.parse().unwrap();
     let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432)).parse().unwrap();
     let switch = switch_to(target).await;
@@ -304,7 +302,7 @@ async fn store_down_answers_5xx_and_a_later_retry_succeeds() {
     shop.pay(&id, "pay").await;
     let event = shop.emu.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();
     let body = serde_json::to_vec(&event).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = checkout::clock::now();
     let post = |body: Vec<u8>| {
         let header = checkout::signature::sign(common::WEBHOOK_SECRET.as_bytes(), now, &body);
         shop.http.post(shop.url("/api/webhook")).header("stripe-signature", header).body(body).send()
