@@ -125,6 +125,23 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
+/// A bearer token the shop checks (`CRON_SECRET`, `ADMIN_TOKEN`). Its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// The token's bytes, for the constant-time comparison only.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(redacted)")
+    }
+}
+
 /// Hosted (redirect to Stripe) or embedded (Stripe.js on our page) Checkout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UiMode {
@@ -195,7 +212,7 @@ pub struct Config {
     pub shipping_countries: Vec<String>,
     /// `ADMIN_TOKEN` for `GET /api/orders`: `None` when unset (the route answers 404), else the
     /// token, or why every call is refused (shorter than [`ADMIN_TOKEN_MIN_LEN`], whitespace).
-    pub admin_token: Option<Result<String, &'static str>>,
+    pub admin_token: Option<Result<BearerToken, &'static str>>,
     /// `RATE_LIMIT_ORDERS` as `N/SECONDS` (default 30/60): `/api/orders` requests per client,
     /// counted before the token is checked, so guesses are limited.
     pub orders_limit: RateLimit,
@@ -238,7 +255,7 @@ fn shipping_countries(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<Strin
     Ok(out)
 }
 
-fn admin_token(var: &impl Fn(&str) -> Option<String>) -> Option<Result<String, &'static str>> {
+fn admin_token(var: &impl Fn(&str) -> Option<String>) -> Option<Result<BearerToken, &'static str>> {
     Some(match var("ADMIN_TOKEN")? {
         v if v.chars().any(char::is_whitespace) => {
             Err("ADMIN_TOKEN contains whitespace: /api/orders refuses every call")
@@ -246,7 +263,7 @@ fn admin_token(var: &impl Fn(&str) -> Option<String>) -> Option<Result<String, &
         v if v.len() < ADMIN_TOKEN_MIN_LEN => {
             Err("ADMIN_TOKEN is shorter than 32 characters: /api/orders refuses every call")
         }
-        v => Ok(v),
+        v => Ok(BearerToken(v)),
     })
 }
 
@@ -254,7 +271,7 @@ fn admin_token(var: &impl Fn(&str) -> Option<String>) -> Option<Result<String, &
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
     /// `CRON_SECRET` (at least 16 characters), or why the route refuses every call.
-    pub cron_secret: Result<String, &'static str>,
+    pub cron_secret: Result<BearerToken, &'static str>,
     /// `RECONCILE_WINDOW_SECS`: how far back the first run looks (default 3 days, at most
     /// Stripe's 30 days of events).
     pub window: Duration,
@@ -277,7 +294,7 @@ fn reconcile_config(var: &impl Fn(&str) -> Option<String>) -> Result<ReconcileCo
         Some(v) if v.len() < CRON_SECRET_MIN_LEN => {
             Err("CRON_SECRET is shorter than 16 characters: /api/reconcile refuses every call")
         }
-        Some(v) => Ok(v),
+        Some(v) => Ok(BearerToken(v)),
     };
     let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match var(name) {
         None => Ok(default),

@@ -283,7 +283,7 @@ pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
 /// `secret` is the configured value, or why it is unusable (a logged configuration error,
 /// generic 500); `name` is the variable, for the log.
 pub fn authorize_bearer(
-    secret: &Result<String, &'static str>,
+    secret: &Result<crate::config::BearerToken, &'static str>,
     headers: &HeaderMap,
     name: &str,
 ) -> Result<(), ApiError> {
@@ -293,6 +293,6 @@ pub fn authorize_bearer(
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized");
     let given = headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?.as_bytes();
     let token = given.strip_prefix(b"Bearer ").ok_or_else(|| unauthorized().with_reason("not a Bearer token"))?;
-    let same: bool = Sha256::digest(token).ct_eq(&Sha256::digest(secret.as_bytes())).into();
+    let same: bool = Sha256::digest(token).ct_eq(&Sha256::digest(secret.expose())).into();
     if same { Ok(()) } else { Err(unauthorized().with_reason(format!("wrong {name}"))) }
 }

@@ -76,6 +76,11 @@ fn refusals_name_the_variable_and_never_the_value() {
         (&[("DISCOUNT_RESPONSE_FLOOR_MS", "-1")], "DISCOUNT_RESPONSE_FLOOR_MS"),
         (&[("RATE_LIMIT_APPLY_DISCOUNT", "10")], "RATE_LIMIT_APPLY_DISCOUNT"),
         (&[("RATE_LIMIT_CREATE_CHECKOUT", "0/60")], "RATE_LIMIT_CREATE_CHECKOUT"),
+        (&[("RATE_LIMIT_ORDERS", "x/60")], "RATE_LIMIT_ORDERS"),
+        (&[("STRIPE_AUTOMATIC_TAX", "yes")], "STRIPE_AUTOMATIC_TAX: must be true, false or unset"),
+        (&[("SHIPPING_ALLOWED_COUNTRIES", "US,XX")], "SHIPPING_ALLOWED_COUNTRIES"),
+        (&[("SHIPPING_ALLOWED_COUNTRIES", "USA")], "SHIPPING_ALLOWED_COUNTRIES"),
+        (&[("SHIPPING_ALLOWED_COUNTRIES", "US,,CA")], "SHIPPING_ALLOWED_COUNTRIES"),
     ];
     for (pairs, want) in cases {
         let err = load(pairs).expect_err(&format!("accepted {pairs:?}"));
@@ -99,6 +104,22 @@ fn accepted_forms() {
     assert_eq!(c.ui_mode, UiMode::Hosted);
     assert_eq!(c.max_retries, 2);
     assert!(c.webhook_secrets.is_empty() && c.publishable_key.is_none());
+    assert!(!c.automatic_tax, "Stripe Tax is off by default");
+    assert_eq!(c.shipping_countries, ["US", "CA"]);
+    assert!(c.admin_token.is_none(), "no ADMIN_TOKEN: /api/orders is 404");
+    let c = load(&[
+        ("STRIPE_AUTOMATIC_TAX", "true"),
+        ("SHIPPING_ALLOWED_COUNTRIES", "gb, ie,GB"),
+        ("ADMIN_TOKEN", "an-admin-token-of-at-least-32-chars!"),
+    ])
+    .unwrap();
+    assert!(c.automatic_tax);
+    assert_eq!(c.shipping_countries, ["GB", "IE"]);
+    assert!(c.admin_token.as_ref().is_some_and(|t| t.is_ok()));
+    assert!(!format!("{c:?}").contains("an-admin-token"), "Debug hides the admin token");
+    for short in ["short", "with whitespace in an otherwise long enough token"] {
+        assert!(load(&[("ADMIN_TOKEN", short)]).unwrap().admin_token.is_some_and(|t| t.is_err()), "{short}");
+    }
 
     let c = load(&[
         ("STRIPE_SECRET_KEY", "rk_test_51abcDEF"),
@@ -134,6 +155,8 @@ fn accepted_forms() {
     // Debug output never shows a secret.
     let shown = format!("{live:?}");
     assert!(!shown.contains("sk_live_51abcDEF"), "{shown}");
+    let cron = load(&[("CRON_SECRET", "a-cron-secret-long-enough")]).unwrap();
+    assert!(!format!("{cron:?}").contains("a-cron-secret"), "Debug hides CRON_SECRET");
 }
 
 #[tokio::test]
