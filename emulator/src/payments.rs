@@ -96,7 +96,7 @@ pub(crate) fn refund(
         "id": rand_id("re_", 24), "object": "refund", "amount": amount, "balance_transaction": null,
         "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": {},
         "payment_intent": charge["payment_intent"], "reason": "requested_by_customer",
-        "receipt_number": null, "status": "succeeded", "failure_reason": null
+        "receipt_number": null, "status": "succeeded"
     });
     let charge = st.charges.get_mut(&charge_id).expect("looked up above");
     let refunded = charge["amount_refunded"].as_i64().unwrap_or(0) + amount;
@@ -165,8 +165,9 @@ pub(crate) fn dispute(
     let dispute = json!({
         "id": rand_id("du_", 24), "object": "dispute", "amount": amount, "balance_transactions": [],
         "charge": charge_id, "created": now(), "currency": charge["currency"],
-        "enhanced_eligibility_types": [], "evidence": {}, "evidence_details": {
-            "due_by": now() + 7 * 86_400, "has_evidence": false, "past_due": false, "submission_count": 0 },
+        "enhanced_eligibility_types": [], "evidence": { "enhanced_evidence": {} }, "evidence_details": {
+            "due_by": now() + 7 * 86_400, "enhanced_eligibility": {}, "has_evidence": false, "past_due": false,
+            "submission_count": 0 },
         "is_charge_refundable": false, "livemode": false, "metadata": {},
         "payment_intent": charge["payment_intent"], "reason": "fraudulent", "status": status
     });
