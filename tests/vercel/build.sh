@@ -87,6 +87,7 @@ def check(ok, what, detail=""):
 settings = vercel_json["functions"]["api/**/*.rs"]
 entries = sorted(p.stem for p in (work / "api").glob("*.rs"))
 funcs = sorted(p.name[: -len(".func")] for p in (out / "functions" / "api").glob("*.func"))
+binaries = {}
 check(entries and funcs == entries, f"one function per api/*.rs ({len(entries)}: {', '.join(entries)})",
       f"functions: {funcs}")
 for name in entries:
@@ -96,15 +97,28 @@ for name in entries:
     except (OSError, ValueError) as e:
         check(False, f"api/{name}: .vc-config.json", e)
         continue
-    binary = func / cfg.get("handler", "?")
+    # The binary stays where cargo built it: `filePathMap` names it, relative to the project
+    # root (what `vercel deploy --prebuilt` uploads); an inlined copy sits in the function.
+    handler = cfg.get("handler", "?")
+    mapped = cfg.get("filePathMap", {}).get(handler)
+    binary = (work / mapped).resolve() if mapped else func / handler
+    binaries[name] = binary
     head = binary.read_bytes()[:4] if binary.is_file() else b""
     check(cfg.get("runtime") == "executable" and cfg.get("runtimeLanguage") == "rust"
           and head == b"\x7fELF" and binary.stat().st_mode & 0o111,
-          f"api/{name}: executable Rust function, ELF binary {cfg.get('handler')}"
+          f"api/{name}: executable Rust function, ELF binary {binary.name}"
           f" ({binary.stat().st_size // 1024 if head else 0} KiB)", cfg)
     check(cfg.get("maxDuration") == settings["maxDuration"] and cfg.get("memory") == settings["memory"],
           f"api/{name}: maxDuration {settings['maxDuration']}, memory {settings['memory']} (vercel.json)",
           {k: cfg.get(k) for k in ("maxDuration", "memory")})
+
+# Built by the official builder, in release mode (what deploys run).
+builds = json.loads((out / "builds.json").read_text()).get("builds", [])
+rust = sorted(pathlib.Path(b["src"]).stem for b in builds if b.get("use") == "@vercel/rust")
+check(rust == entries, "every api/*.rs built by the official @vercel/rust builder",
+      [(b.get("src"), b.get("use")) for b in builds])
+check(binaries and all("/release/" in str(b) for b in binaries.values()),
+      "every function binary from the release profile", binaries)
 
 # Static files: all of public/, unchanged.
 public = sorted(p.relative_to(work / "public") for p in (work / "public").rglob("*") if p.is_file())
