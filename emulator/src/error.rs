@@ -47,6 +47,10 @@ impl ApiError {
             ),
         )
     }
+    /// Two parameters that may not be given together (`parameters_exclusive`).
+    pub fn exclusive(param: &str, a: &str, b: &str) -> Self {
+        Self::coded("parameters_exclusive", param, format!("You may only specify one of these parameters: {a}, {b}."))
+    }
     pub fn not_integer(param: &str) -> Self {
         Self::coded("parameter_invalid_integer", param, "Invalid integer")
     }

@@ -31,11 +31,7 @@ pub(crate) fn apply_discounts(
         return Ok(Applied::default());
     };
     if allow_promo.is_some() {
-        return Err(ApiError::coded(
-            "parameters_exclusive",
-            "discounts",
-            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
-        ));
+        return Err(ApiError::exclusive("discounts", "allow_promotion_codes", "discounts"));
     }
     let dl = match d {
         Value::String(s) if s.is_empty() => vec![],
@@ -54,11 +50,7 @@ pub(crate) fn apply_discounts(
     let mut applied = Applied::default();
     let (coupon, param) = match (str_at(dv, "promotion_code", &p)?, str_at(dv, "coupon", &p)?) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::coded(
-                "parameters_exclusive",
-                &format!("{p}[coupon]"),
-                "You may only specify one of these parameters: coupon, promotion_code.",
-            ));
+            return Err(ApiError::exclusive(&format!("{p}[coupon]"), "coupon", "promotion_code"));
         }
         (None, None) => return Err(ApiError::missing(&format!("{p}[promotion_code]"))),
         (Some(pc), None) => {

@@ -165,11 +165,7 @@ fn build_lines(st: &mut State, params: &Value) -> Result<(Vec<Line>, String), Ap
         check_keys(obj, &["price", "price_data", "quantity"], &p)?;
         let (price, name, product, cur) = match (obj.get("price"), obj.get("price_data")) {
             (Some(_), Some(_)) => {
-                return Err(ApiError::coded(
-                    "parameters_exclusive",
-                    &format!("{p}[price]"),
-                    "You may only specify one of these parameters: price, price_data.",
-                ));
+                return Err(ApiError::exclusive(&format!("{p}[price]"), "price", "price_data"));
             }
             (None, None) => return Err(ApiError::missing(&format!("{p}[price]"))),
             (Some(pv), None) => known_price(st, pv, &format!("{p}[price]"))?,
@@ -251,11 +247,7 @@ fn price_data(st: &mut State, pd: &Value, pp: &str) -> Result<(Value, String, St
     }
     let (name, product) = match (pd.get("product_data"), pd.get("product")) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::coded(
-                "parameters_exclusive",
-                &format!("{pp}[product]"),
-                "You may only specify one of these parameters: product, product_data.",
-            ));
+            return Err(ApiError::exclusive(&format!("{pp}[product]"), "product", "product_data"));
         }
         (None, None) => return Err(ApiError::missing(&format!("{pp}[product_data]"))),
         (None, Some(prod)) => {
