@@ -12,6 +12,7 @@
 use crate::error::ApiError;
 use crate::form::{as_list, to_tree};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// The spec slice as shipped (`spec/spec-slice.json`).
@@ -156,7 +157,7 @@ fn json_check(s: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
 
 /// The request schema of an operation: the form body of a POST, or the query parameters of a
 /// GET as one closed object. `None` when the spec slice does not describe the route.
-fn request_schema(method: &str, path: &str) -> Option<Value> {
+fn request_schema(method: &str, path: &str) -> Option<Cow<'static, Value>> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let (_, op) = document()["paths"].as_object()?.iter().find_map(|(template, ops)| {
         let t: Vec<&str> = template.split('/').collect();
@@ -166,13 +167,13 @@ fn request_schema(method: &str, path: &str) -> Option<Value> {
         fits.then_some((template, op))
     })?;
     if method == "POST" {
-        return op["requestBody"]["content"]["application/x-www-form-urlencoded"].get("schema").cloned();
+        return op["requestBody"]["content"]["application/x-www-form-urlencoded"].get("schema").map(Cow::Borrowed);
     }
     let mut props = Map::new();
     for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "query") {
         props.insert(p["name"].as_str()?.to_string(), p["schema"].clone());
     }
-    Some(serde_json::json!({ "type": "object", "properties": props, "additionalProperties": false }))
+    Some(Cow::Owned(serde_json::json!({ "type": "object", "properties": props, "additionalProperties": false })))
 }
 
 /// Refuses a `/v1` request whose parameters Stripe's spec refuses, with Stripe's error:
