@@ -54,7 +54,9 @@ async fn sends_exactly_the_servers_parameters() {
     assert_eq!(r.key_last4.as_deref(), Some("4242"));
 
     let session = s.emu.session(url.rsplit('/').next().unwrap()).unwrap();
-    assert_eq!(session["amount_total"], 2 * 2500 + 1400);
+    assert_eq!(session["amount_subtotal"], 2 * 2500 + 1400);
+    assert_eq!(session["total_details"]["amount_shipping"], 500, "standard shipping preselected");
+    assert_eq!(session["amount_total"], 2 * 2500 + 1400 + 500);
 }
 
 /// The shipping parameters of a cart with physical goods (default countries), standard

@@ -40,6 +40,7 @@ mod pipeline;
 mod promotions;
 mod server;
 mod sessions;
+mod shipping;
 pub mod spec;
 mod state;
 mod webhook;
@@ -51,6 +52,7 @@ use std::time::Duration;
 
 pub use form::{parse_pairs, split_key};
 pub use guard::is_local_host;
+pub use lifecycle::CheckoutInput;
 pub use webhook::{sign_header, signature_v1};
 
 /// The Stripe API version the emulator implements and reports (`api_version` of events).

@@ -43,9 +43,23 @@ pub(crate) fn cancel_target(inner: &Inner, id: &str) -> String {
         .unwrap_or_else(|| format!("{}/c/pay/{id}", inner.public_url))
 }
 
-/// Completes a session (`pay`, `delayed_success`, `delayed_failure`), emitting events and
-/// scheduling the async outcome. Returns the redirect URL.
-pub(crate) fn complete(inner: &Arc<Inner>, id: &str, action: &str) -> Result<String, String> {
+/// What the shopper entered on the hosted page; a test's `pay` leaves it all to the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutInput {
+    /// Email for the receipt; the session's `customer_email`, else `shopper@example.com`.
+    pub email: Option<String>,
+    /// The shipping rate chosen (`shr_...`); the preselected first one when `None`.
+    pub shipping_rate: Option<String>,
+    /// Shipping recipient; "Jenny Rosen" when `None`.
+    pub name: Option<String>,
+    /// Shipping address (`line1`, `city`, `postal_code`, `state`, `country`); Stripe's test
+    /// address in the first allowed country when `None`.
+    pub address: Option<Value>,
+}
+
+/// Completes a session (`pay`, `delayed_success`, `delayed_failure`) with what the shopper
+/// entered, emitting events and scheduling the async outcome. Returns the redirect URL.
+pub(crate) fn complete(inner: &Arc<Inner>, id: &str, action: &str, input: &CheckoutInput) -> Result<String, String> {
     if !matches!(action, "pay" | "delayed_success" | "delayed_failure") {
         return Err(format!("unknown action '{action}'"));
     }
@@ -59,7 +73,22 @@ pub(crate) fn complete(inner: &Arc<Inner>, id: &str, action: &str) -> Result<Str
                 s.obj["status"].as_str().unwrap_or("")
             ));
         }
-        let email = s.obj["customer_email"].as_str().unwrap_or("shopper@example.com").to_string();
+        crate::shipping::at_payment(s, input)?;
+        let email = match (s.obj["customer_email"].as_str(), &input.email) {
+            (Some(e), _) => e.to_string(),
+            (None, Some(e)) if e.contains('@') => e.clone(),
+            _ => "shopper@example.com".to_string(),
+        };
+        let address = match &s.obj["collected_information"]["shipping_details"]["address"] {
+            Value::Object(a) => Value::Object(a.clone()),
+            _ => {
+                json!({ "city": null, "country": "US", "line1": null, "line2": null, "postal_code": "94107", "state": null })
+            }
+        };
+        let name = s.obj["collected_information"]["shipping_details"]["name"]
+            .as_str()
+            .unwrap_or("Emulator Shopper")
+            .to_string();
         s.obj["status"] = json!("complete");
         let total = s.obj["amount_total"].as_i64().unwrap_or(0);
         s.obj["payment_status"] = json!(if action != "pay" {
@@ -71,8 +100,8 @@ pub(crate) fn complete(inner: &Arc<Inner>, id: &str, action: &str) -> Result<Str
         });
         s.obj["payment_intent"] = json!(rand_id("pi_", 24));
         s.obj["customer_details"] = json!({
-            "address": { "city": null, "country": "US", "line1": null, "line2": null, "postal_code": "94107", "state": null },
-            "business_name": null, "email": email, "individual_name": null, "name": "Emulator Shopper",
+            "address": address,
+            "business_name": null, "email": email, "individual_name": null, "name": name,
             "phone": null, "tax_exempt": "none", "tax_ids": []
         });
         let redirect = if s.obj["ui_mode"] == "embedded_page" {

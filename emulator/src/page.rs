@@ -1,4 +1,5 @@
-//! The hosted checkout page at `/c/pay/{session_id}`: what the shopper sees and the buttons
+//! The hosted checkout page at `/c/pay/{session_id}`: what the shopper sees, the email (and,
+//! when the session ships, the shipping rate, name and address) it asks for, and the buttons
 //! `#pay`, `#pay-delayed-success`, `#pay-delayed-failure` and `#cancel`.
 
 use crate::form::parse_pairs;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 
 type S = State<Arc<Inner>>;
 
-fn esc(s: &str) -> String {
+/// HTML-escapes text.
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -93,11 +95,12 @@ pub(crate) async fn page(s: S, Path(id): Path<String>) -> Response {
     } else {
         String::new()
     };
+    let (extra_rows, fields) = crate::shipping::page_parts(&st, o);
     let body = format!(
         "<h1>Checkout</h1><table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Amount</th></tr></thead><tbody>{rows}\
-<tr class=\"sep\"><td>Subtotal</td><td></td><td class=\"n\" id=\"subtotal\">{}</td></tr>{disc_row}\
+<tr class=\"sep\"><td>Subtotal</td><td></td><td class=\"n\" id=\"subtotal\">{}</td></tr>{disc_row}{extra_rows}\
 <tr class=\"total\"><td>Total</td><td></td><td class=\"n\" id=\"total\">{}</td></tr></tbody></table>\
-<form method=\"post\" action=\"/c/pay/{}\">\
+<form method=\"post\" action=\"/c/pay/{}\">{fields}\
 <button id=\"pay\" type=\"submit\" name=\"action\" value=\"pay\">Pay {}</button>\
 <button id=\"pay-delayed-success\" type=\"submit\" name=\"action\" value=\"delayed_success\">Pay with delayed method — succeeds</button>\
 <button id=\"pay-delayed-failure\" type=\"submit\" name=\"action\" value=\"delayed_failure\">Pay with delayed method — fails</button>\
@@ -119,10 +122,13 @@ fn redirect(url: &str) -> Response {
     }
 }
 
-/// `POST /c/pay/{id}` (`action=pay|delayed_success|delayed_failure|cancel`): completes the
-/// session and redirects like Stripe (success_url / return_url, or cancel_url).
+/// `POST /c/pay/{id}` (`action=pay|delayed_success|delayed_failure|cancel`, and what the
+/// shopper entered: `email`, `shipping_rate`, `name`, `line1`, `city`, `postal_code`, `state`,
+/// `country`): completes the session and redirects like Stripe (success_url / return_url, or
+/// cancel_url).
 pub(crate) async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Response {
-    let action = parse_pairs(&body).into_iter().find(|(k, _)| k == "action").map(|(_, v)| v).unwrap_or_default();
+    let pairs = parse_pairs(&body);
+    let action = pairs.iter().find(|(k, _)| k == "action").map(|(_, v)| v.clone()).unwrap_or_default();
     if !s.0.st.lock().unwrap().sessions.contains_key(&id) {
         return (StatusCode::NOT_FOUND, Html(page_shell("Not found", "<h1>Checkout session not found</h1>")))
             .into_response();
@@ -130,7 +136,19 @@ pub(crate) async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Re
     if action == "cancel" {
         return redirect(&cancel_target(&s.0, &id));
     }
-    match crate::lifecycle::complete(&s.0, &id, &action) {
+    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+    let address = field("country").filter(|c| !c.is_empty()).map(|country| {
+        let part = |name: &str| field(name).filter(|v| !v.is_empty());
+        serde_json::json!({ "city": part("city"), "country": country, "line1": part("line1"), "line2": null,
+            "postal_code": part("postal_code"), "state": part("state") })
+    });
+    let input = crate::lifecycle::CheckoutInput {
+        email: field("email").filter(|e| !e.is_empty()),
+        shipping_rate: field("shipping_rate").filter(|r| !r.is_empty()),
+        name: field("name"),
+        address,
+    };
+    match crate::lifecycle::complete(&s.0, &id, &action, &input) {
         Ok(url) => redirect(&url),
         Err(e) => (
             StatusCode::CONFLICT,

@@ -34,9 +34,12 @@ const SESSION_PARAMS: &[&str] = &[
     "metadata",
     "customer_email",
     "expand",
+    "shipping_address_collection",
+    "shipping_options",
+    "automatic_tax",
 ];
 
-const SESSION_EXPANDS: &[&str] = &["line_items", "line_items.data.price.product"];
+const SESSION_EXPANDS: &[&str] = &["line_items", "line_items.data.price.product", "shipping_cost.shipping_rate"];
 
 /// Where the session is paid and where the shopper goes afterwards.
 struct Flow {
@@ -72,10 +75,12 @@ pub(crate) fn create(
         ));
     }
     let details = details(params)?;
+    let shipping = crate::shipping::parse(st, params, &currency)?;
     let expand = expands(params, SESSION_EXPANDS)?;
     let applied = apply_discounts(st, params, details.allow_promo, &currency, details.email.as_deref(), &mut lines)?;
     let id = rand_id("cs_test_a1", 56);
-    let obj = session_obj(&id, &inner.public_url, &flow, &details, &currency, &lines, &applied);
+    let mut obj = session_obj(&id, &inner.public_url, &flow, &details, &currency, &lines, &applied);
+    crate::shipping::apply(&mut obj, &shipping);
     let items = lines.into_iter().map(|l| item_obj(l, &currency)).collect();
     st.sessions.insert(id.clone(), Session { obj, line_items: items, promo: applied.promo, coupon: applied.coupon });
     st.session_order.push(id.clone());
@@ -219,7 +224,7 @@ fn known_price(st: &State, pv: &Value, pp: &str) -> Result<(Value, String, Strin
 /// `line_items[i][price_data]`: an inline price (and, with `product_data`, an inline product).
 fn price_data(st: &mut State, pd: &Value, pp: &str) -> Result<(Value, String, String, String), ApiError> {
     let pd_obj = pd.as_object().ok_or_else(|| ApiError::invalid(pp, "Invalid object"))?;
-    check_keys(pd_obj, &["currency", "unit_amount", "product_data", "product"], pp)?;
+    check_keys(pd_obj, &["currency", "unit_amount", "product_data", "product", "tax_behavior"], pp)?;
     let cp = format!("{pp}[currency]");
     let cur = match str_at(pd, "currency", &cp)? {
         None => return Err(ApiError::missing(&cp)),
@@ -258,14 +263,17 @@ fn price_data(st: &mut State, pd: &Value, pp: &str) -> Result<(Value, String, St
         }
         (Some(pdata), None) => product_data(st, pdata, &format!("{pp}[product_data]"))?,
     };
-    let price = price_obj(&rand_id("price_", 24), &product, cur, unit, false);
+    let mut price = price_obj(&rand_id("price_", 24), &product, cur, unit, false);
+    if let Some(behavior) = str_at(pd, "tax_behavior", &format!("{pp}[tax_behavior]"))?.filter(|b| !b.is_empty()) {
+        price["tax_behavior"] = json!(behavior);
+    }
     Ok((price, name, product, cur.to_string()))
 }
 
 /// `price_data[product_data]`: creates an inactive product; returns (name, product id).
 fn product_data(st: &mut State, pdata: &Value, pdp: &str) -> Result<(String, String), ApiError> {
     let pobj = pdata.as_object().ok_or_else(|| ApiError::invalid(pdp, "Invalid object"))?;
-    check_keys(pobj, &["name", "description"], pdp)?;
+    check_keys(pobj, &["name", "description", "tax_code"], pdp)?;
     let np = format!("{pdp}[name]");
     let name = match str_at(pdata, "name", &np)? {
         None => return Err(ApiError::missing(&np)),
@@ -444,13 +452,16 @@ fn render_items(st: &State, s: &Session, expand_product: bool) -> Vec<Value> {
         .collect()
 }
 
-/// Session JSON with optional `line_items` expansion.
+/// Session JSON with optional `line_items` and `shipping_cost.shipping_rate` expansion.
 pub(crate) fn render(st: &State, id: &str, expand: &[String]) -> Option<Value> {
     let s = st.sessions.get(id)?;
     let mut obj = s.obj.clone();
     if expand.iter().any(|e| e.starts_with("line_items")) {
         let ep = expand.iter().any(|e| e == "line_items.data.price.product");
         obj["line_items"] = list_obj(render_items(st, s, ep), false, &format!("/v1/checkout/sessions/{id}/line_items"));
+    }
+    if expand.iter().any(|e| e == "shipping_cost.shipping_rate") {
+        crate::shipping::expand_rate(st, &mut obj);
     }
     Some(obj)
 }

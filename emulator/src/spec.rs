@@ -176,6 +176,14 @@ fn request_schema(method: &str, path: &str) -> Option<Cow<'static, Value>> {
     Some(Cow::Owned(serde_json::json!({ "type": "object", "properties": props, "additionalProperties": false })))
 }
 
+/// Whether Stripe's spec accepts these form (or query) parameters for `method` on `path` —
+/// the same check every `/v1` request to the emulator passes; `Err` names the refused
+/// parameter and why. For integrations' tests: the exact form they send, checked by name,
+/// type, enum, length and required fields.
+pub fn check_form(method: &str, path: &str, pairs: &[(String, String)]) -> Result<(), String> {
+    check_request(method, path, pairs).map_err(|e| format!("{}: {}", e.param.unwrap_or_default(), e.message))
+}
+
 /// Refuses a `/v1` request whose parameters Stripe's spec refuses, with Stripe's error:
 /// `parameter_unknown`, `parameter_missing`, `parameter_invalid_integer`, or a plain
 /// `invalid_request_error` for a wrong enum value, boolean, type or length. An empty value is

@@ -66,6 +66,8 @@ pub(crate) struct State {
     pub refunds: Vec<Value>,
     /// Disputes, oldest first.
     pub disputes: Vec<Value>,
+    /// Shipping rates (`shr_...`), each created from a session's `shipping_rate_data`.
+    pub shipping_rates: HashMap<String, Value>,
 }
 
 /// Unix seconds now.

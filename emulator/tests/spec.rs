@@ -316,3 +316,96 @@ async fn parameters_stripe_refuses_are_refused() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_session_that_ships_and_taxes_matches_the_spec_and_adds_up() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let rate = |i: usize, name: &str, amount: &str| {
+        let rd = format!("shipping_options[{i}][shipping_rate_data]");
+        vec![
+            (format!("{rd}[type]"), "fixed_amount".to_string()),
+            (format!("{rd}[display_name]"), name.to_string()),
+            (format!("{rd}[fixed_amount][amount]"), amount.to_string()),
+            (format!("{rd}[fixed_amount][currency]"), "usd".to_string()),
+            (format!("{rd}[delivery_estimate][minimum][unit]"), "business_day".to_string()),
+            (format!("{rd}[delivery_estimate][minimum][value]"), "1".to_string()),
+            (format!("{rd}[tax_behavior]"), "exclusive".to_string()),
+            (format!("{rd}[tax_code]"), "txcd_92010001".to_string()),
+        ]
+    };
+    let mut pairs = p(&[
+        ("mode", "payment"),
+        ("success_url", "https://shop.test/s?session_id={CHECKOUT_SESSION_ID}"),
+        ("line_items[0][price_data][currency]", "usd"),
+        ("line_items[0][price_data][unit_amount]", "2500"),
+        ("line_items[0][price_data][tax_behavior]", "exclusive"),
+        ("line_items[0][price_data][product_data][name]", "Tee"),
+        ("line_items[0][price_data][product_data][tax_code]", "txcd_99999999"),
+        ("line_items[0][quantity]", "2"),
+        ("shipping_address_collection[allowed_countries][]", "US"),
+        ("shipping_address_collection[allowed_countries][]", "GB"),
+        ("automatic_tax[enabled]", "true"),
+    ]);
+    pairs.extend(rate(0, "Standard", "500"));
+    pairs.extend(rate(1, "Express", "1500"));
+    let created = create(&c, &emu, &pairs).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    conforms("post", "/v1/checkout/sessions", &created.json);
+    let s = &created.json;
+    assert_eq!(s["shipping_address_collection"]["allowed_countries"], serde_json::json!(["US", "GB"]));
+    assert_eq!(s["shipping_options"].as_array().unwrap().len(), 2);
+    assert_eq!((s["total_details"]["amount_shipping"].as_i64(), s["amount_total"].as_i64()), (Some(500), Some(5500)));
+    assert_eq!(s["automatic_tax"]["enabled"], true);
+    let id = s["id"].as_str().unwrap();
+    let express = s["shipping_options"][1]["shipping_rate"].as_str().unwrap().to_string();
+
+    // The hosted page: the shopper picks express and a British address.
+    let page = c.get(format!("{b}/c/pay/{id}")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("name=\"shipping_rate\"") && page.contains("id=\"country\""), "{page}");
+    let form = p(&[
+        ("action", "pay"),
+        ("email", "ada@example.com"),
+        ("shipping_rate", &express),
+        ("name", "Ada Lovelace"),
+        ("line1", "12 St James's Square"),
+        ("city", "London"),
+        ("postal_code", "SW1Y 4JH"),
+        ("country", "GB"),
+    ]);
+    let r = c.post(format!("{b}/c/pay/{id}")).body(encode(&form)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+
+    let paid =
+        get(&c, &format!("{b}/v1/checkout/sessions/{id}?expand[]=line_items&expand[]=shipping_cost.shipping_rate"))
+            .await;
+    conforms("get", "/v1/checkout/sessions/{session}", &paid.json);
+    let s = &paid.json;
+    is_a("shipping_rate", &s["shipping_cost"]["shipping_rate"]);
+    assert_eq!(s["shipping_cost"]["shipping_rate"]["display_name"], "Express");
+    let shipping = &s["collected_information"]["shipping_details"];
+    assert_eq!(
+        (shipping["name"].as_str(), shipping["address"]["country"].as_str()),
+        (Some("Ada Lovelace"), Some("GB"))
+    );
+    assert_eq!(s["customer_details"]["email"], "ada@example.com");
+    // 10 % of $50.00 and of $15.00 shipping, on top: 5000 + 1500 + 650.
+    let t = &s["total_details"];
+    assert_eq!((t["amount_shipping"].as_i64(), t["amount_tax"].as_i64()), (Some(1500), Some(650)));
+    assert_eq!(s["line_items"]["data"][0]["amount_tax"], 500);
+    assert_eq!(s["shipping_cost"]["amount_tax"], 150);
+    let sum = s["amount_subtotal"].as_i64().unwrap() - t["amount_discount"].as_i64().unwrap()
+        + t["amount_shipping"].as_i64().unwrap()
+        + t["amount_tax"].as_i64().unwrap();
+    assert_eq!(s["amount_total"].as_i64(), Some(sum));
+    assert_eq!(sum, 7150);
+    assert_eq!(s["automatic_tax"]["status"], "complete");
+
+    // A country outside the allowed list is refused on the page.
+    let other = create(&c, &emu, &pairs).await.json;
+    let form = p(&[("action", "pay"), ("country", "FR"), ("line1", "1 rue de Rivoli")]);
+    let url = format!("{b}/c/pay/{}", other["id"].as_str().unwrap());
+    let r = c.post(url).body(encode(&form)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+}
