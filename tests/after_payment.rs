@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use stripe_emulator::WebhookFaults;
 
 const CART: &str = r#"{"items":[{"id":"tshirt","quantity":1}]}"#;
-const TOTAL: i64 = 2500;
+/// $25.00 and $5.00 standard shipping.
+const TOTAL: i64 = 3000;
 
 async fn shop_on(backend: Backend) -> Shop {
     shop(ShopOptions { backend: Some(backend), ..Default::default() }).await

@@ -93,7 +93,7 @@ async fn each_function_binary_serves_its_route() {
     assert_eq!(r.status(), 200);
     let json: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     let session_id = json["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    assert_eq!(emu.session(&session_id).unwrap()["amount_total"], 2520);
+    assert_eq!(emu.session(&session_id).unwrap()["amount_total"], 2520 + 500, "SAVE10, and $5 standard shipping");
 
     let r = http
         .post(url(2, "/api/apply-discount"))

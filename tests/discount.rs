@@ -121,7 +121,7 @@ async fn checkout_resolves_the_code_again_on_the_server() {
     let s = shop(ShopOptions::default()).await;
     let id = s.checkout(&body(TSHIRTS, Some("SAVE10"))).await;
     let session = s.emu.session(&id).unwrap();
-    assert_eq!(session["amount_total"], 4500);
+    assert_eq!(session["amount_total"], 4500 + 500, "10 % off, then $5 standard shipping");
     let sent = s.requests_to("/v1/checkout/sessions").remove(0);
     assert!(sent.params.contains(&("discounts[0][promotion_code]".into(), "promo_emu_save10".into())));
     assert!(!sent.params.iter().any(|(k, _)| k.starts_with("allow_promotion_codes")));
@@ -129,7 +129,7 @@ async fn checkout_resolves_the_code_again_on_the_server() {
     // A code that does not apply: full price, silently.
     s.emu.clear_logs();
     let id = s.checkout(&body(TSHIRTS, Some("EXPIRED"))).await;
-    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000);
+    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000 + 500, "full price and shipping");
     let sent = s.requests_to("/v1/checkout/sessions").remove(0);
     assert!(!sent.params.iter().any(|(k, _)| k.starts_with("discounts") || k.starts_with("allow_promotion_codes")));
 }
@@ -152,7 +152,7 @@ async fn forged_prices_and_discounts_from_the_browser_are_refused() {
     }
     // A promotion id typed as a code is just an unknown code.
     let id = s.checkout(&body(TSHIRTS, Some("promo_emu_save10"))).await;
-    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000);
+    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 5000 + 500, "full price and shipping");
     assert_eq!(s.requests_to("/v1/checkout/sessions").len(), 1);
 }
 
@@ -287,7 +287,7 @@ async fn reapplying_one_code_is_one_guess() {
     let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some("SAVE10")), ip).await;
     assert_eq!(status, 200, "checkout with the code: {json}");
     let id = json["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 4500, "discounted");
+    assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 4500 + 500, "discounted (and shipping)");
 }
 
 // Fifteen different codes still hit 429 after ten, on one instance or spread over two

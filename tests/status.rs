@@ -42,9 +42,24 @@ each_backend! {
         assert_eq!(json["fulfillment"], "fulfilled");
         assert_eq!(json["status"], "complete");
         assert_eq!(json["payment_status"], "paid");
-        assert_eq!(json["amount_total"], 2800);
+        assert_eq!(json["amount_total"], 2800 + 500, "two mugs and standard shipping");
         assert_eq!(json["currency"], "usd");
         assert_eq!(json["items"][0]["quantity"], 2);
+        assert_eq!(json["items"][0]["amount_subtotal"], 2800);
+        let totals = &json["totals"];
+        assert_eq!(
+            (totals["amount_subtotal"].as_i64(), totals["amount_shipping"].as_i64(), totals["amount_total"].as_i64()),
+            (Some(2800), Some(500), Some(3300))
+        );
+        assert_eq!(totals["shipping_rate"], "Standard shipping");
+        assert!(json["order_number"].as_str().is_some_and(|n| n.starts_with("RR-")), "{json}");
+        // The order recorded where it ships; the shopper's page is never told.
+        let order = s.app.store.order(&paid).await.unwrap().unwrap();
+        assert_eq!(order.shipping.as_ref().map(|d| d.name.as_str()), Some("Jenny Rosen"));
+        let text = json.to_string();
+        for personal in ["Jenny", "Oyster", "94080", "address", "email", "@"] {
+            assert!(!text.contains(personal), "{personal} in checkout-status: {text}");
+        }
 
         // Failed.
         let failed = s.checkout(CART).await;
