@@ -79,7 +79,7 @@
       cell(tr, (o.money_state ? o.money_state.replace(/_/g, ' ') : '\u2014') +
         (o.amount_refunded ? ' (' + money(o.amount_refunded, o.currency) + ' back)' : ''));
       cell(tr, itemsText(o));
-      cell(tr, t.shipping_rate ? t.shipping_rate + ' ' + money(t.amount_shipping, o.currency) : money(t.amount_shipping, o.currency), 'num');
+      cell(tr, t.shipping_rate ? t.shipping_rate + ' ' + money(t.amount_shipping, o.currency) : '', 'num');
       cell(tr, t.amount_discount ? '\u2212' + money(t.amount_discount, o.currency) : '', 'num');
       cell(tr, t.amount_tax ? money(t.amount_tax, o.currency) : '', 'num');
       cell(tr, money(t.amount_total, o.currency), 'num');
@@ -90,6 +90,7 @@
     el.empty.hidden = rows.length > 0;
     el.more.hidden = !next;
     el.orders.hidden = false;
+    el.login.hidden = true;
   }
 
   function load(more) {
@@ -114,6 +115,7 @@
       if (r.res.status === 401) {
         setToken('');
         el.orders.hidden = true;
+        el.login.hidden = false;
         Shop.setMessage(el.message, 'That token was not accepted. Paste the ADMIN_TOKEN set for this deployment.', 'error');
       } else if (r.res.status === 404) {
         Shop.setMessage(el.message, 'The order list is off: set ADMIN_TOKEN (32 characters or more) in the project\u2019s environment variables and redeploy.', 'error');
@@ -184,6 +186,7 @@
       rows = [];
       next = null;
       el.orders.hidden = true;
+      el.login.hidden = false;
       Shop.setMessage(el.message, 'The token is forgotten in this tab.', 'info');
     });
     if (token()) load(false);

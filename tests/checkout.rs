@@ -111,7 +111,7 @@ async fn a_digital_only_cart_sends_no_shipping_and_tax_only_when_configured() {
         ("line_items[0][price_data][product_data][name]", "Crab Wallpaper Pack"),
         (
             "line_items[0][price_data][product_data][description]",
-            "Twelve desktop and phone wallpapers, a download link by email. Nothing to ship.",
+            "Twelve desktop and phone wallpapers: a digital good, nothing to ship.",
         ),
     ];
     let urls = |site: &str| {
