@@ -152,3 +152,24 @@ async fn ids_stripe_cannot_have_are_refused_before_any_call() {
     assert_eq!(status, 404);
     assert_eq!(s.emu.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn with_stripe_tax_the_success_page_totals_add_up() {
+    let s = shop(ShopOptions { env: vec![("STRIPE_AUTOMATIC_TAX", "true".into())], ..Default::default() }).await;
+    let id = s.checkout(r#"{"items":[{"id":"hoodie","quantity":1}],"code":"SAVE10"}"#).await;
+    s.pay(&id, "pay").await;
+    s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+    let (status, _, json) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
+    assert_eq!(status, 200, "{json}");
+    let t = &json["totals"];
+    let part = |k: &str| t[k].as_i64().unwrap();
+    // $55.00 − 10 % = $49.50, $5.00 shipping, the emulator's 10 % tax on both: $4.95 + $0.50.
+    assert_eq!(
+        (part("amount_subtotal"), part("amount_discount"), part("amount_shipping"), part("amount_tax")),
+        (5500, 550, 500, 545)
+    );
+    assert_eq!(t["tax_included"], false);
+    assert_eq!(part("amount_subtotal") - part("amount_discount") + part("amount_shipping") + part("amount_tax"), 5995);
+    assert_eq!((part("amount_total"), json["amount_total"].as_i64()), (5995, Some(5995)));
+    assert_eq!(json["items"][0]["amount_subtotal"], 5500);
+}
