@@ -4,12 +4,13 @@
 //! `routes::<name>::handle` (the dev server and the tests reach the same code through
 //! [`routes::dispatch`]). Where things happen, by file name:
 //!
-//! - a price is decided: [`catalog`] (the only prices) and [`cart`]; a discount: [`discount`];
-//!   the session sent to Stripe: [`session`];
+//! - a price is decided: [`catalog`] (the only prices, shipping rates and tax codes included)
+//!   and [`cart`]; a discount: [`discount`]; the session sent to Stripe: [`session`];
 //! - a signature is checked: [`signature`], called by [`routes::webhook`] on the raw bytes;
 //! - an event becomes one action: [`events`]; an order is recorded: [`fulfillment`] and
 //!   [`store`]; a refund or dispute changes it: [`after_payment`]; the owner's hooks run:
-//!   [`hooks`]; missed events are recovered: [`reconcile`];
+//!   [`hooks`]; missed events are recovered: [`reconcile`]; the owner reads the orders:
+//!   [`routes::orders`];
 //! - plumbing: [`http`], [`config`], [`app`], [`ratelimit`], [`stripe`] (our REST client),
 //!   [`log`], [`clock`], [`vercel`].
 
