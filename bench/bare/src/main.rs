@@ -45,8 +45,11 @@ async fn main() -> Result<(), Error> {
         let header = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let body = req.into_body().collect().await?.to_bytes();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
-        let (status, text) =
-            if verify(secret, &header, &body, now) { (200, r#"{"received":true}"#) } else { (400, r#"{"error":"invalid"}"#) };
+        let (status, text) = if verify(secret, &header, &body, now) {
+            (200, r#"{"received":true}"#)
+        } else {
+            (400, r#"{"error":"invalid"}"#)
+        };
         Ok::<_, Error>(
             Response::builder()
                 .status(status)
