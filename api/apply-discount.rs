@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    checkout::vercel::run(checkout::discount::apply_discount).await
+    checkout::vercel::run(checkout::routes::apply_discount::handle).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    checkout::vercel::run(checkout::reconcile::reconcile).await
+    checkout::vercel::run(checkout::routes::reconcile::handle).await
 }

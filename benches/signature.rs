@@ -16,7 +16,8 @@
 #![recursion_limit = "256"]
 
 use checkout::config::WebhookSecret;
-use checkout::{signature, webhook};
+use checkout::routes::webhook;
+use checkout::signature;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

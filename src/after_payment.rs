@@ -2,7 +2,7 @@
 //!
 //! An event about a charge, refund or dispute is only a hint. Whatever its name or age, the
 //! order's money state is derived from the Charge and its Disputes as Stripe returns them now
-//! ([`derive`]), and the store moves the order there in one transaction with the event id, a
+//! ([`derive()`]), and the store moves the order there in one transaction with the event id, a
 //! history entry and the claim on the owner's hook ([`decide`] says what changed). So events
 //! that arrive late, twice or out of order leave the order in the same state.
 
@@ -263,13 +263,15 @@ pub async fn handle(app: &App, event: EventRef<'_>, subject: &Subject) -> Result
             // Not recorded yet (the refund came first, or the order predates this record):
             // fulfil it now, so the order ends the same whatever the order of arrival.
             Some(id) => {
-                let outcome = crate::fulfillment::fulfill(app, &id, None, false).await.map_err(|e| match e {
-                    crate::fulfillment::FulfillError::Stripe(e) => HandleError::Stripe(e),
-                    crate::fulfillment::FulfillError::Store(e) => HandleError::Store(e),
-                    crate::fulfillment::FulfillError::NotOurs => {
-                        HandleError::Store(StoreError("session not ours".into()))
-                    }
-                })?;
+                let outcome = crate::fulfillment::fulfill(app, &id, crate::fulfillment::Trigger::AfterPayment)
+                    .await
+                    .map_err(|e| match e {
+                        crate::fulfillment::FulfillError::Stripe(e) => HandleError::Stripe(e),
+                        crate::fulfillment::FulfillError::Store(e) => HandleError::Store(e),
+                        crate::fulfillment::FulfillError::NotOurs => {
+                            HandleError::Store(StoreError("session not ours".into()))
+                        }
+                    })?;
                 if !outcome.run.settled() {
                     return Err(HandleError::FulfilmentPending(outcome.run));
                 }
@@ -329,7 +331,7 @@ async fn our_session(app: &App, payment_intent: &str) -> Result<Option<String>, 
     q.push("payment_intent", payment_intent);
     q.push("limit", "1");
     let list: List<Session> = app.stripe.get("/v1/checkout/sessions", &q).await?;
-    Ok(list.data.into_iter().find(crate::fulfillment::is_ours).map(|s| s.id))
+    Ok(list.data.into_iter().find(crate::session::is_ours).map(|s| s.id))
 }
 
 #[cfg(test)]

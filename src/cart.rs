@@ -4,11 +4,8 @@
 //! (a price, an amount, a promotion id) are refused, and every amount is
 //! computed here from [`crate::catalog`].
 
-use crate::app::App;
 use crate::catalog::{self, Product};
-use crate::config::RateLimit;
-use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Method};
-use bytes::Bytes;
+use crate::http::ApiError;
 use serde::Deserialize;
 
 /// Most distinct lines one cart may hold.
@@ -83,30 +80,4 @@ impl CartRequest {
         let subtotal = lines.iter().map(|l| l.product.unit_amount * i64::from(l.quantity)).sum();
         Ok(Cart { lines, currency, subtotal })
     }
-}
-
-/// The shared front half of the cart endpoints (`create-checkout`,
-/// `apply-discount`): POST only, same-site, JSON, the per-IP rate limit
-/// `scope` (before any work), the body limit, then the cart checked against
-/// the catalog. Also returns the client IP for further limits.
-pub async fn read<B>(
-    app: &App,
-    req: http::Request<B>,
-    scope: &str,
-    limit: RateLimit,
-) -> Result<(CartRequest, Cart, Option<std::net::IpAddr>), ApiError>
-where
-    B: http_body::Body<Data = Bytes> + Send,
-    B::Error: Into<BoxError>,
-{
-    let (parts, body) = req.into_parts();
-    http::require_method(&parts.method, &[Method::POST])?;
-    http::require_same_site(&parts.headers, &app.config.site_url)?;
-    http::require_json(&parts.headers)?;
-    let ip = http::client_ip(&parts.headers);
-    app.limiter.check(&app.store, scope, ip, limit).await?;
-    let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
-    let request: CartRequest = http::parse_json(&bytes)?;
-    let cart = request.validate()?;
-    Ok((request, cart, ip))
 }

@@ -167,7 +167,7 @@ pub struct Config {
     /// `SITE_URL`: the shop's origin, normalised (lowercase scheme and host, no
     /// default port, no trailing slash).
     pub site_url: String,
-    /// `DATABASE_URL`: `postgres://...` or `sqlite://path`.
+    /// `DATABASE_URL`: `postgres://...`, `sqlite://path` or `sqlite:path`.
     pub database_url: String,
     /// `CHECKOUT_UI_MODE`: `hosted_page` (default) or `embedded_page`.
     pub ui_mode: UiMode,
@@ -328,18 +328,17 @@ impl Config {
                 if v.trim() != v {
                     return Err(ConfigError("DATABASE_URL: contains whitespace".into()));
                 }
-                let ok = v.starts_with("postgres://")
-                    || v.starts_with("postgresql://")
-                    || (v.starts_with("sqlite://") && v.len() > "sqlite://".len());
+                let sqlite = crate::store::sqlite_path(&v).is_some();
+                let ok = v.starts_with("postgres://") || v.starts_with("postgresql://") || sqlite;
                 if !ok {
                     return Err(ConfigError(
-                        "DATABASE_URL: must start with postgres://, postgresql:// or sqlite://".into(),
+                        "DATABASE_URL: must start with postgres://, postgresql://, sqlite:// or sqlite:".into(),
                     ));
                 }
-                if !v.starts_with("sqlite://") {
+                if !sqlite {
                     postgres_config(&v)?;
                 }
-                if on_vercel && v.starts_with("sqlite://") {
+                if on_vercel && sqlite {
                     return Err(ConfigError(
                         "DATABASE_URL: SQLite files do not survive on Vercel; use Postgres".into(),
                     ));

@@ -3,19 +3,15 @@
 //! The browser submits a code; the server looks it up on Stripe and decides
 //! whether it applies to this cart. A code that does not apply — unknown,
 //! malformed, expired, exhausted, restricted, or Stripe unreachable — gives
-//! exactly the answer of no code at all, and every answer of
-//! `apply-discount` is padded to the same floor so timing tells nothing.
+//! exactly the answer of no code at all (the endpoint, `routes::apply_discount`, also pads
+//! every answer to the same floor so timing tells nothing).
 
 use crate::app::App;
 use crate::cart::Cart;
-use crate::http::{self, ApiError, BoxError, Response};
+use crate::http::ApiError;
 use crate::stripe::Form;
 use crate::stripe::types::{Expandable, List, PromotionCode};
-use bytes::Bytes;
-use http::StatusCode;
-use serde::Serialize;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest code looked up (Stripe's codes are short; longer input never applies).
 pub const MAX_CODE_LEN: usize = 64;
@@ -128,7 +124,7 @@ pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscoun
             return None;
         }
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let now = crate::clock::now();
     for promo in list.data.iter().filter(|p| p.code.eq_ignore_ascii_case(code)) {
         match evaluate(promo, cart, now) {
             Ok(amount) => {
@@ -154,57 +150,4 @@ pub async fn count_guess(app: &App, ip: Option<IpAddr>, raw: &str) -> Result<(),
     let Some(code) = normalize(raw) else { return Ok(()) };
     let key = app.config.secret_key.expose().as_bytes();
     app.limiter.check_guess(&app.store, ip, code, key, app.config.apply_discount_limit).await
-}
-
-/// The totals `apply-discount` answers: same fields, same order, whatever happened.
-#[derive(Debug, Serialize)]
-pub struct Totals {
-    /// Currency of every amount.
-    pub currency: String,
-    /// Cart subtotal.
-    pub subtotal: i64,
-    /// Discount (0 when no code applies).
-    pub discount: i64,
-    /// `subtotal - discount`.
-    pub total: i64,
-}
-
-/// `POST /api/apply-discount`: server-computed totals for a cart and a code,
-/// padded to the configured floor.
-pub async fn apply_discount<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
-where
-    B: http_body::Body<Data = Bytes> + Send,
-    B::Error: Into<BoxError>,
-{
-    let started = Instant::now();
-    let limit = app.config.apply_discount_requests_limit;
-    let (request, cart, ip) = crate::cart::read(app, req, "apply-discount", limit).await?;
-    if let Some(code) = request.code.as_deref() {
-        count_guess(app, ip, code).await?;
-    }
-    let floor = app.config.discount_floor;
-    // The look-up may use at most 80 % of the floor; past that the code
-    // simply does not apply, so a slow Stripe cannot stretch the answer.
-    // A zero floor (tests, or an owner's explicit choice) disables padding and the budget.
-    let discount = match request.code.as_deref() {
-        Some(code) if floor.is_zero() => resolve(app, &cart, code).await,
-        Some(code) => tokio::time::timeout(floor.mul_f64(0.8), resolve(app, &cart, code)).await.ok().flatten(),
-        None => None,
-    };
-    let amount = discount.map_or(0, |d| d.amount);
-    let totals = Totals {
-        currency: cart.currency.clone(),
-        subtotal: cart.subtotal,
-        discount: amount,
-        total: cart.subtotal - amount,
-    };
-    pad_to(started, floor).await;
-    Ok(http::json(StatusCode::OK, &totals))
-}
-
-/// Sleeps until `floor` has passed since `started`.
-async fn pad_to(started: Instant, floor: Duration) {
-    if let Some(rest) = floor.checked_sub(started.elapsed()) {
-        tokio::time::sleep(rest).await;
-    }
 }

@@ -2,26 +2,26 @@
 //! [`fulfill`] that retrieves the session with its line items, checks
 //! `payment_status`, and records the order — and its fulfilment — exactly
 //! once, safe under concurrent calls (the store's transaction decides).
-//! Called from the webhook and from the success page.
+//! Called from Checkout Session events, the success page, and an after-payment event that
+//! finds an order of ours not recorded yet ([`Trigger`]).
 
+use crate::after_payment::Money;
 use crate::app::App;
+use crate::events::CheckoutEvent;
 use crate::hooks::{self, Run, RunKey};
-use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderUpdate, StoreError};
+use crate::session::is_ours;
+use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, StoreError};
 use crate::stripe::{
     Form, StripeError,
     types::{LineItem, List, Session},
 };
 use std::time::Duration;
 
-/// The metadata every session this shop creates carries; sessions without it
-/// (Payment Links, other integrations on the same account) are never fulfilled here.
-pub const SESSION_TAG: (&str, &str) = ("shop", "checkout-rust");
-
 /// Why fulfilment could not run: Stripe or the store failed (the webhook
 /// answers 5xx so Stripe retries), or the session is not one of ours.
 #[derive(Debug)]
 pub enum FulfillError {
-    /// Not a `mode=payment` session created by this shop (no [`SESSION_TAG`]).
+    /// Not a `mode=payment` session created by this shop (see [`crate::session::SESSION_TAG`]).
     NotOurs,
     /// Stripe failed or could not be reached.
     Stripe(StripeError),
@@ -50,15 +50,25 @@ pub struct Outcome {
     pub run: Run,
 }
 
-/// Retrieves the session and records where it stands. `event` (if any) is
-/// recorded in the same transaction so a duplicate delivery does nothing;
-/// `payment_failed` marks a failed delayed payment.
-pub async fn fulfill(
-    app: &App,
-    session_id: &str,
-    event: Option<EventRef<'_>>,
-    payment_failed: bool,
-) -> Result<Outcome, FulfillError> {
+/// Why [`fulfill`] runs.
+#[derive(Debug, Clone)]
+pub enum Trigger<'a> {
+    /// The shopper's landing page (checkout-status): nothing to record beside the order, and no
+    /// waiting for another caller's run.
+    SuccessPage,
+    /// A Checkout Session event, recorded in the same transaction so a duplicate delivery does
+    /// nothing; a webhook waits briefly for another caller's run.
+    Event(EventRef<'a>, CheckoutEvent),
+    /// A refund or dispute event found a session of ours whose order is not recorded yet.
+    AfterPayment,
+}
+
+/// Retrieves the session and records where it stands.
+pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Result<Outcome, FulfillError> {
+    let (event, payment_failed) = match trigger {
+        Trigger::Event(e, kind) => (Some(e), kind == CheckoutEvent::AsyncPaymentFailed),
+        Trigger::SuccessPage | Trigger::AfterPayment => (None, false),
+    };
     let session = retrieve(app, session_id).await?;
     if !is_ours(&session) {
         return Err(FulfillError::NotOurs);
@@ -77,7 +87,7 @@ pub async fn fulfill(
         return Ok(Outcome { session, applied: None, run: Run::Done });
     };
     let items = session.line_items.as_ref().map(|l| l.data.iter().map(order_item).collect()).unwrap_or_default();
-    let update = OrderUpdate {
+    let order = Order {
         session_id: session.id.clone(),
         state,
         payment_status: session.payment_status.clone(),
@@ -86,15 +96,17 @@ pub async fn fulfill(
         items,
         livemode: session.livemode,
         payment_intent: session.payment_intent.clone(),
+        fulfillments: 0,
+        money: Money { amount: session.amount_total.unwrap_or(0), ..Money::default() },
     };
     // A webhook waits briefly for another caller's run; the success page does not.
     let wait = if event.is_some() { hooks::HELD_WAIT } else { Duration::ZERO };
-    let applied = app.store.apply(&update, event).await.map_err(FulfillError::Store)?;
+    let applied = app.store.apply(&order, event).await.map_err(FulfillError::Store)?;
     let run = if applied == (Applied::Recorded { newly_fulfilled: true }) {
-        // Just recorded from `update`, so the stored order is `update` itself.
-        hooks::run_fulfillment(app, &Order::recorded(&update)).await
+        // Just recorded from `order`: this call fulfilled it.
+        hooks::run_fulfillment(app, &Order { fulfillments: 1, ..order }).await
     } else if state == OrderState::Fulfilled {
-        hooks::resume(app, RunKey::Fulfillment(&update.session_id), wait).await
+        hooks::resume(app, RunKey::Fulfillment(&order.session_id), wait).await
     } else {
         Run::Done
     };
@@ -120,16 +132,4 @@ async fn retrieve(app: &App, session_id: &str) -> Result<Session, FulfillError> 
 
 fn order_item(li: &LineItem) -> OrderItem {
     OrderItem { name: li.description.clone().unwrap_or_else(|| "item".into()), quantity: li.quantity.unwrap_or(1) }
-}
-
-/// Whether a session is one this shop created: `mode=payment` with [`SESSION_TAG`].
-pub fn is_ours(session: &Session) -> bool {
-    session.metadata.get(SESSION_TAG.0).map(String::as_str) == Some(SESSION_TAG.1)
-        && session.mode.as_deref() == Some("payment")
-}
-
-/// Whether `id` has the form of a Checkout Session id.
-pub fn is_session_id(id: &str) -> bool {
-    let rest = id.strip_prefix("cs_test_").or_else(|| id.strip_prefix("cs_live_"));
-    rest.is_some_and(|r| (1..=250).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }

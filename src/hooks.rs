@@ -192,7 +192,7 @@ fn finish(key: RunKey<'_>, result: Result<(), StoreError>) -> Run {
 pub async fn resume(app: &App, key: RunKey<'_>, wait: Duration) -> Run {
     let deadline = Instant::now() + wait;
     loop {
-        let now = crate::store::now();
+        let now = crate::clock::now();
         let step = match app.store.reclaim_run(key, now, RUN_LEASE_SECS).await {
             Ok(Some(claimed)) => {
                 crate::log::warn("resuming an unfinished hook run", &[("run", key.id())]);

@@ -10,7 +10,7 @@ use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Longest wait for the shared counter in the store; past it the in-instance
 /// bucket alone decides (logged), so a slow or hung database cannot hold a
@@ -71,7 +71,7 @@ pub fn code_digest(key: &[u8], client: &str, code: &str) -> [u8; 16] {
 
 /// The current fixed window of `limit`: (now, window length, window start), seconds.
 fn window(limit: RateLimit) -> (i64, i64, i64) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let now = crate::clock::now();
     let window = limit.window.as_secs().max(1) as i64;
     (now, window, now - now.rem_euclid(window))
 }

@@ -1,30 +1,24 @@
-//! `GET /api/reconcile`: no order lost when webhooks are not delivered.
+//! The reconciliation run: no order lost when webhooks are not delivered (the route is
+//! `routes::reconcile`, which Vercel Cron calls).
 //!
-//! Vercel Cron calls it on the schedule in vercel.json with `Authorization: Bearer
-//! <CRON_SECRET>` (compared in constant time; anything else is 401 with a generic body; an
-//! unset or short secret refuses every call with a logged configuration error). A run lists
-//! the events the shop handles from Stripe (`GET /v1/events`), oldest first from a checkpoint
+//! A run lists the events the shop handles from Stripe (`GET /v1/events`), oldest first from a checkpoint
 //! kept in the store, and hands each one to exactly the code the webhook runs
-//! ([`webhook::handle`]), so an event seen by both is acted on once. It stops starting work
+//! ([`events::act`]), so an event seen by both is acted on once. It stops starting work
 //! after its time budget, saves the checkpoint as it goes, and the next run resumes there. The
 //! first run on a new shop starts from a bounded window (`RECONCILE_WINDOW_SECS`).
 //!
-//! Answers `{"processed", "seen", "duplicates", "ignored", "finished", "checkpoint"}` and logs
-//! one summary line. A Stripe or store failure stops the run at the event that failed (5xx);
+//! It reports `{"processed", "seen", "duplicates", "ignored", "finished", "checkpoint"}` and
+//! logs one summary line. A Stripe or store failure stops the run at the event that failed (5xx);
 //! the next run starts there again.
 
 use crate::app::App;
-use crate::http::{self, ApiError, Response};
+use crate::events::{self, Disposition};
+use crate::http::ApiError;
 use crate::stripe::types::{Event, List};
 use crate::stripe::{Form, StripeError};
-use crate::webhook::{self, Disposition};
-use ::http::HeaderMap;
-use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 
 /// What one run did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -41,16 +35,6 @@ pub struct Report {
     pub finished: bool,
     /// The last event handled, where the next run starts.
     pub checkpoint: Option<String>,
-}
-
-/// Handles the request.
-pub async fn reconcile<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
-    http::require_method(req.method(), &[Method::GET])?;
-    authorize(&app.config.reconcile.cron_secret, req.headers())?;
-    let report = run_once(app).await?;
-    let mut resp = http::json(StatusCode::OK, &report);
-    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::header::HeaderValue::from_static("no-store"));
-    Ok(resp)
 }
 
 /// One run within the configured budget, logged as one summary line.
@@ -81,17 +65,6 @@ pub async fn run_once(app: &App) -> Result<Report, ApiError> {
     }
 }
 
-/// Accepts only `Authorization: Bearer <CRON_SECRET>`, compared in constant time (of
-/// SHA-256 digests, so not even the length leaks).
-pub fn authorize(secret: &Result<String, &'static str>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let secret = secret.as_ref().map_err(|reason| ApiError::internal(*reason))?;
-    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized");
-    let given = headers.get(http::header::AUTHORIZATION).ok_or_else(unauthorized)?.as_bytes();
-    let token = given.strip_prefix(b"Bearer ").ok_or_else(|| unauthorized().with_reason("not a Bearer token"))?;
-    let same: bool = Sha256::digest(token).ct_eq(&Sha256::digest(secret.as_bytes())).into();
-    if same { Ok(()) } else { Err(unauthorized().with_reason("wrong CRON_SECRET")) }
-}
-
 /// One run until `deadline`: returns what it did, or what it did before an error.
 pub async fn run(app: &App, deadline: Instant) -> Result<Report, (Report, ApiError)> {
     let mut report = Report::default();
@@ -117,7 +90,7 @@ pub async fn run(app: &App, deadline: Instant) -> Result<Report, (Report, ApiErr
 /// The query every list shares: the types the shop handles, a page size.
 fn base_query(app: &App) -> Form {
     let mut q = Form::new();
-    for t in webhook::handled_event_types() {
+    for t in events::handled_event_types() {
         q.push("types[]", t);
     }
     q.push("limit", app.config.reconcile.page_size.to_string());
@@ -128,7 +101,7 @@ fn base_query(app: &App) -> Form {
 /// the events after it); `None` when there is none (every listed event is in the window).
 async fn first_cursor(app: &App) -> Result<Option<String>, StripeError> {
     let mut q = Form::new();
-    for t in webhook::handled_event_types() {
+    for t in events::handled_event_types() {
         q.push("types[]", t);
     }
     q.push("limit", "1");
@@ -148,7 +121,7 @@ fn source(app: &App) -> String {
 }
 
 fn window_start(app: &App) -> i64 {
-    crate::store::now() - app.config.reconcile.window.as_secs() as i64
+    crate::clock::now() - app.config.reconcile.window.as_secs() as i64
 }
 
 /// Walks forward from `cursor` with `ending_before`: each page holds the events just newer
@@ -220,7 +193,7 @@ async fn handle(app: &App, event: Value, report: &mut Report) -> Result<String, 
     let created = event["created"].as_i64().unwrap_or(0);
     report.seen += 1;
     let disposition = match Event::from_value(&event) {
-        Ok(event) => webhook::handle(app, &event).await?,
+        Ok(event) => events::act(app, &event).await?,
         Err(_) => Disposition::Ignored,
     };
     match disposition {

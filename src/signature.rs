@@ -41,7 +41,7 @@ pub enum SignatureError {
     NoMatch,
     /// The body is not UTF-8 (Stripe sends UTF-8 JSON).
     BodyNotUtf8,
-    /// The signed body is not JSON (checked by [`crate::webhook::authenticate`]).
+    /// The signed body is not JSON (checked by [`crate::routes::webhook::authenticate`]).
     BodyNotJson,
 }
 

@@ -5,8 +5,8 @@
 mod common;
 
 use checkout::config::WebhookSecret;
+use checkout::routes::webhook::authenticate;
 use checkout::signature::{self, SignatureError};
-use checkout::webhook::authenticate;
 use proptest::prelude::*;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};

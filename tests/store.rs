@@ -5,12 +5,12 @@
 mod common;
 
 use checkout::hooks::RunKey;
-use checkout::store::{Applied, EventRef, OrderItem, OrderState, OrderUpdate, Store};
+use checkout::store::{Applied, EventRef, Money, Order, OrderItem, OrderState, Store};
 use common::{Backend, backends, database_url};
 use std::sync::Arc;
 
-fn update(session_id: &str, state: OrderState) -> OrderUpdate {
-    OrderUpdate {
+fn update(session_id: &str, state: OrderState) -> Order {
+    Order {
         session_id: session_id.to_string(),
         state,
         payment_status: if state == OrderState::Fulfilled { "paid" } else { "unpaid" }.into(),
@@ -19,6 +19,8 @@ fn update(session_id: &str, state: OrderState) -> OrderUpdate {
         items: vec![OrderItem { name: "Mug".into(), quantity: 3 }],
         livemode: false,
         payment_intent: None,
+        fulfillments: 0,
+        money: Money::default(),
     }
 }
 
@@ -234,4 +236,23 @@ async fn store_down_answers_5xx_and_a_later_retry_succeeds() {
     let o = direct.order(&id).await.unwrap().unwrap();
     assert_eq!((o.state, o.fulfillments), (OrderState::Fulfilled, 1));
     let _ = Backend::Postgres;
+}
+
+#[tokio::test]
+async fn sqlx_style_sqlite_urls_open_the_same_file() {
+    let url = common::sqlite_url();
+    let path = url.strip_prefix("sqlite://").unwrap();
+    let short = format!("sqlite:{path}");
+    let config = checkout::Config::from_lookup(|k| match k {
+        "STRIPE_SECRET_KEY" => Some("sk_test_sqlx_form_4242".into()),
+        "DATABASE_URL" => Some(short.clone()),
+        _ => None,
+    })
+    .expect("sqlite:path is a valid DATABASE_URL");
+    assert_eq!(config.database_url, short);
+    let id = unique("cs_test");
+    Store::open(&short).unwrap().apply(&update(&id, OrderState::Fulfilled), None).await.unwrap();
+    let order = Store::open(&url).unwrap().order(&id).await.unwrap();
+    assert_eq!(order.map(|o| o.fulfillments), Some(1), "sqlite:path and sqlite://path are one file");
+    assert!(Store::open("sqlite:").is_err(), "an empty path is no database");
 }

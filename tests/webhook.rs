@@ -340,7 +340,7 @@ async fn forged_and_malformed_deliveries_get_one_generic_400() {
     assert!(s.emu.requests().is_empty(), "nothing forged reached Stripe");
     assert!(!s.app.store.event_seen("evt_forged").await.unwrap());
     // Too large ⇒ 413 before any work.
-    let big = vec![b'a'; checkout::webhook::BODY_LIMIT + 1];
+    let big = vec![b'a'; checkout::routes::webhook::BODY_LIMIT + 1];
     let (status, _) = deliver(&s, &big, Some(signed(&big))).await;
     assert_eq!(status, 413);
     let r = s.http.get(s.url("/api/webhook")).send().await.unwrap();

@@ -112,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
 
     let status = ctx.rt.block_on(async {
         if flags & 0x40 != 0 {
-            match checkout::webhook::receive(&ctx.app, req).await {
+            match checkout::routes::webhook::handle(&ctx.app, req).await {
                 Ok(resp) => resp.status(),
                 Err(e) => e.into_response().status(),
             }

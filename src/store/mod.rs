@@ -12,7 +12,9 @@ mod sqlite;
 pub use postgres::{CONNECT_TIMEOUT, POOL_SIZE, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
 
-use crate::after_payment::{self, Change, DisputeRef, Money};
+pub use crate::after_payment::Money;
+
+use crate::after_payment::{self, Change, DisputeRef};
 use crate::hooks::{HookCall, RunKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -170,7 +172,8 @@ pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_sta
 pub(crate) const SELECT_ORDER: &str =
     "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
         (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id),
-        m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount
+        m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount,
+        o.livemode
      FROM orders o LEFT JOIN order_money m ON m.session_id = o.session_id WHERE o.session_id = $1";
 /// Whether an event id was processed.
 pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHERE event_id = $1";
@@ -236,27 +239,6 @@ pub struct OrderItem {
     pub quantity: u32,
 }
 
-/// What fulfilment learned about a session, to record.
-#[derive(Debug, Clone)]
-pub struct OrderUpdate {
-    /// Checkout Session id.
-    pub session_id: String,
-    /// Target state.
-    pub state: OrderState,
-    /// Stripe's `payment_status`.
-    pub payment_status: String,
-    /// Total charged, minor units.
-    pub amount_total: Option<i64>,
-    /// Currency.
-    pub currency: Option<String>,
-    /// Lines bought.
-    pub items: Vec<OrderItem>,
-    /// Live or test mode.
-    pub livemode: bool,
-    /// The session's PaymentIntent, recorded with a paid order so later events find it.
-    pub payment_intent: Option<String>,
-}
-
 /// The event that caused an update, recorded in the same transaction.
 #[derive(Debug, Clone)]
 pub struct EventRef<'a> {
@@ -273,14 +255,14 @@ pub enum Applied {
     DuplicateEvent,
     /// Recorded; `newly_fulfilled` is true for exactly one call per order,
     /// and that call holds the claim on the owner's action (see
-    /// [`Store::reclaim_fulfillment_run`]).
+    /// [`Store::reclaim_run`]).
     Recorded {
         /// This call performed the fulfilment.
         newly_fulfilled: bool,
     },
 }
 
-/// A recorded order.
+/// An order: what fulfilment learned from the session (and records), as the store has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     /// Checkout Session id.
@@ -295,29 +277,14 @@ pub struct Order {
     pub currency: Option<String>,
     /// Lines bought.
     pub items: Vec<OrderItem>,
-    /// Fulfilment records for this session (exactly-once ⇒ 0 or 1).
+    /// Live or test mode.
+    pub livemode: bool,
+    /// Fulfilment records for this session (exactly-once ⇒ 0 or 1; 0 in an order not recorded yet).
     pub fulfillments: i64,
     /// The PaymentIntent that paid for it, when recorded.
     pub payment_intent: Option<String>,
     /// Refunds and disputes (see [`crate::after_payment`]).
     pub money: Money,
-}
-
-impl Order {
-    /// The order just recorded from `update` by the call that fulfilled it.
-    pub fn recorded(update: &OrderUpdate) -> Order {
-        Order {
-            session_id: update.session_id.clone(),
-            state: update.state,
-            payment_status: update.payment_status.clone(),
-            amount_total: update.amount_total,
-            currency: update.currency.clone(),
-            items: update.items.clone(),
-            fulfillments: 1,
-            payment_intent: update.payment_intent.clone(),
-            money: Money { amount: update.amount_total.unwrap_or(0), ..Money::default() },
-        }
-    }
 }
 
 impl Money {
@@ -395,14 +362,17 @@ impl Order {
             amount_total,
             currency,
             items: serde_json::from_str(items).unwrap_or_default(),
+            livemode: false,
             fulfillments,
             payment_intent: None,
             money: Money { amount: amount_total.unwrap_or(0), ..Money::default() },
         }
     }
 
-    /// Adds the money columns of [`SELECT_ORDER`] (absent before the order was paid).
-    pub(crate) fn with_money(mut self, payment_intent: Option<String>, money: Money) -> Order {
+    /// Adds the last columns of [`SELECT_ORDER`]: the mode, then the money (absent before the
+    /// order was paid).
+    pub(crate) fn with_money(mut self, livemode: bool, payment_intent: Option<String>, money: Money) -> Order {
+        self.livemode = livemode;
         self.payment_intent = payment_intent;
         if money.amount != 0 || money.amount_refunded != 0 || money.dispute.is_some() {
             self.money = money;
@@ -432,10 +402,11 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the store named by a `DATABASE_URL` (`sqlite://path` or `postgres://...`).
-    /// Postgres connects lazily, so an instance starts even while the database is down.
+    /// Opens the store named by a `DATABASE_URL` (`sqlite://path`, `sqlite:path` or
+    /// `postgres://...`). Postgres connects lazily, so an instance starts even while the
+    /// database is down.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(path) = sqlite_path(url) {
             Ok(Store::Sqlite(SqliteStore::open(path)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(Box::new(PgStore::new(url)?)))
@@ -446,10 +417,10 @@ impl Store {
 
     /// In one transaction: records the event id (if any; a duplicate stops
     /// here), moves the order forward, and records the fulfilment once.
-    pub async fn apply(&self, update: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, order: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
         match self {
-            Store::Sqlite(s) => s.apply(update, event).await,
-            Store::Postgres(s) => s.apply(update, event).await,
+            Store::Sqlite(s) => s.apply(order, event).await,
+            Store::Postgres(s) => s.apply(order, event).await,
         }
     }
 
@@ -586,9 +557,11 @@ impl Store {
     }
 }
 
-/// Seconds since the epoch.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+pub(crate) use crate::clock::now;
+
+/// The file of an SQLite `DATABASE_URL`: `sqlite://path`, or sqlx's `sqlite:path`.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).filter(|p| !p.is_empty())
 }
 
 fn run_sql(key: RunKey<'_>) -> &'static RunSql {

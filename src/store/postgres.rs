@@ -102,7 +102,7 @@ impl PgStore {
         }
     }
 
-    pub(super) async fn apply(&self, u: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
+    pub(super) async fn apply(&self, u: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
         self.with(async |client| {
             let tx = client.transaction().await?;
             let now = now();
@@ -180,7 +180,11 @@ impl PgStore {
                     r.get::<_, &str>(5),
                     r.get(6),
                 );
-                order.with_money(r.get(7), Money::from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12)))
+                order.with_money(
+                    r.get(13),
+                    r.get(7),
+                    Money::from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12)),
+                )
             }))
         })
         .await

@@ -62,7 +62,7 @@ impl SqliteStore {
         .map_err(err)?
     }
 
-    pub(super) async fn apply(&self, update: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
+    pub(super) async fn apply(&self, update: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
         let u = update.clone();
         let ev = event.map(|e| (e.id.to_string(), e.kind.to_string()));
         self.run(move |conn| {
@@ -144,7 +144,7 @@ impl SqliteStore {
                     r.get(6)?,
                 );
                 let money = Money::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
-                Ok(order.with_money(r.get(7)?, money))
+                Ok(order.with_money(r.get(13)?, r.get(7)?, money))
             })
             .optional()
         })

@@ -336,28 +336,10 @@ pub fn oracle(cmd: &str, script: &str, input: &str) -> Option<Vec<bool>> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// Standard base64 (to keep dependencies few).
+/// Standard base64, padded (the oracles' JSON carries raw bodies this way).
 pub fn base64_encode(data: &[u8]) -> String {
-    base64_like::encode(data)
-}
-
-pub mod base64_like {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    pub fn encode(data: &[u8]) -> String {
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Runs one statement with the session id as `$1` on the shop's database.

@@ -27,7 +27,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 [[ $target = /* ]] || target="$repo/$target"
 export CARGO_TARGET_DIR="$target" CARGO_NET_OFFLINE=true CARGO_TERM_COLOR=never
 export VERCEL_TELEMETRY_DISABLED=1 NO_UPDATE_NOTIFIER=1 FORCE_COLOR=0
-# Run from `cargo test` (dev/tests/vercel_dev.rs), this inherits the variables Cargo sets for a
+# Run from `cargo test` (devserver/tests/vercel_dev.rs), this inherits the variables Cargo sets for a
 # test process. Build scripts watch some of them (ring: rerun-if-env-changed=CARGO_PKG_NAME,
 # CARGO_MANIFEST_DIR, OUT_DIR, ...), so leaving them set rebuilds ring, rustls and everything
 # above it here, and again in the next plain build of the repo.

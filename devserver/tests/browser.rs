@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().expect("dev/ has a parent").to_path_buf()
+    here.parent().expect("devserver/ has a parent").to_path_buf()
 }
 
 fn free_port() -> u16 {

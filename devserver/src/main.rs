@@ -15,8 +15,14 @@ use axum::response::{IntoResponse, Response};
 use checkout::{App, Config, Route};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+/// The emulator's port unless `EMULATOR_PORT` says otherwise (stripe-mock's default too; a
+/// free port is used when it is taken).
+const DEFAULT_EMULATOR_PORT: u16 = 12111;
 
 /// Test key the emulator accepts; also marks "offline mode" in `.env`.
 const EMULATOR_SECRET_KEY: &str = "sk_test_emulator";
@@ -39,18 +45,18 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let root = project_root();
-    let mut vars = read_dotenv(&root.join(".env"));
+    let mut vars = read_dotenv(&root.join(".env"))?;
     // The process environment wins over .env, as with Vercel.
     for (k, v) in std::env::vars() {
         vars.insert(k, v);
     }
     let port: u16 = match vars.get("PORT") {
-        Some(p) => p.parse().map_err(|_| "PORT must be a number".to_string())?,
+        Some(p) => p.parse().map_err(|_| format!("PORT must be a port number (got {p:?})"))?,
         None => 3000,
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        format!("cannot listen on 127.0.0.1:{port}: {e} — set PORT to a free port (e.g. PORT=3001 cargo run -p dev)")
+    })?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let site = format!("http://localhost:{port}");
     vars.entry("SITE_URL".into()).or_insert_with(|| site.clone());
@@ -59,9 +65,12 @@ async fn run() -> Result<(), String> {
         vars.get("STRIPE_SECRET_KEY").filter(|k| !k.is_empty() && k.as_str() != EMULATOR_SECRET_KEY).is_some();
     let offline = !real_key || vars.get("STRIPE_API_BASE").is_some_and(|b| !b.is_empty());
     let _emulator = if !real_key {
-        let emu_port = vars.get("EMULATOR_PORT").and_then(|p| p.parse().ok()).unwrap_or(12111);
+        let chosen: Option<u16> = match vars.get("EMULATOR_PORT") {
+            Some(p) => Some(p.parse().map_err(|_| format!("EMULATOR_PORT must be a port number (got {p:?})"))?),
+            None => None,
+        };
         let mut options = stripe_emulator::Options {
-            port: emu_port,
+            port: chosen.unwrap_or(DEFAULT_EMULATOR_PORT),
             webhook_url: Some(format!("http://127.0.0.1:{port}/api/webhook")),
             ..Default::default()
         };
@@ -69,9 +78,21 @@ async fn run() -> Result<(), String> {
         if let Some(ms) = vars.get("EMULATOR_ASYNC_DELAY_MS").and_then(|v| v.parse().ok()) {
             options.async_delay = std::time::Duration::from_millis(ms);
         }
-        let emu = stripe_emulator::Emulator::start(options)
-            .await
-            .map_err(|e| format!("cannot start the Stripe emulator on port {emu_port}: {e}"))?;
+        let emu = match stripe_emulator::Emulator::start(options.clone()).await {
+            Ok(emu) => emu,
+            // The default port is taken (another emulator, or stripe-mock): any free port will do.
+            Err(e) if chosen.is_none() && e.kind() == std::io::ErrorKind::AddrInUse => {
+                stripe_emulator::Emulator::start(stripe_emulator::Options { port: 0, ..options })
+                    .await
+                    .map_err(|e| format!("cannot start the Stripe emulator on a free port: {e}"))?
+            }
+            Err(e) => {
+                let port = options.port;
+                return Err(format!(
+                    "cannot start the Stripe emulator on 127.0.0.1:{port}: {e} — set EMULATOR_PORT to a free port"
+                ));
+            }
+        };
         vars.insert("STRIPE_SECRET_KEY".into(), EMULATOR_SECRET_KEY.into());
         vars.insert("STRIPE_PUBLISHABLE_KEY".into(), EMULATOR_PUBLISHABLE_KEY.into());
         vars.insert("STRIPE_API_BASE".into(), emu.base_url());
@@ -147,40 +168,22 @@ async fn serve(State(dev): State<Arc<Dev>>, ConnectInfo(peer): ConnectInfo<Socke
         let resp = checkout::http::ApiError::new(StatusCode::NOT_FOUND, "no such function").into_response();
         return resp.map(Body::new).into_response();
     }
-    static_file(&dev, &path).await
+    static_file(&dev, req).await
 }
 
-async fn static_file(dev: &Dev, path: &str) -> Response {
-    let rel = if path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
-    let rel = rel.trim_start_matches('/');
-    let safe = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_)));
-    let file = dev.public.join(rel);
-    let read = if safe { tokio::fs::read(&file).await.ok() } else { None };
-    let (status, body, kind) = match read {
-        Some(bytes) => (StatusCode::OK, bytes, content_type(&file)),
-        None => (StatusCode::NOT_FOUND, b"Not found".to_vec(), "text/plain; charset=utf-8"),
+/// A file of `public/` (`tower_http`'s `ServeDir`: no path escapes it, `/` ⇒ `index.html`)
+/// with the headers vercel.json gives static files, never cached.
+async fn static_file(dev: &Dev, req: Request) -> Response {
+    let mut resp = match ServeDir::new(&dev.public).oneshot(req).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(never) => match never {},
     };
-    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     for (k, v) in &dev.static_headers {
         h.insert(k.clone(), v.clone());
     }
     resp
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        Some("ico") => "image/x-icon",
-        _ => "application/octet-stream",
-    }
 }
 
 /// The headers vercel.json applies to every path, so the dev server serves
@@ -203,21 +206,13 @@ fn static_headers(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, String>
     Ok(out)
 }
 
-/// `KEY=VALUE` lines; `#` comments; optional quotes. Missing file ⇒ empty.
-fn read_dotenv(path: &Path) -> HashMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim_start();
-            if line.starts_with('#') {
-                return None;
-            }
-            let (k, v) = line.split_once('=')?;
-            let v = v.trim_end_matches(['\r']);
-            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
-            Some((k.trim().to_string(), v.to_string()))
-        })
-        .collect()
+/// The variables of `.env` (dotenvy's syntax); a missing file is no variables.
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, String> {
+    match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter.map(|kv| kv.map_err(|e| format!(".env: {e}"))).collect(),
+        Err(e) if e.not_found() => Ok(HashMap::new()),
+        Err(e) => Err(format!(".env: {e}")),
+    }
 }
 
 fn redact_url(url: &str) -> String {

@@ -1,30 +1,24 @@
-//! `POST /api/webhook`: verify the raw bytes, then act on the event.
+//! One typed event ⇒ one action: what the shop does with an authentic Stripe event, whoever
+//! brings it (the webhook, or the reconciliation run listing missed events).
 //!
-//! Forged or malformed deliveries get one generic 400 (the typed reason is
-//! logged). Every authentic event is acknowledged with 2xx — including types
-//! we do not handle and shapes we do not expect — except when recording it
-//! failed, which answers 5xx so Stripe retries: nothing is acknowledged that
-//! was not durably recorded.
+//! Checkout Session events fulfil (see [`crate::fulfillment`]); refund and dispute events move
+//! the order's money (see [`crate::after_payment`]); every other type is acknowledged and
+//! ignored. An event is acknowledged only once it was durably recorded and the owner's hook it
+//! caused has run; otherwise the caller answers 5xx and Stripe retries.
 
 use crate::after_payment::{self, HandleError, Handled};
 use crate::app::App;
 use crate::config::Mode;
-use crate::fulfillment::{self, FulfillError};
+use crate::fulfillment::{self, FulfillError, Trigger};
 use crate::hooks::{self, Run, RunKey};
-use crate::http::{self, ApiError, BoxError, Response};
-use crate::signature::{self, SignatureError};
+use crate::http::ApiError;
 use crate::store::{Applied, EventRef};
-use crate::stripe::event::{self, Event, Shape};
-use bytes::Bytes;
-use http::{Method, StatusCode};
+use crate::stripe::types::Event;
 
 /// Logged (level error) when Stripe answers 404 for the session of an authentic event.
 pub const UNKNOWN_SESSION_HINT: &str = "Stripe does not know this event's session (404): STRIPE_SECRET_KEY and \
      this webhook endpoint are probably in different Stripe accounts or sandboxes (or test and live mode); \
      use the secret key of the account whose endpoint signs these events";
-
-/// Largest webhook body accepted (Stripe's events are far smaller).
-pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The Checkout Session events fulfilment acts on.
 pub const CHECKOUT_EVENT_TYPES: &[&str] = &[
@@ -33,6 +27,44 @@ pub const CHECKOUT_EVENT_TYPES: &[&str] = &[
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 ];
+
+/// A Checkout Session event, by what it means for the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutEvent {
+    /// `checkout.session.completed`: paid, or waiting for a delayed payment.
+    Completed,
+    /// `checkout.session.async_payment_succeeded`.
+    AsyncPaymentSucceeded,
+    /// `checkout.session.async_payment_failed`: the order failed.
+    AsyncPaymentFailed,
+    /// `checkout.session.expired`.
+    Expired,
+}
+
+/// What an event's type means to the shop, decided once from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A Checkout Session event: fulfilment.
+    Checkout(CheckoutEvent),
+    /// A charge, refund or dispute event: the order's money.
+    AfterPayment,
+    /// Anything else: acknowledged, ignored.
+    Other,
+}
+
+impl EventKind {
+    /// The kind of an event type.
+    pub fn of(kind: &str) -> EventKind {
+        match kind {
+            "checkout.session.completed" => EventKind::Checkout(CheckoutEvent::Completed),
+            "checkout.session.async_payment_succeeded" => EventKind::Checkout(CheckoutEvent::AsyncPaymentSucceeded),
+            "checkout.session.async_payment_failed" => EventKind::Checkout(CheckoutEvent::AsyncPaymentFailed),
+            "checkout.session.expired" => EventKind::Checkout(CheckoutEvent::Expired),
+            k if after_payment::EVENT_TYPES.contains(&k) => EventKind::AfterPayment,
+            _ => EventKind::Other,
+        }
+    }
+}
 
 /// Every event type the shop acts on (the rest are acknowledged and ignored).
 pub fn handled_event_types() -> impl Iterator<Item = &'static str> {
@@ -61,75 +93,27 @@ impl Disposition {
     }
 }
 
-/// Receives one delivery.
-pub async fn receive<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
-where
-    B: http_body::Body<Data = Bytes> + Send,
-    B::Error: Into<BoxError>,
-{
-    let (parts, body) = req.into_parts();
-    http::require_method(&parts.method, &[Method::POST])?;
-    let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
-    let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
-    let event =
-        authenticate(&payload, header, &app.config.webhook_secrets, crate::store::now()).map_err(|e| match e {
-            SignatureError::NoSecretConfigured => {
-                ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
-            }
-            e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
-        })?;
-    let disposition = match event {
-        Ok(event) => handle(app, &event).await?,
-        Err(shape) => {
-            crate::log::warn("authentic event with an unexpected shape", &[("error", shape.0)]);
-            Disposition::Ignored
-        }
-    };
-    let body = match disposition {
-        Disposition::Processed => r#"{"received":true,"result":"processed"}"#,
-        Disposition::Duplicate => r#"{"received":true,"result":"duplicate"}"#,
-        Disposition::Ignored => r#"{"received":true,"result":"ignored"}"#,
-    };
-    Ok(http::json_static(StatusCode::OK, body))
-}
-
-/// The whole acceptance decision on raw bytes, before anything else reads
-/// them: the signature (see [`signature::verify`]), then a complete JSON
-/// document — as stripe-node's `constructEvent` and stripe-python's
-/// `construct_event` require. The same single pass reads the event
-/// ([`event::parse`]): `Ok(Err(shape))` is authentic JSON that is not shaped
-/// like an Event, acknowledged and ignored by the caller.
-pub fn authenticate<'a>(
-    payload: &'a [u8],
-    header: Option<&str>,
-    secrets: &[crate::config::WebhookSecret],
-    now: i64,
-) -> Result<Result<Event<'a>, Shape>, SignatureError> {
-    signature::verify(payload, header, secrets, now)?;
-    event::parse(payload).map_err(|_| SignatureError::BodyNotJson)
-}
-
 /// Acts on a verified event.
-pub async fn handle(app: &App, event: &Event<'_>) -> Result<Disposition, ApiError> {
+pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ApiError> {
     let live = app.config.mode() == Mode::Live;
     if event.livemode != live {
         crate::log::warn("event from the other mode ignored", &[("event_id", &event.id)]);
         return Ok(Disposition::Ignored);
     }
-    let payment_failed = match &*event.kind {
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" | "checkout.session.expired" => false,
-        "checkout.session.async_payment_failed" => true,
-        kind if after_payment::EVENT_TYPES.contains(&kind) => return after_payment(app, event).await,
-        other => {
+    let checkout = match EventKind::of(&event.kind) {
+        EventKind::Checkout(c) => c,
+        EventKind::AfterPayment => return after_payment(app, event).await,
+        EventKind::Other => {
             // Sampled: an endpoint subscribed to more types than the shop handles would
             // otherwise write a line per delivery. Stripe's Dashboard lists every delivery
             // with our answer (`"result":"ignored"`).
-            crate::log::info_sampled(other, "event type not handled", &[("event_id", &event.id), ("type", other)]);
+            let fields = [("event_id", &*event.id), ("type", &*event.kind)];
+            crate::log::info_sampled(&event.kind, "event type not handled", &fields);
             return Ok(Disposition::Ignored);
         }
     };
     let session_id = event.object.id.as_deref().unwrap_or("");
-    if !fulfillment::is_session_id(session_id) {
+    if !crate::session::is_session_id(session_id) {
         crate::log::warn("checkout event without a session id", &[("event_id", &event.id)]);
         return Ok(Disposition::Ignored);
     }
@@ -140,7 +124,7 @@ pub async fn handle(app: &App, event: &Event<'_>) -> Result<Disposition, ApiErro
         return settled(run, session_id).map(|()| Disposition::Duplicate);
     }
     let ev = EventRef { id: &event.id, kind: &event.kind };
-    match fulfillment::fulfill(app, session_id, Some(ev), payment_failed).await {
+    match fulfillment::fulfill(app, session_id, Trigger::Event(ev, checkout)).await {
         Ok(outcome) => {
             settled(outcome.run, session_id)?;
             Ok(if outcome.applied == Some(Applied::DuplicateEvent) {

@@ -2,17 +2,23 @@
 //! page too (Stripe's advice) and answers only what the success page shows —
 //! no email, no address, no Stripe object.
 //!
+//! Parse: GET, a `session_id` Stripe could have issued, same-site. Decide: a settled order
+//! from the store, else [`fulfillment::fulfill`] from the success page. Answer:
+//! [`CheckoutStatus`]; 400 for a malformed id, 403 cross-site, 404 for a session that is not
+//! this shop's (or of the other mode), 429 past the limit, 502 when Stripe fails.
+//!
 //! Anyone on the internet can call it, so it must not spend the owner's
 //! Stripe quota once the answer is known: an id Stripe cannot have (over
-//! [`MAX_SESSION_ID_LEN`]) is 400 before anything else, a cross-site request
+//! [`session::MAX_SESSION_ID_LEN`]) is 400 before anything else, a cross-site request
 //! is 403, and an order already settled (fulfilled, failed, expired) is
 //! answered from the store without calling Stripe.
 
 use crate::app::App;
 use crate::config::Mode;
-use crate::fulfillment::{self, FulfillError};
+use crate::fulfillment::{self, FulfillError, Trigger};
 use crate::hooks::RunKey;
 use crate::http::{self, ApiError, BoxError, Response};
+use crate::session;
 use crate::store::{Order, OrderItem, OrderState};
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -40,9 +46,6 @@ pub struct CheckoutStatus {
     pub amount_refunded: i64,
 }
 
-/// Longest Checkout Session id Stripe issues (`maxLength` 66 in its OpenAPI spec).
-pub const MAX_SESSION_ID_LEN: usize = 66;
-
 /// The answer for a settled order, straight from the store (the webhook and
 /// the reconciliation keep its after-payment money state current); `None`
 /// for an order still waiting (ask Stripe).
@@ -65,14 +68,14 @@ fn settled(order: &Order) -> Option<CheckoutStatus> {
 }
 
 /// Handles the request.
-pub async fn checkout_status<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
     http::require_method(req.method(), &[Method::GET])?;
     let session_id = http::query_param(req.uri(), "session_id").unwrap_or_default();
-    if session_id.len() > MAX_SESSION_ID_LEN || !fulfillment::is_session_id(&session_id) {
+    if !session::is_session_id(&session_id) {
         return Err(ApiError::bad_request("session_id: not a Checkout Session id"));
     }
     http::refuse_cross_site(req.headers(), &app.config.site_url)?;
@@ -94,7 +97,7 @@ where
     {
         return Ok(http::json(StatusCode::OK, &body));
     }
-    let outcome = match fulfillment::fulfill(app, &session_id, None, false).await {
+    let outcome = match fulfillment::fulfill(app, &session_id, Trigger::SuccessPage).await {
         Ok(o) => o,
         Err(FulfillError::NotOurs) => return Err(not_found().with_reason("session not created by this shop")),
         Err(FulfillError::Stripe(e)) if e.is_not_found() => return Err(not_found().with_reason(e.to_string())),

@@ -1,0 +1,52 @@
+//! `POST /api/create-checkout`: a Checkout Session whose every amount comes from the catalog
+//! and whose discount, if any, the server decided.
+//!
+//! Parse: the cart ([`super::read_cart`]: POST, same-site, JSON, the per-IP limit, the body
+//! limit, every line checked against the catalog). Decide: a code tried here counts as a
+//! guess, then [`discount::resolve`]; the session's parameters ([`session::params`]). Answer:
+//! `{"url"}` (hosted) or `{"client_secret"}` (embedded); 4xx for a bad cart, 429 past the
+//! limits, 502 when Stripe fails (its message is logged, never answered).
+
+use crate::app::App;
+use crate::config::UiMode;
+use crate::discount;
+use crate::http::{self, ApiError, BoxError, Response};
+use crate::session;
+use crate::stripe::{Client, types::Session};
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::json;
+
+/// Creates the session and answers `{"url"}` (hosted) or `{"client_secret"}` (embedded).
+pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let super::CartPost { request, cart, client_ip } =
+        super::read_cart(app, req, "create-checkout", app.config.create_checkout_limit).await?;
+    let discount = match request.code.as_deref() {
+        Some(code) => {
+            // A code tried here is a code guess too: a new one counts against the same
+            // distinct-code limit as apply-discount, so checkout cannot serve as a faster
+            // enumeration oracle; the code the shopper already applied costs nothing.
+            discount::count_guess(app, client_ip, code).await?;
+            discount::resolve(app, &cart, code).await
+        }
+        None => None,
+    };
+    let form = session::params(&app.config, &cart, discount.as_ref());
+    let session: Session = app
+        .stripe
+        .post("/v1/checkout/sessions", &form, &Client::new_idempotency_key())
+        .await
+        .map_err(|e| ApiError::upstream(format!("create session: {e}")))?;
+    let answer = match app.config.ui_mode {
+        UiMode::Hosted => json!({ "url": session.url.ok_or_else(|| ApiError::upstream("session without url"))? }),
+        UiMode::Embedded => json!({
+            "client_secret": session.client_secret.ok_or_else(|| ApiError::upstream("session without client_secret"))?
+        }),
+    };
+    crate::log::info("checkout session created", &[("session_id", &session.id)]);
+    Ok(http::json(StatusCode::OK, &answer))
+}

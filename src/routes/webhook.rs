@@ -1,0 +1,70 @@
+//! `POST /api/webhook`: Stripe's event deliveries.
+//!
+//! Parse: POST, the raw body (at most [`BODY_LIMIT`]), the `Stripe-Signature` header.
+//! Decide: [`authenticate`] on the raw bytes before anything reads them, then the event's one
+//! action ([`events::act`]). Answer: `{"received": true, "result": ...}`.
+//!
+//! Forged or malformed deliveries get one generic 400 (the typed reason is logged). Every
+//! authentic event is acknowledged with 2xx — including types we do not handle and shapes we
+//! do not expect — except when recording it (or the owner's hook it caused) failed, which
+//! answers 5xx so Stripe retries: nothing is acknowledged that was not durably recorded. No
+//! rate limit: only a correctly signed body does any work.
+
+use crate::app::App;
+use crate::events::{self, Disposition};
+use crate::http::{self, ApiError, BoxError, Response};
+use crate::signature::{self, SignatureError};
+use crate::stripe::event::{self, Event, Shape};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+/// Largest webhook body accepted (Stripe's events are far smaller).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Receives one delivery.
+pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    http::require_method(&parts.method, &[Method::POST])?;
+    let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
+    let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let event =
+        authenticate(&payload, header, &app.config.webhook_secrets, crate::clock::now()).map_err(|e| match e {
+            SignatureError::NoSecretConfigured => {
+                ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+            }
+            e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
+        })?;
+    let disposition = match event {
+        Ok(event) => events::act(app, &event).await?,
+        Err(shape) => {
+            crate::log::warn("authentic event with an unexpected shape", &[("error", shape.0)]);
+            Disposition::Ignored
+        }
+    };
+    let body = match disposition {
+        Disposition::Processed => r#"{"received":true,"result":"processed"}"#,
+        Disposition::Duplicate => r#"{"received":true,"result":"duplicate"}"#,
+        Disposition::Ignored => r#"{"received":true,"result":"ignored"}"#,
+    };
+    Ok(http::json_static(StatusCode::OK, body))
+}
+
+/// The whole acceptance decision on raw bytes, before anything else reads
+/// them: the signature (see [`signature::verify`]), then a complete JSON
+/// document — as stripe-node's `constructEvent` and stripe-python's
+/// `construct_event` require. The same single pass reads the event
+/// ([`event::parse`]): `Ok(Err(shape))` is authentic JSON that is not shaped
+/// like an Event, acknowledged and ignored by the caller.
+pub fn authenticate<'a>(
+    payload: &'a [u8],
+    header: Option<&str>,
+    secrets: &[crate::config::WebhookSecret],
+    now: i64,
+) -> Result<Result<Event<'a>, Shape>, SignatureError> {
+    signature::verify(payload, header, secrets, now)?;
+    event::parse(payload).map_err(|_| SignatureError::BodyNotJson)
+}
