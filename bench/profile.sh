@@ -32,14 +32,6 @@ sign() { node -e '
 const b = require("fs").readFileSync(process.argv[1]); const t = Math.floor(Date.now() / 1000);
 console.log(`t=${t},v1=${require("crypto").createHmac("sha256", process.argv[2]).update(`${t}.`).update(b).digest("hex")}`);' \
   "$WORK/payload.json" "$WHSEC"; }
-cat >"$WORK/post.lua" <<'EOF'
-local f = assert(io.open(os.getenv("BENCH_PAYLOAD"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Stripe-Signature"] = os.getenv("BENCH_SIGNATURE")
-EOF
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 taskset -c 1 env -i PATH="$PATH" VERCEL_DEV_PORT="$PORT" STRIPE_SECRET_KEY=sk_test_profile \
   STRIPE_WEBHOOK_SECRET="$WHSEC" DATABASE_URL="sqlite://$WORK/db.sqlite3" "$BIN" >/dev/null 2>"$WORK/server.log" &
@@ -51,7 +43,7 @@ for _ in $(seq 1 100); do
 done
 load() {
   BENCH_PAYLOAD="$WORK/payload.json" BENCH_SIGNATURE="$(sign)" timeout 30 taskset -c 0 \
-    wrk -t2 -c32 -d"$1" -s "$WORK/post.lua" "http://127.0.0.1:$PORT/api/webhook"
+    wrk -t2 -c32 -d"$1" -s "$(dirname "$0")/post.lua" "http://127.0.0.1:$PORT/api/webhook"
 }
 requests() { awk '/requests in/{print $1}'; }
 load 1s >/dev/null

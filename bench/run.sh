@@ -201,15 +201,6 @@ const post = (port, sig) => new Promise((res) => {
 })();
 EOF
 
-# post.lua: wrk POSTs the signed payload; the signature is passed in at run time.
-cat >"$WORK/post.lua" <<'EOF'
-local f = assert(io.open(os.getenv("BENCH_PAYLOAD"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Stripe-Signature"] = os.getenv("BENCH_SIGNATURE")
-EOF
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
@@ -236,11 +227,11 @@ load() {
   sig=$(node "$WORK/payload.js" sign "$WORK/payload.json" "$WHSEC")
   # 2 s warm-up (JIT for Node, connection pool for both), then the measured run.
   BENCH_PAYLOAD="$WORK/payload.json" BENCH_SIGNATURE="$sig" \
-    timeout 20 "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/post.lua" "http://127.0.0.1:$port/api/webhook" >/dev/null
+    timeout 20 "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$ROOT/bench/post.lua" "http://127.0.0.1:$port/api/webhook" >/dev/null
   sig=$(node "$WORK/payload.js" sign "$WORK/payload.json" "$WHSEC") # fresh: tolerance is 300 s
   cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat") # utime+stime, clock ticks
   out=$(BENCH_PAYLOAD="$WORK/payload.json" BENCH_SIGNATURE="$sig" \
-    timeout 60 "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" \
+    timeout 60 "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$ROOT/bench/post.lua" \
     "http://127.0.0.1:$port/api/webhook")
   echo "$out" | sed 's/^/  /'
   non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/{print $NF}')
