@@ -9,7 +9,7 @@
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often a sampled line is written at most, per key.
@@ -17,6 +17,16 @@ pub const SAMPLE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Keys tracked by [`info_sampled`]; beyond this every line is written.
 const MAX_SAMPLED_KEYS: usize = 256;
+
+/// Where lines go instead of stderr, when set (see [`set_sink`]).
+static SINK: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Sends every log line to `sink` instead of stderr, for the rest of the process. Tests pass
+/// `|line| eprint!("{line}")`, which the test harness captures like any test output (shown
+/// only for a failing test); the functions never set it.
+pub fn set_sink(sink: fn(&str)) {
+    let _ = SINK.set(sink);
+}
 
 /// Writes one JSON log line with a level, a message and extra fields.
 pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
@@ -33,7 +43,13 @@ pub fn emit(level: &str, message: &str, fields: &[(&str, &str)]) {
     }
     buf.extend_from_slice(b"}\n");
     // One buffer, one write: unbuffered stderr would cost a syscall per JSON token.
-    let _ = std::io::stderr().lock().write_all(&buf);
+    match SINK.get() {
+        // Valid UTF-8 by construction (JSON written from `&str`s): borrowed, no copy.
+        Some(sink) => sink(&String::from_utf8_lossy(&buf)),
+        None => {
+            let _ = std::io::stderr().lock().write_all(&buf);
+        }
+    }
 }
 
 /// Appends `s` as a JSON string.

@@ -8,7 +8,7 @@ mod common;
 
 use checkout::after_payment::MoneyState;
 use checkout::store::{Order, OrderState};
-use common::{Backend, Shop, ShopOptions, WEBHOOK_SECRET, backends, shop};
+use common::{Backend, Shop, ShopOptions, WEBHOOK_SECRET, shop};
 use serde_json::{Value, json};
 use stripe_emulator::WebhookFaults;
 
@@ -94,17 +94,13 @@ async fn status_json(s: &Shop, id: &str) -> Value {
     json
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 async fn deliver(s: &Shop, body: &[u8]) -> (u16, Value) {
     deliver_to(s.http.clone(), s.url("/api/webhook"), body.to_vec()).await
 }
 
 /// POSTs a freshly signed event body to the shop's webhook.
 async fn deliver_to(http: reqwest::Client, url: String, body: Vec<u8>) -> (u16, Value) {
-    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), unix_now(), &body);
+    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), &body);
     let r = http
         .post(url)
         .header("content-type", "application/json")
@@ -117,9 +113,9 @@ async fn deliver_to(http: reqwest::Client, url: String, body: Vec<u8>) -> (u16, 
     (status, json)
 }
 
-#[tokio::test]
-async fn partial_then_full_refund() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn partial_then_full_refund(backend) {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         refund(&s, &id, Some(100)).await;
@@ -159,9 +155,9 @@ async fn a_failed_refund_puts_the_money_back() {
     assert_eq!(history.last().map(|h| (h.to.as_str(), h.amount)), Some(("paid", -700)));
 }
 
-#[tokio::test]
-async fn a_dashboard_refund_of_an_order_recorded_before_payment_intents_were_kept() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn a_dashboard_refund_of_an_order_recorded_before_payment_intents_were_kept(backend) {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         // An order paid long ago, before the shop recorded PaymentIntents: no money row.
@@ -181,9 +177,9 @@ async fn a_dashboard_refund_of_an_order_recorded_before_payment_intents_were_kep
     }
 }
 
-#[tokio::test]
-async fn disputes_won_lost_and_an_inquiry_closed() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn disputes_won_lost_and_an_inquiry_closed(backend) {
         let s = shop_on(backend).await;
         let won = paid_order(&s).await;
         let d = dispute(&s, &won, false).await;
@@ -222,9 +218,9 @@ async fn disputes_won_lost_and_an_inquiry_closed() {
     }
 }
 
-#[tokio::test]
-async fn events_twice_and_in_reverse_order_end_in_the_same_state() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn events_twice_and_in_reverse_order_end_in_the_same_state(backend) {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         all_acknowledged(&s).await;
@@ -245,9 +241,9 @@ async fn events_twice_and_in_reverse_order_end_in_the_same_state() {
     }
 }
 
-#[tokio::test]
-async fn a_refund_before_the_completed_event_is_not_lost() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn a_refund_before_the_completed_event_is_not_lost(backend) {
         let s = shop_on(backend).await;
         s.emu.set_webhook_faults(WebhookFaults { reorder: true, ..Default::default() });
         let id = s.checkout(CART).await;
@@ -269,9 +265,9 @@ async fn a_refund_before_the_completed_event_is_not_lost() {
     }
 }
 
-#[tokio::test]
-async fn fifty_concurrent_copies_of_one_refund_event_change_the_order_once() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn fifty_concurrent_copies_of_one_refund_event_change_the_order_once(backend) {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         all_acknowledged(&s).await;
@@ -293,13 +289,13 @@ async fn fifty_concurrent_copies_of_one_refund_event_change_the_order_once() {
     }
 }
 
-#[tokio::test]
-async fn a_refund_for_a_payment_this_shop_never_took_is_acknowledged_and_changes_nothing() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn a_refund_for_a_payment_this_shop_never_took_is_acknowledged_and_changes_nothing(backend) {
         let s = shop_on(backend).await;
         let event = json!({
             "id": "evt_foreign_refund_0001", "object": "event", "type": "charge.refunded", "livemode": false,
-            "created": unix_now(), "api_version": stripe_emulator::API_VERSION,
+            "created": checkout::clock::now(), "api_version": stripe_emulator::API_VERSION,
             "data": {"object": {"id": "ch_foreign0001", "object": "charge", "amount": 999, "amount_refunded": 999,
                 "refunded": true, "payment_intent": "pi_foreign0001"}}
         });
@@ -310,9 +306,9 @@ async fn a_refund_for_a_payment_this_shop_never_took_is_acknowledged_and_changes
     }
 }
 
-#[tokio::test]
-async fn stripe_down_while_handling_a_refund_answers_5xx_and_the_retry_converges() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn stripe_down_while_handling_a_refund_answers_5xx_and_the_retry_converges(backend) {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         all_acknowledged(&s).await;

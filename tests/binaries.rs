@@ -152,7 +152,7 @@ async fn an_event_for_a_session_our_key_cannot_see_logs_the_likely_cause() {
     ];
     let f = spawn_logging(FUNCTIONS[3].1, &env, Stdio::from(log)).await;
     let body = r#"{"id":"evt_other_account_1","object":"event","type":"checkout.session.completed","livemode":false,"data":{"object":{"id":"cs_test_fromanotheraccount","object":"checkout.session"}}}"#;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = checkout::clock::now();
     let header = checkout::signature::sign(common::WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
     let r = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/api/webhook", f.port))

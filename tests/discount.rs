@@ -175,9 +175,9 @@ async fn rate_limit_per_ip_with_retry_after_before_any_lookup() {
     assert_eq!(status, 200);
 }
 
-#[tokio::test]
-async fn rate_limit_holds_across_instances_sharing_the_store() {
-    for backend in common::backends() {
+each_backend! {
+    #[tokio::test]
+    async fn rate_limit_holds_across_instances_sharing_the_store(backend) {
         let db = common::database_url(backend);
         let ip = format!("192.0.2.{}", 100 + (std::process::id() % 100));
         let limit = vec![("RATE_LIMIT_CREATE_CHECKOUT", "4/3600".to_string())];
@@ -290,11 +290,11 @@ async fn reapplying_one_code_is_one_guess() {
     assert_eq!(s.emu.session(&id).unwrap()["amount_total"], 4500, "discounted");
 }
 
-/// Fifteen different codes still hit 429 after ten, on one instance or spread over two
-/// sharing the store; codes already admitted stay free, new ones stay refused.
-#[tokio::test]
-async fn fifteen_distinct_codes_hit_429_across_instances() {
-    for backend in common::backends() {
+// Fifteen different codes still hit 429 after ten, on one instance or spread over two
+// sharing the store; codes already admitted stay free, new ones stay refused.
+each_backend! {
+    #[tokio::test]
+    async fn fifteen_distinct_codes_hit_429_across_instances(backend) {
         let db = common::database_url(backend);
         let env = vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".to_string())];
         let a = shop(ShopOptions { database_url: Some(db.clone()), env: env.clone(), ..Default::default() }).await;

@@ -53,9 +53,9 @@ async fn stripe_staying_down_gives_the_shopper_a_clear_message_and_creates_nothi
     assert_eq!(sessions(&s).await, 0);
 }
 
-#[tokio::test]
-async fn failing_fulfilment_is_retried_by_delivery_and_recorded_once() {
-    for backend in common::backends() {
+each_backend! {
+    #[tokio::test]
+    async fn failing_fulfilment_is_retried_by_delivery_and_recorded_once(backend) {
         let s = shop(ShopOptions { backend: Some(backend), ..Default::default() }).await;
         let id = s.checkout(CART).await;
         // The session retrieval inside fulfilment fails for a while: the webhook answers
@@ -71,9 +71,9 @@ async fn failing_fulfilment_is_retried_by_delivery_and_recorded_once() {
     }
 }
 
-#[tokio::test]
-async fn duplicates_and_reordering_together_record_every_event_once() {
-    for backend in common::backends() {
+each_backend! {
+    #[tokio::test]
+    async fn duplicates_and_reordering_together_record_every_event_once(backend) {
         let s = shop(ShopOptions { backend: Some(backend), ..Default::default() }).await;
         s.emu.set_webhook_faults(WebhookFaults { duplicate: true, reorder: true, ..Default::default() });
         let paid = s.checkout(CART).await;

@@ -7,7 +7,7 @@ mod common;
 
 use checkout::after_payment::MoneyState;
 use checkout::store::OrderState;
-use common::{Backend, Shop, ShopOptions, backends, shop};
+use common::{Backend, Shop, ShopOptions, shop};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use stripe_emulator::WebhookFaults;
@@ -72,9 +72,9 @@ async fn assert_fulfilled_once(s: &Shop, ids: &[String]) {
     }
 }
 
-#[tokio::test]
-async fn one_run_fulfils_thirty_orders_whose_webhooks_were_dropped_and_a_second_run_does_nothing() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn one_run_fulfils_thirty_orders_whose_webhooks_were_dropped_and_a_second_run_does_nothing(backend) {
         let s = shop_with(backend, &[]).await;
         drop_webhooks(&s, true);
         let ids = paid(&s, 30).await;
@@ -92,9 +92,9 @@ async fn one_run_fulfils_thirty_orders_whose_webhooks_were_dropped_and_a_second_
     }
 }
 
-#[tokio::test]
-async fn a_run_out_of_time_stops_and_the_next_resumes_without_handling_an_event_twice() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn a_run_out_of_time_stops_and_the_next_resumes_without_handling_an_event_twice(backend) {
         let s = shop_with(backend, &[]).await;
         drop_webhooks(&s, true);
         let ids = paid(&s, 12).await;
@@ -108,9 +108,9 @@ async fn a_run_out_of_time_stops_and_the_next_resumes_without_handling_an_event_
     }
 }
 
-#[tokio::test]
-async fn a_run_racing_redeliveries_of_the_same_events_fulfils_each_order_once() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn a_run_racing_redeliveries_of_the_same_events_fulfils_each_order_once(backend) {
         let s = shop_with(backend, &[]).await;
         drop_webhooks(&s, true);
         let ids = paid(&s, 10).await;
@@ -165,9 +165,9 @@ async fn only_the_cron_secret_is_let_in() {
     }
 }
 
-#[tokio::test]
-async fn runs_page_through_stripes_list_both_from_the_window_and_from_the_checkpoint() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn runs_page_through_stripes_list_both_from_the_window_and_from_the_checkpoint(backend) {
         let s = shop_with(backend, &[("RECONCILE_PAGE_SIZE", "4")]).await;
         drop_webhooks(&s, true);
         let first = paid(&s, 10).await;
@@ -186,9 +186,9 @@ async fn runs_page_through_stripes_list_both_from_the_window_and_from_the_checkp
     }
 }
 
-#[tokio::test]
-async fn refunds_and_disputes_are_recovered_the_same_way() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn refunds_and_disputes_are_recovered_the_same_way(backend) {
         let s = shop_with(backend, &[]).await;
         let ids = paid(&s, 2).await;
         for id in &ids {
@@ -212,9 +212,9 @@ async fn refunds_and_disputes_are_recovered_the_same_way() {
     }
 }
 
-#[tokio::test]
-async fn a_first_run_looks_back_only_as_far_as_its_window() {
-    for backend in backends() {
+each_backend! {
+    #[tokio::test]
+    async fn a_first_run_looks_back_only_as_far_as_its_window(backend) {
         let s = shop_with(backend, &[("RECONCILE_WINDOW_SECS", "1")]).await;
         drop_webhooks(&s, true);
         let old = paid(&s, 1).await;

@@ -26,9 +26,9 @@ async fn poll(s: &Shop, id: &str, n: usize) -> serde_json::Value {
     last
 }
 
-#[tokio::test]
-async fn settled_orders_are_answered_from_the_store_without_calling_stripe() {
-    for backend in common::backends() {
+each_backend! {
+    #[tokio::test]
+    async fn settled_orders_are_answered_from_the_store_without_calling_stripe(backend) {
         let s = shop(ShopOptions { backend: Some(backend), ..Default::default() }).await;
 
         // Fulfilled.

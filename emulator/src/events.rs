@@ -3,12 +3,13 @@
 //! (`starting_after`, `ending_before`, `limit`). A cursor is placed by its position among
 //! all events, so it stays valid whatever the filters keep.
 
-use crate::logic::{ApiError, State, list_obj};
+use crate::error::ApiError;
+use crate::state::{State, list_obj};
 use serde_json::Value;
 
 /// Answers one list request.
 pub(crate) fn list(st: &State, params: &Value) -> Result<Value, ApiError> {
-    let limit = crate::server::parse_limit(params)?;
+    let limit = crate::params::parse_limit(params)?;
     let typ = params.get("type").and_then(Value::as_str);
     let types: Vec<&str> = match params.get("types") {
         None => Vec::new(),

@@ -3,7 +3,7 @@
 //! loopback IP, plus the host of `public_url` when one is configured. The
 //! `/_emulator/*` control routes also require a loopback peer.
 
-use crate::logic::Inner;
+use crate::state::Inner;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;

@@ -25,12 +25,23 @@
 #![recursion_limit = "512"]
 #![warn(missing_docs)]
 
+mod api;
+mod control;
+mod error;
 mod events;
 mod form;
 mod guard;
-mod logic;
+mod lifecycle;
+mod money;
+mod page;
+mod params;
 mod payments;
+mod pipeline;
+mod promotions;
 mod server;
+mod sessions;
+pub mod spec;
+mod state;
 mod webhook;
 
 use serde::{Deserialize, Serialize};
@@ -230,7 +241,7 @@ pub struct Faults {
 /// Methods that trigger webhooks (`pay`, `resend`, `flush`, fault setters) spawn Tokio tasks
 /// and must be called from within the Tokio runtime.
 pub struct Emulator {
-    inner: Arc<logic::Inner>,
+    inner: Arc<state::Inner>,
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -241,7 +252,7 @@ impl Emulator {
     pub async fn start(opts: Options) -> std::io::Result<Emulator> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
-        let inner = Arc::new(logic::Inner::new(opts, addr)?);
+        let inner = Arc::new(state::Inner::new(opts, addr)?);
         let app = server::router(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -271,7 +282,7 @@ impl Emulator {
 
     /// Changes (or clears) the webhook endpoint; applies to deliveries attempted afterwards.
     pub fn set_webhook_url(&self, url: Option<String>) {
-        *self.inner.webhook_url.lock().unwrap() = url;
+        self.inner.set_webhook_url(url);
     }
 
     /// Current webhook endpoint.
@@ -281,17 +292,17 @@ impl Emulator {
 
     /// Snapshot of the `/v1` request log.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.st.lock().unwrap().requests.clone()
+        self.inner.requests()
     }
 
     /// Snapshot of all webhook delivery attempts.
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.inner.st.lock().unwrap().deliveries.clone()
+        self.inner.deliveries()
     }
 
     /// All events created so far (oldest first), as Stripe event JSON.
     pub fn events(&self) -> Vec<serde_json::Value> {
-        self.inner.st.lock().unwrap().events.clone()
+        self.inner.events()
     }
 
     /// Current Checkout Session JSON (without line items), if it exists.
@@ -301,9 +312,7 @@ impl Emulator {
 
     /// Clears the request and delivery logs (state and events are kept).
     pub fn clear_logs(&self) {
-        let mut st = self.inner.st.lock().unwrap();
-        st.requests.clear();
-        st.deliveries.clear();
+        self.inner.clear_logs();
     }
 
     /// Polls the delivery log until `pred` holds or `timeout` elapses; returns the last
@@ -328,30 +337,22 @@ impl Emulator {
 
     /// Current faults.
     pub fn faults(&self) -> Faults {
-        self.inner.st.lock().unwrap().faults.clone()
+        self.inner.faults()
     }
 
     /// Sets the API fault for the next `fault.count` `/v1` requests (replaces any pending one).
     pub fn set_api_fault(&self, fault: ApiFault) {
-        self.inner.st.lock().unwrap().faults.api = Some(fault);
+        self.inner.set_api_fault(Some(fault));
     }
 
     /// Sets the webhook faults; turning `reorder` off flushes the held events.
     pub fn set_webhook_faults(&self, faults: WebhookFaults) {
-        let flush = {
-            let mut st = self.inner.st.lock().unwrap();
-            st.faults.webhooks = faults;
-            !st.faults.webhooks.reorder
-        };
-        if flush {
-            webhook::flush(&self.inner);
-        }
+        self.inner.set_webhook_faults(faults);
     }
 
     /// Clears all faults and flushes events held by `reorder`.
     pub fn reset_faults(&self) {
-        self.inner.st.lock().unwrap().faults = Faults::default();
-        webhook::flush(&self.inner);
+        self.inner.reset_faults();
     }
 
     /// Flushes events held by the `reorder` fault now (newest first).
@@ -362,29 +363,28 @@ impl Emulator {
     /// Completes a session as the hosted page would. `action` is `pay`, `delayed_success` or
     /// `delayed_failure`; returns the redirect URL (success_url / return_url).
     pub fn pay(&self, session_id: &str, action: &str) -> Result<String, String> {
-        logic::complete(&self.inner, session_id, action)
+        self.inner.pay(session_id, action)
     }
 
     /// Refunds `amount` (default: what is left) of a paid session's charge, as the Dashboard
     /// would; returns the refund object. Emits `refund.created` and `charge.refunded`.
     pub fn refund(&self, session_id: &str, amount: Option<i64>) -> Result<serde_json::Value, String> {
-        payments::act(&self.inner, |inner, st| payments::refund(inner, st, session_id, amount)).map_err(|e| e.message)
+        self.inner.act(|inner, st| payments::refund(inner, st, session_id, amount)).map_err(|e| e.message)
     }
 
     /// Opens a dispute (or an inquiry) on a paid session's charge; returns the dispute object.
     pub fn dispute(&self, session_id: &str, inquiry: bool) -> Result<serde_json::Value, String> {
-        payments::act(&self.inner, |inner, st| payments::dispute(inner, st, session_id, inquiry)).map_err(|e| e.message)
+        self.inner.act(|inner, st| payments::dispute(inner, st, session_id, inquiry)).map_err(|e| e.message)
     }
 
     /// Moves a dispute to `status` (`under_review`, or closed: `won`, `lost`, `warning_closed`).
     pub fn set_dispute_status(&self, dispute_id: &str, status: &str) -> Result<serde_json::Value, String> {
-        payments::act(&self.inner, |inner, st| payments::set_dispute_status(inner, st, dispute_id, status))
-            .map_err(|e| e.message)
+        self.inner.act(|inner, st| payments::set_dispute_status(inner, st, dispute_id, status)).map_err(|e| e.message)
     }
 
     /// Fails a refund (its amount returns to the charge); emits `refund.failed` and `refund.updated`.
     pub fn fail_refund(&self, refund_id: &str) -> Result<serde_json::Value, String> {
-        payments::act(&self.inner, |inner, st| payments::fail_refund(inner, st, refund_id)).map_err(|e| e.message)
+        self.inner.act(|inner, st| payments::fail_refund(inner, st, refund_id)).map_err(|e| e.message)
     }
 
     /// Redelivers an existing event (a new delivery with its own attempts).

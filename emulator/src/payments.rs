@@ -4,7 +4,9 @@
 //! `refund.updated`, `charge.dispute.created|updated|closed`, `charge.dispute.funds_withdrawn|
 //! funds_reinstated`).
 
-use crate::logic::{ApiError, Inner, State, new_event, now, rand_id};
+use crate::error::ApiError;
+use crate::params::{only_params, paginate};
+use crate::state::{Inner, State, new_event, now, rand_id};
 use serde_json::{Value, json};
 
 /// Records the PaymentIntent (and, once paid, its Charge) of a completed session.
@@ -94,7 +96,7 @@ pub(crate) fn refund(
         "id": rand_id("re_", 24), "object": "refund", "amount": amount, "balance_transaction": null,
         "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": {},
         "payment_intent": charge["payment_intent"], "reason": "requested_by_customer",
-        "receipt_number": null, "status": "succeeded", "failure_reason": null
+        "receipt_number": null, "status": "succeeded"
     });
     let charge = st.charges.get_mut(&charge_id).expect("looked up above");
     let refunded = charge["amount_refunded"].as_i64().unwrap_or(0) + amount;
@@ -163,8 +165,9 @@ pub(crate) fn dispute(
     let dispute = json!({
         "id": rand_id("du_", 24), "object": "dispute", "amount": amount, "balance_transactions": [],
         "charge": charge_id, "created": now(), "currency": charge["currency"],
-        "enhanced_eligibility_types": [], "evidence": {}, "evidence_details": {
-            "due_by": now() + 7 * 86_400, "has_evidence": false, "past_due": false, "submission_count": 0 },
+        "enhanced_eligibility_types": [], "evidence": { "enhanced_evidence": {} }, "evidence_details": {
+            "due_by": now() + 7 * 86_400, "enhanced_eligibility": {}, "has_evidence": false, "past_due": false,
+            "submission_count": 0 },
         "is_charge_refundable": false, "livemode": false, "metadata": {},
         "payment_intent": charge["payment_intent"], "reason": "fraudulent", "status": status
     });
@@ -230,11 +233,11 @@ pub(crate) fn get(
     params: &Value,
 ) -> Option<Result<Value, ApiError>> {
     let one = |found: Option<&Value>, object: &str, id: &str| {
-        crate::server::only_params(pairs, &["expand"])?;
+        only_params(pairs, &["expand"])?;
         found.cloned().ok_or_else(|| ApiError::no_such(404, "id", object, id))
     };
     let list = |items: &[Value], url: &str| {
-        crate::server::only_params(
+        only_params(
             pairs,
             &["charge", "payment_intent", "created", "ending_before", "starting_after", "limit", "expand"],
         )?;
@@ -245,7 +248,7 @@ pub(crate) fn get(
             .filter(|x| charge.is_none_or(|c| x["charge"] == c) && pi.is_none_or(|p| x["payment_intent"] == p))
             .cloned()
             .collect();
-        crate::server::paginate(items, params, url)
+        paginate(items, params, url)
     };
     Some(match segs {
         ["charges", id] => one(st.charges.get(*id), "charge", id),
@@ -256,17 +259,4 @@ pub(crate) fn get(
         ["disputes", id] => one(st.disputes.iter().find(|d| d["id"] == *id), "dispute", id),
         _ => return None,
     })
-}
-
-/// Runs one after-payment action under the state lock, then delivers the events it created.
-pub(crate) fn act(
-    inner: &std::sync::Arc<Inner>,
-    f: impl FnOnce(&Inner, &mut State) -> Result<(Value, Vec<String>), ApiError>,
-) -> Result<Value, ApiError> {
-    let (object, events) = {
-        let mut st = inner.st.lock().unwrap();
-        f(inner, &mut st)?
-    };
-    crate::webhook::dispatch(inner, events);
-    Ok(object)
 }

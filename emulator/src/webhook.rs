@@ -1,7 +1,7 @@
 //! Webhook signing and delivery (retries, duplicate and reorder faults).
 
 use crate::Delivery;
-use crate::logic::{Inner, now, now_ms};
+use crate::state::{Inner, now, now_ms};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::Arc;

@@ -13,43 +13,7 @@
 # Env: VERCEL_DEV_KEEP=1 keeps the temp dir (logs, copy) for inspection.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-vercel="$repo/tests/vercel/node_modules/.bin/vercel"
-if [[ ! -x $vercel ]]; then
-  echo "vercel CLI not installed: (cd tests/vercel && npm ci)" >&2
-  exit 2
-fi
-for tool in cargo curl python3 git; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
-done
-
-target="${CARGO_TARGET_DIR:-$repo/target}"
-[[ $target = /* ]] || target="$repo/$target"
-export CARGO_TARGET_DIR="$target" CARGO_NET_OFFLINE=true CARGO_TERM_COLOR=never
-export VERCEL_TELEMETRY_DISABLED=1 NO_UPDATE_NOTIFIER=1 FORCE_COLOR=0
-# Run from `cargo test` (devserver/tests/vercel_dev.rs), this inherits the variables Cargo sets for a
-# test process. Build scripts watch some of them (ring: rerun-if-env-changed=CARGO_PKG_NAME,
-# CARGO_MANIFEST_DIR, OUT_DIR, ...), so leaving them set rebuilds ring, rustls and everything
-# above it here, and again in the next plain build of the repo.
-for var in $(compgen -v | grep -E '^(CARGO_PKG_|CARGO_BIN_EXE_)' || true); do unset "$var"; done
-unset CARGO_MANIFEST_DIR CARGO_MANIFEST_PATH CARGO_MANIFEST_LINKS CARGO_CRATE_NAME \
-  CARGO_PRIMARY_PACKAGE CARGO_TARGET_TMPDIR CARGO_BIN_NAME OUT_DIR
-# Hermetic: the functions see the parent environment too, so nothing from the caller's shell
-# may leak into them; their whole configuration comes from the .env written below.
-unset STRIPE_SECRET_KEY STRIPE_PUBLISHABLE_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_BASE SITE_URL \
-  DATABASE_URL CHECKOUT_UI_MODE STRIPE_MAX_RETRIES DISCOUNT_RESPONSE_FLOOR_MS \
-  RATE_LIMIT_APPLY_DISCOUNT RATE_LIMIT_CREATE_CHECKOUT RATE_LIMIT_CHECKOUT_STATUS VERCEL_ENV \
-  EMULATOR_PORT EMULATOR_WEBHOOK_URL EMULATOR_WEBHOOK_SECRET EMULATOR_PUBLIC_URL \
-  EMULATOR_PROMOTION_CODES VERCEL_DEV_PORT PORT
-
-# @vercel/rust's dev-server mode starts with `cargo metadata`, which needs the crates of every
-# platform in the lock file. Without them vercel dev falls back silently to a mode that cannot
-# serve these functions, so say it plainly here instead.
-if ! meta_err=$(cargo metadata --manifest-path "$repo/Cargo.toml" --format-version 1 2>&1 >/dev/null); then
-  echo "$meta_err" | tail -n 5 >&2
-  echo "cargo metadata fails offline: run \`cargo fetch\` once (vercel dev needs every crate of Cargo.lock)" >&2
-  exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/vercel-dev.XXXXXX")"
 pids=()
@@ -95,19 +59,7 @@ secret="whsec_vercel_dev_e2e"
 
 # --- the project copy ---------------------------------------------------------------------
 work="$tmp/repo"
-mkdir -p "$work"
-(
-  cd "$repo"
-  # Timestamps are preserved so Cargo's fingerprints still match the repo's own builds.
-  git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do
-        case "$f" in node_modules/* | */node_modules/* | target/*) continue ;; esac
-        [[ -f $f ]] && printf '%s\0' "$f"
-      done \
-    | xargs -0 cp --parents --preserve=mode,timestamps -t "$work"
-  [[ -f $work/Cargo.lock ]] || cp --preserve=mode,timestamps Cargo.lock "$work/"
-)
-rm -f "$work/.env" "$work"/*.sqlite3 "$work"/*.sqlite3-*
+copy_tree "$work"
 cat > "$work/.env" <<EOF
 STRIPE_SECRET_KEY=sk_test_vercel_dev_e2e
 STRIPE_PUBLISHABLE_KEY=pk_test_vercel_dev_e2e

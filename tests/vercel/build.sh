@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The deploy build, offline: the pinned Vercel CLI's `vercel build` (tests/vercel/package.json)
+# over a scratch copy of the working tree, then a check of the Build Output API tree it writes
+# (.vercel/output), which is what `vercel deploy --prebuilt` uploads and what Vercel's own
+# builders produce:
+#   - one function per api/*.rs (no more), each an `executable` Rust function whose binary is
+#     a Linux ELF executable, with maxDuration and memory from vercel.json;
+#   - every file of public/ among the static files, byte for byte;
+#   - the headers and crons of vercel.json in config.json.
+#
+#   (cd tests/vercel && npm install)   # once
+#   bash tests/vercel/build.sh
+#
+# No login and no network: a local .vercel/project.json holds the project settings `vercel
+# build` would otherwise pull. VERCEL_BUILD_IMAGE=1 makes @vercel/rust build the way it does
+# on Vercel's build machines (`cargo build --release --bin NAME`); without it a local build
+# cross-compiles with `cargo zigbuild`, which needs zig. The release build goes to the repo's
+# target/ (CARGO_TARGET_DIR), so later runs are quick.
+# Env: VERCEL_BUILD_KEEP=1 keeps the temp dir (copy, output, log) for inspection.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/vercel-build.XXXXXX")"
+cleanup() {
+  local status=$?
+  if [[ $status -ne 0 || ${VERCEL_BUILD_KEEP:-} = 1 ]]; then
+    echo "---- last lines of vercel build's log ----" >&2
+    tail -n 60 "$tmp/build.log" >&2 2>/dev/null || true
+  fi
+  if [[ ${VERCEL_BUILD_KEEP:-} = 1 ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+work="$tmp/repo"
+copy_tree "$work"
+mkdir -p "$work/.vercel"
+# What `vercel link` + `vercel pull` would write: ids (never sent anywhere by `vercel build`)
+# and the project settings of an import with no framework preset, as the README describes.
+cat > "$work/.vercel/project.json" <<'JSON'
+{
+  "projectId": "prj_offline_build_check",
+  "orgId": "team_offline_build_check",
+  "settings": {
+    "framework": null,
+    "buildCommand": null,
+    "installCommand": null,
+    "outputDirectory": null,
+    "devCommand": null,
+    "rootDirectory": null,
+    "nodeVersion": "22.x"
+  }
+}
+JSON
+
+echo "vercel build (release build of every function, CARGO_TARGET_DIR=$target) ..."
+started=$SECONDS
+if ! (cd "$work" && VERCEL_BUILD_IMAGE=1 "$vercel" build --prod --yes --global-config "$tmp/vercel-global") \
+  >"$tmp/build.log" 2>&1 </dev/null; then
+  echo "vercel build failed" >&2
+  exit 1
+fi
+echo "built in $((SECONDS - started))s"
+
+python3 - "$work" <<'PY'
+import json, pathlib, sys
+
+work = pathlib.Path(sys.argv[1])
+out = work / ".vercel" / "output"
+vercel_json = json.loads((work / "vercel.json").read_text())
+passed = failed = 0
+
+def check(ok, what, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {what}")
+    else:
+        failed += 1
+        print(f"FAIL {what}")
+        if detail:
+            print(f"     {str(detail)[:600]}")
+
+# Functions: one per api/*.rs, with its settings from vercel.json.
+settings = vercel_json["functions"]["api/**/*.rs"]
+entries = sorted(p.stem for p in (work / "api").glob("*.rs"))
+funcs = sorted(p.name[: -len(".func")] for p in (out / "functions" / "api").glob("*.func"))
+binaries = {}
+check(entries and funcs == entries, f"one function per api/*.rs ({len(entries)}: {', '.join(entries)})",
+      f"functions: {funcs}")
+for name in entries:
+    func = out / "functions" / "api" / f"{name}.func"
+    try:
+        cfg = json.loads((func / ".vc-config.json").read_text())
+    except (OSError, ValueError) as e:
+        check(False, f"api/{name}: .vc-config.json", e)
+        continue
+    # The binary stays where cargo built it: `filePathMap` names it, relative to the project
+    # root (what `vercel deploy --prebuilt` uploads); an inlined copy sits in the function.
+    handler = cfg.get("handler", "?")
+    mapped = cfg.get("filePathMap", {}).get(handler)
+    binary = (work / mapped).resolve() if mapped else func / handler
+    binaries[name] = binary
+    head = binary.read_bytes()[:4] if binary.is_file() else b""
+    check(cfg.get("runtime") == "executable" and cfg.get("runtimeLanguage") == "rust"
+          and head == b"\x7fELF" and binary.stat().st_mode & 0o111,
+          f"api/{name}: executable Rust function, ELF binary {binary.name}"
+          f" ({binary.stat().st_size // 1024 if head else 0} KiB)", cfg)
+    check(cfg.get("maxDuration") == settings["maxDuration"] and cfg.get("memory") == settings["memory"],
+          f"api/{name}: maxDuration {settings['maxDuration']}, memory {settings['memory']} (vercel.json)",
+          {k: cfg.get(k) for k in ("maxDuration", "memory")})
+
+# Built by the official builder, in release mode (what deploys run).
+builds = json.loads((out / "builds.json").read_text()).get("builds", [])
+rust = sorted(pathlib.Path(b["src"]).stem for b in builds if b.get("use") == "@vercel/rust")
+check(rust == entries, "every api/*.rs built by the official @vercel/rust builder",
+      [(b.get("src"), b.get("use")) for b in builds])
+check(binaries and all("/release/" in str(b) for b in binaries.values()),
+      "every function binary from the release profile", binaries)
+
+# Static files: all of public/, unchanged.
+public = sorted(p.relative_to(work / "public") for p in (work / "public").rglob("*") if p.is_file())
+static = out / "static"
+missing = [str(p) for p in public if not (static / p).is_file()]
+changed = [str(p) for p in public if (static / p).is_file()
+           and (static / p).read_bytes() != (work / "public" / p).read_bytes()]
+check(public and not missing and not changed, f"static files: all {len(public)} of public/, unchanged",
+      f"missing {missing}, changed {changed}")
+
+# Routing config: vercel.json's headers and crons.
+try:
+    config = json.loads((out / "config.json").read_text())
+except (OSError, ValueError) as e:
+    config = {}
+    check(False, "config.json", e)
+check(config.get("version") == 3, "config.json: Build Output API version 3", config.get("version"))
+routes = config.get("routes", [])
+for rule in vercel_json.get("headers", []):
+    want = {h["key"].lower(): h["value"] for h in rule["headers"]}
+    got = {}
+    for r in routes:
+        if isinstance(r, dict) and isinstance(r.get("headers"), dict):
+            hs = {k.lower(): v for k, v in r["headers"].items()}
+            if all(hs.get(k) == v for k, v in want.items()):
+                got = r
+                break
+    check(bool(got), f"headers for {rule['source']}: all {len(want)} from vercel.json ({', '.join(want)})",
+          json.dumps(routes)[:600])
+    check(bool(got) and got.get("continue") is True, f"headers for {rule['source']}: a `continue` route",
+          got)
+check(config.get("crons") == vercel_json.get("crons"), f"crons: {vercel_json.get('crons')}",
+      config.get("crons"))
+
+print(f"vercel build: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
