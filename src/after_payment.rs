@@ -9,10 +9,9 @@
 use crate::app::App;
 use crate::hooks::{self, HookCall, Run, RunKey};
 use crate::store::{EventRef, MoneyApplied, StoreError};
-use crate::stripe::types::{Charge, Dispute, List, PaymentIntent, Session};
+use crate::stripe::types::{Charge, Dispute, EventObject, List, PaymentIntent, Session};
 use crate::stripe::{Form, StripeError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The event types handled here (enable them on the webhook endpoint; the reconciliation run
 /// lists them too).
@@ -199,10 +198,10 @@ pub struct Subject {
 }
 
 /// Reads the subject of an after-payment event's object (a Charge, Refund or Dispute).
-pub fn subject(kind: &str, object: &Value) -> Option<Subject> {
-    let text = |key: &str| object.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
-    let charge = if kind == "charge.refunded" { text("id") } else { text("charge") };
-    Some(Subject { payment_intent: text("payment_intent")?, charge })
+pub fn subject(kind: &str, object: &EventObject<'_>) -> Option<Subject> {
+    let text = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().filter(|s| !s.is_empty()).map(String::from);
+    let charge = if kind == "charge.refunded" { text(&object.id) } else { text(&object.charge) };
+    Some(Subject { payment_intent: text(&object.payment_intent)?, charge })
 }
 
 /// Why an after-payment event could not be handled: Stripe or the store failed (5xx, Stripe
@@ -338,6 +337,7 @@ async fn our_session(app: &App, payment_intent: &str) -> Result<Option<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn charge(amount: i64, refunded: i64) -> Charge {
         Charge {
@@ -422,13 +422,18 @@ mod tests {
 
     #[test]
     fn subjects_come_from_the_object_each_event_type_carries() {
+        let event = |object: Value| serde_json::json!({"id": "evt_1", "type": "t", "livemode": false, "data": {"object": object}});
+        let read = |kind: &str, object: Value| {
+            let event = event(object);
+            subject(kind, &crate::stripe::types::Event::from_value(&event).unwrap().object)
+        };
         let charge = serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1"});
-        let s = subject("charge.refunded", &charge).unwrap();
+        let s = read("charge.refunded", charge).unwrap();
         assert_eq!((s.payment_intent.as_str(), s.charge.as_deref()), ("pi_1", Some("ch_1")));
         let refund = serde_json::json!({"id": "re_1", "charge": null, "payment_intent": "pi_1"});
-        assert_eq!(subject("refund.created", &refund).unwrap().charge, None);
+        assert_eq!(read("refund.created", refund).unwrap().charge, None);
         let dispute = serde_json::json!({"id": "du_1", "charge": "ch_1", "payment_intent": "pi_1"});
-        assert_eq!(subject("charge.dispute.closed", &dispute).unwrap().charge.as_deref(), Some("ch_1"));
-        assert_eq!(subject("charge.refunded", &serde_json::json!({"id": "ch_1", "payment_intent": null})), None);
+        assert_eq!(read("charge.dispute.closed", dispute).unwrap().charge.as_deref(), Some("ch_1"));
+        assert_eq!(read("charge.refunded", serde_json::json!({"id": "ch_1", "payment_intent": null})), None);
     }
 }

@@ -149,10 +149,21 @@ pub fn random_hex(n: usize) -> String {
 /// A JSON response with the security headers and `Cache-Control: no-store`.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = http::Response::new(Full::new(Bytes::from(bytes)));
+    with_headers(status, Bytes::from(bytes))
+}
+
+/// [`json`] for a body known at compile time (no serialization, no copy).
+pub fn json_static(status: StatusCode, body: &'static str) -> Response {
+    with_headers(status, Bytes::from_static(body.as_bytes()))
+}
+
+fn with_headers(status: StatusCode, body: Bytes) -> Response {
+    let mut resp = http::Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    apply_security_headers(resp.headers_mut());
+    let headers = resp.headers_mut();
+    headers.reserve(8);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    apply_security_headers(headers);
     resp
 }
 

@@ -192,7 +192,7 @@ async fn handle(app: &App, event: Value, report: &mut Report) -> Result<String, 
     let id = event["id"].as_str().unwrap_or_default().to_string();
     let created = event["created"].as_i64().unwrap_or(0);
     report.seen += 1;
-    let disposition = match serde_json::from_value::<Event>(event) {
+    let disposition = match Event::from_value(&event) {
         Ok(event) => events::act(app, &event).await?,
         Err(_) => Disposition::Ignored,
     };

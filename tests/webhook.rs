@@ -325,6 +325,13 @@ async fn forged_and_malformed_deliveries_get_one_generic_400() {
         ("expired", body.to_vec(), Some(checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t - 301, body))),
         ("garbage header", body.to_vec(), Some("nonsense".into())),
         ("signed non-json", b"not json".to_vec(), Some(signed(b"not json"))),
+        // A shape error first (`id` a number), then broken JSON: still not JSON, refused.
+        ("signed shape then syntax error", br#"{"id":5,"type":"x" "#.to_vec(), Some(signed(br#"{"id":5,"type":"x" "#))),
+        (
+            "signed event then trailing bytes",
+            br#"{"id":"evt_t","type":"x","livemode":false,"data":{}} x"#.to_vec(),
+            Some(signed(br#"{"id":"evt_t","type":"x","livemode":false,"data":{}} x"#)),
+        ),
         ("signed non-utf8", b"{\"a\":\"\xff\"}".to_vec(), Some(signed(b"{\"a\":\"\xff\"}"))),
         ("empty body", Vec::new(), Some(signed(b""))),
     ];

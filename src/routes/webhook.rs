@@ -14,10 +14,9 @@ use crate::app::App;
 use crate::events::{self, Disposition};
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::signature::{self, SignatureError};
-use crate::stripe::types::Event;
+use crate::stripe::event::{self, Event, Shape};
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use serde_json::json;
 
 /// Largest webhook body accepted (Stripe's events are far smaller).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -32,32 +31,40 @@ where
     http::require_method(&parts.method, &[Method::POST])?;
     let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
     let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
-    authenticate(&payload, header, &app.config.webhook_secrets, crate::clock::now()).map_err(|e| match e {
-        SignatureError::NoSecretConfigured => {
-            ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
-        }
-        e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
-    })?;
-    let disposition = match serde_json::from_slice::<Event>(&payload) {
+    let event =
+        authenticate(&payload, header, &app.config.webhook_secrets, crate::clock::now()).map_err(|e| match e {
+            SignatureError::NoSecretConfigured => {
+                ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+            }
+            e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
+        })?;
+    let disposition = match event {
         Ok(event) => events::act(app, &event).await?,
-        Err(e) => {
-            crate::log::warn("authentic event with an unexpected shape", &[("error", &e.to_string())]);
+        Err(shape) => {
+            crate::log::warn("authentic event with an unexpected shape", &[("error", shape.0)]);
             Disposition::Ignored
         }
     };
-    Ok(http::json(StatusCode::OK, &json!({ "received": true, "result": disposition.as_str() })))
+    let body = match disposition {
+        Disposition::Processed => r#"{"received":true,"result":"processed"}"#,
+        Disposition::Duplicate => r#"{"received":true,"result":"duplicate"}"#,
+        Disposition::Ignored => r#"{"received":true,"result":"ignored"}"#,
+    };
+    Ok(http::json_static(StatusCode::OK, body))
 }
 
 /// The whole acceptance decision on raw bytes, before anything else reads
 /// them: the signature (see [`signature::verify`]), then a complete JSON
 /// document — as stripe-node's `constructEvent` and stripe-python's
-/// `construct_event` require. Validation builds nothing (`IgnoredAny`).
-pub fn authenticate(
-    payload: &[u8],
+/// `construct_event` require. The same single pass reads the event
+/// ([`event::parse`]): `Ok(Err(shape))` is authentic JSON that is not shaped
+/// like an Event, acknowledged and ignored by the caller.
+pub fn authenticate<'a>(
+    payload: &'a [u8],
     header: Option<&str>,
     secrets: &[crate::config::WebhookSecret],
     now: i64,
-) -> Result<(), SignatureError> {
+) -> Result<Result<Event<'a>, Shape>, SignatureError> {
     signature::verify(payload, header, secrets, now)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(payload).map(|_| ()).map_err(|_| SignatureError::BodyNotJson)
+    event::parse(payload).map_err(|_| SignatureError::BodyNotJson)
 }

@@ -7,10 +7,12 @@ use super::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Arc, Mutex};
 
-/// The SQLite store.
+/// The SQLite store. The file is opened (and its schema created) on first use, so a
+/// request that never touches the store does not pay for it.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    path: Arc<str>,
+    conn: Arc<Mutex<Option<Connection>>>,
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
@@ -23,26 +25,38 @@ fn sql(text: &str) -> String {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the file and its schema.
+    /// The store in the file at `path`; the file and its schema are created on first use.
     pub fn open(path: &str) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        for stmt in SCHEMA {
-            conn.execute(stmt, []).map_err(err)?;
+        if path.is_empty() {
+            return Err(StoreError("sqlite: empty path".into()));
         }
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteStore { path: path.into(), conn: Arc::new(Mutex::new(None)) })
+    }
+
+    /// Opens (creating if needed) the file and its schema.
+    fn connect(path: &str) -> Result<Connection, rusqlite::Error> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        for stmt in SCHEMA {
+            conn.execute(stmt, [])?;
+        }
+        Ok(conn)
     }
 
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
+        let (conn, path) = (self.conn.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StoreError("sqlite: poisoned".into()))?;
-            f(&mut guard).map_err(err)
+            let conn = match &mut *guard {
+                Some(conn) => conn,
+                empty => empty.insert(Self::connect(&path).map_err(err)?),
+            };
+            f(conn).map_err(err)
         })
         .await
         .map_err(err)?

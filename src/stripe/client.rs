@@ -6,6 +6,7 @@ use crate::config::SecretKey;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Time to open a connection to Stripe.
@@ -105,10 +106,12 @@ impl fmt::Display for StripeError {
 impl std::error::Error for StripeError {}
 
 /// Our Stripe client. Build one per instance and reuse it: the connection
-/// pool then survives between invocations.
+/// pool then survives between invocations. The HTTP client (TLS
+/// configuration, pool) is built on the first call, so a request that never
+/// calls Stripe (an ignored webhook event) does not pay for it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
     base: String,
     key: SecretKey,
     retry: RetryPolicy,
@@ -122,15 +125,20 @@ enum Attempt {
 impl Client {
     /// A client for `base` (e.g. `https://api.stripe.com`) authenticating with `key`.
     pub fn new(base: &str, key: SecretKey, retry: RetryPolicy) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(ATTEMPT_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("checkout-rust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("TLS backend unavailable");
-        Client { http, base: base.trim_end_matches('/').to_string(), key, retry }
+        Client { http: Arc::default(), base: base.trim_end_matches('/').to_string(), key, retry }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(ATTEMPT_TIMEOUT)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .tcp_nodelay(true)
+                .user_agent(concat!("checkout-rust/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("TLS backend unavailable")
+        })
     }
 
     /// `GET {path}?{query}`, decoded into `T`.
@@ -208,7 +216,7 @@ impl Client {
         idempotency_key: Option<&str>,
     ) -> Attempt {
         let mut req = self
-            .http
+            .http()
             .request(method.clone(), url)
             .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
             .header("Stripe-Version", API_VERSION);

@@ -3,6 +3,7 @@
 //! typed objects the shop reads. No SDK.
 
 mod client;
+pub mod event;
 mod form;
 pub mod types;
 

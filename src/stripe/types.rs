@@ -248,26 +248,7 @@ pub struct Coupon {
     pub currency_options: Option<Value>,
 }
 
-/// A webhook Event, with `data.object` left as JSON until the type is known.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Event {
-    /// `evt_...`.
-    pub id: String,
-    /// e.g. `checkout.session.completed`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Live or test mode.
-    pub livemode: bool,
-    /// The object the event is about.
-    pub data: EventData,
-}
-
-/// `event.data`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct EventData {
-    /// The object snapshot.
-    pub object: Value,
-}
+pub use super::event::{Event, EventObject};
 
 /// A Charge: what was captured, refunded, and whether it was disputed.
 #[derive(Debug, Clone, Deserialize)]
