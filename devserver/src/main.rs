@@ -50,7 +50,7 @@ async fn run() -> Result<(), String> {
     for (k, v) in std::env::vars() {
         vars.insert(k, v);
     }
-    let port: u16 = match vars.get("PORT") {
+    let port: u16 = match vars.get("PORT").filter(|v| !v.is_empty()) {
         Some(p) => p.parse().map_err(|_| format!("PORT must be a port number (got {p:?})"))?,
         None => 3000,
     };
@@ -65,7 +65,7 @@ async fn run() -> Result<(), String> {
         vars.get("STRIPE_SECRET_KEY").filter(|k| !k.is_empty() && k.as_str() != EMULATOR_SECRET_KEY).is_some();
     let offline = !real_key || vars.get("STRIPE_API_BASE").is_some_and(|b| !b.is_empty());
     let _emulator = if !real_key {
-        let chosen: Option<u16> = match vars.get("EMULATOR_PORT") {
+        let chosen: Option<u16> = match vars.get("EMULATOR_PORT").filter(|v| !v.is_empty()) {
             Some(p) => Some(p.parse().map_err(|_| format!("EMULATOR_PORT must be a port number (got {p:?})"))?),
             None => None,
         };
