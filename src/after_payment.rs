@@ -7,6 +7,7 @@
 //! that arrive late, twice or out of order leave the order in the same state.
 
 use crate::app::App;
+use crate::fulfillment::{self, FulfillError, Trigger};
 use crate::hooks::{self, HookCall, Run, RunKey};
 use crate::store::{EventRef, MoneyApplied, StoreError};
 use crate::stripe::types::{Charge, Dispute, EventObject, List, PaymentIntent, Session};
@@ -263,15 +264,12 @@ pub async fn handle(app: &App, event: EventRef<'_>, subject: &Subject) -> Result
             // Not recorded yet (the refund came first, or the order predates this record):
             // fulfil it now, so the order ends the same whatever the order of arrival.
             Some(id) => {
-                let outcome = crate::fulfillment::fulfill(app, &id, crate::fulfillment::Trigger::AfterPayment)
-                    .await
-                    .map_err(|e| match e {
-                        crate::fulfillment::FulfillError::Stripe(e) => HandleError::Stripe(e),
-                        crate::fulfillment::FulfillError::Store(e) => HandleError::Store(e),
-                        crate::fulfillment::FulfillError::NotOurs => {
-                            HandleError::Store(StoreError("session not ours".into()))
-                        }
-                    })?;
+                let outcome = match fulfillment::fulfill(app, &id, Trigger::AfterPayment).await {
+                    Ok(outcome) => outcome,
+                    Err(FulfillError::NotOurs) => return Ok(Handled::NotOurs),
+                    Err(FulfillError::Stripe(e)) => return Err(HandleError::Stripe(e)),
+                    Err(FulfillError::Store(e)) => return Err(HandleError::Store(e)),
+                };
                 if !outcome.run.settled() {
                     return Err(HandleError::FulfilmentPending(outcome.run));
                 }
@@ -312,7 +310,7 @@ pub async fn handle(app: &App, event: EventRef<'_>, subject: &Subject) -> Result
         MoneyApplied::DuplicateEvent => {
             Ok(settle(hooks::resume(app, RunKey::Event(event.id), hooks::HELD_WAIT).await, Handled::Duplicate))
         }
-        MoneyApplied::Recorded { change: Some(change), claimed: true } => {
+        MoneyApplied::Recorded { change: Some(change) } if !change.calls.is_empty() => {
             let run = hooks::run_claimed(app, RunKey::Event(event.id), &session_id, &change.calls).await;
             Ok(settle(run, Handled::Processed))
         }

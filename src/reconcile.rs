@@ -67,47 +67,141 @@ pub async fn run_once(app: &App) -> Result<Report, ApiError> {
 
 /// One run until `deadline`: returns what it did, or what it did before an error.
 pub async fn run(app: &App, deadline: Instant) -> Result<Report, (Report, ApiError)> {
-    let mut report = Report::default();
-    let cursor = match app.store.checkpoint(&source(app)).await {
-        Ok(c) => c.map(|(id, _)| id),
-        Err(e) => return Err((report, e.into())),
-    };
-    let cursor = match cursor {
-        Some(id) => Some(id),
-        None => match first_cursor(app).await {
-            Ok(c) => c,
-            Err(e) => return Err((report, ApiError::upstream(format!("reconcile: list events: {e}")))),
-        },
-    };
-    match cursor {
-        Some(cursor) => forward_from(app, cursor, deadline, &mut report).await,
-        None => whole_window(app, deadline, &mut report).await,
+    let mut walk = Walk { app, source: source(app), deadline, report: Report::default() };
+    let result = walk.run().await;
+    match result {
+        Ok(()) => Ok(walk.report),
+        Err(e) => Err((walk.report, e)),
     }
-    .map(|()| report.clone())
-    .map_err(|e| (report, e))
 }
 
-/// The query every list shares: the types the shop handles, a page size.
-fn base_query(app: &App) -> Form {
-    let mut q = Form::new();
-    for t in events::handled_event_types() {
-        q.push("types[]", t);
-    }
-    q.push("limit", app.config.reconcile.page_size.to_string());
-    q
+/// One run's walk over the event list: whose checkpoint it moves, when it stops, what it did.
+struct Walk<'a> {
+    app: &'a App,
+    /// The checkpoint's source (see [`source`]), computed once per run.
+    source: String,
+    deadline: Instant,
+    report: Report,
 }
 
-/// Where a first run starts: the newest handled event older than the window (the run takes
-/// the events after it); `None` when there is none (every listed event is in the window).
-async fn first_cursor(app: &App) -> Result<Option<String>, StripeError> {
-    let mut q = Form::new();
-    for t in events::handled_event_types() {
-        q.push("types[]", t);
+impl Walk<'_> {
+    async fn run(&mut self) -> Result<(), ApiError> {
+        let checkpoint = self.app.store.checkpoint(&self.source).await?.map(|(id, _)| id);
+        let cursor = match checkpoint {
+            Some(id) => Some(id),
+            None => self.first_cursor().await.map_err(|e| upstream(&e))?,
+        };
+        match cursor {
+            Some(cursor) => self.forward_from(cursor).await,
+            None => self.whole_window().await,
+        }
     }
-    q.push("limit", "1");
-    q.push("created[lt]", window_start(app).to_string());
-    let list: List<Value> = app.stripe.get("/v1/events", &q).await?;
-    Ok(list.data.first().and_then(|e| e["id"].as_str()).map(String::from))
+
+    /// Whether the budget is spent (a run always handles at least one event).
+    fn out_of_time(&self) -> bool {
+        self.report.seen > 0 && Instant::now() >= self.deadline
+    }
+
+    /// A list query for the types the shop handles, `limit` a page.
+    fn query(&self, limit: u32) -> Form {
+        let mut q = Form::new();
+        for t in events::handled_event_types() {
+            q.push("types[]", t);
+        }
+        q.push("limit", limit.to_string());
+        q
+    }
+
+    /// Where a first run starts: the newest handled event older than the window (the run takes
+    /// the events after it); `None` when there is none (every listed event is in the window).
+    async fn first_cursor(&self) -> Result<Option<String>, StripeError> {
+        let mut q = self.query(1);
+        q.push("created[lt]", window_start(self.app).to_string());
+        let list: List<Value> = self.app.stripe.get("/v1/events", &q).await?;
+        Ok(list.data.first().and_then(|e| e["id"].as_str()).map(String::from))
+    }
+
+    /// Walks forward from `cursor` with `ending_before`: each page holds the events just newer
+    /// than the cursor, and is handled oldest first.
+    async fn forward_from(&mut self, mut cursor: String) -> Result<(), ApiError> {
+        loop {
+            if self.out_of_time() {
+                return Ok(());
+            }
+            let mut q = self.query(self.app.config.reconcile.page_size);
+            q.push("ending_before", &cursor);
+            let page: List<Value> = match self.app.stripe.get("/v1/events", &q).await {
+                Ok(p) => p,
+                Err(e) if e.is_not_found() || matches!(e, StripeError::Api { status: 400, .. }) => {
+                    // The checkpoint's event is gone (Stripe lists 30 days): start over from the window.
+                    crate::log::warn("reconcile checkpoint no longer listed; starting from the window", &[]);
+                    return match self.first_cursor().await.map_err(|e| upstream(&e))? {
+                        Some(c) if c != cursor => Box::pin(self.forward_from(c)).await,
+                        _ => self.whole_window().await,
+                    };
+                }
+                Err(e) => return Err(upstream(&e)),
+            };
+            for event in page.data.into_iter().rev() {
+                if self.out_of_time() {
+                    return Ok(());
+                }
+                cursor = self.handle(event).await?;
+            }
+            if !page.has_more {
+                self.report.finished = true;
+                return Ok(());
+            }
+        }
+    }
+
+    /// A first run with nothing older than the window: lists the window newest first with
+    /// `starting_after`, then handles it oldest first.
+    async fn whole_window(&mut self) -> Result<(), ApiError> {
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = self.query(self.app.config.reconcile.page_size);
+            q.push("created[gte]", window_start(self.app).to_string());
+            if let Some(a) = &after {
+                q.push("starting_after", a);
+            }
+            let page: List<Value> = self.app.stripe.get("/v1/events", &q).await.map_err(|e| upstream(&e))?;
+            after = page.data.last().and_then(|e| e["id"].as_str()).map(String::from);
+            let more = page.has_more && after.is_some();
+            events.extend(page.data);
+            if !more {
+                break;
+            }
+        }
+        for event in events.into_iter().rev() {
+            if self.out_of_time() {
+                return Ok(());
+            }
+            self.handle(event).await?;
+        }
+        self.report.finished = true;
+        Ok(())
+    }
+
+    /// Hands one listed event to the webhook's own code, then moves the checkpoint past it.
+    async fn handle(&mut self, event: Value) -> Result<String, ApiError> {
+        let id = event["id"].as_str().unwrap_or_default().to_string();
+        let created = event["created"].as_i64().unwrap_or(0);
+        self.report.seen += 1;
+        let disposition = match Event::from_value(&event) {
+            Ok(event) => events::act(self.app, &event).await?,
+            Err(_) => Disposition::Ignored,
+        };
+        match disposition {
+            Disposition::Processed => self.report.processed += 1,
+            Disposition::Duplicate => self.report.duplicates += 1,
+            Disposition::Ignored => self.report.ignored += 1,
+        }
+        self.app.store.save_checkpoint(&self.source, &id, created).await?;
+        self.report.checkpoint = Some(id.clone());
+        Ok(id)
+    }
 }
 
 /// Whose events a checkpoint follows: one Stripe account in one mode (a shop that moves from
@@ -122,88 +216,6 @@ fn source(app: &App) -> String {
 
 fn window_start(app: &App) -> i64 {
     crate::clock::now() - app.config.reconcile.window.as_secs() as i64
-}
-
-/// Walks forward from `cursor` with `ending_before`: each page holds the events just newer
-/// than the cursor, and is handled oldest first.
-async fn forward_from(app: &App, mut cursor: String, deadline: Instant, report: &mut Report) -> Result<(), ApiError> {
-    loop {
-        if report.seen > 0 && Instant::now() >= deadline {
-            return Ok(());
-        }
-        let mut q = base_query(app);
-        q.push("ending_before", &cursor);
-        let page: List<Value> = match app.stripe.get("/v1/events", &q).await {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() || matches!(e, StripeError::Api { status: 400, .. }) => {
-                // The checkpoint's event is gone (Stripe lists 30 days): start over from the window.
-                crate::log::warn("reconcile checkpoint no longer listed; starting from the window", &[]);
-                return match first_cursor(app).await.map_err(|e| upstream(&e))? {
-                    Some(c) if c != cursor => Box::pin(forward_from(app, c, deadline, report)).await,
-                    _ => whole_window(app, deadline, report).await,
-                };
-            }
-            Err(e) => return Err(upstream(&e)),
-        };
-        for event in page.data.into_iter().rev() {
-            if report.seen > 0 && Instant::now() >= deadline {
-                return Ok(());
-            }
-            cursor = handle(app, event, report).await?;
-        }
-        if !page.has_more {
-            report.finished = true;
-            return Ok(());
-        }
-    }
-}
-
-/// A first run with nothing older than the window: lists the window newest first with
-/// `starting_after`, then handles it oldest first.
-async fn whole_window(app: &App, deadline: Instant, report: &mut Report) -> Result<(), ApiError> {
-    let mut events = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut q = base_query(app);
-        q.push("created[gte]", window_start(app).to_string());
-        if let Some(a) = &after {
-            q.push("starting_after", a);
-        }
-        let page: List<Value> = app.stripe.get("/v1/events", &q).await.map_err(|e| upstream(&e))?;
-        after = page.data.last().and_then(|e| e["id"].as_str()).map(String::from);
-        let more = page.has_more && after.is_some();
-        events.extend(page.data);
-        if !more {
-            break;
-        }
-    }
-    for event in events.into_iter().rev() {
-        if report.seen > 0 && Instant::now() >= deadline {
-            return Ok(());
-        }
-        handle(app, event, report).await?;
-    }
-    report.finished = true;
-    Ok(())
-}
-
-/// Hands one listed event to the webhook's own code, then moves the checkpoint past it.
-async fn handle(app: &App, event: Value, report: &mut Report) -> Result<String, ApiError> {
-    let id = event["id"].as_str().unwrap_or_default().to_string();
-    let created = event["created"].as_i64().unwrap_or(0);
-    report.seen += 1;
-    let disposition = match Event::from_value(&event) {
-        Ok(event) => events::act(app, &event).await?,
-        Err(_) => Disposition::Ignored,
-    };
-    match disposition {
-        Disposition::Processed => report.processed += 1,
-        Disposition::Duplicate => report.duplicates += 1,
-        Disposition::Ignored => report.ignored += 1,
-    }
-    app.store.save_checkpoint(&source(app), &id, created).await?;
-    report.checkpoint = Some(id.clone());
-    Ok(id)
 }
 
 fn upstream(e: &StripeError) -> ApiError {

@@ -379,12 +379,11 @@ impl Money {
 pub enum MoneyApplied {
     /// The event id had been processed before: nothing changed.
     DuplicateEvent,
-    /// The event was recorded, and the change (if any) with its history entry.
+    /// The event was recorded, and the change (if any) with its history entry. A change with
+    /// hook calls claimed their run for this call.
     Recorded {
         /// What changed, if anything.
         change: Option<Change>,
-        /// Whether this call holds the run of the change's hook calls.
-        claimed: bool,
     },
 }
 
@@ -539,7 +538,7 @@ impl Store {
 
     /// Records that a hook run finished.
     pub async fn finish_run(&self, key: RunKey<'_>) -> Result<(), StoreError> {
-        self.update(run_sql(key).finish, key.id(), &[now()]).await.map(drop)
+        self.exec(run_sql(key).finish, &[key.id()], &[now()]).await.map(drop)
     }
 
     /// Whether a hook run was claimed and has not finished.
@@ -581,11 +580,7 @@ impl Store {
 
     /// Moves a source's reconciliation checkpoint forward to an event (never back).
     pub async fn save_checkpoint(&self, source: &str, event_id: &str, created: i64) -> Result<(), StoreError> {
-        let n = match self {
-            Store::Sqlite(s) => s.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await,
-            Store::Postgres(s) => s.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await,
-        };
-        n.map(drop)
+        self.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await.map(drop)
     }
 
     /// An order's history, oldest first.
@@ -608,10 +603,11 @@ impl Store {
         Ok(self.count(SELECT_EVENT, event_id).await? > 0)
     }
 
-    async fn update(&self, sql: &str, key: &str, ints: &[i64]) -> Result<u64, StoreError> {
+    /// Runs one statement taking texts then integers; rows affected.
+    async fn exec(&self, sql: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
         match self {
-            Store::Sqlite(s) => s.update(sql, key, ints).await,
-            Store::Postgres(s) => s.update(sql, key, ints).await,
+            Store::Sqlite(s) => s.exec(sql, texts, ints).await,
+            Store::Postgres(s) => s.exec(sql, texts, ints).await,
         }
     }
 
@@ -668,11 +664,6 @@ fn run_sql(key: RunKey<'_>) -> &'static RunSql {
         RunKey::Fulfillment(_) => &FULFILLMENT_RUNS,
         RunKey::Event(_) => &HOOK_RUNS,
     }
-}
-
-/// What the money transaction decides once it holds the order: the change to write, if any.
-pub(crate) fn money_change(old: &Money, fresh: &Money, refund_failed: bool) -> Option<(Money, Change)> {
-    after_payment::decide(old, fresh, refund_failed)
 }
 
 pub(crate) fn calls_json(calls: &[HookCall]) -> String {

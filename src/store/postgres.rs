@@ -157,11 +157,6 @@ impl PgStore {
         .await?
     }
 
-    /// Runs one statement taking a session id then integers; rows affected.
-    pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
-        self.exec(text, &[session_id], ints).await
-    }
-
     /// Runs one statement taking texts then integers; rows affected.
     pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
         self.with(async |client| client.execute(text, &args(texts, ints)).await).await
@@ -214,9 +209,9 @@ impl PgStore {
                 .await?
                 .map(|r| Money::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
                 .unwrap_or_default();
-            let Some((new, change)) = money_change(&old, fresh, refund_failed) else {
+            let Some((new, change)) = after_payment::decide(&old, fresh, refund_failed) else {
                 tx.commit().await?;
-                return Ok(MoneyApplied::Recorded { change: None, claimed: false });
+                return Ok(MoneyApplied::Recorded { change: None });
             };
             let d = new.dispute.as_ref();
             tx.execute(
@@ -247,12 +242,11 @@ impl PgStore {
                 ],
             )
             .await?;
-            let claimed = !change.calls.is_empty();
-            if claimed {
+            if !change.calls.is_empty() {
                 tx.execute(INSERT_HOOK_RUN, &[&event.id, &session_id, &calls_json(&change.calls), &now]).await?;
             }
             tx.commit().await?;
-            Ok(MoneyApplied::Recorded { change: Some(change), claimed })
+            Ok(MoneyApplied::Recorded { change: Some(change) })
         })
         .await
     }

@@ -117,11 +117,6 @@ impl SqliteStore {
         .await
     }
 
-    /// Runs one statement taking a session id then integers; rows affected.
-    pub(super) async fn update(&self, text: &str, session_id: &str, ints: &[i64]) -> Result<u64, StoreError> {
-        self.exec(text, &[session_id], ints).await
-    }
-
     /// Runs one statement taking texts then integers; rows affected.
     pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
         let (text, texts, ints) = (sql(text), owned(texts), ints.to_vec());
@@ -180,9 +175,9 @@ impl SqliteStore {
                 })
                 .optional()?
                 .unwrap_or_default();
-            let Some((new, change)) = money_change(&old, &fresh, refund_failed) else {
+            let Some((new, change)) = after_payment::decide(&old, &fresh, refund_failed) else {
                 tx.commit()?;
-                return Ok(MoneyApplied::Recorded { change: None, claimed: false });
+                return Ok(MoneyApplied::Recorded { change: None });
             };
             let d = new.dispute.as_ref();
             tx.execute(
@@ -203,12 +198,11 @@ impl SqliteStore {
                 &sql(INSERT_HISTORY),
                 params![eid, sid, now, change.from.as_str(), change.to.as_str(), change.amount, change.dispute_status],
             )?;
-            let claimed = !change.calls.is_empty();
-            if claimed {
+            if !change.calls.is_empty() {
                 tx.execute(&sql(INSERT_HOOK_RUN), params![eid, sid, calls_json(&change.calls), now])?;
             }
             tx.commit()?;
-            Ok(MoneyApplied::Recorded { change: Some(change), claimed })
+            Ok(MoneyApplied::Recorded { change: Some(change) })
         })
         .await
     }
