@@ -158,6 +158,7 @@ async fn forged_prices_and_discounts_from_the_browser_are_refused() {
 
 #[tokio::test]
 async fn rate_limit_per_ip_with_retry_after_before_any_lookup() {
+    common::within_one_window(60, 10).await;
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "3/60".into())], ..Default::default() }).await;
     for code in ["SAVE10", "GUESS1", "GUESS2"] {
         let (status, ..) = apply(&s, TSHIRTS, Some(code), "192.0.2.7").await;
@@ -257,6 +258,7 @@ async fn timing_does_not_tell_codes_apart() {
 
 #[tokio::test]
 async fn codes_tried_at_checkout_count_as_guesses() {
+    common::within_one_window(60, 10).await;
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "2/60".into())], ..Default::default() }).await;
     for code in ["GUESS1", "GUESS2"] {
         let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some(code)), "192.0.2.77").await;
@@ -275,6 +277,7 @@ async fn codes_tried_at_checkout_count_as_guesses() {
 /// so fifteen changes and a checkout with the code all go through (issue 11).
 #[tokio::test]
 async fn reapplying_one_code_is_one_guess() {
+    common::within_one_window(60, 10).await;
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".into())], ..Default::default() }).await;
     let ip = "198.51.100.23";
     for q in 1..=15 {
@@ -296,6 +299,7 @@ each_backend! {
     #[tokio::test]
     async fn fifteen_distinct_codes_hit_429_across_instances(backend) {
         let db = common::database_url(backend);
+        common::within_one_window(60, 10).await;
         let env = vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".to_string())];
         let a = shop(ShopOptions { database_url: Some(db.clone()), env: env.clone(), ..Default::default() }).await;
         let b = shop(ShopOptions { database_url: Some(db), env, ..Default::default() }).await;

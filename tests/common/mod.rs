@@ -367,3 +367,13 @@ pub async fn sql(db: &str, text: &str, session_id: &str) -> Vec<(i64, Option<i64
         rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     }
 }
+
+/// Waits, if need be, until at least `room` seconds are left in the current fixed rate-limit
+/// window of `window` seconds (windows are aligned to the clock), so the requests a test
+/// counts all fall into one window.
+pub async fn within_one_window(window: i64, room: i64) {
+    let left = window - checkout::clock::now().rem_euclid(window);
+    if left < room {
+        tokio::time::sleep(Duration::from_secs((left + 1) as u64)).await;
+    }
+}
