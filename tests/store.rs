@@ -342,3 +342,23 @@ async fn sqlx_style_sqlite_urls_open_the_same_file() {
     assert_eq!(order.map(|o| o.fulfillments), Some(1), "sqlite:path and sqlite://path are one file");
     assert!(Store::open("sqlite:").is_err(), "an empty path is no database");
 }
+
+/// Many instances whose first request arrives at once on a fresh SQLite file (the first
+/// requests after `vercel dev` starts, or several instances in one process): each one's
+/// set-up (WAL switch, schema) may meet SQLITE_BUSY without SQLite's busy handler waiting,
+/// and must still succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn instances_opening_a_fresh_sqlite_file_at_once_all_succeed() {
+    for _ in 0..10 {
+        let url = common::sqlite_url();
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let store = Store::open(&url).unwrap();
+                tokio::spawn(async move { store.apply(&update(&unique("cs_test"), OrderState::Fulfilled), None).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Applied::Recorded { newly_fulfilled: true });
+        }
+    }
+}

@@ -19,6 +19,9 @@ fn err(e: impl fmt::Display) -> StoreError {
     StoreError(format!("sqlite: {e}"))
 }
 
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Our SQL is written with `$n` placeholders; SQLite spells them `?n`.
 fn sql(text: &str) -> String {
     text.replace('$', "?")
@@ -33,10 +36,27 @@ impl SqliteStore {
         Ok(SqliteStore { path: path.into(), conn: Arc::new(Mutex::new(None)) })
     }
 
-    /// Opens (creating if needed) the file and its schema.
+    /// Opens (creating if needed) the file and its schema. Connections opened at once on a
+    /// fresh file (several instances, or `vercel dev`'s processes, on their first request) can
+    /// get `SQLITE_BUSY` while one of them switches the file to WAL, without SQLite's busy
+    /// handler waiting for it; such a set-up is tried again within [`BUSY_TIMEOUT`].
     fn connect(path: &str) -> Result<Connection, rusqlite::Error> {
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::set_up(path) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn set_up(path: &str) -> Result<Connection, rusqlite::Error> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         for stmt in SCHEMA {
