@@ -9,6 +9,7 @@ use super::*;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 /// Most connections one instance holds: one instance serves concurrent
 /// requests (Fluid compute), each holding a connection only for one
@@ -52,19 +53,15 @@ impl PgStore {
     }
 
     async fn connect(&self) -> Result<Client, StoreError> {
-        let (mut client, connection) = self.config.connect(self.tls.clone()).await.map_err(err)?;
+        let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(err)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 crate::log::warn("postgres connection closed", &[("error", &e.to_string())]);
             }
         });
-        // Migrate under an advisory lock so concurrent cold starts do not race.
-        let tx = client.transaction().await.map_err(err)?;
-        tx.execute("SELECT pg_advisory_xact_lock(72430001)", &[]).await.map_err(err)?;
-        for stmt in SCHEMA {
-            tx.batch_execute(stmt).await.map_err(err)?;
-        }
-        tx.commit().await.map_err(err)?;
+        // Migrate under an advisory lock so concurrent cold starts do not race: one simple-query
+        // message, so one round trip (a failed statement aborts the rest and drops the connection).
+        client.batch_execute(&migration()).await.map_err(err)?;
         Ok(client)
     }
 
@@ -107,14 +104,14 @@ impl PgStore {
             let tx = client.transaction().await?;
             let now = now();
             if let Some(e) = &event {
-                let n = tx.execute(INSERT_EVENT, &[&e.id, &e.kind, &u.session_id, &now]).await?;
+                let n = tx.execute_typed(INSERT_EVENT, &typed(&[&e.id, &e.kind, &u.session_id, &now])).await?;
                 if n == 0 {
                     return Ok(Ok(Applied::DuplicateEvent));
                 }
             }
-            tx.execute(
+            tx.execute_typed(
                 UPSERT_ORDER,
-                &[
+                &typed(&[
                     &u.session_id,
                     &u.state.as_str(),
                     &u.state.rank(),
@@ -124,25 +121,26 @@ impl PgStore {
                     &items_json(&u.items),
                     &u.livemode,
                     &now,
-                ],
+                ]),
             )
             .await?;
             if let Some(pi) = &u.payment_intent
                 && matches!(u.state, OrderState::Fulfilled | OrderState::AwaitingPayment)
             {
-                tx.execute(INSERT_MONEY, &[&u.session_id, pi, &u.amount_total.unwrap_or(0), &now]).await?;
+                tx.execute_typed(INSERT_MONEY, &typed(&[&u.session_id, pi, &u.amount_total.unwrap_or(0), &now]))
+                    .await?;
             }
-            let newly_fulfilled =
-                u.state == OrderState::Fulfilled && tx.execute(INSERT_FULFILLMENT, &[&u.session_id, &now]).await? == 1;
+            let newly_fulfilled = u.state == OrderState::Fulfilled
+                && tx.execute_typed(INSERT_FULFILLMENT, &typed(&[&u.session_id, &now])).await? == 1;
             if let Some((totals, shipping)) = details_json(u) {
-                tx.execute(UPSERT_DETAILS, &[&u.session_id, &totals, &shipping, &now]).await?;
+                tx.execute_typed(UPSERT_DETAILS, &typed(&[&u.session_id, &totals, &shipping, &now])).await?;
             }
             if newly_fulfilled {
-                tx.execute(INSERT_RUN, &[&u.session_id, &now]).await?;
+                tx.execute_typed(INSERT_RUN, &typed(&[&u.session_id, &now])).await?;
                 let mut assigned = false;
                 for _ in 0..ORDER_NUMBER_ATTEMPTS {
                     let number = crate::fulfillment::new_order_number();
-                    if tx.execute(INSERT_ORDER_NUMBER, &[&number, &u.session_id, &now]).await? == 1 {
+                    if tx.execute_typed(INSERT_ORDER_NUMBER, &typed(&[&number, &u.session_id, &now])).await? == 1 {
                         assigned = true;
                         break;
                     }
@@ -159,13 +157,13 @@ impl PgStore {
 
     /// Runs one statement taking texts then integers; rows affected.
     pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
-        self.with(async |client| client.execute(text, &args(texts, ints)).await).await
+        self.with(async |client| client.execute_typed(text, &args(texts, ints)).await).await
     }
 
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
         self.with(async |client| {
             let none: Option<String> = None;
-            let n = client.execute(INSERT_EVENT, &[&event.id, &event.kind, &none, &now()]).await?;
+            let n = client.execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &none, &now()])).await?;
             Ok(n == 1)
         })
         .await
@@ -173,17 +171,24 @@ impl PgStore {
 
     /// Runs a `SELECT COUNT(*)` taking one text parameter.
     pub(super) async fn count(&self, text: &str, key: &str) -> Result<i64, StoreError> {
-        self.with(async |client| Ok(client.query_one(text, &[&key]).await?.get(0))).await
+        self.with(async |client| Ok(client.query_typed_one(text, &typed(&[&key])).await?.get(0))).await
     }
 
     pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {
-        self.with(async |client| Ok(client.query_opt(SELECT_ORDER, &[&session_id]).await?.as_ref().map(order_row)))
-            .await
+        self.with(async |client| {
+            Ok(client.query_typed_opt(SELECT_ORDER, &typed(&[&session_id])).await?.as_ref().map(order_row))
+        })
+        .await
     }
 
     pub(super) async fn orders_page(&self, starting_after: &str, limit: i64) -> Result<Vec<Order>, StoreError> {
         self.with(async |client| {
-            Ok(client.query(SELECT_ORDERS_PAGE, &[&starting_after, &limit]).await?.iter().map(order_row).collect())
+            Ok(client
+                .query_typed(SELECT_ORDERS_PAGE, &typed(&[&starting_after, &limit]))
+                .await?
+                .iter()
+                .map(order_row)
+                .collect())
         })
         .await
     }
@@ -199,13 +204,13 @@ impl PgStore {
         self.with(async |client| {
             let tx = client.transaction().await?;
             let now = now();
-            if tx.execute(INSERT_EVENT, &[&event.id, &event.kind, &session_id, &now]).await? == 0 {
+            if tx.execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &session_id, &now])).await? == 0 {
                 return Ok(MoneyApplied::DuplicateEvent);
             }
             // Concurrent events for one order take turns from here.
-            tx.execute(LOCK_ORDER, &[&session_id]).await?;
+            tx.execute_typed(LOCK_ORDER, &typed(&[&session_id])).await?;
             let old = tx
-                .query_opt(SELECT_MONEY, &[&session_id])
+                .query_typed_opt(SELECT_MONEY, &typed(&[&session_id]))
                 .await?
                 .map(|r| Money::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
                 .unwrap_or_default();
@@ -214,9 +219,9 @@ impl PgStore {
                 return Ok(MoneyApplied::Recorded { change: None });
             };
             let d = new.dispute.as_ref();
-            tx.execute(
+            tx.execute_typed(
                 UPSERT_MONEY,
-                &[
+                &typed(&[
                     &session_id,
                     &payment_intent,
                     &new.state().as_str(),
@@ -226,12 +231,12 @@ impl PgStore {
                     &d.map(|d| d.status.as_str()),
                     &d.map(|d| d.amount),
                     &now,
-                ],
+                ]),
             )
             .await?;
-            tx.execute(
+            tx.execute_typed(
                 INSERT_HISTORY,
-                &[
+                &typed(&[
                     &event.id,
                     &session_id,
                     &now,
@@ -239,11 +244,12 @@ impl PgStore {
                     &change.to.as_str(),
                     &change.amount,
                     &change.dispute_status,
-                ],
+                ]),
             )
             .await?;
             if !change.calls.is_empty() {
-                tx.execute(INSERT_HOOK_RUN, &[&event.id, &session_id, &calls_json(&change.calls), &now]).await?;
+                tx.execute_typed(INSERT_HOOK_RUN, &typed(&[&event.id, &session_id, &calls_json(&change.calls), &now]))
+                    .await?;
             }
             tx.commit().await?;
             Ok(MoneyApplied::Recorded { change: Some(change) })
@@ -253,7 +259,7 @@ impl PgStore {
 
     pub(super) async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         self.with(async |client| {
-            let rows = client.query(SELECT_HISTORY, &[&session_id]).await?;
+            let rows = client.query_typed(SELECT_HISTORY, &typed(&[&session_id])).await?;
             Ok(rows
                 .iter()
                 .map(|r| HistoryEntry {
@@ -277,7 +283,7 @@ impl PgStore {
         ints: &[i64],
     ) -> Result<Option<Vec<String>>, StoreError> {
         self.with(async |client| {
-            let row = client.query_opt(text, &args(&[key], ints)).await?;
+            let row = client.query_typed_opt(text, &args(&[key], ints)).await?;
             Ok(row.map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect()))
         })
         .await
@@ -285,9 +291,9 @@ impl PgStore {
 
     pub(super) async fn hit(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
         self.with(async |client| {
-            let hits: i64 = client.query_one(HIT, &[&bucket, &window_start]).await?.get(0);
+            let hits: i64 = client.query_typed_one(HIT, &typed(&[&bucket, &window_start])).await?.get(0);
             if hits == 1 {
-                client.execute(PRUNE_HITS, &[&(window_start - 86_400)]).await?;
+                client.execute_typed(PRUNE_HITS, &typed(&[&(window_start - 86_400)])).await?;
             }
             Ok(hits)
         })
@@ -305,10 +311,61 @@ fn order_row(r: &tokio_postgres::Row) -> Order {
     order.with_money(r.get(13), r.get(7), money).with_details(r.get(14), r.get(15), r.get(16), r.get(17))
 }
 
+/// A statement parameter and the Postgres type it is sent as. Naming the types lets every
+/// statement go in one round trip (`execute_typed` / `query_typed`: parse, bind and execute in
+/// one flight, no separate prepare), with unnamed statements that any pooler accepts.
+trait Param: ToSql + Sync {
+    /// The parameter's type on the wire (the schema's TEXT, BIGINT and BOOLEAN).
+    const TYPE: Type;
+}
+
+impl Param for &str {
+    const TYPE: Type = Type::TEXT;
+}
+impl Param for String {
+    const TYPE: Type = Type::TEXT;
+}
+impl Param for i64 {
+    const TYPE: Type = Type::INT8;
+}
+impl Param for bool {
+    const TYPE: Type = Type::BOOL;
+}
+impl<T: Param> Param for Option<T> {
+    const TYPE: Type = T::TYPE;
+}
+
+/// A parameter, whatever its Rust type (see [`Param`]).
+trait Typed: Sync {
+    /// The value with its wire type.
+    fn typed(&self) -> (&(dyn ToSql + Sync), Type);
+}
+
+impl<T: Param> Typed for T {
+    fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
+        (self, T::TYPE)
+    }
+}
+
+/// A statement's parameters with their types, in order.
+fn typed<'a>(params: &[&'a dyn Typed]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().map(|&p| p.typed()).collect()
+}
+
 /// Statement parameters: texts, then integers.
-fn args<'a>(texts: &'a [&'a str], ints: &'a [i64]) -> Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)> {
-    let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        texts.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-    args.extend(ints.iter().map(|i| i as &(dyn tokio_postgres::types::ToSql + Sync)));
-    args
+fn args<'a>(texts: &'a [&'a str], ints: &'a [i64]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    let texts = texts.iter().map(|t| t.typed());
+    texts.chain(ints.iter().map(|i| i.typed())).collect()
+}
+
+/// The schema as one simple-query message: the advisory lock and every statement of
+/// [`SCHEMA`] in one transaction.
+fn migration() -> String {
+    let mut sql = String::from("BEGIN; SELECT pg_advisory_xact_lock(72430001);");
+    for stmt in SCHEMA {
+        sql.push_str(stmt);
+        sql.push(';');
+    }
+    sql.push_str("COMMIT;");
+    sql
 }

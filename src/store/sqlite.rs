@@ -57,6 +57,8 @@ impl SqliteStore {
     fn set_up(path: &str) -> Result<Connection, rusqlite::Error> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Every statement is prepared once per connection, then reused (the store has ~30).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         for stmt in SCHEMA {
@@ -89,43 +91,47 @@ impl SqliteStore {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();
             if let Some((id, kind)) = &ev {
-                let n = tx.execute(&sql(INSERT_EVENT), params![id, kind, u.session_id, now])?;
+                let n = tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![id, kind, u.session_id, now])?;
                 if n == 0 {
                     return Ok(Applied::DuplicateEvent);
                 }
             }
-            tx.execute(
-                &sql(UPSERT_ORDER),
-                params![
-                    u.session_id,
-                    u.state.as_str(),
-                    u.state.rank(),
-                    u.payment_status,
-                    u.amount_total,
-                    u.currency,
-                    items_json(&u.items),
-                    u.livemode,
-                    now
-                ],
-            )?;
+            tx.prepare_cached(&sql(UPSERT_ORDER))?.execute(params![
+                u.session_id,
+                u.state.as_str(),
+                u.state.rank(),
+                u.payment_status,
+                u.amount_total,
+                u.currency,
+                items_json(&u.items),
+                u.livemode,
+                now
+            ])?;
             if let Some(pi) = &u.payment_intent
                 && matches!(u.state, OrderState::Fulfilled | OrderState::AwaitingPayment)
             {
-                tx.execute(&sql(INSERT_MONEY), params![u.session_id, pi, u.amount_total.unwrap_or(0), now])?;
+                tx.prepare_cached(&sql(INSERT_MONEY))?.execute(params![
+                    u.session_id,
+                    pi,
+                    u.amount_total.unwrap_or(0),
+                    now
+                ])?;
             }
             let newly_fulfilled = u.state == OrderState::Fulfilled
-                && tx.execute(&sql(INSERT_FULFILLMENT), params![u.session_id, now])? == 1;
+                && tx.prepare_cached(&sql(INSERT_FULFILLMENT))?.execute(params![u.session_id, now])? == 1;
             if let Some((totals, shipping)) = details_json(&u) {
-                tx.execute(&sql(UPSERT_DETAILS), params![u.session_id, totals, shipping, now])?;
+                tx.prepare_cached(&sql(UPSERT_DETAILS))?.execute(params![u.session_id, totals, shipping, now])?;
             }
             if newly_fulfilled {
-                tx.execute(&sql(INSERT_RUN), params![u.session_id, now])?;
+                tx.prepare_cached(&sql(INSERT_RUN))?.execute(params![u.session_id, now])?;
                 let assigned = (0..ORDER_NUMBER_ATTEMPTS).try_fold(false, |done, _| {
                     if done {
                         return Ok(true);
                     }
                     let number = crate::fulfillment::new_order_number();
-                    tx.execute(&sql(INSERT_ORDER_NUMBER), params![number, u.session_id, now]).map(|n| n == 1)
+                    tx.prepare_cached(&sql(INSERT_ORDER_NUMBER))?
+                        .execute(params![number, u.session_id, now])
+                        .map(|n| n == 1)
                 })?;
                 if !assigned {
                     return Err(rusqlite::Error::ToSqlConversionFailure("no free order number".into()));
@@ -140,13 +146,14 @@ impl SqliteStore {
     /// Runs one statement taking texts then integers; rows affected.
     pub(super) async fn exec(&self, text: &str, texts: &[&str], ints: &[i64]) -> Result<u64, StoreError> {
         let (text, texts, ints) = (sql(text), owned(texts), ints.to_vec());
-        self.run(move |conn| Ok(conn.execute(&text, args(&texts, &ints).as_slice())? as u64)).await
+        self.run(move |conn| Ok(conn.prepare_cached(&text)?.execute(args(&texts, &ints).as_slice())? as u64)).await
     }
 
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
         let (id, kind) = (event.id.to_string(), event.kind.to_string());
         self.run(move |conn| {
-            let n = conn.execute(&sql(INSERT_EVENT), params![id, kind, Option::<String>::None, now()])?;
+            let n =
+                conn.prepare_cached(&sql(INSERT_EVENT))?.execute(params![id, kind, Option::<String>::None, now()])?;
             Ok(n == 1)
         })
         .await
@@ -155,18 +162,19 @@ impl SqliteStore {
     /// Runs a `SELECT COUNT(*)` taking one text parameter.
     pub(super) async fn count(&self, text: &str, key: &str) -> Result<i64, StoreError> {
         let (text, key) = (sql(text), key.to_string());
-        self.run(move |conn| conn.query_row(&text, params![key], |r| r.get(0))).await
+        self.run(move |conn| conn.prepare_cached(&text)?.query_row(params![key], |r| r.get(0))).await
     }
 
     pub(super) async fn order(&self, session_id: &str) -> Result<Option<Order>, StoreError> {
         let id = session_id.to_string();
-        self.run(move |conn| conn.query_row(&sql(SELECT_ORDER), params![id], order_row).optional()).await
+        self.run(move |conn| conn.prepare_cached(&sql(SELECT_ORDER))?.query_row(params![id], order_row).optional())
+            .await
     }
 
     pub(super) async fn orders_page(&self, starting_after: &str, limit: i64) -> Result<Vec<Order>, StoreError> {
         let after = starting_after.to_string();
         self.run(move |conn| {
-            let mut stmt = conn.prepare(&sql(SELECT_ORDERS_PAGE))?;
+            let mut stmt = conn.prepare_cached(&sql(SELECT_ORDERS_PAGE))?;
             let rows = stmt.query_map(params![after, limit], order_row)?;
             rows.collect()
         })
@@ -186,11 +194,12 @@ impl SqliteStore {
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();
-            if tx.execute(&sql(INSERT_EVENT), params![eid, kind, sid, now])? == 0 {
+            if tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![eid, kind, sid, now])? == 0 {
                 return Ok(MoneyApplied::DuplicateEvent);
             }
             let old = tx
-                .query_row(&sql(SELECT_MONEY), params![sid], |r| {
+                .prepare_cached(&sql(SELECT_MONEY))?
+                .query_row(params![sid], |r| {
                     Ok(Money::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()?
@@ -200,26 +209,28 @@ impl SqliteStore {
                 return Ok(MoneyApplied::Recorded { change: None });
             };
             let d = new.dispute.as_ref();
-            tx.execute(
-                &sql(UPSERT_MONEY),
-                params![
-                    sid,
-                    pi,
-                    new.state().as_str(),
-                    new.amount,
-                    new.amount_refunded,
-                    d.map(|d| &d.id),
-                    d.map(|d| &d.status),
-                    d.map(|d| d.amount),
-                    now
-                ],
-            )?;
-            tx.execute(
-                &sql(INSERT_HISTORY),
-                params![eid, sid, now, change.from.as_str(), change.to.as_str(), change.amount, change.dispute_status],
-            )?;
+            tx.prepare_cached(&sql(UPSERT_MONEY))?.execute(params![
+                sid,
+                pi,
+                new.state().as_str(),
+                new.amount,
+                new.amount_refunded,
+                d.map(|d| &d.id),
+                d.map(|d| &d.status),
+                d.map(|d| d.amount),
+                now
+            ])?;
+            tx.prepare_cached(&sql(INSERT_HISTORY))?.execute(params![
+                eid,
+                sid,
+                now,
+                change.from.as_str(),
+                change.to.as_str(),
+                change.amount,
+                change.dispute_status
+            ])?;
             if !change.calls.is_empty() {
-                tx.execute(&sql(INSERT_HOOK_RUN), params![eid, sid, calls_json(&change.calls), now])?;
+                tx.prepare_cached(&sql(INSERT_HOOK_RUN))?.execute(params![eid, sid, calls_json(&change.calls), now])?;
             }
             tx.commit()?;
             Ok(MoneyApplied::Recorded { change: Some(change) })
@@ -230,7 +241,7 @@ impl SqliteStore {
     pub(super) async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let id = session_id.to_string();
         self.run(move |conn| {
-            let mut stmt = conn.prepare(&sql(SELECT_HISTORY))?;
+            let mut stmt = conn.prepare_cached(&sql(SELECT_HISTORY))?;
             let rows = stmt.query_map(params![id], |r| {
                 Ok(HistoryEntry {
                     event_id: r.get(0)?,
@@ -255,7 +266,7 @@ impl SqliteStore {
     ) -> Result<Option<Vec<String>>, StoreError> {
         let (text, texts, ints) = (sql(text), owned(&[key]), ints.to_vec());
         self.run(move |conn| {
-            let mut stmt = conn.prepare(&text)?;
+            let mut stmt = conn.prepare_cached(&text)?;
             let n = stmt.column_count();
             stmt.query_row(args(&texts, &ints).as_slice(), |r| (0..n).map(|i| r.get::<_, String>(i)).collect())
                 .optional()
@@ -266,10 +277,10 @@ impl SqliteStore {
     pub(super) async fn hit(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
         let b = bucket.to_string();
         self.run(move |conn| {
-            let hits: i64 = conn.query_row(&sql(HIT), params![b, window_start], |r| r.get(0))?;
+            let hits: i64 = conn.prepare_cached(&sql(HIT))?.query_row(params![b, window_start], |r| r.get(0))?;
             if hits == 1 {
                 // First hit of a window: prune windows that ended a day ago.
-                conn.execute(&sql(PRUNE_HITS), params![window_start - 86_400])?;
+                conn.prepare_cached(&sql(PRUNE_HITS))?.execute(params![window_start - 86_400])?;
             }
             Ok(hits)
         })

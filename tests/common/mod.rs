@@ -316,6 +316,8 @@ pub async fn raw_chunked_post(addr: SocketAddr, path: &str, origin: &str, body: 
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
+pub mod wire;
+
 #[path = "../support/tools.rs"]
 pub mod tools;
 

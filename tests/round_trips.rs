@@ -1,0 +1,109 @@
+//! Round trips to Postgres per operation, counted on the wire (tests/common/wire.rs). On
+//! Vercel the database is a network hop away (Neon: TLS, about a millisecond in the same
+//! region), so each round trip is time every request waits and the instance stays billed
+//! for. A statement is one round trip (parameters sent with their types, no separate
+//! prepare), and a new connection sets up its schema in one.
+
+mod common;
+
+use checkout::store::OrderState;
+use common::wire::{self, Wire};
+use common::{Shop, ShopOptions, WEBHOOK_SECRET};
+use std::time::Duration;
+
+/// A shop whose store reaches Postgres through a counting proxy.
+async fn shop_on_wire() -> (Shop, Wire) {
+    let url = common::postgres_url().expect("needs TEST_DATABASE_URL");
+    let wire = Wire::start(wire::upstream(&url).await, Duration::ZERO).await;
+    let shop =
+        common::shop(ShopOptions { database_url: Some(wire.url(&url)), no_webhooks: true, ..Default::default() }).await;
+    (shop, wire)
+}
+
+/// Delivers the newest event of `kind` to the webhook, signed; its status and answer.
+async fn deliver(s: &Shop, kind: &str) -> (u16, serde_json::Value) {
+    let event = s.emu.events().into_iter().rev().find(|e| e["type"] == kind).expect("the emulator made the event");
+    let body = serde_json::to_vec(&event).unwrap();
+    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), &body);
+    let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await.unwrap();
+    let (status, _, json) = common::split(r).await;
+    (status, json)
+}
+
+/// A paid session whose `checkout.session.completed` has not been delivered yet.
+async fn paid_session(s: &Shop) -> String {
+    let id = s.checkout(r#"{"items":[{"id":"mug","quantity":2}]}"#).await;
+    s.emu.pay(&id, "pay").unwrap();
+    id
+}
+
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
+async fn a_new_connection_sets_up_the_schema_in_one_round_trip() {
+    let (s, wire) = shop_on_wire().await;
+    // The first store operation of an instance: connect (startup and authentication: one
+    // round trip with trust auth), the schema, then the statement itself.
+    assert!(s.app.store.order("cs_test_round_trip_unknown").await.unwrap().is_none());
+    let trips = wire.round_trips();
+    assert!(
+        trips <= 3,
+        "connect + schema + one read took {trips} round trips (20 with a prepare per statement and a round trip per schema statement)"
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
+async fn fulfilling_an_order_costs_one_round_trip_per_statement() {
+    let (s, wire) = shop_on_wire().await;
+    let warm = paid_session(&s).await; // opens the pool's connection
+    assert_eq!(deliver(&s, "checkout.session.completed").await.0, 200);
+    s.wait_order(&warm, |o| o.state == OrderState::Fulfilled).await;
+
+    let id = paid_session(&s).await;
+    wire.reset();
+    let (status, json) = deliver(&s, "checkout.session.completed").await;
+    assert_eq!((status, json["result"].as_str()), (200, Some("processed")), "{json}");
+    let trips = wire.round_trips();
+    let order = s.app.store.order(&id).await.unwrap().expect("recorded");
+    assert_eq!(order.state, OrderState::Fulfilled);
+    // Is the event new (1); the transaction: BEGIN, the event, the order, the money, the
+    // fulfilment, the details, the hook run, the order number, COMMIT (9); the order read for
+    // the hook (1); the hook run finished (1). A prepare per statement made it 24.
+    assert!(trips <= 12, "one fulfilment took {trips} round trips: {:#?}", wire.turns());
+
+    // A redelivery: is the event new, is its hook run to take over, is it still running.
+    wire.reset();
+    let (status, json) = deliver(&s, "checkout.session.completed").await;
+    assert_eq!((status, json["result"].as_str()), (200, Some("duplicate")), "{json}");
+    assert!(wire.round_trips() <= 3, "a duplicate took {} round trips: {:#?}", wire.round_trips(), wire.turns());
+}
+
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
+async fn a_refund_event_costs_one_round_trip_per_statement() {
+    let (s, wire) = shop_on_wire().await;
+    let id = paid_session(&s).await;
+    assert_eq!(deliver(&s, "checkout.session.completed").await.0, 200);
+    s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+    s.emu.refund(&id, Some(100)).unwrap();
+
+    wire.reset();
+    let (status, json) = deliver(&s, "charge.refunded").await;
+    assert_eq!((status, json["result"].as_str()), (200, Some("processed")), "{json}");
+    let trips = wire.round_trips();
+    // Is the event new, the order for the PaymentIntent (2); the transaction: BEGIN, the
+    // event, the lock, the money read, the money, the history, the hook run, COMMIT (8); the
+    // order read for the hook, the hook run finished (2). A prepare per statement made it 23.
+    assert!(trips <= 12, "one refund event took {trips} round trips: {:#?}", wire.turns());
+}
+
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
+async fn the_shared_rate_limit_counter_is_one_round_trip() {
+    let (s, wire) = shop_on_wire().await;
+    common::within_one_window(60, 10).await; // both checkouts count in one window
+    s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await; // connects, prunes old windows
+    wire.reset();
+    s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
+    assert_eq!(wire.round_trips(), 1, "a checkout's shared counter (2 with a prepare): {:#?}", wire.turns());
+}
