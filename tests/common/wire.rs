@@ -1,27 +1,29 @@
 //! A TCP proxy in front of Postgres that makes the database as far away as a managed one
-//! (each flight delayed by half the round-trip time, in order, pipelining kept) and counts
-//! round trips: how often the client speaks again after the server has answered. The count
-//! is what a serverless function pays per operation to a database a network hop away.
+//! (each chunk delayed by half the round-trip time each way, in order, pipelining kept) and
+//! counts round trips: how often the client speaks again after the server has answered. The
+//! count is what a serverless function pays per operation to a database a network hop away.
+//!
+//! Plain threads, not tasks: `std::thread::sleep` keeps sub-millisecond delays (tokio's timer
+//! rounds each one up to the next millisecond tick).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
-/// A running proxy.
+/// What the client sent at the start of each round trip (its SQL, when it sent some).
+type Turns = Arc<Mutex<Vec<String>>>;
+
+/// A running proxy (it lives as long as the test process).
 pub struct Wire {
     /// Where clients connect instead of the database.
     pub addr: SocketAddr,
     round_trips: Arc<AtomicU64>,
     turns: Turns,
 }
-
-/// What the client sent at the start of each round trip (its SQL, when it sent some).
-type Turns = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Which side spoke last on one connection.
 #[derive(Clone, Copy, PartialEq)]
@@ -31,26 +33,40 @@ enum Side {
     Server,
 }
 
+/// One direction of one connection.
+struct Pipe {
+    from: TcpStream,
+    to: TcpStream,
+    side: Side,
+    last: Arc<Mutex<Side>>,
+    /// Client side only: where its turns are counted and logged.
+    count: Option<(Arc<AtomicU64>, Turns)>,
+}
+
 impl Wire {
     /// Proxies to `upstream`, adding `rtt` to every round trip.
     pub async fn start(upstream: SocketAddr, rtt: Duration) -> Wire {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let round_trips = Arc::new(AtomicU64::new(0));
-        let counter = round_trips.clone();
         let turns = Turns::default();
-        let log = turns.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else { return };
+        let (counter, log) = (round_trips.clone(), turns.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(upstream)) else { return };
                 let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 let last = Arc::new(Mutex::new(Side::Nobody));
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                let half = rtt / 2;
-                let count = Some((counter.clone(), log.clone()));
-                tokio::spawn(pipe(client_read, server_write, half, Side::Client, last.clone(), count));
-                tokio::spawn(pipe(server_read, client_write, half, Side::Server, last, None));
+                let up = Pipe {
+                    from: client.try_clone().unwrap(),
+                    to: server.try_clone().unwrap(),
+                    side: Side::Client,
+                    last: last.clone(),
+                    count: Some((counter.clone(), log.clone())),
+                };
+                let down = Pipe { from: server, to: client, side: Side::Server, last, count: None };
+                for pipe in [up, down] {
+                    thread::spawn(move || pipe.run(rtt / 2));
+                }
             }
         });
         Wire { addr, round_trips, turns }
@@ -88,45 +104,37 @@ pub async fn upstream(url: &str) -> SocketAddr {
     tokio::net::lookup_host((host, u.port().unwrap_or(5432))).await.unwrap().next().unwrap()
 }
 
-/// Copies one direction, each chunk leaving `delay` after it arrived (in order); `count`
-/// (client side only) counts the client's turns.
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    delay: Duration,
-    side: Side,
-    last: Arc<Mutex<Side>>,
-    count: Option<(Arc<AtomicU64>, Turns)>,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    tokio::spawn(async move {
-        while let Some((due, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
-            if to.write_all(&chunk).await.is_err() {
-                return;
+impl Pipe {
+    /// Copies until either side closes, each chunk leaving `delay` after it arrived.
+    fn run(mut self, delay: Duration) {
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+        let mut to = self.to;
+        let writer = thread::spawn(move || {
+            for (due, chunk) in rx {
+                thread::sleep(due.saturating_duration_since(Instant::now()));
+                if to.write_all(&chunk).is_err() {
+                    break;
+                }
             }
-        }
-        let _ = to.shutdown().await;
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        {
-            let mut last = last.lock().await;
-            if *last != side {
-                if let Some((count, turns)) = &count {
+            let _ = to.shutdown(Shutdown::Write);
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = self.from.read(&mut buf) {
+            let mut last = self.last.lock().unwrap();
+            if *last != self.side {
+                if let Some((count, turns)) = &self.count {
                     count.fetch_add(1, Ordering::SeqCst);
                     turns.lock().unwrap().push(sql_of(&buf[..n]));
                 }
-                *last = side;
+                *last = self.side;
+            }
+            drop(last);
+            if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                break;
             }
         }
-        if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
-            return;
-        }
+        drop(tx);
+        let _ = writer.join();
     }
 }
 
