@@ -66,7 +66,7 @@ if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
 fi
 
 # ---------------------------------------------------------------- build
-BINS=(products create-checkout apply-discount webhook checkout-status reconcile)
+BINS=(products create-checkout apply-discount webhook checkout-status reconcile orders)
 if [ -z "${SKIP_BUILD:-}" ] && [ -z "$BIN_DIR" ]; then
   say "cargo build --release (fat LTO: slow the first time)"
   (cd "$ROOT" && cargo build --release -p checkout $(printf -- '--bin %s ' "${BINS[@]}"))
@@ -143,72 +143,6 @@ if (cmd === 'write') {
 }
 EOF
 
-# coldstart.js: spawn -> first 2xx to a signed POST, SPAWNS times; prints the median ms.
-# Neither process is pinned (a pinned server would queue behind whatever else runs on its
-# core). Between attempts the poller sleeps 0.1 ms (Atomics.wait: Node's timers cannot go
-# below 1 ms), so the resolution is ~0.1 ms plus one refused connect.
-cat >"$WORK/coldstart.js" <<'EOF'
-'use strict';
-const { spawn } = require('child_process');
-const crypto = require('crypto');
-const fs = require('fs');
-const net = require('net');
-const [, , spawns, payloadFile, secret, portVar, ...cmd] = process.argv;
-const pause = new Int32Array(new SharedArrayBuffer(4));
-const body = fs.readFileSync(payloadFile);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () => new Promise((res) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-});
-// A raw socket and a prepared request: the poller's own cost per attempt stays far below
-// the Rust servers' start-up time (an http.request per attempt added ~3 ms to them).
-const post = (port, request) => new Promise((res) => {
-  const s = net.connect(port, '127.0.0.1');
-  let head = '';
-  s.on('connect', () => s.write(request));
-  s.on('data', (d) => {
-    head += d;
-    const m = /^HTTP\/1\.1 (\d{3})/.exec(head);
-    if (m) { s.destroy(); res(Number(m[1])); }
-  });
-  s.on('error', () => res(0));
-  s.on('close', () => res(0));
-  s.setTimeout(2000, () => s.destroy());
-});
-(async () => {
-  const times = [];
-  for (let i = 0; i < Number(spawns); i++) {
-    const port = await freePort();
-    const t = Math.floor(Date.now() / 1000);
-    const sig = `t=${t},v1=${crypto.createHmac('sha256', secret).update(`${t}.`).update(body).digest('hex')}`;
-    const request = Buffer.concat([Buffer.from(`POST /api/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-      `Content-Type: application/json\r\nStripe-Signature: ${sig}\r\nContent-Length: ${body.length}\r\n` +
-      `Connection: close\r\n\r\n`), body]);
-    const env = { PATH: process.env.PATH, [portVar]: String(port), ...JSON.parse(process.env.COLD_ENV) };
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd[0], cmd.slice(1), { env, stdio: 'ignore' });
-    const exited = new Promise((r) => child.on('exit', r));
-    let status = 0;
-    const deadline = Date.now() + 10000;
-    while (Date.now() < deadline) {
-      status = await post(port, request);
-      if (status >= 200 && status < 300) break;
-      if (status !== 0) { console.error(`coldstart: ${cmd.join(' ')} answered ${status}`); process.exit(1); }
-      Atomics.wait(pause, 0, 0, 0.1);
-    }
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    child.kill('SIGKILL');
-    await exited;
-    if (!(status >= 200 && status < 300)) { console.error(`coldstart: no 2xx within 10 s from ${cmd.join(' ')}`); process.exit(1); }
-    times.push(ms);
-    await sleep(50);
-  }
-  times.sort((a, b) => a - b);
-  const median = times.length % 2 ? times[(times.length - 1) / 2] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
-  console.error(`  spawns (ms): ${times.map((x) => x.toFixed(1)).join(' ')}`);
-  console.log(median.toFixed(2));
-})();
-EOF
 
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
@@ -282,15 +216,15 @@ BARE_ENV=$(printf '{"STRIPE_WEBHOOK_SECRET":"%s"}' "$WHSEC")
 NODE_ENV_JSON=$(printf '{"STRIPE_SECRET_KEY":"sk_test_bench","STRIPE_WEBHOOK_SECRET":"%s"}' "$WHSEC")
 
 # ---------------------------------------------------------------- cold start
-say "cold start: spawn -> first 2xx to a signed POST (0.1 ms polling), median of $SPAWNS spawns"
+say "cold start: spawn -> first 2xx to a signed POST (bench/coldstart.py: vfork + exec, 0.1 ms polling), median of $SPAWNS spawns"
 echo "  Rust webhook binary:"
-COLD_rust=$(COLD_ENV="$RUST_ENV" timeout 120 node "$WORK/coldstart.js" "$SPAWNS" "$WORK/payload.json" "$WHSEC" VERCEL_DEV_PORT "$RUST_BIN")
+COLD_rust=$(COLD_ENV="$RUST_ENV" timeout 120 python3 "$ROOT/bench/coldstart.py" "$SPAWNS" "$WORK/payload.json" "$WHSEC" VERCEL_DEV_PORT "$RUST_BIN")
 echo "  median $COLD_rust ms"
 echo "  bare verifier:"
-COLD_bare=$(COLD_ENV="$BARE_ENV" timeout 120 node "$WORK/coldstart.js" "$SPAWNS" "$WORK/payload.json" "$WHSEC" VERCEL_DEV_PORT "$BARE_BIN")
+COLD_bare=$(COLD_ENV="$BARE_ENV" timeout 120 python3 "$ROOT/bench/coldstart.py" "$SPAWNS" "$WORK/payload.json" "$WHSEC" VERCEL_DEV_PORT "$BARE_BIN")
 echo "  median $COLD_bare ms"
 echo "  Node peer:"
-COLD_node=$(COLD_ENV="$NODE_ENV_JSON" timeout 120 node "$WORK/coldstart.js" "$SPAWNS" "$WORK/payload.json" "$WHSEC" PORT node "$PEER/server.js")
+COLD_node=$(COLD_ENV="$NODE_ENV_JSON" timeout 120 python3 "$ROOT/bench/coldstart.py" "$SPAWNS" "$WORK/payload.json" "$WHSEC" PORT node "$PEER/server.js")
 echo "  median $COLD_node ms"
 
 # ---------------------------------------------------------------- load
