@@ -102,7 +102,10 @@ pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ApiError> 
     }
     let checkout = match EventKind::of(&event.kind) {
         EventKind::Checkout(c) => c,
-        EventKind::AfterPayment => return after_payment(app, event).await,
+        // Boxed, like the checkout work below: what an event causes (Stripe calls, a
+        // transaction, the owner's hook) is a future of several KB, which every request
+        // would otherwise carry and move, including the many acknowledged and ignored.
+        EventKind::AfterPayment => return Box::pin(after_payment(app, event)).await,
         EventKind::Other => {
             // Sampled: an endpoint subscribed to more types than the shop handles would
             // otherwise write a line per delivery. Stripe's Dashboard lists every delivery
@@ -117,6 +120,16 @@ pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ApiError> 
         crate::log::warn("checkout event without a session id", &[("event_id", &event.id)]);
         return Ok(Disposition::Ignored);
     }
+    Box::pin(on_checkout(app, event, session_id, checkout)).await
+}
+
+/// Records a checkout event for one of our sessions, once; runs the owner's action.
+async fn on_checkout(
+    app: &App,
+    event: &Event<'_>,
+    session_id: &str,
+    checkout: CheckoutEvent,
+) -> Result<Disposition, ApiError> {
     if app.store.event_seen(&event.id).await? {
         // A redelivery: the event counted already, but the owner's action may
         // not have finished (the answer to our commit can be lost).
