@@ -71,7 +71,8 @@ async fn fulfilling_an_order_costs_one_round_trip_per_statement() {
     // the hook (1); the hook run finished (1). A prepare per statement made it 24.
     assert!(trips <= 12, "one fulfilment took {trips} round trips: {:#?}", wire.turns());
 
-    // A redelivery: is the event new, is its hook run to take over, is it still running.
+    // A redelivery: is the event new, is its hook run to take over, is it still running (8
+    // with a prepare per statement).
     wire.reset();
     let (status, json) = deliver(&s, "checkout.session.completed").await;
     assert_eq!((status, json["result"].as_str()), (200, Some("duplicate")), "{json}");
