@@ -8,7 +8,7 @@ mod common;
 
 use checkout::after_payment::MoneyState;
 use checkout::store::{Order, OrderState};
-use common::{Backend, Shop, ShopOptions, WEBHOOK_SECRET, shop};
+use common::{Backend, Shop, ShopOptions, shop};
 use serde_json::{Value, json};
 use stripe_emulator::WebhookFaults;
 
@@ -93,25 +93,6 @@ async fn status_json(s: &Shop, id: &str) -> Value {
     let (status, _, json) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
     assert_eq!(status, 200, "{json}");
     json
-}
-
-async fn deliver(s: &Shop, body: &[u8]) -> (u16, Value) {
-    deliver_to(s.http.clone(), s.url("/api/webhook"), body.to_vec()).await
-}
-
-/// POSTs a freshly signed event body to the shop's webhook.
-async fn deliver_to(http: reqwest::Client, url: String, body: Vec<u8>) -> (u16, Value) {
-    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), &body);
-    let r = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("stripe-signature", header)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, json) = common::split(r).await;
-    (status, json)
 }
 
 each_backend! {
@@ -277,7 +258,7 @@ each_backend! {
         let event = s.emu.events().into_iter().find(|e| e["type"] == "charge.refunded").unwrap();
         let body = serde_json::to_vec(&event).unwrap();
         let tasks: Vec<_> =
-            (0..50).map(|_| tokio::spawn(deliver_to(s.http.clone(), s.url("/api/webhook"), body.clone()))).collect();
+            (0..50).map(|_| tokio::spawn(common::deliver_to(s.http.clone(), s.url("/api/webhook"), body.clone()))).collect();
         let mut answers = Vec::new();
         for t in tasks {
             answers.push(t.await.unwrap());
@@ -300,7 +281,7 @@ each_backend! {
             "data": {"object": {"id": "ch_foreign0001", "object": "charge", "amount": 999, "amount_refunded": 999,
                 "refunded": true, "payment_intent": "pi_foreign0001"}}
         });
-        let (status, json) = deliver(&s, &serde_json::to_vec(&event).unwrap()).await;
+        let (status, json) = s.deliver(&serde_json::to_vec(&event).unwrap()).await;
         assert_eq!((status, json["result"].as_str()), (200, Some("ignored")), "{backend:?}");
         assert!(!s.app.store.event_seen("evt_foreign_refund_0001").await.unwrap(), "nothing recorded");
         assert_eq!(s.app.store.session_for_payment_intent("pi_foreign0001").await.unwrap(), None);
@@ -318,11 +299,11 @@ each_backend! {
         let event = s.emu.events().into_iter().find(|e| e["type"] == "refund.created").unwrap();
         let body = serde_json::to_vec(&event).unwrap();
         s.emu.set_api_fault(stripe_emulator::ApiFault { status: Some(500), count: 3, ..Default::default() });
-        let (status, _) = deliver(&s, &body).await;
+        let (status, _) = s.deliver(&body).await;
         assert_eq!(status, 502, "{backend:?}: Stripe unreachable ⇒ 5xx so Stripe retries");
         assert!(!s.app.store.event_seen(event["id"].as_str().unwrap()).await.unwrap(), "nothing recorded");
         assert_eq!(s.app.store.order(&id).await.unwrap().unwrap().money.amount_refunded, 0);
-        let (status, json) = deliver(&s, &body).await;
+        let (status, json) = s.deliver(&body).await;
         assert_eq!((status, json["result"].as_str()), (200, Some("processed")));
         wait_money(&s, &id, MoneyState::PartiallyRefunded, 900).await;
         assert_eq!(hook_runs(&s, &id).await, [(1, true)]);
@@ -348,7 +329,7 @@ async fn an_unfinished_hook_run_is_resumed_by_a_redelivery() {
     let (eid, body) = owner.expect("one of the refund's events claimed the hook run");
     // The instance died mid-hook: unfinished, claimed recently ⇒ a redelivery waits, then 5xx.
     common::sql(db, "UPDATE hook_runs SET done_at = NULL WHERE event_id = $1 RETURNING attempts, done_at", &eid).await;
-    let (status, _) = deliver(&s, &body).await;
+    let (status, _) = s.deliver(&body).await;
     assert_eq!(status, 500, "held by another instance ⇒ Stripe retries later");
     // The lease lapsed: the next redelivery takes the run over and runs the hook.
     common::sql(
@@ -357,7 +338,7 @@ async fn an_unfinished_hook_run_is_resumed_by_a_redelivery() {
         &eid,
     )
     .await;
-    let (status, json) = deliver(&s, &body).await;
+    let (status, json) = s.deliver(&body).await;
     assert_eq!((status, json["result"].as_str()), (200, Some("duplicate")));
     let run = common::sql(db, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &eid).await;
     assert_eq!((run[0].0, run[0].1.is_some()), (2, true));

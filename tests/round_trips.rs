@@ -8,7 +8,7 @@ mod common;
 
 use checkout::store::OrderState;
 use common::wire::{self, Wire};
-use common::{Shop, ShopOptions, WEBHOOK_SECRET};
+use common::{Shop, ShopOptions};
 use std::time::Duration;
 
 /// A shop whose store reaches Postgres through a counting proxy.
@@ -23,11 +23,7 @@ async fn shop_on_wire() -> (Shop, Wire) {
 /// Delivers the newest event of `kind` to the webhook, signed; its status and answer.
 async fn deliver(s: &Shop, kind: &str) -> (u16, serde_json::Value) {
     let event = s.emu.events().into_iter().rev().find(|e| e["type"] == kind).expect("the emulator made the event");
-    let body = serde_json::to_vec(&event).unwrap();
-    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), &body);
-    let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await.unwrap();
-    let (status, _, json) = common::split(r).await;
-    (status, json)
+    s.deliver(&serde_json::to_vec(&event).unwrap()).await
 }
 
 /// A paid session whose `checkout.session.completed` has not been delivered yet.

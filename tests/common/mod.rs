@@ -242,6 +242,11 @@ impl Shop {
         resp.headers()["location"].to_str().unwrap().to_string()
     }
 
+    /// Delivers a freshly signed event body to the webhook (see [`deliver_to`]).
+    pub async fn deliver(&self, body: &[u8]) -> (u16, serde_json::Value) {
+        deliver_to(self.http.clone(), self.url("/api/webhook"), body.to_vec()).await
+    }
+
     /// The requests the emulator received for `path`, in order.
     pub fn requests_to(&self, path: &str) -> Vec<stripe_emulator::RecordedRequest> {
         self.emu.requests().into_iter().filter(|r| r.path == path).collect()
@@ -277,6 +282,22 @@ impl Shop {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// POSTs a freshly signed event body to a shop's webhook at `url`; the status and JSON answer.
+/// Owned arguments, so concurrent deliveries can be spawned.
+pub async fn deliver_to(http: reqwest::Client, url: String, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), checkout::clock::now(), &body);
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("stripe-signature", header)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, json) = split(r).await;
+    (status, json)
 }
 
 /// Status, headers and JSON body (Null when the body is not JSON).
