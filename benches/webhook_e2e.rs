@@ -75,7 +75,9 @@ async fn run(store: Store, kind: Kind) {
         let body = prepare(&s, kind).await;
         let t = checkout::clock::now();
         let header = checkout::signature::sign(WEBHOOK_SECRET.as_bytes(), t, &body);
-        wire.as_ref().map(Wire::reset);
+        if let Some(w) = &wire {
+            w.reset();
+        }
         let started = Instant::now();
         let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await.unwrap();
         let status = r.status();
