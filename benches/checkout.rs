@@ -13,7 +13,7 @@
 //! output readable the bench runs itself as a child with stderr on a pipe and
 //! drops those `info` lines (the child still pays for writing them).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use checkout::{App, Config};

@@ -3,7 +3,7 @@
 //! the session, one store transaction, the owner's hook). Against SQLite, and Postgres when
 //! `TEST_DATABASE_URL` is set. `cargo bench --bench reconcile` (N = 1000; `RECONCILE_BENCH_N`).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use common::{Backend, ShopOptions};

@@ -8,7 +8,7 @@
 //! (tests/common/wire.rs), as Neon is from a Vercel function, and counts round trips per event.
 //! `cargo bench --bench webhook_e2e`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use common::wire::{self, Wire};

@@ -3,7 +3,6 @@
 //! invocations (Vercel keeps the process alive between requests).
 
 use crate::config::Config;
-use crate::http::ApiError;
 use crate::ratelimit::Limiter;
 use crate::store::{Store, StoreError};
 use crate::stripe;
@@ -29,19 +28,19 @@ impl App {
             config.secret_key.clone(),
             stripe::RetryPolicy::stripe_node(config.max_retries),
         );
-        let store = Store::open(&config.database_url)?;
+        let store = Store::open(&config.database)?;
         Ok(App { config, stripe, store, limiter: Limiter::default() })
     }
 
-    /// The instance's state, from the environment, built on first use. A bad
-    /// configuration logs its exact reason (never a value) on every request
-    /// and answers a generic 500.
-    pub fn shared() -> Result<&'static App, ApiError> {
+    /// The instance's state, from the environment, built on first use; or why it cannot be
+    /// built (a bad configuration's exact reason, never a value), which the edge logs on every
+    /// request and answers with a generic 500.
+    pub fn shared() -> Result<&'static App, &'static str> {
         static APP: OnceLock<Result<App, String>> = OnceLock::new();
         let app = APP.get_or_init(|| {
             let config = Config::from_env().map_err(|e| format!("configuration error: {e}"))?;
             App::new(config).map_err(|e| format!("store error: {e}"))
         });
-        app.as_ref().map_err(|reason| ApiError::internal(reason.clone()))
+        app.as_ref().map_err(String::as_str)
     }
 }

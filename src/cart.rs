@@ -5,8 +5,17 @@
 //! computed here from [`crate::catalog`].
 
 use crate::catalog::{self, Product};
-use crate::http::ApiError;
 use serde::Deserialize;
+
+/// Why a cart was refused: a message naming the field, safe to show the shopper (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartError(pub String);
+
+impl std::fmt::Display for CartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Most distinct lines one cart may hold.
 pub const MAX_LINES: usize = 20;
@@ -54,25 +63,22 @@ pub struct Cart {
 
 impl CartRequest {
     /// Checks every line against the catalog; the error names the field.
-    pub fn validate(&self) -> Result<Cart, ApiError> {
+    pub fn validate(&self) -> Result<Cart, CartError> {
         if self.items.is_empty() {
-            return Err(ApiError::bad_request("items: the cart is empty"));
+            return Err(CartError("items: the cart is empty".into()));
         }
         if self.items.len() > MAX_LINES {
-            return Err(ApiError::bad_request(format!("items: at most {MAX_LINES} lines per order")));
+            return Err(CartError(format!("items: at most {MAX_LINES} lines per order")));
         }
         let mut lines: Vec<Line> = Vec::with_capacity(self.items.len());
         for (i, item) in self.items.iter().enumerate() {
-            let product = catalog::find(&item.id)
-                .ok_or_else(|| ApiError::bad_request(format!("items[{i}].id: unknown product")))?;
+            let product =
+                catalog::find(&item.id).ok_or_else(|| CartError(format!("items[{i}].id: unknown product")))?;
             if lines.iter().any(|l| l.product.id == product.id) {
-                return Err(ApiError::bad_request(format!("items[{i}].id: product listed twice")));
+                return Err(CartError(format!("items[{i}].id: product listed twice")));
             }
             if item.quantity < 1 || item.quantity > i64::from(product.max_quantity) {
-                return Err(ApiError::bad_request(format!(
-                    "items[{i}].quantity: must be between 1 and {}",
-                    product.max_quantity
-                )));
+                return Err(CartError(format!("items[{i}].quantity: must be between 1 and {}", product.max_quantity)));
             }
             lines.push(Line { product, quantity: item.quantity as u32 });
         }

@@ -184,8 +184,8 @@ pub struct Config {
     /// `SITE_URL`: the shop's origin, normalised (lowercase scheme and host, no
     /// default port, no trailing slash).
     pub site_url: String,
-    /// `DATABASE_URL`: `postgres://...`, `sqlite://path` or `sqlite:path`.
-    pub database_url: String,
+    /// `DATABASE_URL` parsed: `postgres://...`, `sqlite://path` or `sqlite:path`.
+    pub database: Database,
     /// `CHECKOUT_UI_MODE`: `hosted_page` (default) or `embedded_page`.
     pub ui_mode: UiMode,
     /// `STRIPE_MAX_RETRIES` (default 2, like stripe-node).
@@ -401,34 +401,25 @@ impl Config {
             None => DEFAULT_LOCAL_SITE_URL.to_string(),
         };
 
-        let database_url = match var("DATABASE_URL") {
+        let database = match var("DATABASE_URL") {
             Some(v) => {
                 if v.trim() != v {
                     return Err(ConfigError("DATABASE_URL: contains whitespace".into()));
                 }
-                let sqlite = crate::store::sqlite_path(&v).is_some();
-                let ok = v.starts_with("postgres://") || v.starts_with("postgresql://") || sqlite;
-                if !ok {
-                    return Err(ConfigError(
-                        "DATABASE_URL: must start with postgres://, postgresql://, sqlite:// or sqlite:".into(),
-                    ));
-                }
-                if !sqlite {
-                    postgres_config(&v)?;
-                }
-                if on_vercel && sqlite {
+                let database = Database::parse(&v)?;
+                if on_vercel && matches!(database, Database::Sqlite(_)) {
                     return Err(ConfigError(
                         "DATABASE_URL: SQLite files do not survive on Vercel; use Postgres".into(),
                     ));
                 }
-                v
+                database
             }
             None if on_vercel => {
                 return Err(ConfigError(
                     "DATABASE_URL: required on Vercel (a local file would silently vanish)".into(),
                 ));
             }
-            None => DEFAULT_LOCAL_DATABASE.to_string(),
+            None => Database::parse(DEFAULT_LOCAL_DATABASE)?,
         };
 
         let ui_mode = match var("CHECKOUT_UI_MODE").as_deref() {
@@ -463,7 +454,7 @@ impl Config {
             webhook_secrets,
             api_base,
             site_url,
-            database_url,
+            database,
             ui_mode,
             max_retries,
             discount_floor,
@@ -578,6 +569,49 @@ fn loopback_host(host: &tokio_postgres::config::Host) -> bool {
         }
         #[cfg(unix)]
         tokio_postgres::config::Host::Unix(_) => true,
+    }
+}
+
+/// Where the order store lives: `DATABASE_URL`, parsed once (the store takes it as given).
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// An SQLite file: `sqlite://path`, or sqlx's `sqlite:path`.
+    Sqlite(String),
+    /// Postgres, the URL parsed whole and its TLS decided (see [`postgres_config`]).
+    Postgres(Box<tokio_postgres::Config>),
+}
+
+impl Database {
+    /// Parses a `DATABASE_URL` (`postgres://`, `postgresql://`, `sqlite://path`, `sqlite:path`).
+    pub fn parse(url: &str) -> Result<Database, ConfigError> {
+        let sqlite = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+        if let Some(path) = sqlite.filter(|p| !p.is_empty()) {
+            return Ok(Database::Sqlite(path.to_string()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(Box::new(postgres_config(url)?)));
+        }
+        Err(ConfigError("DATABASE_URL: must start with postgres://, postgresql://, sqlite:// or sqlite:".into()))
+    }
+
+    /// Where it is, for a banner or a log: the file, or Postgres' hosts, ports and database,
+    /// never a user or password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("sqlite:{path}"),
+            Database::Postgres(c) => {
+                let hosts: Vec<String> = c
+                    .get_hosts()
+                    .iter()
+                    .zip(c.get_ports().iter().chain(std::iter::repeat(&5432)))
+                    .map(|(h, port)| match h {
+                        tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+                        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .collect();
+                format!("postgres://{}/{}", hosts.join(","), c.get_dbname().unwrap_or(""))
+            }
+        }
     }
 }
 

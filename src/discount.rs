@@ -8,7 +8,7 @@
 
 use crate::app::App;
 use crate::cart::Cart;
-use crate::http::ApiError;
+use crate::ratelimit::Limited;
 use crate::stripe::Form;
 use crate::stripe::types::{Expandable, List, PromotionCode};
 use std::net::IpAddr;
@@ -146,7 +146,7 @@ pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscoun
 /// counts (see [`crate::ratelimit::Limiter::check_guess`]; the store keeps a
 /// keyed hash, never the code). A malformed code never reaches Stripe, so it
 /// is no guess.
-pub async fn count_guess(app: &App, ip: Option<IpAddr>, raw: &str) -> Result<(), ApiError> {
+pub async fn count_guess(app: &App, ip: Option<IpAddr>, raw: &str) -> Result<(), Limited> {
     let Some(code) = normalize(raw) else { return Ok(()) };
     let key = app.config.secret_key.expose().as_bytes();
     app.limiter.check_guess(&app.store, ip, code, key, app.config.apply_discount_limit).await

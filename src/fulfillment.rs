@@ -5,14 +5,13 @@
 //! Called from Checkout Session events, the success page, and an after-payment event that
 //! finds an order of ours not recorded yet ([`Trigger`]).
 
-use crate::after_payment::Money;
 use crate::app::App;
-use crate::events::CheckoutEvent;
-use crate::hooks::{self, Run, RunKey};
+use crate::hooks::{self, Run};
+use crate::order::{OrderItem, OrderState, OrderTotals, OrderUpdate};
 use crate::session::is_ours;
-use crate::store::{Applied, EventRef, Order, OrderItem, OrderState, OrderTotals, StoreError};
+use crate::store::{Applied, EventRef, RunKey, StoreError};
 use crate::stripe::{
-    Form, StripeError,
+    EventType, Form, StripeError,
     types::{Expandable, LineItem, List, Session},
 };
 use std::time::Duration;
@@ -45,7 +44,7 @@ pub struct Outcome {
     /// The session as Stripe returned it.
     pub session: Session,
     /// What the store did (duplicate event, or recorded).
-    pub applied: Option<Applied>,
+    pub applied: Option<Applied<bool>>,
     /// Where the owner's action for this order stands.
     pub run: Run,
 }
@@ -58,7 +57,7 @@ pub enum Trigger<'a> {
     SuccessPage,
     /// A Checkout Session event, recorded in the same transaction so a duplicate delivery does
     /// nothing; a webhook waits briefly for another caller's run.
-    Event(EventRef<'a>, CheckoutEvent),
+    Event(EventRef<'a>, EventType),
     /// A refund or dispute event found a session of ours whose order is not recorded yet.
     AfterPayment,
 }
@@ -66,7 +65,7 @@ pub enum Trigger<'a> {
 /// Retrieves the session and records where it stands.
 pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Result<Outcome, FulfillError> {
     let (event, payment_failed) = match trigger {
-        Trigger::Event(e, kind) => (Some(e), kind == CheckoutEvent::AsyncPaymentFailed),
+        Trigger::Event(e, kind) => (Some(e), kind == EventType::CheckoutSessionAsyncPaymentFailed),
         Trigger::SuccessPage | Trigger::AfterPayment => (None, false),
     };
     let session = retrieve(app, session_id).await?;
@@ -87,7 +86,7 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
         return Ok(Outcome { session, applied: None, run: Run::Done });
     };
     let items = session.line_items.as_ref().map(|l| l.data.iter().map(order_item).collect()).unwrap_or_default();
-    let order = Order {
+    let order = OrderUpdate {
         session_id: session.id.clone(),
         state,
         payment_status: session.payment_status.clone(),
@@ -96,17 +95,13 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
         items,
         livemode: session.livemode,
         payment_intent: session.payment_intent.clone(),
-        fulfillments: 0,
-        money: Money { amount: session.amount_total.unwrap_or(0), ..Money::default() },
-        number: None,
         totals: totals(&session),
         shipping: session.collected_information.as_ref().and_then(|c| c.shipping_details.clone()),
-        created_at: 0,
     };
     // A webhook waits briefly for another caller's run; the success page does not.
     let wait = if event.is_some() { hooks::HELD_WAIT } else { Duration::ZERO };
     let applied = app.store.apply(&order, event).await.map_err(FulfillError::Store)?;
-    let run = if applied == (Applied::Recorded { newly_fulfilled: true }) {
+    let run = if applied == Applied::Recorded(true) {
         // This call fulfilled it: the hook gets the order as recorded, its number included.
         match app.store.order(&order.session_id).await {
             Ok(Some(recorded)) => hooks::run_fulfillment(app, &recorded).await,
@@ -170,31 +165,4 @@ pub fn totals(session: &Session) -> Option<OrderTotals> {
         tax_included: details.amount_tax > 0 && before_tax == amount_total,
         shipping_rate,
     })
-}
-
-/// The characters of an order number: Crockford's base 32 (no I, L, O or U to misread).
-const ORDER_NUMBER_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/// The shop's prefix on every order number.
-pub const ORDER_NUMBER_PREFIX: &str = "RR";
-
-/// A fresh random order number, `RR-XXXX-XX` (30 random bits); the store makes it unique.
-pub fn new_order_number() -> String {
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).expect("OS randomness unavailable");
-    let c: Vec<char> = bytes.iter().map(|b| ORDER_NUMBER_ALPHABET[usize::from(b & 31)] as char).collect();
-    format!("{ORDER_NUMBER_PREFIX}-{}{}{}{}-{}{}", c[0], c[1], c[2], c[3], c[4], c[5])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn order_numbers_are_short_and_readable() {
-        let n = new_order_number();
-        assert_eq!(n.len(), 10, "{n}");
-        assert!(n.starts_with("RR-") && n.as_bytes()[7] == b'-', "{n}");
-        assert!(n[3..].chars().all(|c| c == '-' || ORDER_NUMBER_ALPHABET.contains(&(c as u8))), "{n}");
-    }
 }

@@ -7,8 +7,10 @@
 //! after-payment hooks).
 
 use crate::app::App;
-use crate::store::{Order, StoreError};
-use serde::{Deserialize, Serialize};
+pub use crate::order::HookCall;
+use crate::order::Order;
+pub use crate::store::RunKey;
+use crate::store::StoreError;
 use std::time::{Duration, Instant};
 
 /// ───────────────────────── SHOP OWNER: EDIT HERE ─────────────────────────
@@ -87,59 +89,12 @@ pub enum DisputeNotice {
     },
 }
 
-/// One after-payment hook call, as stored with its run (so a taken-over run calls the same).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "hook", rename_all = "snake_case")]
-pub enum HookCall {
-    /// [`on_refunded`].
-    Refunded {
-        /// Refunded by this change.
-        amount: i64,
-        /// Refunded in all.
-        amount_refunded: i64,
-    },
-    /// [`on_dispute`], opened.
-    DisputeOpened {
-        /// Stripe's status.
-        status: String,
-        /// Disputed amount.
-        amount: i64,
-    },
-    /// [`on_dispute`], closed.
-    DisputeClosed {
-        /// The outcome.
-        status: String,
-        /// Disputed amount.
-        amount: i64,
-    },
-}
-
-impl HookCall {
-    fn call(&self, order: &Order) {
-        match self.clone() {
-            HookCall::Refunded { amount, amount_refunded } => on_refunded(order, &Refunded { amount, amount_refunded }),
-            HookCall::DisputeOpened { status, amount } => on_dispute(order, &DisputeNotice::Opened { status, amount }),
-            HookCall::DisputeClosed { status, amount } => on_dispute(order, &DisputeNotice::Closed { status, amount }),
-        }
-    }
-}
-
-/// Which run: an order's fulfilment ([`on_fulfilled`], keyed by session id), or the
-/// after-payment hooks one event caused (keyed by event id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKey<'a> {
-    /// `on_fulfilled` for this Checkout Session.
-    Fulfillment(&'a str),
-    /// `on_refunded` / `on_dispute` for this event.
-    Event(&'a str),
-}
-
-impl RunKey<'_> {
-    /// The key's id (session or event).
-    pub fn id(&self) -> &str {
-        match self {
-            RunKey::Fulfillment(id) | RunKey::Event(id) => id,
-        }
+/// Calls the hook a stored call names.
+fn call(call: &HookCall, order: &Order) {
+    match call.clone() {
+        HookCall::Refunded { amount, amount_refunded } => on_refunded(order, &Refunded { amount, amount_refunded }),
+        HookCall::DisputeOpened { status, amount } => on_dispute(order, &DisputeNotice::Opened { status, amount }),
+        HookCall::DisputeClosed { status, amount } => on_dispute(order, &DisputeNotice::Closed { status, amount }),
     }
 }
 
@@ -183,7 +138,7 @@ pub async fn run_fulfillment(app: &App, order: &Order) -> Run {
 pub async fn run_claimed(app: &App, key: RunKey<'_>, session_id: &str, calls: &[HookCall]) -> Run {
     let result = match app.store.order(session_id).await {
         Ok(Some(order)) => {
-            calls.iter().for_each(|c| c.call(&order));
+            calls.iter().for_each(|c| call(c, &order));
             app.store.finish_run(key).await
         }
         Ok(None) => Err(StoreError("order missing for a claimed hook run".into())),

@@ -98,8 +98,9 @@ impl ApiError {
         self
     }
 
-    /// Logs the reason and turns the error into its public response.
-    pub fn into_response(self) -> Response {
+    /// Writes the log line of a failed request: the private reason, the status and the
+    /// reference. Called once, at the edge ([`answer`]).
+    pub fn log(&self) {
         let status = self.status.as_u16().to_string();
         let reference = self.reference.as_deref().unwrap_or("");
         if self.status.is_server_error() {
@@ -107,6 +108,10 @@ impl ApiError {
         } else {
             crate::log::info(&self.reason, &[("status", &status)]);
         }
+    }
+
+    /// The error's public response (status, message, reference, headers); logs nothing.
+    pub fn into_response(self) -> Response {
         #[derive(Serialize)]
         struct ErrorBody<'a> {
             message: &'a str,
@@ -128,10 +133,13 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(format!("store: {e}"))
-    }
+/// The edge of every request (the function bridge and the dev server): a handler's result as
+/// the response, the failure logged here and only here.
+pub fn answer(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| {
+        e.log();
+        e.into_response()
+    })
 }
 
 /// A fresh reference a shopper can quote to support (`ref_` + 12 hex).

@@ -26,6 +26,7 @@ pub mod fulfillment;
 pub mod hooks;
 pub mod http;
 pub mod log;
+pub mod order;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod routes;

@@ -3,7 +3,6 @@
 //! limit holds across every instance of a function.
 
 use crate::config::RateLimit;
-use crate::http::ApiError;
 use crate::store::{Store, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -37,6 +36,15 @@ impl Bucket {
     fn active(&self, now: Instant) -> bool {
         self.tokens + now.duration_since(self.updated).as_secs_f64() * self.per_sec < self.capacity
     }
+}
+
+/// A request refused by a limit: how long to wait, and which limit (for the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    /// When the client may try again.
+    pub retry_after: Duration,
+    /// Which limit refused it (logged, never answered).
+    pub reason: String,
 }
 
 /// Distinct promotion codes one client had admitted in one window (keyed hashes).
@@ -118,16 +126,10 @@ impl Limiter {
     /// `Retry-After`. If the shared counter is unreachable or slower than
     /// [`SHARED_COUNTER_BUDGET`] the local bucket alone decides (logged), so a
     /// store outage does not stop the shop.
-    pub async fn check(
-        &self,
-        store: &Store,
-        scope: &str,
-        ip: Option<IpAddr>,
-        limit: RateLimit,
-    ) -> Result<(), ApiError> {
+    pub async fn check(&self, store: &Store, scope: &str, ip: Option<IpAddr>, limit: RateLimit) -> Result<(), Limited> {
         let key = format!("{scope}:{}", client_key(ip));
         if let Err(wait) = self.take_local(&key, limit) {
-            return Err(ApiError::too_many_requests(wait).with_reason(format!("rate limit (instance) {scope}")));
+            return Err(Limited { retry_after: wait, reason: format!("rate limit (instance) {scope}") });
         }
         let (now, window, window_start) = window(limit);
         let hit = tokio::time::timeout(SHARED_COUNTER_BUDGET, store.hit(&key, window_start))
@@ -136,7 +138,7 @@ impl Limiter {
         match hit {
             Ok(hits) if hits > i64::from(limit.limit) => {
                 let wait = Duration::from_secs((window_start + window - now).max(1) as u64);
-                Err(ApiError::too_many_requests(wait).with_reason(format!("rate limit (shared) {scope}")))
+                Err(Limited { retry_after: wait, reason: format!("rate limit (shared) {scope}") })
             }
             Ok(_) => Ok(()),
             Err(e) => {
@@ -162,13 +164,13 @@ impl Limiter {
         code: &str,
         hash_key: &[u8],
         limit: RateLimit,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Limited> {
         let client = client_key(ip);
         let digest = code_digest(hash_key, &client, code);
         let (now, window, window_start) = window(limit);
         let refuse = |which: &str| {
             let wait = Duration::from_secs((window_start + window - now).max(1) as u64);
-            ApiError::too_many_requests(wait).with_reason(format!("distinct discount codes ({which})"))
+            Limited { retry_after: wait, reason: format!("distinct discount codes ({which})") }
         };
         let newly_local = {
             let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,8 +12,8 @@
 //! the next run starts there again.
 
 use crate::app::App;
-use crate::events::{self, Disposition};
-use crate::http::ApiError;
+use crate::events::{self, ActError, Disposition};
+use crate::store::StoreError;
 use crate::stripe::types::{Event, List};
 use crate::stripe::{Form, StripeError};
 use serde::Serialize;
@@ -38,7 +38,7 @@ pub struct Report {
 }
 
 /// One run within the configured budget, logged as one summary line.
-pub async fn run_once(app: &App) -> Result<Report, ApiError> {
+pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
     let started = Instant::now();
     let (report, error) = match run(app, started + app.config.reconcile.budget).await {
         Ok(report) => (report, None),
@@ -52,9 +52,11 @@ pub async fn run_once(app: &App) -> Result<Report, ApiError> {
         ("finished", report.finished.to_string()),
         ("elapsed_ms", started.elapsed().as_millis().to_string()),
     ];
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let reason = error.as_ref().map(ToString::to_string).unwrap_or_default();
     match error {
         Some(e) => {
+            fields.push(("error", &reason));
             crate::log::warn("reconciliation run stopped by an error", &fields);
             Err(e)
         }
@@ -66,7 +68,7 @@ pub async fn run_once(app: &App) -> Result<Report, ApiError> {
 }
 
 /// One run until `deadline`: returns what it did, or what it did before an error.
-pub async fn run(app: &App, deadline: Instant) -> Result<Report, (Report, ApiError)> {
+pub async fn run(app: &App, deadline: Instant) -> Result<Report, (Report, ReconcileError)> {
     let mut walk = Walk { app, source: source(app), deadline, report: Report::default() };
     let result = walk.run().await;
     match result {
@@ -85,7 +87,7 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    async fn run(&mut self) -> Result<(), ApiError> {
+    async fn run(&mut self) -> Result<(), ReconcileError> {
         let checkpoint = self.app.store.checkpoint(&self.source).await?.map(|(id, _)| id);
         let cursor = match checkpoint {
             Some(id) => Some(id),
@@ -123,7 +125,7 @@ impl Walk<'_> {
 
     /// Walks forward from `cursor` with `ending_before`: each page holds the events just newer
     /// than the cursor, and is handled oldest first.
-    async fn forward_from(&mut self, mut cursor: String) -> Result<(), ApiError> {
+    async fn forward_from(&mut self, mut cursor: String) -> Result<(), ReconcileError> {
         loop {
             if self.out_of_time() {
                 return Ok(());
@@ -157,7 +159,7 @@ impl Walk<'_> {
 
     /// A first run with nothing older than the window: lists the window newest first with
     /// `starting_after`, then handles it oldest first.
-    async fn whole_window(&mut self) -> Result<(), ApiError> {
+    async fn whole_window(&mut self) -> Result<(), ReconcileError> {
         let mut events = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -185,7 +187,7 @@ impl Walk<'_> {
     }
 
     /// Hands one listed event to the webhook's own code, then moves the checkpoint past it.
-    async fn handle(&mut self, event: Value) -> Result<String, ApiError> {
+    async fn handle(&mut self, event: Value) -> Result<String, ReconcileError> {
         let id = event["id"].as_str().unwrap_or_default().to_string();
         let created = event["created"].as_i64().unwrap_or(0);
         self.report.seen += 1;
@@ -218,6 +220,40 @@ fn window_start(app: &App) -> i64 {
     crate::clock::now() - app.config.reconcile.window.as_secs() as i64
 }
 
-fn upstream(e: &StripeError) -> ApiError {
-    ApiError::upstream(format!("reconcile: list events: {e}"))
+fn upstream(e: &StripeError) -> ReconcileError {
+    ReconcileError::ListEvents(e.clone())
+}
+
+/// Why a run stopped before its budget: listing events failed, acting on one failed, or the
+/// store could not save the checkpoint. The next run starts again where this one stopped.
+#[derive(Debug)]
+pub enum ReconcileError {
+    /// `GET /v1/events` failed.
+    ListEvents(StripeError),
+    /// Acting on a listed event failed (see [`events::act`]).
+    Act(ActError),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for ReconcileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReconcileError::ListEvents(e) => write!(f, "reconcile: list events: {e}"),
+            ReconcileError::Act(e) => write!(f, "reconcile: {e}"),
+            ReconcileError::Store(e) => write!(f, "reconcile: store: {e}"),
+        }
+    }
+}
+
+impl From<StoreError> for ReconcileError {
+    fn from(e: StoreError) -> Self {
+        ReconcileError::Store(e)
+    }
+}
+
+impl From<ActError> for ReconcileError {
+    fn from(e: ActError) -> Self {
+        ReconcileError::Act(e)
+    }
 }

@@ -2,11 +2,12 @@
 //! route function, so the binary links that route alone (LTO drops the rest).
 
 use crate::app::App;
-use crate::http::{ApiError, Response};
+use crate::http::{self, ApiError, Response};
 use vercel_runtime::{Request, ResponseBody, service_fn};
 
 /// Serves one route with `vercel_runtime` (IPC on Vercel, `VERCEL_DEV_PORT`
-/// locally), with the instance's shared state; every error becomes its response.
+/// locally), with the instance's shared state; every error becomes its response, logged once
+/// here.
 pub async fn run<H, Fut>(route: H) -> Result<(), vercel_runtime::Error>
 where
     H: Fn(&'static App, Request) -> Fut + Copy + Send + Sync + 'static,
@@ -14,8 +15,8 @@ where
 {
     vercel_runtime::run(service_fn(move |req: Request| async move {
         let response = match App::shared() {
-            Ok(app) => route(app, req).await.unwrap_or_else(ApiError::into_response),
-            Err(e) => e.into_response(),
+            Ok(app) => http::answer(route(app, req).await),
+            Err(reason) => http::answer(Err(ApiError::internal(reason))),
         };
         Ok::<_, vercel_runtime::Error>(response.map(ResponseBody::from))
     }))

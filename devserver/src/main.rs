@@ -120,7 +120,7 @@ async fn run() -> Result<(), String> {
         println!("  Mode:      REAL STRIPE (test keys from .env)");
         println!("  Webhooks:  run `stripe listen --forward-to {site}/api/webhook` and put its whsec_ in .env");
     }
-    println!("  Store:     {}", redact_url(&dev.app.config.database_url));
+    println!("  Store:     {}", dev.app.config.database.describe());
     println!();
     println!("  Reconcile: curl -H 'Authorization: Bearer {cron_secret}' {site}/api/reconcile");
     println!("             (what Vercel Cron calls; lists missed events and acts on them)");
@@ -143,9 +143,8 @@ async fn run() -> Result<(), String> {
 async fn reconcile_every(dev: Arc<Dev>, period: std::time::Duration) {
     loop {
         tokio::time::sleep(period).await;
-        if let Err(e) = checkout::reconcile::run_once(&dev.app).await {
-            drop(e.into_response()); // logs its reason
-        }
+        // A failed run logs its own summary line (and its reason) in `run_once`.
+        let _ = checkout::reconcile::run_once(&dev.app).await;
     }
 }
 
@@ -222,13 +221,6 @@ fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, String> {
         Ok(iter) => iter.map(|kv| kv.map_err(|e| format!(".env: {e}"))).collect(),
         Err(e) if e.not_found() => Ok(HashMap::new()),
         Err(e) => Err(format!(".env: {e}")),
-    }
-}
-
-fn redact_url(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, host)) => format!("postgres://***@{host}"),
-        None => url.to_string(),
     }
 }
 

@@ -17,10 +17,11 @@
 use crate::app::App;
 use crate::config::Mode;
 use crate::fulfillment::{self, FulfillError, Trigger};
-use crate::hooks::RunKey;
 use crate::http::{self, ApiError, BoxError, Response};
+use crate::order::{MoneyState, Order, OrderItem, OrderState, OrderTotals};
 use crate::session;
-use crate::store::{Order, OrderItem, OrderState, OrderTotals};
+use crate::store::RunKey;
+use crate::stripe::types::Session;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -52,58 +53,85 @@ pub struct CheckoutStatus {
     pub totals: Option<OrderTotals>,
 }
 
-/// The answer for a settled order, straight from the store (the webhook and
-/// the reconciliation keep its after-payment money state current); `None`
-/// for an order still waiting (ask Stripe).
-fn settled(order: &Order) -> Option<CheckoutStatus> {
-    let status = match order.state {
-        OrderState::Fulfilled | OrderState::PaymentFailed => "complete",
-        OrderState::Expired => "expired",
-        OrderState::AwaitingPayment => return None,
-    };
-    Some(CheckoutStatus {
-        status: status.into(),
-        payment_status: order.payment_status.clone(),
-        fulfillment: order.state.as_str(),
-        amount_total: order.amount_total,
-        currency: order.currency.clone(),
-        items: order.items.clone(),
-        money_state: (order.state == OrderState::Fulfilled).then(|| order.money.state().as_str()),
-        amount_refunded: order.money.amount_refunded,
-        order_number: order.number.clone(),
-        totals: order.totals.clone(),
-    })
+/// The request: a `session_id` Stripe could have issued, in this shop's mode.
+pub struct StatusQuery {
+    /// `cs_...`.
+    pub session_id: String,
 }
 
-/// Handles the request.
+impl StatusQuery {
+    /// Parse: GET, a well-formed id (400), same-site (403), the key's mode (404 otherwise).
+    pub fn parse<B>(app: &App, req: &http::Request<B>) -> Result<StatusQuery, ApiError> {
+        http::require_method(req.method(), &[Method::GET])?;
+        let session_id = http::query_param(req.uri(), "session_id").unwrap_or_default();
+        if !session::is_session_id(&session_id) {
+            return Err(ApiError::bad_request("session_id: not a Checkout Session id"));
+        }
+        http::refuse_cross_site(req.headers(), &app.config.site_url)?;
+        let wrong_mode = match app.config.mode() {
+            Mode::Test => session_id.starts_with("cs_live_"),
+            Mode::Live => session_id.starts_with("cs_test_"),
+        };
+        if wrong_mode {
+            return Err(not_found());
+        }
+        Ok(StatusQuery { session_id })
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "session_id: no such checkout session")
+}
+
+impl CheckoutStatus {
+    /// The one way the answer is built: from the order as recorded and, when the order is not
+    /// settled, the session as Stripe just returned it (its status and totals win).
+    fn new(order: Option<&Order>, session: Option<&Session>) -> CheckoutStatus {
+        let status = match (session, order.map(|o| o.state)) {
+            (Some(s), _) => s.status.clone().unwrap_or_else(|| "open".into()),
+            (None, Some(OrderState::Expired)) => "expired".into(),
+            (None, _) => "complete".into(),
+        };
+        CheckoutStatus {
+            status,
+            payment_status: session.map_or_else(
+                || order.map(|o| o.payment_status.clone()).unwrap_or_default(),
+                |s| s.payment_status.clone(),
+            ),
+            fulfillment: order.map_or("pending", |o| o.state.as_str()),
+            amount_total: session.map_or_else(|| order.and_then(|o| o.amount_total), |s| s.amount_total),
+            currency: session.map_or_else(|| order.and_then(|o| o.currency.clone()), |s| s.currency.clone()),
+            items: order.map(|o| o.items.clone()).unwrap_or_default(),
+            money_state: order.and_then(Order::money_state).map(MoneyState::as_str),
+            amount_refunded: order.map_or(0, |o| o.money.amount_refunded),
+            order_number: order.and_then(|o| o.number.clone()),
+            totals: session.map_or_else(|| order.and_then(|o| o.totals.clone()), fulfillment::totals),
+        }
+    }
+}
+
+/// Whether an order is settled (fulfilled, failed, expired): answered from the store without
+/// asking Stripe, since the webhook and the reconciliation keep it current.
+fn is_settled(order: &Order) -> bool {
+    order.state != OrderState::AwaitingPayment
+}
+
+/// Handles the request: parse, decide (the store, else fulfil from the success page), answer.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    http::require_method(req.method(), &[Method::GET])?;
-    let session_id = http::query_param(req.uri(), "session_id").unwrap_or_default();
-    if !session::is_session_id(&session_id) {
-        return Err(ApiError::bad_request("session_id: not a Checkout Session id"));
-    }
-    http::refuse_cross_site(req.headers(), &app.config.site_url)?;
-    let wrong_mode = match app.config.mode() {
-        Mode::Test => session_id.starts_with("cs_live_"),
-        Mode::Live => session_id.starts_with("cs_test_"),
-    };
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "session_id: no such checkout session");
-    if wrong_mode {
-        return Err(not_found());
-    }
+    let StatusQuery { session_id } = StatusQuery::parse(app, &req)?;
     let ip = http::client_ip(req.headers());
     app.limiter.check(&app.store, "checkout-status", ip, app.config.checkout_status_limit).await?;
     // Settled: answer from the store. A fulfilled order whose owner's action is
     // still unfinished goes on to `fulfill`, which may take a lapsed run over.
     if let Some(order) = app.store.order(&session_id).await?
-        && let Some(body) = settled(&order)
+        && is_settled(&order)
         && !(order.state == OrderState::Fulfilled && app.store.run_pending(RunKey::Fulfillment(&session_id)).await?)
     {
-        return Ok(http::json(StatusCode::OK, &body));
+        return Ok(http::json(StatusCode::OK, &CheckoutStatus::new(Some(&order), None)));
     }
     let outcome = match fulfillment::fulfill(app, &session_id, Trigger::SuccessPage).await {
         Ok(o) => o,
@@ -113,18 +141,5 @@ where
         Err(FulfillError::Store(e)) => return Err(ApiError::internal(format!("status {session_id}: {e}"))),
     };
     let order = app.store.order(&session_id).await?;
-    let s = outcome.session;
-    let body = CheckoutStatus {
-        totals: fulfillment::totals(&s),
-        order_number: order.as_ref().and_then(|o| o.number.clone()),
-        status: s.status.unwrap_or_else(|| "open".into()),
-        payment_status: s.payment_status,
-        fulfillment: order.as_ref().map_or("pending", |o| o.state.as_str()),
-        amount_total: s.amount_total,
-        currency: s.currency,
-        money_state: order.as_ref().filter(|o| o.state == OrderState::Fulfilled).map(|o| o.money.state().as_str()),
-        amount_refunded: order.as_ref().map_or(0, |o| o.money.amount_refunded),
-        items: order.map(|o| o.items).unwrap_or_default(),
-    };
-    Ok(http::json(StatusCode::OK, &body))
+    Ok(http::json(StatusCode::OK, &CheckoutStatus::new(order.as_ref(), Some(&outcome.session))))
 }

@@ -5,88 +5,122 @@
 //! Every route checks the request's head (method, same-site, what it names) and then, before
 //! reading a body or calling Stripe, its rate limit.
 
-pub mod apply_discount;
-pub mod checkout_status;
-pub mod create_checkout;
-pub mod orders;
-pub mod products;
-pub mod reconcile;
-pub mod webhook;
-
 use crate::app::App;
-use crate::cart::{Cart, CartRequest};
+use crate::cart::{Cart, CartError, CartRequest};
 use crate::config::RateLimit;
+use crate::events::ActError;
 use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response};
+use crate::ratelimit::Limited;
+use crate::reconcile::ReconcileError;
+use crate::store::StoreError;
 use bytes::Bytes;
 use http::Method;
 use std::net::IpAddr;
 
-/// Every `/api/*` function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+/// The route table: each line is one function — its `Route` variant, its `api/*.rs` path and
+/// its module — and everything else (the enum, [`Route::ALL`], [`Route::path`],
+/// [`dispatch`]) is derived from it. A new function is `api/NAME.rs`, `src/routes/NAME.rs`,
+/// its `[[bin]]` in `Cargo.toml`, and one line here.
+macro_rules! route_table {
+    ($($(#[$doc:meta])* $variant:ident => $path:literal, $module:ident;)*) => {
+        $(pub mod $module;)*
+
+        /// Every `/api/*` function.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Route {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Route {
+            /// All routes.
+            pub const ALL: &[Route] = &[$(Route::$variant,)*];
+
+            /// The URL path, which is also the `api/*.rs` file name.
+            pub fn path(self) -> &'static str {
+                match self {
+                    $(Route::$variant => $path,)*
+                }
+            }
+        }
+
+        /// Handles a request with the given state; every error becomes its response, logged
+        /// once here (the dev server's and the tests' edge; each function's is [`crate::vercel`]).
+        pub async fn dispatch<B>(route: Route, app: &App, req: http::Request<B>) -> Response
+        where
+            B: http_body::Body<Data = Bytes> + Send,
+            B::Error: Into<BoxError>,
+        {
+            let result = match route {
+                $(Route::$variant => $module::handle(app, req).await,)*
+            };
+            http::answer(result)
+        }
+    };
+}
+
+route_table! {
     /// `GET /api/products`.
-    Products,
+    Products => "/api/products", products;
     /// `POST /api/create-checkout`.
-    CreateCheckout,
+    CreateCheckout => "/api/create-checkout", create_checkout;
     /// `POST /api/apply-discount`.
-    ApplyDiscount,
+    ApplyDiscount => "/api/apply-discount", apply_discount;
     /// `POST /api/webhook`.
-    Webhook,
+    Webhook => "/api/webhook", webhook;
     /// `GET /api/checkout-status`.
-    CheckoutStatus,
+    CheckoutStatus => "/api/checkout-status", checkout_status;
     /// `GET /api/reconcile` (Vercel Cron).
-    Reconcile,
+    Reconcile => "/api/reconcile", reconcile;
     /// `GET /api/orders` (the owner's order list).
-    Orders,
+    Orders => "/api/orders", orders;
 }
 
 impl Route {
-    /// All routes.
-    pub const ALL: [Route; 7] = [
-        Route::Products,
-        Route::CreateCheckout,
-        Route::ApplyDiscount,
-        Route::Webhook,
-        Route::CheckoutStatus,
-        Route::Reconcile,
-        Route::Orders,
-    ];
-
-    /// The URL path, which is also the `api/*.rs` file name.
-    pub fn path(self) -> &'static str {
-        match self {
-            Route::Products => "/api/products",
-            Route::CreateCheckout => "/api/create-checkout",
-            Route::ApplyDiscount => "/api/apply-discount",
-            Route::Webhook => "/api/webhook",
-            Route::CheckoutStatus => "/api/checkout-status",
-            Route::Reconcile => "/api/reconcile",
-            Route::Orders => "/api/orders",
-        }
-    }
-
     /// The route serving a URL path.
     pub fn from_path(path: &str) -> Option<Route> {
-        Route::ALL.into_iter().find(|r| r.path() == path)
+        Route::ALL.iter().copied().find(|r| r.path() == path)
     }
 }
 
-/// Handles a request with the given state; every error becomes its response.
-pub async fn dispatch<B>(route: Route, app: &App, req: http::Request<B>) -> Response
-where
-    B: http_body::Body<Data = Bytes> + Send,
-    B::Error: Into<BoxError>,
-{
-    let result = match route {
-        Route::Products => products::handle(app, req).await,
-        Route::CreateCheckout => create_checkout::handle(app, req).await,
-        Route::ApplyDiscount => apply_discount::handle(app, req).await,
-        Route::Webhook => webhook::handle(app, req).await,
-        Route::CheckoutStatus => checkout_status::handle(app, req).await,
-        Route::Reconcile => reconcile::handle(app, req).await,
-        Route::Orders => orders::handle(app, req).await,
-    };
-    result.unwrap_or_else(ApiError::into_response)
+// The behaviours' own errors, mapped to HTTP here (and only here): a route answers them with
+// `?`. Statuses: a refused cart 400, a limit 429, Stripe 502, the store and unfinished runs 500.
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(format!("store: {e}"))
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(e: CartError) -> Self {
+        ApiError::bad_request(e.0)
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(e: Limited) -> Self {
+        ApiError::too_many_requests(e.retry_after).with_reason(e.reason)
+    }
+}
+
+impl From<ActError> for ApiError {
+    fn from(e: ActError) -> Self {
+        match e {
+            ActError::Stripe(e) => ApiError::upstream(format!("event: stripe: {e}")),
+            e => ApiError::internal(format!("event: {e}")),
+        }
+    }
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::ListEvents(_) | ReconcileError::Act(ActError::Stripe(_)) => {
+                ApiError::upstream(e.to_string())
+            }
+            e => ApiError::internal(e.to_string()),
+        }
+    }
 }
 
 /// A cart POSTed by the storefront, read and checked (see [`read_cart`]).

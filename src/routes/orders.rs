@@ -12,8 +12,8 @@
 
 use crate::app::App;
 use crate::http::{self, ApiError, Method, Response, StatusCode};
+use crate::order::{HistoryEntry, MoneyState, Order, OrderItem, OrderTotals};
 use crate::session;
-use crate::store::{HistoryEntry, Order, OrderItem, OrderState, OrderTotals};
 use serde::Serialize;
 
 /// Orders per page unless `limit` says otherwise.
@@ -65,7 +65,7 @@ pub struct OrderRow {
 impl OrderRow {
     fn new(order: Order, history: Vec<HistoryEntry>) -> OrderRow {
         OrderRow {
-            money_state: (order.state == OrderState::Fulfilled).then(|| order.money.state().as_str()),
+            money_state: order.money_state().map(MoneyState::as_str),
             amount_refunded: order.money.amount_refunded,
             fulfillment: order.state.as_str(),
             shipping_country: order.shipping.and_then(|s| s.address.country),
@@ -81,7 +81,35 @@ impl OrderRow {
     }
 }
 
-/// Answers a page of orders to the owner.
+/// The owner's query: a page size and where the page starts.
+pub struct OrdersQuery {
+    /// 1..=[`MAX_LIMIT`].
+    pub limit: u32,
+    /// The last session id of the previous page.
+    pub starting_after: Option<String>,
+}
+
+impl OrdersQuery {
+    /// Parse: `limit` (1..=100, default 20) and `starting_after` (a session id), 400 otherwise.
+    pub fn parse(uri: &::http::Uri) -> Result<OrdersQuery, ApiError> {
+        let limit = match http::query_param(uri, "limit") {
+            None => DEFAULT_LIMIT,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::bad_request("limit: must be 1..=100"))?,
+        };
+        let starting_after = http::query_param(uri, "starting_after");
+        if starting_after.as_deref().is_some_and(|id| !session::is_session_id(id)) {
+            return Err(ApiError::bad_request("starting_after: not a Checkout Session id"));
+        }
+        Ok(OrdersQuery { limit, starting_after })
+    }
+}
+
+/// Answers a page of orders to the owner: the route's guard (404 unset, the limit, the
+/// token), the query, then one statement for the page and one for its histories.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
     http::require_method(req.method(), &[Method::GET])?;
     let Some(token) = &app.config.admin_token else {
@@ -90,26 +118,19 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
     let ip = http::client_ip(req.headers());
     app.limiter.check(&app.store, "orders", ip, app.config.orders_limit).await?;
     http::authorize_bearer(token, req.headers(), "ADMIN_TOKEN")?;
-    let limit = match http::query_param(req.uri(), "limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::bad_request("limit: must be 1..=100"))?,
-    };
-    let starting_after = http::query_param(req.uri(), "starting_after");
-    if starting_after.as_deref().is_some_and(|id| !session::is_session_id(id)) {
-        return Err(ApiError::bad_request("starting_after: not a Checkout Session id"));
-    }
+    let OrdersQuery { limit, starting_after } = OrdersQuery::parse(req.uri())?;
     let mut orders = app.store.orders_page(starting_after.as_deref(), limit + 1).await?;
     let has_more = orders.len() > limit as usize;
     orders.truncate(limit as usize);
-    let mut data = Vec::with_capacity(orders.len());
-    for order in orders {
-        let history = app.store.history(&order.session_id).await?;
-        data.push(OrderRow::new(order, history));
-    }
+    let ids: Vec<&str> = orders.iter().map(|o| o.session_id.as_str()).collect();
+    let mut histories = app.store.histories(&ids).await?;
+    let data: Vec<OrderRow> = orders
+        .into_iter()
+        .map(|order| {
+            let history = histories.remove(&order.session_id).unwrap_or_default();
+            OrderRow::new(order, history)
+        })
+        .collect();
     let next_starting_after = if has_more { data.last().map(|o| o.session_id.clone()) } else { None };
     Ok(http::json(StatusCode::OK, &OrdersPage { data, has_more, next_starting_after }))
 }

@@ -17,22 +17,53 @@ use crate::signature::{self, SignatureError};
 use crate::stripe::event::{self, Event, Shape};
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use serde::Serialize;
 
 /// Largest webhook body accepted (Stripe's events are far smaller).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// Receives one delivery.
+/// One delivery as received: the raw body and the `Stripe-Signature` header (a header that is
+/// not text is kept as a value no signature matches).
+pub struct Delivery {
+    /// The exact bytes Stripe signed.
+    pub payload: Bytes,
+    /// `Stripe-Signature`, if sent.
+    pub signature: Option<String>,
+}
+
+impl Delivery {
+    /// Parse: POST, the raw body within [`BODY_LIMIT`], the signature header.
+    pub async fn parse<B>(req: http::Request<B>) -> Result<Delivery, ApiError>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        http::require_method(&parts.method, &[Method::POST])?;
+        let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
+        let signature =
+            parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}").to_string());
+        Ok(Delivery { payload, signature })
+    }
+}
+
+/// The answer to an authentic delivery.
+#[derive(Serialize)]
+struct Received {
+    received: bool,
+    /// [`Disposition::as_str`].
+    result: &'static str,
+}
+
+/// Receives one delivery: parse, decide (authenticate, then the event's one action), answer.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let (parts, body) = req.into_parts();
-    http::require_method(&parts.method, &[Method::POST])?;
-    let payload = http::read_body(&parts.headers, body, BODY_LIMIT).await?;
-    let header = parts.headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
-    let event =
-        authenticate(&payload, header, &app.config.webhook_secrets, crate::clock::now()).map_err(|e| match e {
+    let delivery = Delivery::parse(req).await?;
+    let event = authenticate(&delivery.payload, delivery.signature.as_deref(), &app.config.webhook_secrets, crate::clock::now())
+        .map_err(|e| match e {
             SignatureError::NoSecretConfigured => {
                 ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
             }
@@ -45,12 +76,7 @@ where
             Disposition::Ignored
         }
     };
-    let body = match disposition {
-        Disposition::Processed => r#"{"received":true,"result":"processed"}"#,
-        Disposition::Duplicate => r#"{"received":true,"result":"duplicate"}"#,
-        Disposition::Ignored => r#"{"received":true,"result":"ignored"}"#,
-    };
-    Ok(http::json_static(StatusCode::OK, body))
+    Ok(http::json(StatusCode::OK, &Received { received: true, result: disposition.as_str() }))
 }
 
 /// The whole acceptance decision on raw bytes, before anything else reads

@@ -12,12 +12,10 @@ mod sqlite;
 pub use postgres::{CONNECT_TIMEOUT, POOL_SIZE, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
 
-pub use crate::after_payment::Money;
-
-use crate::after_payment::{self, Change, DisputeRef};
-use crate::hooks::{HookCall, RunKey};
-use crate::stripe::types::ShippingDetails;
-use serde::{Deserialize, Serialize};
+use crate::config::Database;
+use crate::order::{
+    self, Change, DisputeRef, HistoryEntry, HookCall, Money, Order, OrderItem, OrderState, OrderUpdate,
+};
 use std::fmt;
 
 /// The schema, shared by both backends (idempotent; run on every connect).
@@ -155,7 +153,7 @@ pub(crate) const INSERT_MONEY: &str = "INSERT INTO order_money (session_id, paym
         amount_refunded, updated_at) VALUES ($1, $2, 'paid', $3, 0, $4) ON CONFLICT DO NOTHING";
 /// Locks an order's row for the rest of the transaction (Postgres; SQLite's write lock is whole-file).
 pub(crate) const LOCK_ORDER: &str = "SELECT session_id FROM orders WHERE session_id = $1 FOR UPDATE";
-/// An order's money (columns as in [`Money::from_columns`]).
+/// An order's money (columns as in [`money_from_columns`]).
 pub(crate) const SELECT_MONEY: &str = "SELECT amount, amount_refunded, dispute_id, dispute_status, dispute_amount
      FROM order_money WHERE session_id = $1";
 /// Writes an order's money.
@@ -186,10 +184,20 @@ pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO reconcile_checkpoint (name
         updated_at = excluded.updated_at
      WHERE reconcile_checkpoint.created <= excluded.created";
 /// An order's history, oldest first.
-pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status
+pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status, session_id
      FROM order_history WHERE session_id = $1 ORDER BY seq";
+
+/// The histories of up to `n` orders (`$1..$n`), each oldest first: one statement for a page.
+pub(crate) fn select_histories(n: usize) -> String {
+    let ids: Vec<String> = (1..=n.max(1)).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT event_id, at, from_state, to_state, amount, dispute_status, session_id
+         FROM order_history WHERE session_id IN ({}) ORDER BY session_id, seq",
+        ids.join(", ")
+    )
+}
 /// The columns of an order, with its money (7.. : the PaymentIntent, then as in
-/// [`Money::from_columns`]), mode, number, details and creation time (13..).
+/// [`money_from_columns`]), mode, number, details and creation time (13..).
 macro_rules! order_columns {
     () => {
         "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
@@ -222,84 +230,6 @@ pub(crate) const SELECT_BUCKET: &str = "SELECT COUNT(*) FROM rate_limits WHERE b
 /// Forgets windows that ended long ago.
 pub(crate) const PRUNE_HITS: &str = "DELETE FROM rate_limits WHERE window_start < $1";
 
-/// Where an order stands. States only move forward (by rank).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    /// Session complete, payment not yet arrived (delayed methods).
-    AwaitingPayment,
-    /// The delayed payment failed; nothing to ship.
-    PaymentFailed,
-    /// The session expired unpaid.
-    Expired,
-    /// Paid and fulfilled, exactly once.
-    Fulfilled,
-}
-
-impl OrderState {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AwaitingPayment => "awaiting_payment",
-            Self::PaymentFailed => "payment_failed",
-            Self::Expired => "expired",
-            Self::Fulfilled => "fulfilled",
-        }
-    }
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "awaiting_payment" => Self::AwaitingPayment,
-            "payment_failed" => Self::PaymentFailed,
-            "expired" => Self::Expired,
-            "fulfilled" => Self::Fulfilled,
-            _ => return None,
-        })
-    }
-    /// Order of states: an update never moves an order to a lower rank.
-    pub fn rank(self) -> i64 {
-        match self {
-            Self::AwaitingPayment => 1,
-            Self::PaymentFailed | Self::Expired => 2,
-            Self::Fulfilled => 3,
-        }
-    }
-}
-
-/// One purchased line as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderItem {
-    /// Product name.
-    pub name: String,
-    /// Quantity.
-    pub quantity: u32,
-    /// The line's amount before discounts (quantity × unit price) as Stripe computed it, minor
-    /// units; absent in orders recorded before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount_subtotal: Option<i64>,
-}
-
-/// An order's totals exactly as Stripe computed them (the retrieved session), so a page can
-/// show every part and they add up: `amount_subtotal − amount_discount + amount_shipping +
-/// amount_tax = amount_total`, or, when `tax_included`, the same without `amount_tax`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderTotals {
-    /// The lines before discounts.
-    pub amount_subtotal: i64,
-    /// Discounts.
-    pub amount_discount: i64,
-    /// Shipping (before tax).
-    pub amount_shipping: i64,
-    /// Tax.
-    pub amount_tax: i64,
-    /// What was charged.
-    pub amount_total: i64,
-    /// The tax is included in the prices (inclusive tax), not added.
-    pub tax_included: bool,
-    /// The chosen shipping rate's name, when the order ships.
-    pub shipping_rate: Option<String>,
-}
-
 /// The event that caused an update, recorded in the same transaction.
 #[derive(Debug, Clone)]
 pub struct EventRef<'a> {
@@ -309,82 +239,50 @@ pub struct EventRef<'a> {
     pub kind: &'a str,
 }
 
-/// What one [`Store::apply`] did.
+/// Which run: an order's fulfilment (the owner's `on_fulfilled`, keyed by session id), or the
+/// after-payment hooks one event caused (keyed by event id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// The event id had been processed before: nothing changed.
-    DuplicateEvent,
-    /// Recorded; `newly_fulfilled` is true for exactly one call per order,
-    /// and that call holds the claim on the owner's action (see
-    /// [`Store::reclaim_run`]).
-    Recorded {
-        /// This call performed the fulfilment.
-        newly_fulfilled: bool,
-    },
+pub enum RunKey<'a> {
+    /// `on_fulfilled` for this Checkout Session.
+    Fulfillment(&'a str),
+    /// `on_refunded` / `on_dispute` for this event.
+    Event(&'a str),
 }
 
-/// An order: what fulfilment learned from the session (and records), as the store has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    /// Checkout Session id.
-    pub session_id: String,
-    /// Current state.
-    pub state: OrderState,
-    /// Stripe's `payment_status` when last updated.
-    pub payment_status: String,
-    /// Total, minor units.
-    pub amount_total: Option<i64>,
-    /// Currency.
-    pub currency: Option<String>,
-    /// Lines bought.
-    pub items: Vec<OrderItem>,
-    /// Live or test mode.
-    pub livemode: bool,
-    /// Fulfilment records for this session (exactly-once ⇒ 0 or 1; 0 in an order not recorded yet).
-    pub fulfillments: i64,
-    /// The PaymentIntent that paid for it, when recorded.
-    pub payment_intent: Option<String>,
-    /// Refunds and disputes (see [`crate::after_payment`]).
-    pub money: Money,
-    /// The short human order number (e.g. `RR-7K4P-2M`), assigned when it was fulfilled.
-    pub number: Option<String>,
-    /// The totals Stripe computed (absent in orders recorded before they were kept).
-    pub totals: Option<OrderTotals>,
-    /// Where it ships and to whom: personal data for the owner's hooks and order list only,
-    /// never in what the shopper's pages are answered.
-    pub shipping: Option<ShippingDetails>,
-    /// When it was first recorded (Unix seconds).
-    pub created_at: i64,
-}
-
-impl Money {
-    /// Builds money from the columns of [`SELECT_MONEY`] (all absent: nothing recorded yet).
-    pub(crate) fn from_columns(
-        amount: Option<i64>,
-        amount_refunded: Option<i64>,
-        dispute_id: Option<String>,
-        dispute_status: Option<String>,
-        dispute_amount: Option<i64>,
-    ) -> Money {
-        let dispute = match (dispute_id, dispute_status) {
-            (Some(id), Some(status)) => Some(DisputeRef { id, status, amount: dispute_amount.unwrap_or(0) }),
-            _ => None,
-        };
-        Money { amount: amount.unwrap_or(0), amount_refunded: amount_refunded.unwrap_or(0), dispute }
+impl RunKey<'_> {
+    /// The key's id (session or event).
+    pub fn id(&self) -> &str {
+        match self {
+            RunKey::Fulfillment(id) | RunKey::Event(id) => id,
+        }
     }
 }
 
-/// What one [`Store::apply_money`] did.
+/// What one write caused by an event did ([`Store::apply`], [`Store::apply_money`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MoneyApplied {
+pub enum Applied<T> {
     /// The event id had been processed before: nothing changed.
     DuplicateEvent,
-    /// The event was recorded, and the change (if any) with its history entry. A change with
-    /// hook calls claimed their run for this call.
-    Recorded {
-        /// What changed, if anything.
-        change: Option<Change>,
-    },
+    /// Recorded, with what the write found: for [`Store::apply`] whether this call fulfilled
+    /// the order (true for exactly one call per order, which holds the claim on the owner's
+    /// action, see [`Store::reclaim_run`]); for [`Store::apply_money`] the change, if any (a
+    /// change with hook calls claimed their run for this call).
+    Recorded(T),
+}
+
+/// Builds money from the columns of [`SELECT_MONEY`] (all absent: nothing recorded yet).
+pub(crate) fn money_from_columns(
+    amount: Option<i64>,
+    amount_refunded: Option<i64>,
+    dispute_id: Option<String>,
+    dispute_status: Option<String>,
+    dispute_amount: Option<i64>,
+) -> Money {
+    let dispute = match (dispute_id, dispute_status) {
+        (Some(id), Some(status)) => Some(DisputeRef { id, status, amount: dispute_amount.unwrap_or(0) }),
+        _ => None,
+    };
+    Money { amount: amount.unwrap_or(0), amount_refunded: amount_refunded.unwrap_or(0), dispute }
 }
 
 /// A run taken over by [`Store::reclaim_run`]: whose order, and the hook calls to make.
@@ -394,23 +292,6 @@ pub struct ClaimedRun {
     pub session_id: String,
     /// The after-payment hook calls (empty for a fulfilment run).
     pub calls: Vec<HookCall>,
-}
-
-/// One entry of an order's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryEntry {
-    /// The event that caused it.
-    pub event_id: String,
-    /// When it was recorded (Unix seconds).
-    pub at: i64,
-    /// Money state before.
-    pub from: String,
-    /// Money state after.
-    pub to: String,
-    /// Money moved, minor units.
-    pub amount: i64,
-    /// The dispute's status, when a dispute changed.
-    pub dispute_status: Option<String>,
 }
 
 impl Order {
@@ -490,22 +371,18 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the store named by a `DATABASE_URL` (`sqlite://path`, `sqlite:path` or
-    /// `postgres://...`). Postgres connects lazily, so an instance starts even while the
-    /// database is down.
-    pub fn open(url: &str) -> Result<Store, StoreError> {
-        if let Some(path) = sqlite_path(url) {
-            Ok(Store::Sqlite(SqliteStore::open(path)?))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(Box::new(PgStore::new(url)?)))
-        } else {
-            Err(StoreError("unsupported DATABASE_URL scheme".into()))
+    /// Opens the store at `database` (parsed from `DATABASE_URL` by [`crate::config`]).
+    /// Postgres connects lazily, so an instance starts even while the database is down.
+    pub fn open(database: &Database) -> Result<Store, StoreError> {
+        match database {
+            Database::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path)?)),
+            Database::Postgres(config) => Ok(Store::Postgres(Box::new(PgStore::new((**config).clone())?))),
         }
     }
 
     /// In one transaction: records the event id (if any; a duplicate stops
     /// here), moves the order forward, and records the fulfilment once.
-    pub async fn apply(&self, order: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, order: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied<bool>, StoreError> {
         match self {
             Store::Sqlite(s) => s.apply(order, event).await,
             Store::Postgres(s) => s.apply(order, event).await,
@@ -552,7 +429,7 @@ impl Store {
     }
 
     /// In one transaction: records the event id (a duplicate stops here), then moves the
-    /// order's money to `fresh` as [`after_payment::decide`] allows, appending the change to
+    /// order's money to `fresh` as [`order::decide`] allows, appending the change to
     /// its history and claiming the run of its hook calls.
     pub async fn apply_money(
         &self,
@@ -561,7 +438,7 @@ impl Store {
         fresh: &Money,
         refund_failed: bool,
         event: EventRef<'_>,
-    ) -> Result<MoneyApplied, StoreError> {
+    ) -> Result<Applied<Option<Change>>, StoreError> {
         match self {
             Store::Sqlite(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
             Store::Postgres(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
@@ -585,10 +462,32 @@ impl Store {
 
     /// An order's history, oldest first.
     pub async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.history(session_id).await,
-            Store::Postgres(s) => s.history(session_id).await,
+        let rows = match self {
+            Store::Sqlite(s) => s.history_rows(SELECT_HISTORY.to_string(), vec![session_id.to_string()]).await,
+            Store::Postgres(s) => s.history_rows(SELECT_HISTORY, &[session_id]).await,
+        }?;
+        Ok(rows.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    /// The histories of several orders in one statement (a page of the owner's list), each
+    /// oldest first, keyed by session id (an order without history has no key).
+    pub async fn histories(
+        &self,
+        session_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<HistoryEntry>>, StoreError> {
+        let mut by_order: std::collections::HashMap<String, Vec<HistoryEntry>> = Default::default();
+        if session_ids.is_empty() {
+            return Ok(by_order);
         }
+        let sql = select_histories(session_ids.len());
+        let rows = match self {
+            Store::Sqlite(s) => s.history_rows(sql, session_ids.iter().map(|s| s.to_string()).collect()).await,
+            Store::Postgres(s) => s.history_rows(&sql, session_ids).await,
+        }?;
+        for (session_id, entry) in rows {
+            by_order.entry(session_id).or_default().push(entry);
+        }
+        Ok(by_order)
     }
 
     async fn row_texts(&self, sql: &str, key: &str, ints: &[i64]) -> Result<Option<Vec<String>>, StoreError> {
@@ -654,11 +553,6 @@ impl Store {
 
 pub(crate) use crate::clock::now;
 
-/// The file of an SQLite `DATABASE_URL`: `sqlite://path`, or sqlx's `sqlite:path`.
-pub fn sqlite_path(url: &str) -> Option<&str> {
-    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).filter(|p| !p.is_empty())
-}
-
 fn run_sql(key: RunKey<'_>) -> &'static RunSql {
     match key {
         RunKey::Fulfillment(_) => &FULFILLMENT_RUNS,
@@ -675,7 +569,7 @@ pub(crate) fn items_json(items: &[OrderItem]) -> String {
 }
 
 /// An order's details as stored: totals and shipping as JSON (`None`: nothing to record).
-pub(crate) fn details_json(order: &Order) -> Option<(String, Option<String>)> {
+pub(crate) fn details_json(order: &OrderUpdate) -> Option<(String, Option<String>)> {
     let totals = serde_json::to_string(order.totals.as_ref()?).ok()?;
     Some((totals, order.shipping.as_ref().and_then(|s| serde_json::to_string(s).ok())))
 }

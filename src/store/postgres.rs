@@ -36,10 +36,9 @@ fn err(e: impl fmt::Display) -> StoreError {
 }
 
 impl PgStore {
-    /// A store for `url` (parsed whole, TLS decided: see
+    /// A store for a parsed `DATABASE_URL` (TLS decided: see
     /// [`crate::config::postgres_config`]); nothing is connected until first use.
-    pub fn new(url: &str) -> Result<Self, StoreError> {
-        let mut config = crate::config::postgres_config(url).map_err(|e| StoreError(e.to_string()))?;
+    pub fn new(mut config: tokio_postgres::Config) -> Result<Self, StoreError> {
         config.connect_timeout(CONNECT_TIMEOUT);
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls_config =
@@ -99,8 +98,12 @@ impl PgStore {
         }
     }
 
-    pub(super) async fn apply(&self, u: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
-        self.with(async |client| -> Result<Result<Applied, StoreError>, tokio_postgres::Error> {
+    pub(super) async fn apply(
+        &self,
+        u: &OrderUpdate,
+        event: Option<EventRef<'_>>,
+    ) -> Result<Applied<bool>, StoreError> {
+        self.with(async |client| -> Result<Result<Applied<bool>, StoreError>, tokio_postgres::Error> {
             let tx = client.transaction().await?;
             let now = now();
             if let Some(e) = &event {
@@ -139,7 +142,7 @@ impl PgStore {
                 tx.execute_typed(INSERT_RUN, &typed(&[&u.session_id, &now])).await?;
                 let mut assigned = false;
                 for _ in 0..ORDER_NUMBER_ATTEMPTS {
-                    let number = crate::fulfillment::new_order_number();
+                    let number = order::new_order_number();
                     if tx.execute_typed(INSERT_ORDER_NUMBER, &typed(&[&number, &u.session_id, &now])).await? == 1 {
                         assigned = true;
                         break;
@@ -150,7 +153,7 @@ impl PgStore {
                 }
             }
             tx.commit().await?;
-            Ok(Ok(Applied::Recorded { newly_fulfilled }))
+            Ok(Ok(Applied::Recorded(newly_fulfilled)))
         })
         .await?
     }
@@ -200,23 +203,23 @@ impl PgStore {
         fresh: &Money,
         refund_failed: bool,
         event: EventRef<'_>,
-    ) -> Result<MoneyApplied, StoreError> {
+    ) -> Result<Applied<Option<Change>>, StoreError> {
         self.with(async |client| {
             let tx = client.transaction().await?;
             let now = now();
             if tx.execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &session_id, &now])).await? == 0 {
-                return Ok(MoneyApplied::DuplicateEvent);
+                return Ok(Applied::DuplicateEvent);
             }
             // Concurrent events for one order take turns from here.
             tx.execute_typed(LOCK_ORDER, &typed(&[&session_id])).await?;
             let old = tx
                 .query_typed_opt(SELECT_MONEY, &typed(&[&session_id]))
                 .await?
-                .map(|r| Money::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .map(|r| money_from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
                 .unwrap_or_default();
-            let Some((new, change)) = after_payment::decide(&old, fresh, refund_failed) else {
+            let Some((new, change)) = order::decide(&old, fresh, refund_failed) else {
                 tx.commit().await?;
-                return Ok(MoneyApplied::Recorded { change: None });
+                return Ok(Applied::Recorded(None));
             };
             let d = new.dispute.as_ref();
             tx.execute_typed(
@@ -252,23 +255,31 @@ impl PgStore {
                     .await?;
             }
             tx.commit().await?;
-            Ok(MoneyApplied::Recorded { change: Some(change) })
+            Ok(Applied::Recorded(Some(change)))
         })
         .await
     }
 
-    pub(super) async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    /// History rows of a statement taking texts: `(session id, entry)`.
+    pub(super) async fn history_rows(
+        &self,
+        text: &str,
+        texts: &[&str],
+    ) -> Result<Vec<(String, HistoryEntry)>, StoreError> {
         self.with(async |client| {
-            let rows = client.query_typed(SELECT_HISTORY, &typed(&[&session_id])).await?;
+            let rows = client.query_typed(text, &args(texts, &[])).await?;
             Ok(rows
                 .iter()
-                .map(|r| HistoryEntry {
-                    event_id: r.get(0),
-                    at: r.get(1),
-                    from: r.get(2),
-                    to: r.get(3),
-                    amount: r.get(4),
-                    dispute_status: r.get(5),
+                .map(|r| {
+                    let entry = HistoryEntry {
+                        event_id: r.get(0),
+                        at: r.get(1),
+                        from: r.get(2),
+                        to: r.get(3),
+                        amount: r.get(4),
+                        dispute_status: r.get(5),
+                    };
+                    (r.get(6), entry)
                 })
                 .collect())
         })
@@ -307,7 +318,7 @@ use std::sync::Arc;
 fn order_row(r: &tokio_postgres::Row) -> Order {
     let order =
         Order::from_columns(r.get(0), r.get::<_, &str>(1), r.get(2), r.get(3), r.get(4), r.get::<_, &str>(5), r.get(6));
-    let money = Money::from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12));
+    let money = money_from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12));
     order.with_money(r.get(13), r.get(7), money).with_details(r.get(14), r.get(15), r.get(16), r.get(17))
 }
 

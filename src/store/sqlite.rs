@@ -84,7 +84,11 @@ impl SqliteStore {
         .map_err(err)?
     }
 
-    pub(super) async fn apply(&self, update: &Order, event: Option<EventRef<'_>>) -> Result<Applied, StoreError> {
+    pub(super) async fn apply(
+        &self,
+        update: &OrderUpdate,
+        event: Option<EventRef<'_>>,
+    ) -> Result<Applied<bool>, StoreError> {
         let u = update.clone();
         let ev = event.map(|e| (e.id.to_string(), e.kind.to_string()));
         self.run(move |conn| {
@@ -128,7 +132,7 @@ impl SqliteStore {
                     if done {
                         return Ok(true);
                     }
-                    let number = crate::fulfillment::new_order_number();
+                    let number = order::new_order_number();
                     tx.prepare_cached(&sql(INSERT_ORDER_NUMBER))?
                         .execute(params![number, u.session_id, now])
                         .map(|n| n == 1)
@@ -138,7 +142,7 @@ impl SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(Applied::Recorded { newly_fulfilled })
+            Ok(Applied::Recorded(newly_fulfilled))
         })
         .await
     }
@@ -188,25 +192,25 @@ impl SqliteStore {
         fresh: &Money,
         refund_failed: bool,
         event: EventRef<'_>,
-    ) -> Result<MoneyApplied, StoreError> {
+    ) -> Result<Applied<Option<Change>>, StoreError> {
         let (sid, pi, fresh) = (session_id.to_string(), payment_intent.to_string(), fresh.clone());
         let (eid, kind) = (event.id.to_string(), event.kind.to_string());
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();
             if tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![eid, kind, sid, now])? == 0 {
-                return Ok(MoneyApplied::DuplicateEvent);
+                return Ok(Applied::DuplicateEvent);
             }
             let old = tx
                 .prepare_cached(&sql(SELECT_MONEY))?
                 .query_row(params![sid], |r| {
-                    Ok(Money::from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok(money_from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()?
                 .unwrap_or_default();
-            let Some((new, change)) = after_payment::decide(&old, &fresh, refund_failed) else {
+            let Some((new, change)) = order::decide(&old, &fresh, refund_failed) else {
                 tx.commit()?;
-                return Ok(MoneyApplied::Recorded { change: None });
+                return Ok(Applied::Recorded(None));
             };
             let d = new.dispute.as_ref();
             tx.prepare_cached(&sql(UPSERT_MONEY))?.execute(params![
@@ -233,24 +237,30 @@ impl SqliteStore {
                 tx.prepare_cached(&sql(INSERT_HOOK_RUN))?.execute(params![eid, sid, calls_json(&change.calls), now])?;
             }
             tx.commit()?;
-            Ok(MoneyApplied::Recorded { change: Some(change) })
+            Ok(Applied::Recorded(Some(change)))
         })
         .await
     }
 
-    pub(super) async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let id = session_id.to_string();
+    /// History rows of a statement taking texts: `(session id, entry)`.
+    pub(super) async fn history_rows(
+        &self,
+        text: String,
+        texts: Vec<String>,
+    ) -> Result<Vec<(String, HistoryEntry)>, StoreError> {
+        let text = sql(&text);
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql(SELECT_HISTORY))?;
-            let rows = stmt.query_map(params![id], |r| {
-                Ok(HistoryEntry {
+            let mut stmt = conn.prepare_cached(&text)?;
+            let rows = stmt.query_map(args(&texts, &[]).as_slice(), |r| {
+                let entry = HistoryEntry {
                     event_id: r.get(0)?,
                     at: r.get(1)?,
                     from: r.get(2)?,
                     to: r.get(3)?,
                     amount: r.get(4)?,
                     dispute_status: r.get(5)?,
-                })
+                };
+                Ok((r.get(6)?, entry))
             })?;
             rows.collect()
         })
@@ -299,7 +309,7 @@ fn order_row(r: &rusqlite::Row<'_>) -> Result<Order, rusqlite::Error> {
         &r.get::<_, String>(5)?,
         r.get(6)?,
     );
-    let money = Money::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
+    let money = money_from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
     Ok(order.with_money(r.get(13)?, r.get(7)?, money).with_details(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?))
 }
 

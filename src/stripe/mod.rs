@@ -4,10 +4,12 @@
 
 mod client;
 pub mod event;
+pub mod event_type;
 mod form;
 pub mod types;
 
 pub use client::{Client, RetryPolicy, StripeError};
+pub use event_type::{EventFamily, EventType};
 pub use form::Form;
 
 /// The API version every request pins (`Stripe-Version`), and the shapes

@@ -3,11 +3,9 @@
 //! `GET /v1/events` and hands each to the webhook's own code. On SQLite, and on Postgres when
 //! `TEST_DATABASE_URL` is set (always in CI).
 
-mod common;
-
-use checkout::after_payment::MoneyState;
-use checkout::store::OrderState;
-use common::{Backend, Shop, ShopOptions, shop};
+use crate::common::{Backend, Shop, ShopOptions, shop};
+use checkout::order::MoneyState;
+use checkout::order::OrderState;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use stripe_emulator::WebhookFaults;
@@ -42,7 +40,7 @@ async fn reconcile_with(s: &Shop, auth: Option<&str>) -> (u16, Value) {
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
-    let (status, _, json) = common::split(req.send().await.unwrap()).await;
+    let (status, _, json) = crate::common::split(req.send().await.unwrap()).await;
     (status, json)
 }
 
@@ -54,12 +52,9 @@ async fn reconcile(s: &Shop) -> Value {
 
 /// `(attempts, done)` of an order's fulfilment run; exactly one run per fulfilled order.
 async fn fulfilment_run(s: &Shop, id: &str) -> (i64, bool) {
-    let rows = common::sql(
-        &s.app.config.database_url,
-        "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1",
-        id,
-    )
-    .await;
+    let rows =
+        crate::common::sql(&s.database_url, "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1", id)
+            .await;
     assert_eq!(rows.len(), 1, "one fulfilment run for {id}");
     (rows[0].0, rows[0].1.is_some())
 }
@@ -237,11 +232,11 @@ async fn the_emulator_lists_events_as_stripe_does() {
         let r = s
             .http
             .get(format!("{}/v1/events?{query}", s.emu.base_url()))
-            .bearer_auth(common::SECRET_KEY)
+            .bearer_auth(crate::common::SECRET_KEY)
             .send()
             .await
             .unwrap();
-        common::split(r).await
+        crate::common::split(r).await
     };
     let types = |v: &Value| {
         v["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect::<Vec<_>>()

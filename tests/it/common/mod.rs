@@ -99,6 +99,8 @@ pub struct Shop {
     pub site: String,
     /// HTTP client for the test.
     pub http: reqwest::Client,
+    /// The shop's `DATABASE_URL`, for tests that read its tables directly.
+    pub database_url: String,
 }
 
 /// Builder options.
@@ -139,7 +141,7 @@ pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
         ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
         ("STRIPE_API_BASE", emu.base_url()),
         ("SITE_URL", site.clone()),
-        ("DATABASE_URL", db),
+        ("DATABASE_URL", db.clone()),
         ("DISCOUNT_RESPONSE_FLOOR_MS", "0".to_string()),
         // Practically unlimited: with Postgres the shared counters are per IP across every
         // test binary (and every checkout of the repository) using the same database in the
@@ -159,7 +161,7 @@ pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
         emu.set_webhook_url(Some(format!("http://127.0.0.1:{}/api/webhook", addr.port())));
     }
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Shop { emu, app, addr, site, http }
+    Shop { emu, app, addr, site, http, database_url: db }
 }
 
 /// Serves every route of `app` on `listener`. Like Vercel's edge, `x-real-ip`
@@ -269,8 +271,8 @@ impl Shop {
     pub async fn wait_order(
         &self,
         session_id: &str,
-        pred: impl Fn(&checkout::store::Order) -> bool,
-    ) -> checkout::store::Order {
+        pred: impl Fn(&checkout::order::Order) -> bool,
+    ) -> checkout::order::Order {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(o) = self.app.store.order(session_id).await.unwrap()
@@ -339,7 +341,7 @@ pub async fn raw_chunked_post(addr: SocketAddr, path: &str, origin: &str, body: 
 
 pub mod wire;
 
-#[path = "../support/tools.rs"]
+#[path = "../../support/tools.rs"]
 pub mod tools;
 
 /// Fails a test whose tool turned out missing after all: the build script marks a suite
@@ -389,6 +391,11 @@ pub async fn sql(db: &str, text: &str, session_id: &str) -> Vec<(i64, Option<i64
         let rows = client.query(text, &[&session_id]).await.unwrap();
         rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     }
+}
+
+/// Opens a store handle on a `DATABASE_URL` (another instance's, to the same database).
+pub fn open_store(url: &str) -> checkout::store::Store {
+    checkout::store::Store::open(&checkout::config::Database::parse(url).unwrap()).unwrap()
 }
 
 /// Waits, if need be, until at least `room` seconds are left in the current fixed rate-limit

@@ -1,22 +1,24 @@
-//! Round trips to Postgres per operation, counted on the wire (tests/common/wire.rs). On
+//! Round trips to Postgres per operation, counted on the wire (tests/it/common/wire.rs). On
 //! Vercel the database is a network hop away (Neon: TLS, about a millisecond in the same
 //! region), so each round trip is time every request waits and the instance stays billed
 //! for. A statement is one round trip (parameters sent with their types, no separate
 //! prepare), and a new connection sets up its schema in one.
 
-mod common;
-
-use checkout::store::OrderState;
-use common::wire::{self, Wire};
-use common::{Shop, ShopOptions};
+use crate::common::wire::{self, Wire};
+use crate::common::{Shop, ShopOptions};
+use checkout::order::OrderState;
 use std::time::Duration;
 
 /// A shop whose store reaches Postgres through a counting proxy.
 async fn shop_on_wire() -> (Shop, Wire) {
-    let url = common::postgres_url().expect("needs TEST_DATABASE_URL");
+    let url = crate::common::postgres_url().expect("needs TEST_DATABASE_URL");
     let wire = Wire::start(wire::upstream(&url).await, Duration::ZERO).await;
-    let shop =
-        common::shop(ShopOptions { database_url: Some(wire.url(&url)), no_webhooks: true, ..Default::default() }).await;
+    let shop = crate::common::shop(ShopOptions {
+        database_url: Some(wire.url(&url)),
+        no_webhooks: true,
+        ..Default::default()
+    })
+    .await;
     (shop, wire)
 }
 
@@ -98,7 +100,7 @@ async fn a_refund_event_costs_one_round_trip_per_statement() {
 #[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
 async fn the_shared_rate_limit_counter_is_one_round_trip() {
     let (s, wire) = shop_on_wire().await;
-    common::within_one_window(60, 10).await; // both checkouts count in one window
+    crate::common::within_one_window(60, 10).await; // both checkouts count in one window
     s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await; // connects, prunes old windows
     wire.reset();
     s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;

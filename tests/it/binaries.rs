@@ -2,21 +2,31 @@
 //! (`VERCEL_DEV_PORT`), talking HTTP to the emulator; and a scan proving that
 //! no secret from the environment ends up in `public/` or in a binary.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stripe_emulator::{Emulator, Options};
 
-const FUNCTIONS: [(&str, &str); 7] = [
-    ("products", env!("CARGO_BIN_EXE_products")),
-    ("create-checkout", env!("CARGO_BIN_EXE_create-checkout")),
-    ("apply-discount", env!("CARGO_BIN_EXE_apply-discount")),
-    ("webhook", env!("CARGO_BIN_EXE_webhook")),
-    ("checkout-status", env!("CARGO_BIN_EXE_checkout-status")),
-    ("reconcile", env!("CARGO_BIN_EXE_reconcile")),
-    ("orders", env!("CARGO_BIN_EXE_orders")),
-];
+/// Every function binary, derived from the one route table (`api/NAME.rs` is the `[[bin]]`
+/// NAME, built beside this test binary): `(name, path)`.
+fn functions() -> Vec<(&'static str, std::path::PathBuf)> {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    checkout::Route::ALL
+        .iter()
+        .map(|r| {
+            let name = r.path().trim_start_matches("/api/");
+            let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+            assert!(path.exists(), "the function binary {} is built", path.display());
+            (name, path)
+        })
+        .collect()
+}
+
+/// The function binary serving `route`.
+fn binary(route: checkout::Route) -> std::path::PathBuf {
+    let name = route.path().trim_start_matches("/api/");
+    functions().into_iter().find(|(n, _)| *n == name).unwrap().1
+}
 
 struct Function {
     child: Child,
@@ -56,24 +66,27 @@ async fn spawn_logging(bin: &str, env: &[(&str, String)], stderr: Stdio) -> Func
 
 #[tokio::test]
 async fn each_function_binary_serves_its_route() {
-    let emu = Emulator::start(Options { webhook_secret: common::WEBHOOK_SECRET.into(), ..common::emulator_options() })
-        .await
-        .unwrap();
+    let emu = Emulator::start(Options {
+        webhook_secret: crate::common::WEBHOOK_SECRET.into(),
+        ..crate::common::emulator_options()
+    })
+    .await
+    .unwrap();
     let site = "http://localhost:3999".to_string();
     let env = vec![
-        ("STRIPE_SECRET_KEY", common::SECRET_KEY.to_string()),
-        ("STRIPE_WEBHOOK_SECRET", common::WEBHOOK_SECRET.to_string()),
+        ("STRIPE_SECRET_KEY", crate::common::SECRET_KEY.to_string()),
+        ("STRIPE_WEBHOOK_SECRET", crate::common::WEBHOOK_SECRET.to_string()),
         ("STRIPE_API_BASE", emu.base_url()),
         ("SITE_URL", site.clone()),
-        ("DATABASE_URL", common::sqlite_url()),
+        ("DATABASE_URL", crate::common::sqlite_url()),
         ("DISCOUNT_RESPONSE_FLOOR_MS", "50".to_string()),
         ("CRON_SECRET", "binaries-test-cron-secret-42".to_string()),
         ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
     ];
     let http = reqwest::Client::new();
     let mut f = Vec::new();
-    for (_, bin) in FUNCTIONS {
-        f.push(spawn(bin, &env).await);
+    for (_, bin) in functions() {
+        f.push(spawn(bin.to_str().unwrap(), &env).await);
     }
     let url = |i: usize, q: &str| format!("http://127.0.0.1:{}{q}", f[i].port);
 
@@ -140,7 +153,11 @@ const ADMIN_TOKEN: &str = "binaries-test-admin-token-0123456789";
 
 #[tokio::test]
 async fn a_misconfigured_function_answers_a_generic_500_without_the_value() {
-    let f = spawn(FUNCTIONS[0].1, &[("STRIPE_SECRET_KEY", "sk_test_51leaky\n".to_string())]).await;
+    let f = spawn(
+        binary(checkout::Route::Products).to_str().unwrap(),
+        &[("STRIPE_SECRET_KEY", "sk_test_51leaky\n".to_string())],
+    )
+    .await;
     let r = reqwest::get(format!("http://127.0.0.1:{}/api/products", f.port)).await.unwrap();
     assert_eq!(r.status(), 500);
     let text = r.text().await.unwrap();
@@ -151,22 +168,25 @@ async fn a_misconfigured_function_answers_a_generic_500_without_the_value() {
 /// and the log says, at level error, the likely cause: key and endpoint in different accounts.
 #[tokio::test]
 async fn an_event_for_a_session_our_key_cannot_see_logs_the_likely_cause() {
-    let emu = Emulator::start(Options { webhook_secret: common::WEBHOOK_SECRET.into(), ..common::emulator_options() })
-        .await
-        .unwrap();
+    let emu = Emulator::start(Options {
+        webhook_secret: crate::common::WEBHOOK_SECRET.into(),
+        ..crate::common::emulator_options()
+    })
+    .await
+    .unwrap();
     let log_path = std::env::temp_dir().join(format!("webhook-404-{}.log", checkout::http::random_hex(6)));
     let log = std::fs::File::create(&log_path).unwrap();
     let env = vec![
-        ("STRIPE_SECRET_KEY", common::SECRET_KEY.to_string()),
-        ("STRIPE_WEBHOOK_SECRET", common::WEBHOOK_SECRET.to_string()),
+        ("STRIPE_SECRET_KEY", crate::common::SECRET_KEY.to_string()),
+        ("STRIPE_WEBHOOK_SECRET", crate::common::WEBHOOK_SECRET.to_string()),
         ("STRIPE_API_BASE", emu.base_url()),
         ("SITE_URL", "http://localhost:3999".to_string()),
-        ("DATABASE_URL", common::sqlite_url()),
+        ("DATABASE_URL", crate::common::sqlite_url()),
     ];
-    let f = spawn_logging(FUNCTIONS[3].1, &env, Stdio::from(log)).await;
+    let f = spawn_logging(binary(checkout::Route::Webhook).to_str().unwrap(), &env, Stdio::from(log)).await;
     let body = r#"{"id":"evt_other_account_1","object":"event","type":"checkout.session.completed","livemode":false,"data":{"object":{"id":"cs_test_fromanotheraccount","object":"checkout.session"}}}"#;
     let now = checkout::clock::now();
-    let header = checkout::signature::sign(common::WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
+    let header = checkout::signature::sign(crate::common::WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
     let r = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/api/webhook", f.port))
         .header("stripe-signature", header)
@@ -185,18 +205,22 @@ async fn an_event_for_a_session_our_key_cannot_see_logs_the_likely_cause() {
         .unwrap_or_else(|| panic!("no error-level log line for the event:\n{text}"));
     let msg = line["msg"].as_str().unwrap();
     assert!(msg.contains("different Stripe accounts or sandboxes"), "{msg}");
-    assert!(!text.contains(common::SECRET_KEY) && !text.contains(common::WEBHOOK_SECRET), "no secret in the log");
+    assert!(
+        !text.contains(crate::common::SECRET_KEY) && !text.contains(crate::common::WEBHOOK_SECRET),
+        "no secret in the log"
+    );
 }
 
 #[test]
 fn no_secret_in_public_or_in_function_binaries() {
-    let secrets = [common::SECRET_KEY, common::WEBHOOK_SECRET, "sk_test_emulator", "whsec_emulator_local"];
+    let secrets =
+        [crate::common::SECRET_KEY, crate::common::WEBHOOK_SECRET, "sk_test_emulator", "whsec_emulator_local"];
     let root = env!("CARGO_MANIFEST_DIR");
     let mut files: Vec<std::path::PathBuf> =
         std::fs::read_dir(format!("{root}/public")).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(files.len() >= 5, "public/ has the storefront");
-    for (_, bin) in FUNCTIONS {
-        files.push(bin.into());
+    for (_, bin) in functions() {
+        files.push(bin);
     }
     for path in files {
         let bytes = std::fs::read(&path).unwrap();

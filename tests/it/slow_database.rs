@@ -4,8 +4,6 @@
 //! in-instance bucket within its short budget, and nothing waits in a queue
 //! behind another request's connection. Needs no Postgres.
 
-mod common;
-
 use checkout::ratelimit::SHARED_COUNTER_BUDGET;
 use checkout::store::CONNECT_TIMEOUT;
 use std::time::{Duration, Instant};
@@ -50,7 +48,7 @@ where
 async fn a_hung_database_costs_each_request_one_timeout_not_a_queue() {
     let hole = blackhole().await;
     let shop = std::sync::Arc::new(
-        common::shop(common::ShopOptions {
+        crate::common::shop(crate::common::ShopOptions {
             database_url: Some(format!("postgres://postgres@{hole}/test?sslmode=disable")),
             no_webhooks: true,
             ..Default::default()
@@ -92,7 +90,7 @@ async fn a_hung_database_costs_each_request_one_timeout_not_a_queue() {
                 r#"{{"id":"evt_hung_{i}","object":"event","type":"checkout.session.completed","livemode":false,"data":{{"object":{{"id":"cs_test_hung{i}"}}}}}}"#
             );
             let now = checkout::clock::now();
-            let header = checkout::signature::sign(common::WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
+            let header = checkout::signature::sign(crate::common::WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
             let r = s.http.post(s.url("/api/webhook")).header("stripe-signature", header).body(body).send().await;
             r.unwrap().status().as_u16()
         }

@@ -4,11 +4,9 @@
 //! change and runs the owner's hook once. Each flow runs on SQLite, and on Postgres when
 //! `TEST_DATABASE_URL` is set (always in CI).
 
-mod common;
-
-use checkout::after_payment::MoneyState;
-use checkout::store::{Order, OrderState};
-use common::{Backend, Shop, ShopOptions, shop};
+use crate::common::{Backend, Shop, ShopOptions, shop};
+use checkout::order::MoneyState;
+use checkout::order::{Order, OrderState};
 use serde_json::{Value, json};
 use stripe_emulator::WebhookFaults;
 
@@ -38,7 +36,7 @@ async fn control(s: &Shop, path: &str, body: Value) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    let (status, _, json) = common::split(r).await;
+    let (status, _, json) = crate::common::split(r).await;
     (status, json)
 }
 
@@ -80,8 +78,8 @@ async fn all_acknowledged(s: &Shop) {
 
 /// `(attempts, done)` of each after-payment hook run of an order.
 async fn hook_runs(s: &Shop, id: &str) -> Vec<(i64, bool)> {
-    let rows = common::sql(
-        &s.app.config.database_url,
+    let rows = crate::common::sql(
+        &s.database_url,
         "SELECT attempts, done_at FROM hook_runs WHERE session_id = $1 ORDER BY claimed_at",
         id,
     )
@@ -143,8 +141,8 @@ each_backend! {
         let s = shop_on(backend).await;
         let id = paid_order(&s).await;
         // An order paid long ago, before the shop recorded PaymentIntents: no money row.
-        common::sql(
-            &s.app.config.database_url,
+        crate::common::sql(
+            &s.database_url,
             "DELETE FROM order_money WHERE session_id = $1 RETURNING amount, amount",
             &id,
         )
@@ -189,7 +187,7 @@ each_backend! {
         assert_eq!(s.app.store.order(&inquiry).await.unwrap().unwrap().money.state(), MoneyState::Paid);
 
         all_acknowledged(&s).await;
-        let steps = |h: Vec<checkout::store::HistoryEntry>| h.into_iter().map(|h| h.to).collect::<Vec<_>>();
+        let steps = |h: Vec<checkout::order::HistoryEntry>| h.into_iter().map(|h| h.to).collect::<Vec<_>>();
         assert_eq!(steps(s.app.store.history(&won).await.unwrap()), ["disputed", "dispute_won"], "{backend:?}");
         assert_eq!(steps(s.app.store.history(&lost).await.unwrap()), ["disputed", "disputed", "dispute_lost"]);
         assert_eq!(steps(s.app.store.history(&inquiry).await.unwrap()), ["disputed", "paid"]);
@@ -235,8 +233,8 @@ each_backend! {
         let order = wait_money(&s, &id, MoneyState::PartiallyRefunded, 400).await;
         all_acknowledged(&s).await;
         assert_eq!((order.state, order.fulfillments), (OrderState::Fulfilled, 1), "{backend:?}");
-        let runs = common::sql(
-            &s.app.config.database_url,
+        let runs = crate::common::sql(
+            &s.database_url,
             "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1",
             &id,
         )
@@ -258,7 +256,7 @@ each_backend! {
         let event = s.emu.events().into_iter().find(|e| e["type"] == "charge.refunded").unwrap();
         let body = serde_json::to_vec(&event).unwrap();
         let tasks: Vec<_> =
-            (0..50).map(|_| tokio::spawn(common::deliver_to(s.http.clone(), s.url("/api/webhook"), body.clone()))).collect();
+            (0..50).map(|_| tokio::spawn(crate::common::deliver_to(s.http.clone(), s.url("/api/webhook"), body.clone()))).collect();
         let mut answers = Vec::new();
         for t in tasks {
             answers.push(t.await.unwrap());
@@ -317,22 +315,24 @@ async fn an_unfinished_hook_run_is_resumed_by_a_redelivery() {
     refund(&s, &id, Some(100)).await;
     wait_money(&s, &id, MoneyState::PartiallyRefunded, 100).await;
     all_acknowledged(&s).await;
-    let db = &s.app.config.database_url;
+    let db = &s.database_url;
     // The run belongs to whichever of the refund's two events changed the order.
     let mut owner = None;
     for e in s.emu.events().into_iter().filter(|e| e["type"] == "refund.created" || e["type"] == "charge.refunded") {
         let eid = e["id"].as_str().unwrap().to_string();
-        if !common::sql(db, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &eid).await.is_empty() {
+        if !crate::common::sql(db, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &eid).await.is_empty()
+        {
             owner = Some((eid, serde_json::to_vec(&e).unwrap()));
         }
     }
     let (eid, body) = owner.expect("one of the refund's events claimed the hook run");
     // The instance died mid-hook: unfinished, claimed recently ⇒ a redelivery waits, then 5xx.
-    common::sql(db, "UPDATE hook_runs SET done_at = NULL WHERE event_id = $1 RETURNING attempts, done_at", &eid).await;
+    crate::common::sql(db, "UPDATE hook_runs SET done_at = NULL WHERE event_id = $1 RETURNING attempts, done_at", &eid)
+        .await;
     let (status, _) = s.deliver(&body).await;
     assert_eq!(status, 500, "held by another instance ⇒ Stripe retries later");
     // The lease lapsed: the next redelivery takes the run over and runs the hook.
-    common::sql(
+    crate::common::sql(
         db,
         "UPDATE hook_runs SET claimed_at = claimed_at - 600 WHERE event_id = $1 RETURNING attempts, done_at",
         &eid,
@@ -340,7 +340,7 @@ async fn an_unfinished_hook_run_is_resumed_by_a_redelivery() {
     .await;
     let (status, json) = s.deliver(&body).await;
     assert_eq!((status, json["result"].as_str()), (200, Some("duplicate")));
-    let run = common::sql(db, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &eid).await;
+    let run = crate::common::sql(db, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &eid).await;
     assert_eq!((run[0].0, run[0].1.is_some()), (2, true));
 }
 
@@ -360,8 +360,8 @@ async fn emulator_refuses_what_stripe_refuses() {
     assert_eq!(status, 400, "nothing to refund before payment");
     // The shop reads them through the /v1 routes, in Stripe's shapes.
     let get = async |path: String| {
-        let r = s.http.get(format!("{}{path}", s.emu.base_url())).bearer_auth(common::SECRET_KEY).send().await;
-        common::split(r.unwrap()).await.2
+        let r = s.http.get(format!("{}{path}", s.emu.base_url())).bearer_auth(crate::common::SECRET_KEY).send().await;
+        crate::common::split(r.unwrap()).await.2
     };
     let pi = s.app.store.order(&id).await.unwrap().unwrap().payment_intent.unwrap();
     let list = get(format!("/v1/disputes?payment_intent={pi}")).await;

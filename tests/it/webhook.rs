@@ -2,10 +2,8 @@
 //! verifies, fulfils exactly once, and checkout-status reports it. Each flow
 //! runs against SQLite, and against Postgres when `TEST_DATABASE_URL` is set.
 
-mod common;
-
-use checkout::store::OrderState;
-use common::{Backend, Shop, ShopOptions, WEBHOOK_SECRET, shop};
+use crate::common::{Backend, Shop, ShopOptions, WEBHOOK_SECRET, shop};
+use checkout::order::OrderState;
 use std::time::Duration;
 use stripe_emulator::WebhookFaults;
 
@@ -26,7 +24,7 @@ async fn deliver(s: &Shop, body: &[u8], header: Option<String>) -> (u16, serde_j
     if let Some(h) = header {
         req = req.header("stripe-signature", h);
     }
-    let (status, _, json) = common::split(req.send().await.unwrap()).await;
+    let (status, _, json) = crate::common::split(req.send().await.unwrap()).await;
     (status, json)
 }
 
@@ -149,7 +147,7 @@ async fn expired_session_is_recorded_as_expired() {
     let r = s
         .http
         .post(format!("{}/v1/checkout/sessions/{id}/expire", s.emu.base_url()))
-        .bearer_auth(common::SECRET_KEY)
+        .bearer_auth(crate::common::SECRET_KEY)
         .send()
         .await
         .unwrap();
@@ -178,7 +176,7 @@ each_backend! {
 
 /// The `(attempts, done_at)` of a session's fulfilment run.
 async fn run_of(db: &str, id: &str) -> (i64, bool) {
-    let rows = common::sql(db, "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1", id).await;
+    let rows = crate::common::sql(db, "SELECT attempts, done_at FROM fulfillment_runs WHERE session_id = $1", id).await;
     assert_eq!(rows.len(), 1, "one run per fulfilled order");
     (rows[0].0, rows[0].1.is_some())
 }
@@ -201,7 +199,7 @@ async fn redeliver(s: &Shop, event_id: &str) -> (usize, u16, String) {
 each_backend! {
     #[tokio::test]
     async fn an_unfinished_fulfilment_run_is_resumed_by_a_redelivery(backend) {
-        let db = common::database_url(backend);
+        let db = crate::common::database_url(backend);
         let s = shop(ShopOptions { database_url: Some(db.clone()), ..Default::default() }).await;
         let id = s.checkout(CART).await;
         s.pay(&id, "pay").await;
@@ -219,13 +217,13 @@ each_backend! {
         assert_eq!(run_of(&db, &id).await, (1, true), "{backend:?}");
         // The instance died mid-run (or our commit's answer was lost): claimed
         // ten minutes ago, never finished. The next delivery takes it over.
-        common::sql(&db, "UPDATE fulfillment_runs SET done_at = NULL, claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        crate::common::sql(&db, "UPDATE fulfillment_runs SET done_at = NULL, claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
         let (_, status, body) = redeliver(&s, &event).await;
         assert_eq!((status, body.contains("duplicate")), (200, true), "{backend:?}: {body}");
         assert_eq!(run_of(&db, &id).await, (2, true), "{backend:?}: resumed once");
         // A claim inside its lease belongs to its holder: the delivery waits a
         // little, then answers 5xx rather than acknowledge an unfinished action.
-        common::sql(
+        crate::common::sql(
             &db,
             "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at",
             &id,
@@ -236,7 +234,7 @@ each_backend! {
         assert_eq!(run_of(&db, &id).await, (2, false), "{backend:?}: not taken from its holder");
         // The holder never finishes; once its lease lapses, a retry of that same
         // delivery takes the run over and is acknowledged.
-        common::sql(&db, "UPDATE fulfillment_runs SET claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
+        crate::common::sql(&db, "UPDATE fulfillment_runs SET claimed_at = claimed_at - 600 WHERE session_id = $1 RETURNING attempts, done_at", &id).await;
         s.deliveries_when("a retry of the copy acknowledged", |d| {
             d.len() > copy && d[copy..].iter().any(|d| d.status == Some(200))
         })
@@ -272,10 +270,10 @@ each_backend! {
     #[tokio::test]
     async fn hundred_concurrent_deliveries_fulfil_exactly_once(backend) {
         // Two instances of the function sharing one store, like two Vercel instances.
-        let db = common::database_url(backend);
+        let db = crate::common::database_url(backend);
         let a = shop(ShopOptions { database_url: Some(db.clone()), no_webhooks: true, ..Default::default() }).await;
-        let b = common::shop_with_emulator(
-            stripe_emulator::Emulator::start(common::emulator_options()).await.unwrap(),
+        let b = crate::common::shop_with_emulator(
+            stripe_emulator::Emulator::start(crate::common::emulator_options()).await.unwrap(),
             ShopOptions {
                 database_url: Some(db),
                 no_webhooks: true,
@@ -465,11 +463,11 @@ async fn emulator_deliveries_verify_with_stripe_node() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(b, h)| serde_json::json!({ "body_b64": common::base64_encode(b), "header": h, "secrets": [WEBHOOK_SECRET] }))
+        .map(|(b, h)| serde_json::json!({ "body_b64": crate::common::base64_encode(b), "header": h, "secrets": [WEBHOOK_SECRET] }))
         .collect();
     let input = serde_json::to_string(&cases).unwrap();
-    let Some(node) = common::oracle("node", "verify.js", &input) else {
-        return common::tool_missing("node with npm stripe");
+    let Some(node) = crate::common::oracle("node", "verify.js", &input) else {
+        return crate::common::tool_missing("node with npm stripe");
     };
     assert_eq!(node.len(), cases.len());
     assert!(node.iter().all(|ok| *ok), "stripe-node rejected an emulator delivery: {node:?}");
@@ -488,7 +486,7 @@ async fn sessions_this_shop_did_not_create_are_never_fulfilled() {
     let r = s
         .http
         .post(format!("{}/v1/checkout/sessions", s.emu.base_url()))
-        .bearer_auth(common::SECRET_KEY)
+        .bearer_auth(crate::common::SECRET_KEY)
         .form(&[
             ("mode", "payment"),
             ("line_items[0][price_data][currency]", "usd"),

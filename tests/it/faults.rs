@@ -3,10 +3,8 @@
 //! one click, every authentic event is recorded exactly once, and the shopper
 //! gets a clear message when Stripe stays down.
 
-mod common;
-
-use checkout::store::OrderState;
-use common::{Shop, ShopOptions, shop};
+use crate::common::{Shop, ShopOptions, shop};
+use checkout::order::OrderState;
 use std::time::Duration;
 use stripe_emulator::{ApiFault, WebhookFaults};
 
@@ -17,7 +15,7 @@ async fn sessions(s: &Shop) -> usize {
     let r = s
         .http
         .get(format!("{}/v1/checkout/sessions?limit=100", s.emu.base_url()))
-        .bearer_auth(common::SECRET_KEY)
+        .bearer_auth(crate::common::SECRET_KEY)
         .send()
         .await
         .unwrap();

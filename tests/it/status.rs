@@ -2,10 +2,8 @@
 //! quota once the answer is known, nor serve other sites, nor look up ids
 //! Stripe cannot have.
 
-mod common;
-
-use checkout::store::OrderState;
-use common::{SECRET_KEY, Shop, ShopOptions, shop};
+use crate::common::{SECRET_KEY, Shop, ShopOptions, shop};
+use checkout::order::OrderState;
 
 const CART: &str = r#"{"items":[{"id":"mug","quantity":2}]}"#;
 

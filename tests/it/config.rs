@@ -100,7 +100,11 @@ fn accepted_forms() {
     assert_eq!(c.mode(), Mode::Test);
     assert_eq!(c.api_base, "https://api.stripe.com");
     assert_eq!(c.site_url, "http://localhost:3000");
-    assert_eq!(c.database_url, "sqlite://checkout.sqlite3");
+    assert!(
+        matches!(&c.database, checkout::config::Database::Sqlite(p) if p == "checkout.sqlite3"),
+        "{:?}",
+        c.database
+    );
     assert_eq!(c.ui_mode, UiMode::Hosted);
     assert_eq!(c.max_retries, 2);
     assert!(c.webhook_secrets.is_empty() && c.publishable_key.is_none());
@@ -167,7 +171,7 @@ async fn a_bad_config_answers_a_generic_500() {
     // What every function answers when the instance's state cannot be built (src/vercel.rs).
     let resp = match checkout::App::shared() {
         Ok(_) => panic!("no STRIPE_SECRET_KEY must be a configuration error"),
-        Err(e) => e.into_response(),
+        Err(reason) => checkout::http::answer(Err(checkout::http::ApiError::internal(reason))),
     };
     assert_eq!(resp.status(), 500);
     use http_body_util::BodyExt;

@@ -2,9 +2,7 @@
 //! codes: every rule, byte-identical refusals, the timing floor, forged
 //! fields, and rate limits that hold across instances.
 
-mod common;
-
-use common::{Shop, ShopOptions, shop};
+use crate::common::{Shop, ShopOptions, shop};
 use std::time::{Duration, Instant};
 use stripe_emulator::ApiFault;
 
@@ -158,7 +156,7 @@ async fn forged_prices_and_discounts_from_the_browser_are_refused() {
 
 #[tokio::test]
 async fn rate_limit_per_ip_with_retry_after_before_any_lookup() {
-    common::within_one_window(60, 10).await;
+    crate::common::within_one_window(60, 10).await;
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "3/60".into())], ..Default::default() }).await;
     for code in ["SAVE10", "GUESS1", "GUESS2"] {
         let (status, ..) = apply(&s, TSHIRTS, Some(code), "192.0.2.7").await;
@@ -179,7 +177,7 @@ async fn rate_limit_per_ip_with_retry_after_before_any_lookup() {
 each_backend! {
     #[tokio::test]
     async fn rate_limit_holds_across_instances_sharing_the_store(backend) {
-        let db = common::database_url(backend);
+        let db = crate::common::database_url(backend);
         let ip = format!("192.0.2.{}", 100 + (std::process::id() % 100));
         let limit = vec![("RATE_LIMIT_CREATE_CHECKOUT", "4/3600".to_string())];
         let a = shop(ShopOptions { database_url: Some(db.clone()), env: limit.clone(), ..Default::default() }).await;
@@ -187,7 +185,7 @@ each_backend! {
         // A fresh client for each run: Postgres keeps earlier runs' windows, and IPv6
         // clients are limited per /64, so the randomness goes into the /64 prefix.
         let r = checkout::http::random_hex(4);
-        let ip = if backend == common::Backend::Postgres { format!("2001:db8:{}:{}::1", &r[..4], &r[4..]) } else { ip };
+        let ip = if backend == crate::common::Backend::Postgres { format!("2001:db8:{}:{}::1", &r[..4], &r[4..]) } else { ip };
         let cart = body(TSHIRTS, None);
         let mut statuses = Vec::new();
         for i in 0..6 {
@@ -258,7 +256,7 @@ async fn timing_does_not_tell_codes_apart() {
 
 #[tokio::test]
 async fn codes_tried_at_checkout_count_as_guesses() {
-    common::within_one_window(60, 10).await;
+    crate::common::within_one_window(60, 10).await;
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "2/60".into())], ..Default::default() }).await;
     for code in ["GUESS1", "GUESS2"] {
         let (status, _, json) = s.post_json("/api/create-checkout", &body(TSHIRTS, Some(code)), "192.0.2.77").await;
@@ -277,7 +275,7 @@ async fn codes_tried_at_checkout_count_as_guesses() {
 /// so fifteen changes and a checkout with the code all go through (issue 11).
 #[tokio::test]
 async fn reapplying_one_code_is_one_guess() {
-    common::within_one_window(60, 10).await;
+    crate::common::within_one_window(60, 10).await;
     let s = shop(ShopOptions { env: vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".into())], ..Default::default() }).await;
     let ip = "198.51.100.23";
     for q in 1..=15 {
@@ -298,8 +296,8 @@ async fn reapplying_one_code_is_one_guess() {
 each_backend! {
     #[tokio::test]
     async fn fifteen_distinct_codes_hit_429_across_instances(backend) {
-        let db = common::database_url(backend);
-        common::within_one_window(60, 10).await;
+        let db = crate::common::database_url(backend);
+        crate::common::within_one_window(60, 10).await;
         let env = vec![("RATE_LIMIT_APPLY_DISCOUNT", "10/60".to_string())];
         let a = shop(ShopOptions { database_url: Some(db.clone()), env: env.clone(), ..Default::default() }).await;
         let b = shop(ShopOptions { database_url: Some(db), env, ..Default::default() }).await;
@@ -334,7 +332,7 @@ each_backend! {
 /// The store keeps a keyed hash of each code tried, never the code.
 #[tokio::test]
 async fn the_store_keeps_a_keyed_hash_never_the_code() {
-    let db = common::sqlite_url();
+    let db = crate::common::sqlite_url();
     let s = shop(ShopOptions { database_url: Some(db.clone()), ..Default::default() }).await;
     for code in ["SAVE10", "Secret-Code_42"] {
         assert_eq!(apply(&s, TSHIRTS, Some(code), "192.0.2.99").await.0, 200);

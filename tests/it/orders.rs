@@ -2,10 +2,8 @@
 //! 401 for a missing, wrong or partial token, a limit on attempts, `no-store`, pages newest
 //! first, and nothing personal or secret in the answer.
 
-mod common;
-
-use checkout::store::OrderState;
-use common::{Shop, ShopOptions, shop};
+use crate::common::{Shop, ShopOptions, shop};
+use checkout::order::OrderState;
 
 const TOKEN: &str = "owner-token-0123456789abcdefghijklmnop";
 /// A cart with nothing to ship (the emulator's hosted page then asks for no address).
@@ -22,7 +20,7 @@ async fn get(s: &Shop, path: &str, auth: Option<&str>) -> (u16, reqwest::header:
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
-    common::split(req.send().await.unwrap()).await
+    crate::common::split(req.send().await.unwrap()).await
 }
 
 async fn fulfilled_order(s: &Shop) -> String {
@@ -109,7 +107,7 @@ async fn pages_newest_first_with_numbers_totals_and_nothing_personal() {
         assert!(o["history"].as_array().is_some());
     }
     let text = format!("{first}{second}");
-    for secret in [TOKEN, common::SECRET_KEY, common::WEBHOOK_SECRET] {
+    for secret in [TOKEN, crate::common::SECRET_KEY, crate::common::WEBHOOK_SECRET] {
         assert!(!text.contains(secret), "a secret in the list");
     }
     for personal in ["email", "@", "card", "pi_", "address", "line1", "\"name\":\"Jenny"] {

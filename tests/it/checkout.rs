@@ -1,8 +1,6 @@
 //! create-checkout and products over real HTTP against the Stripe emulator.
 
-mod common;
-
-use common::{ShopOptions, shop};
+use crate::common::{ShopOptions, shop};
 use stripe_emulator::ApiFault;
 
 const CART: &str = r#"{"items":[{"id":"tshirt","quantity":2},{"id":"mug","quantity":1}]}"#;
@@ -317,7 +315,7 @@ async fn transport_level_refusals() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let status = common::raw_chunked_post(s.addr, "/api/create-checkout", &s.site, big.as_bytes()).await;
+    let status = crate::common::raw_chunked_post(s.addr, "/api/create-checkout", &s.site, big.as_bytes()).await;
     assert_eq!(status, 413, "limit enforced while streaming a chunked body");
     // 403 cross-site
     let r = s
@@ -375,7 +373,7 @@ async fn products_serve_public_fields_and_the_publishable_key_only() {
     assert_eq!(json["automatic_tax"], false, "tax is off unless STRIPE_AUTOMATIC_TAX=true");
     assert_eq!(json["shipping_rates"][0]["display_name"], "Standard shipping");
     let text = json.to_string();
-    assert!(!text.contains(common::SECRET_KEY) && !text.contains(common::WEBHOOK_SECRET));
+    assert!(!text.contains(crate::common::SECRET_KEY) && !text.contains(crate::common::WEBHOOK_SECRET));
     let r = s.http.post(s.url("/api/products")).send().await.unwrap();
     assert_eq!(r.status(), 405);
 }

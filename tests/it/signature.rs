@@ -2,8 +2,6 @@
 //! stripe-python over a generated corpus, and property tests that any
 //! tampering is rejected.
 
-mod common;
-
 use checkout::config::WebhookSecret;
 use checkout::routes::webhook::authenticate;
 use checkout::signature::{self, SignatureError};
@@ -169,7 +167,7 @@ fn corpus(now: i64) -> Vec<Case> {
     ignore = "needs the oracles: cd tests/oracle && npm ci; pip install -r tests/oracle/requirements.txt"
 )]
 fn differential_against_stripe_node_and_stripe_python() {
-    use common::base64_encode as encode;
+    use crate::common::base64_encode as encode;
     let now = checkout::clock::now();
     let cases = corpus(now);
     let input = serde_json::to_string(
@@ -179,11 +177,11 @@ fn differential_against_stripe_node_and_stripe_python() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let Some(node) = common::oracle("node", "verify.js", &input) else {
-        return common::tool_missing("node with npm stripe");
+    let Some(node) = crate::common::oracle("node", "verify.js", &input) else {
+        return crate::common::tool_missing("node with npm stripe");
     };
-    let Some(python) = common::oracle("python3", "verify.py", &input) else {
-        return common::tool_missing("python3 with PyPI stripe");
+    let Some(python) = crate::common::oracle("python3", "verify.py", &input) else {
+        return crate::common::tool_missing("python3 with PyPI stripe");
     };
     assert_eq!(node.len(), cases.len());
     assert_eq!(python.len(), cases.len());

@@ -1,0 +1,22 @@
+//! The integration suite, as one test binary (one link of the whole crate instead of one per
+//! file): each module is one concern, tested through the real boundaries — HTTP against the
+//! handlers and the function binaries, the real SQLite and Postgres, the emulator over HTTP.
+
+#[macro_use]
+mod common;
+mod after_payment;
+mod binaries;
+mod checkout;
+mod config;
+mod discount;
+mod faults;
+mod layers;
+mod orders;
+mod reconcile;
+mod round_trips;
+mod signature;
+mod slow_database;
+mod status;
+mod store;
+mod stripe_spec;
+mod webhook;
