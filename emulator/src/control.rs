@@ -69,7 +69,7 @@ impl Inner {
 
     /// Completes a session as the hosted page would; returns the redirect URL.
     pub(crate) fn pay(self: &Arc<Self>, session_id: &str, action: &str) -> Result<String, String> {
-        crate::lifecycle::complete(self, session_id, action, &crate::lifecycle::CheckoutInput::default())
+        crate::lifecycle::complete(self, session_id, action, &crate::checkout::CheckoutInput::default())
     }
 
     /// Runs one after-payment action under the state lock, then delivers the events it created.

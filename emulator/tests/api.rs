@@ -752,3 +752,221 @@ async fn answers_only_local_host_headers() {
         assert_eq!(r.status(), expect, "GET {path} with Host {host}");
     }
 }
+
+/// The import graph of `src/*.rs` (`lib.rs` and `main.rs` aside) has no cycle: each module
+/// only imports modules below it. Read from the source text, comments and literals stripped.
+mod layers {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// `src` with comments removed and the contents of string and char literals blanked, so
+    /// neither `// crate::x` nor `"crate::x"` counts as an import.
+    fn strip(src: &str) -> String {
+        let c: Vec<char> = src.chars().collect();
+        let mut out = String::with_capacity(src.len());
+        let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+        let mut i = 0;
+        while i < c.len() {
+            let prev_ident = i > 0 && ident(c[i - 1]);
+            if c[i] == '/' && c.get(i + 1) == Some(&'/') {
+                while i < c.len() && c[i] != '\n' {
+                    i += 1;
+                }
+            } else if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                let mut depth = 0;
+                while i < c.len() {
+                    if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.push(' ');
+            } else if c[i] == 'r'
+                && (!prev_ident || (i >= 1 && c[i - 1] == 'b' && !(i >= 2 && ident(c[i - 2]))))
+                && matches!(c.get(i + 1), Some('"') | Some('#'))
+            {
+                // Raw string r"..." / r#"..."#.
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while c.get(j) == Some(&'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if c.get(j) != Some(&'"') {
+                    out.push(c[i]);
+                    i += 1;
+                    continue;
+                }
+                j += 1;
+                loop {
+                    if j >= c.len() {
+                        break;
+                    }
+                    if c[j] == '"' && (1..=hashes).all(|k| c.get(j + k) == Some(&'#')) {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    j += 1;
+                }
+                out.push_str("r\"\"");
+                i = j;
+            } else if c[i] == '"' {
+                i += 1;
+                while i < c.len() && c[i] != '"' {
+                    i += if c[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push_str("\"\"");
+            } else if c[i] == '\'' && c.get(i + 1) == Some(&'\\') {
+                // Escaped char literal: '\n', '\'', '\u{..}'.
+                i += 3;
+                while i < c.len() && c[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+                out.push_str("' '");
+            } else if c[i] == '\'' && c.get(i + 2) == Some(&'\'') {
+                i += 3;
+                out.push_str("' '");
+            } else {
+                // Anything else, a lifetime's quote included.
+                out.push(c[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// The first path segment of each `crate::...` path in stripped code, `use crate::{a,
+    /// b::c}` lists included (each item's first segment).
+    fn crate_paths(code: &str) -> BTreeSet<String> {
+        let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+        let mut found = BTreeSet::new();
+        let mut rest = code;
+        while let Some(at) = rest.find("crate") {
+            let before = &code[..code.len() - rest.len() + at];
+            let after = &rest[at + "crate".len()..];
+            rest = after;
+            if before.ends_with(ident) || before.ends_with('$') {
+                continue;
+            }
+            let Some(path) = after.trim_start().strip_prefix("::") else {
+                continue;
+            };
+            let path = path.trim_start();
+            if let Some(group) = path.strip_prefix('{') {
+                // Items separated by commas at brace depth 0, up to the closing brace.
+                let (mut depth, mut item, mut items) = (0, String::new(), vec![]);
+                for ch in group.chars() {
+                    match ch {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => items.push(std::mem::take(&mut item)),
+                        _ => {}
+                    }
+                    item.push(ch);
+                }
+                items.push(item);
+                for item in items {
+                    let first: String =
+                        item.trim_start_matches(',').trim().chars().take_while(|&ch| ident(ch)).collect();
+                    if !first.is_empty() {
+                        found.insert(first);
+                    }
+                }
+            } else {
+                let first: String = path.chars().take_while(|&ch| ident(ch)).collect();
+                if !first.is_empty() {
+                    found.insert(first);
+                }
+            }
+        }
+        found
+    }
+
+    /// module ⇒ the modules it imports, from `src/*.rs` (`lib.rs`, `main.rs` aside).
+    fn graph() -> BTreeMap<String, BTreeSet<String>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            if path.extension().is_some_and(|e| e == "rs") && name != "lib" && name != "main" {
+                files.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+        let modules: BTreeSet<String> = files.keys().cloned().collect();
+        files
+            .iter()
+            .map(|(name, src)| {
+                let deps = crate_paths(&strip(src)).into_iter().filter(|d| modules.contains(d)).collect();
+                (name.clone(), deps)
+            })
+            .collect()
+    }
+
+    /// A cycle of `g` as `a → b → … → a`, if there is one.
+    fn find_cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+        fn visit(
+            g: &BTreeMap<String, BTreeSet<String>>,
+            m: &str,
+            stack: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = stack.iter().position(|s| s == m) {
+                let mut cycle = stack[at..].to_vec();
+                cycle.push(m.to_string());
+                return Some(cycle);
+            }
+            if done.contains(m) {
+                return None;
+            }
+            stack.push(m.to_string());
+            for d in g.get(m).into_iter().flatten() {
+                if let Some(c) = visit(g, d, stack, done) {
+                    return Some(c);
+                }
+            }
+            stack.pop();
+            done.insert(m.to_string());
+            None
+        }
+        let mut done = BTreeSet::new();
+        g.keys().find_map(|m| visit(g, m, &mut vec![], &mut done))
+    }
+
+    #[test]
+    fn scanner_counts_paths_not_comments_or_strings() {
+        let src = "//! See [`crate::a`].\n/* crate::b /* nested crate::c */ */\nuse crate::{d, e::{F, g}, H};\n\
+                   use crate::i::J;\nfn f() { let _ = \"crate::k\"; let _ = r#\"crate::l\"#; let _ = '\"'; \
+                   crate::m::n(); let _ = '\\''; crate :: o(); }\nstruct P<'a>(&'a str); // crate::q\n";
+        let found: Vec<String> = crate_paths(&strip(src)).into_iter().collect();
+        assert_eq!(found, ["H", "d", "e", "i", "m", "o"]);
+        let mut g = BTreeMap::new();
+        for (a, b) in [("x", "y"), ("y", "z"), ("z", "x")] {
+            g.insert(a.to_string(), BTreeSet::from([b.to_string()]));
+        }
+        assert_eq!(find_cycle(&g).unwrap(), ["x", "y", "z", "x"]);
+        g.get_mut("z").unwrap().clear();
+        assert_eq!(find_cycle(&g), None);
+    }
+
+    #[test]
+    fn no_import_cycle_among_src_modules() {
+        let g = graph();
+        // The scan sees the imports (it is not vacuously acyclic).
+        assert!(g["sessions"].contains("promotions") && g["page"].contains("lifecycle"), "{g:#?}");
+        if let Some(cycle) = find_cycle(&g) {
+            let edges: Vec<String> = g.iter().map(|(m, d)| format!("  {m} → {d:?}")).collect();
+            panic!("import cycle among emulator/src: {}\n{}", cycle.join(" → "), edges.join("\n"));
+        }
+    }
+}
