@@ -753,6 +753,157 @@ async fn answers_only_local_host_headers() {
     }
 }
 
+/// POSTs `body` to a control route with the given headers (no `Content-Type` unless given);
+/// returns the status.
+async fn control_post(c: &reqwest::Client, url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    let mut rq = c.post(url).body(body.to_string());
+    for (k, v) in headers {
+        rq = rq.header(*k, *v);
+    }
+    rq.send().await.unwrap().status().as_u16()
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// A cross-site form POST (`text/plain`, form-urlencoded, or no body and no type at all) to
+/// the control routes is refused with 415 and changes nothing; JSON still works.
+#[tokio::test]
+async fn control_posts_need_a_json_content_type() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    emu.set_webhook_url(Some("http://127.0.0.1:9/hook".into()));
+    let steal = r#"{"url":"http://127.0.0.1:8/steal"}"#;
+    let fault = r#"{"api":{"status":500,"count":5},"webhooks":{"drop":true}}"#;
+    for ct in [Some("text/plain"), Some("text/plain;charset=UTF-8"), Some("application/x-www-form-urlencoded"), None] {
+        let h: Vec<(&str, &str)> = ct.map(|ct| ("content-type", ct)).into_iter().collect();
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, steal).await, 415, "{ct:?}");
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 415, "{ct:?}");
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/reset-faults"), &h, "").await, 415, "{ct:?}");
+    }
+    assert_eq!(emu.webhook_url().as_deref(), Some("http://127.0.0.1:9/hook"));
+    let faults = get(&c, &format!("{b}/_emulator/faults")).await;
+    assert_eq!(faults.status, 200);
+    assert_eq!(faults.json["api"], Value::Null, "{}", faults.text);
+    assert_eq!(faults.json["webhooks"]["drop"], false, "{}", faults.text);
+    // An empty body without a type is refused too (flush, clear-logs, resend took one).
+    emu.set_api_fault(ApiFault { status: Some(500), count: 1, ..Default::default() });
+    assert_eq!(control_post(&c, &format!("{b}/_emulator/reset-faults"), &[], "").await, 415);
+    assert!(emu.faults().api.is_some(), "a refused reset-faults must not reset");
+    // The same requests as JSON, from this machine, do their work.
+    let r = post_json(&c, &format!("{b}/_emulator/faults"), fault).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(emu.faults().api.unwrap().count, 5);
+    assert!(emu.faults().webhooks.drop);
+    assert_eq!(control_post(&c, &format!("{b}/_emulator/reset-faults"), &[JSON], "{}").await, 200);
+    assert!(emu.faults().api.is_none() && !emu.faults().webhooks.drop);
+    let r = post_json(&c, &format!("{b}/_emulator/webhook-url"), steal).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(emu.webhook_url().as_deref(), Some("http://127.0.0.1:8/steal"));
+    // Media-type parameters are fine.
+    let h = [("content-type", "Application/JSON; charset=utf-8")];
+    assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, r#"{"url":null}"#).await, 200);
+    assert_eq!(emu.webhook_url(), None);
+}
+
+/// A control POST a browser marks as coming from another site (`Sec-Fetch-Site: cross-site`
+/// or `same-site`) is refused with 403, JSON or not; `same-origin` and `none` pass.
+#[tokio::test]
+async fn control_posts_refuse_cross_site_fetches() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let fault = r#"{"api":{"status":500,"count":1}}"#;
+    for site in ["cross-site", "same-site", "Cross-Site"] {
+        for ct in ["application/json", "text/plain"] {
+            let h = [("sec-fetch-site", site), ("content-type", ct)];
+            assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 403, "{site} {ct}");
+            let url = r#"{"url":"http://127.0.0.1:8/x"}"#;
+            assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, url).await, 403, "{site} {ct}");
+        }
+    }
+    assert!(emu.faults().api.is_none());
+    assert_eq!(emu.webhook_url(), None);
+    for site in ["same-origin", "none"] {
+        let h = [("sec-fetch-site", site), JSON];
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 200, "{site}");
+        assert!(emu.faults().api.is_some(), "{site}");
+        emu.reset_faults();
+    }
+}
+
+/// A control POST with an `Origin` that is not a page served over http from this machine is
+/// refused with 403 (`null` included); loopback origins pass.
+#[tokio::test]
+async fn control_posts_refuse_foreign_origins() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let fault = r#"{"api":{"status":500,"count":1}}"#;
+    for origin in [
+        "https://evil.example",
+        "http://evil.example:12111",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.nip.io",
+        "https://localhost:3000",
+        "null",
+    ] {
+        let h = [("origin", origin), JSON];
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 403, "{origin}");
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/clear-logs"), &h, "{}").await, 403, "{origin}");
+        let url = r#"{"url":"http://127.0.0.1:8/x"}"#;
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, url).await, 403, "{origin}");
+    }
+    assert!(emu.faults().api.is_none());
+    assert_eq!(emu.webhook_url(), None);
+    for origin in [b.as_str(), "http://localhost:3000", "http://[::1]:5173", "http://127.0.0.1"] {
+        let h = [("origin", origin), ("sec-fetch-site", "same-origin"), JSON];
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 200, "{origin}");
+        assert!(emu.faults().api.is_some(), "{origin}");
+        emu.reset_faults();
+    }
+    // Reads are not state-changing: a GET with a foreign Origin is still answered (a page
+    // cannot read it without CORS, which the emulator never grants).
+    let r = c.get(format!("{b}/_emulator/faults")).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// `POST /_emulator/webhook-url` takes only an http endpoint on this machine, or null (400
+/// otherwise, the URL unchanged); the Rust API is not restricted.
+#[tokio::test]
+async fn webhook_url_route_takes_only_loopback_http() {
+    let emu = emu().await;
+    let c = client();
+    let url = format!("{}/_emulator/webhook-url", emu.base_url());
+    emu.set_webhook_url(Some("http://127.0.0.1:9/hook".into()));
+    for bad in [
+        r#""https://evil.example/""#,
+        r#""http://evil.example/hook""#,
+        r#""https://127.0.0.1/hook""#,
+        r#""http://10.0.0.1/hook""#,
+        r#""http://127.0.0.1@evil.example/""#,
+        r#""http://localhost.evil.example/""#,
+        r#""ftp://127.0.0.1/""#,
+        r#""not a url""#,
+        "42",
+    ] {
+        let r = post_json(&c, &url, &format!(r#"{{"url":{bad}}}"#)).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert_eq!(r.json["error"]["type"], "invalid_request_error", "{bad}");
+        assert_eq!(emu.webhook_url().as_deref(), Some("http://127.0.0.1:9/hook"), "{bad}");
+    }
+    for good in ["http://localhost:3000/api/webhook", "http://127.0.0.2:9/", "http://[::1]:9/hook"] {
+        let r = post_json(&c, &url, &format!(r#"{{"url":"{good}"}}"#)).await;
+        assert_eq!(r.status, 200, "{good}: {}", r.text);
+        assert_eq!(r.json["webhook_url"], good);
+        assert_eq!(emu.webhook_url().as_deref(), Some(good));
+    }
+    let r = post_json(&c, &url, r#"{"url":null}"#).await;
+    assert_eq!((r.status, emu.webhook_url()), (200, None), "{}", r.text);
+    emu.set_webhook_url(Some("https://hooks.example/stripe".into()));
+    assert_eq!(emu.webhook_url().as_deref(), Some("https://hooks.example/stripe"));
+}
+
 /// The import graph of `src/*.rs` (`lib.rs` and `main.rs` aside) has no cycle: each module
 /// only imports modules below it. Read from the source text, comments and literals stripped.
 mod layers {
