@@ -1,6 +1,7 @@
 //! Test control: the operations behind both the public [`crate::Emulator`] methods and the
 //! `/_emulator/*` routes (logs, faults, paying a session, refunds, disputes, resending,
-//! signing, the webhook URL). Each route parses its JSON and calls the same method.
+//! signing, the webhook URL). Each route parses its JSON and calls the same method; a POST
+//! passes [`crate::guard::control_guard`] first (JSON only, no cross-site caller).
 
 use crate::error::ApiError;
 use crate::state::{Inner, State as St};
@@ -69,7 +70,7 @@ impl Inner {
 
     /// Completes a session as the hosted page would; returns the redirect URL.
     pub(crate) fn pay(self: &Arc<Self>, session_id: &str, action: &str) -> Result<String, String> {
-        crate::lifecycle::complete(self, session_id, action, &crate::lifecycle::CheckoutInput::default())
+        crate::lifecycle::complete(self, session_id, action, &crate::checkout::CheckoutInput::default())
     }
 
     /// Runs one after-payment action under the state lock, then delivers the events it created.
@@ -128,6 +129,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/_emulator/events/resend/{id}", post(resend))
         .route("/_emulator/sign", post(sign))
         .route("/_emulator/webhook-url", post(webhook_url))
+        .route_layer(axum::middleware::from_fn(crate::guard::control_guard))
 }
 
 /// A control error: `{"error": {"type": "invalid_request_error", "message"}}`.
@@ -284,13 +286,21 @@ async fn sign(s: S, body: Bytes) -> Response {
     Json(json!({"header": format!("t={t},v1={sig}"), "timestamp": t, "v1": sig})).into_response()
 }
 
-/// `POST /_emulator/webhook-url` `{"url": "http://..." | null}`.
+/// `POST /_emulator/webhook-url` `{"url": "http://..." | null}`: only an endpoint on this
+/// machine (`http`, host `localhost` or a loopback IP), so a request that got past the control
+/// guard still cannot send the signed events elsewhere. (The Rust API and `Options` take any URL.)
 async fn webhook_url(s: S, body: Bytes) -> Response {
     let v = match parse_json(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let url = v.get("url").and_then(Value::as_str).map(String::from);
+    let url = match v.get("url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if crate::guard::is_loopback_url(u) => Some(u.clone()),
+        Some(_) => {
+            return bad_json("url must be null or an http URL on this machine (localhost, 127.0.0.0/8, [::1])");
+        }
+    };
     s.0.set_webhook_url(url.clone());
     Json(json!({"webhook_url": url})).into_response()
 }

@@ -1,13 +1,19 @@
-//! DNS-rebinding guard: the emulator (and the dev server, which reuses
-//! [`is_local_host`]) answers only requests addressed to `localhost` or a
-//! loopback IP, plus the host of `public_url` when one is configured. The
-//! `/_emulator/*` control routes also require a loopback peer.
+//! What a web page must not reach. DNS rebinding: the emulator (and the dev server, which
+//! reuses [`is_local_host`]) answers only requests addressed to `localhost` or a loopback IP,
+//! plus the host of `public_url` when one is configured; the `/_emulator/*` control routes
+//! also require a loopback peer. Cross-site requests: a page in the developer's browser can
+//! still POST a form (`text/plain`, no preflight) to `http://127.0.0.1:12111`, so a
+//! state-changing control request ([`control_guard`]) must be JSON and must not come from
+//! another site; and the webhook endpoint it may set stays on this machine
+//! ([`is_loopback_url`]).
 
 use crate::state::Inner;
+use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -60,6 +66,67 @@ pub(crate) async fn host_guard(State(inner): State<Arc<Inner>>, req: Request, ne
     if allowed { next.run(req).await } else { (StatusCode::FORBIDDEN, "host not allowed").into_response() }
 }
 
+/// Whether an `Origin` header value is a page served from this machine over http:
+/// `http://127.0.0.1[:port]` (any 127/8 address), `http://localhost[:port]`,
+/// `http://[::1][:port]`. `null` and every other origin are not.
+fn is_loopback_origin(origin: &str) -> bool {
+    origin.trim().strip_prefix("http://").is_some_and(|host| !host.contains('/') && is_local_host(host))
+}
+
+/// Why a state-changing control request is refused, if it is: sent by another site's page
+/// (`Sec-Fetch-Site: cross-site | same-site`, or an `Origin` that is not a loopback http
+/// origin) ⇒ 403; not `Content-Type: application/json` (an empty body too) ⇒ 415. A
+/// cross-site page can send JSON only after a CORS preflight, which the emulator never grants.
+fn control_refusal(headers: &HeaderMap) -> Option<(StatusCode, &'static str)> {
+    let fetch_site = headers.get_all("sec-fetch-site").iter().any(|v| {
+        v.to_str().map_or(true, |v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site")
+        })
+    });
+    if fetch_site {
+        return Some((StatusCode::FORBIDDEN, "control routes refuse cross-site requests (Sec-Fetch-Site)"));
+    }
+    if headers.get_all(header::ORIGIN).iter().any(|v| !v.to_str().is_ok_and(is_loopback_origin)) {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "control routes refuse requests from a page not served over http from this machine (Origin)",
+        ));
+    }
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return Some((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "control routes take Content-Type: application/json (send {} for no parameters)",
+        ));
+    }
+    None
+}
+
+/// Middleware of the `/_emulator/*` routes: a request that may change state (any method but
+/// GET and HEAD) is refused when a web page could have sent it; see [`control_refusal`].
+/// The answer is a control error: `{"error": {"type": "invalid_request_error", "message"}}`.
+pub(crate) async fn control_guard(req: Request, next: Next) -> Response {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return next.run(req).await;
+    }
+    match control_refusal(req.headers()) {
+        None => next.run(req).await,
+        Some((status, message)) => {
+            (status, Json(json!({"error": {"type": "invalid_request_error", "message": message}}))).into_response()
+        }
+    }
+}
+
+/// Whether a webhook endpoint the control route may set stays on this machine: an `http` URL
+/// whose host is `localhost` or a loopback IP (127.0.0.0/8, `[::1]`).
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    // The host as the delivery client will read it (IPv6 in brackets, IPv4 normalised).
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && u.host_str().is_some_and(is_local_host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +149,45 @@ mod tests {
             "[::2]",
         ] {
             assert!(!is_local_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn loopback_origins_and_urls() {
+        for o in ["http://127.0.0.1:3000", "http://localhost:5173", "http://[::1]:8080", "http://localhost"] {
+            assert!(is_loopback_origin(o), "{o}");
+        }
+        for o in [
+            "null",
+            "https://localhost:3000",
+            "http://evil.example",
+            "http://localhost.evil.example",
+            "http://localhost:3000/x",
+            "",
+        ] {
+            assert!(!is_loopback_origin(o), "{o}");
+        }
+        for u in [
+            "http://127.0.0.1:3000/api/webhook",
+            "http://localhost:1/",
+            "http://LOCALHOST/x",
+            "http://[::1]:9/",
+            "http://127.1.2.3/",
+        ] {
+            assert!(is_loopback_url(u), "{u}");
+        }
+        for u in [
+            "https://evil.example/",
+            "https://127.0.0.1/",
+            "http://evil.example/",
+            "http://10.0.0.1/",
+            "http://127.0.0.1@evil.example/",
+            "http://localhost.evil.example/",
+            "ftp://127.0.0.1/",
+            "127.0.0.1:3000",
+            "",
+        ] {
+            assert!(!is_loopback_url(u), "{u}");
         }
     }
 }

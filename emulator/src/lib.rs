@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod checkout;
 mod control;
 mod error;
 mod events;
@@ -50,9 +51,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use checkout::CheckoutInput;
 pub use form::{parse_pairs, split_key};
 pub use guard::is_local_host;
-pub use lifecycle::CheckoutInput;
 pub use webhook::{sign_header, signature_v1};
 
 /// The Stripe API version the emulator implements and reports (`api_version` of events).

@@ -1,6 +1,7 @@
 //! A Checkout Session after creation: paid on the hosted page (or through the control route /
 //! [`crate::Emulator::pay`]), its delayed payment outcome, or expired.
 
+use crate::checkout::CheckoutInput;
 use crate::error::ApiError;
 use crate::params::only_params;
 use crate::state::{Inner, State, new_event, rand_id};
@@ -41,20 +42,6 @@ pub(crate) fn cancel_target(inner: &Inner, id: &str) -> String {
         .get(id)
         .and_then(|s| s.obj["cancel_url"].as_str().map(|u| u.replace("{CHECKOUT_SESSION_ID}", id)))
         .unwrap_or_else(|| format!("{}/c/pay/{id}", inner.public_url))
-}
-
-/// What the shopper entered on the hosted page; a test's `pay` leaves it all to the defaults.
-#[derive(Debug, Clone, Default)]
-pub struct CheckoutInput {
-    /// Email for the receipt; the session's `customer_email`, else `shopper@example.com`.
-    pub email: Option<String>,
-    /// The shipping rate chosen (`shr_...`); the preselected first one when `None`.
-    pub shipping_rate: Option<String>,
-    /// Shipping recipient; "Jenny Rosen" when `None`.
-    pub name: Option<String>,
-    /// Shipping address (`line1`, `city`, `postal_code`, `state`, `country`); Stripe's test
-    /// address in the first allowed country when `None`.
-    pub address: Option<Value>,
 }
 
 /// Completes a session (`pay`, `delayed_success`, `delayed_failure`) with what the shopper

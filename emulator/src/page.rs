@@ -2,14 +2,17 @@
 //! when the session ships, the shipping rate, name and address) it asks for, and the buttons
 //! `#pay`, `#pay-delayed-success`, `#pay-delayed-failure` and `#cancel`.
 
+use crate::checkout::CheckoutInput;
 use crate::form::parse_pairs;
 use crate::lifecycle::cancel_target;
 use crate::money::fmt_money;
-use crate::state::Inner;
+use crate::shipping::{TAX_RATE_PERCENT, default_address, default_country};
+use crate::state::{Inner, State as St};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
 use std::sync::Arc;
 
 type S = State<Arc<Inner>>;
@@ -95,7 +98,7 @@ pub(crate) async fn page(s: S, Path(id): Path<String>) -> Response {
     } else {
         String::new()
     };
-    let (extra_rows, fields) = crate::shipping::page_parts(&st, o);
+    let (extra_rows, fields) = shipping_parts(&st, o);
     let body = format!(
         "<h1>Checkout</h1><table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Amount</th></tr></thead><tbody>{rows}\
 <tr class=\"sep\"><td>Subtotal</td><td></td><td class=\"n\" id=\"subtotal\">{}</td></tr>{disc_row}{extra_rows}\
@@ -113,6 +116,64 @@ pub(crate) async fn page(s: S, Path(id): Path<String>) -> Response {
         esc(&id),
     );
     Html(page_shell("Checkout — Stripe emulator", &body)).into_response()
+}
+
+/// The hosted page's shipping and tax rows (before the total) and its form fields: the email
+/// always; when the session ships, the rates (the preselected one checked), name and address.
+fn shipping_parts(st: &St, o: &Value) -> (String, String) {
+    let cur = o["currency"].as_str().unwrap_or("usd");
+    let mut rows = String::new();
+    let email = o["customer_email"].as_str().unwrap_or("jenny.rosen@example.com");
+    let mut fields =
+        format!("<label>Email <input id=\"email\" name=\"email\" type=\"email\" value=\"{}\"></label>", esc(email));
+    if let Some(cost) = o["shipping_cost"].as_object() {
+        let chosen = cost.get("shipping_rate").and_then(Value::as_str).unwrap_or_default();
+        let name = st.shipping_rates.get(chosen).and_then(|r| r["display_name"].as_str()).unwrap_or("Shipping");
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td></td><td class=\"n\" id=\"shipping\">{}</td></tr>",
+            esc(name),
+            esc(&fmt_money(cost.get("amount_total").and_then(Value::as_i64).unwrap_or(0), cur))
+        ));
+        fields.push_str("<fieldset id=\"shipping-options\"><legend>Shipping</legend>");
+        for option in o["shipping_options"].as_array().into_iter().flatten() {
+            let id = option["shipping_rate"].as_str().unwrap_or_default();
+            let label = st.shipping_rates.get(id).and_then(|r| r["display_name"].as_str()).unwrap_or(id);
+            fields.push_str(&format!(
+                "<label><input type=\"radio\" name=\"shipping_rate\" value=\"{}\"{}> {} — {}</label>",
+                esc(id),
+                if id == chosen { " checked" } else { "" },
+                esc(label),
+                esc(&fmt_money(option["shipping_amount"].as_i64().unwrap_or(0), cur))
+            ));
+        }
+        fields.push_str("</fieldset>");
+    }
+    if o["shipping_address_collection"].is_object() {
+        let country = default_country(o);
+        let a = default_address(&country);
+        let input = |id: &str, label: &str, value: &str| {
+            format!("<label>{label} <input id=\"{id}\" name=\"{id}\" value=\"{}\"></label>", esc(value))
+        };
+        fields.push_str("<fieldset id=\"shipping-address\"><legend>Shipping address</legend>");
+        fields.push_str(&input("name", "Name", "Jenny Rosen"));
+        for (id, label) in [("line1", "Address"), ("city", "City"), ("postal_code", "Postal code"), ("state", "State")]
+        {
+            fields.push_str(&input(id, label, a[id].as_str().unwrap_or_default()));
+        }
+        fields.push_str("<label>Country <select id=\"country\" name=\"country\">");
+        for c in o["shipping_address_collection"]["allowed_countries"].as_array().into_iter().flatten() {
+            let c = c.as_str().unwrap_or_default();
+            let selected = if c == country { " selected" } else { "" };
+            fields.push_str(&format!("<option value=\"{}\"{selected}>{}</option>", esc(c), esc(c)));
+        }
+        fields.push_str("</select></label></fieldset>");
+    }
+    if o["automatic_tax"]["enabled"] == true {
+        rows.push_str(&format!(
+            "<tr><td>Tax</td><td></td><td class=\"n\" id=\"tax\">{TAX_RATE_PERCENT} %, added when you pay</td></tr>"
+        ));
+    }
+    (rows, fields)
 }
 
 fn redirect(url: &str) -> Response {
@@ -142,7 +203,7 @@ pub(crate) async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Re
         serde_json::json!({ "city": part("city"), "country": country, "line1": part("line1"), "line2": null,
             "postal_code": part("postal_code"), "state": part("state") })
     });
-    let input = crate::lifecycle::CheckoutInput {
+    let input = CheckoutInput {
         email: field("email").filter(|e| !e.is_empty()),
         shipping_rate: field("shipping_rate").filter(|r| !r.is_empty()),
         name: field("name"),

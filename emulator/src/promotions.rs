@@ -2,11 +2,11 @@
 //! Checkout Session, how a coupon's discount is spread over the lines, and the
 //! `GET /v1/promotion_codes[/{id}]` and `GET /v1/coupons/{id}` answers.
 
+use crate::checkout::Line;
 use crate::error::ApiError;
 use crate::form::as_list;
 use crate::money::fmt_money;
 use crate::params::{bool_param, check_keys, expands, only_params, paginate, str_at};
-use crate::sessions::Line;
 use crate::state::{State, now};
 use serde_json::{Value, json};
 

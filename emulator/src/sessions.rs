@@ -2,6 +2,7 @@
 //! URLs ⇒ lines ⇒ details ⇒ discounts ⇒ totals ⇒ the stored object), and the list, retrieve
 //! and line-item answers.
 
+use crate::checkout::Line;
 use crate::error::ApiError;
 use crate::form::as_list;
 use crate::money::{CURRENCIES, fmt_money};
@@ -9,16 +10,6 @@ use crate::params::{bool_param, check_keys, expands, only_params, paginate, pars
 use crate::promotions::{Applied, apply_discounts};
 use crate::state::{Inner, Session, State, list_obj, now, price_obj, product_obj, rand_id};
 use serde_json::{Map, Value, json};
-
-/// A priced line during creation.
-pub(crate) struct Line {
-    name: String,
-    price: Value,
-    pub product: String,
-    quantity: i64,
-    pub subtotal: i64,
-    pub discount: i64,
-}
 
 /// Top-level parameters of `POST /v1/checkout/sessions` the emulator implements.
 const SESSION_PARAMS: &[&str] = &[

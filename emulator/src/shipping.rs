@@ -8,9 +8,9 @@
 //! so totals add up the way Stripe's do: `amount_subtotal − amount_discount + amount_shipping
 //! + amount_tax = amount_total` (exclusive).
 
+use crate::checkout::CheckoutInput;
 use crate::error::ApiError;
 use crate::form::as_list;
-use crate::lifecycle::CheckoutInput;
 use crate::params::{bool_param, check_keys, parse_int, str_at};
 use crate::state::{Session, State, now, rand_id};
 use serde_json::{Value, json};
@@ -264,64 +264,4 @@ fn add_tax(s: &mut Session) {
     s.obj["total_details"]["amount_tax"] = json!(total_tax);
     s.obj["amount_total"] = json!(s.obj["amount_total"].as_i64().unwrap_or(0) + added);
     s.obj["automatic_tax"]["status"] = json!("complete");
-}
-
-/// The hosted page's shipping and tax rows (before the total) and its form fields: the email
-/// always; when the session ships, the rates (the preselected one checked), name and address.
-pub(crate) fn page_parts(st: &State, o: &Value) -> (String, String) {
-    use crate::money::fmt_money;
-    use crate::page::esc;
-    let cur = o["currency"].as_str().unwrap_or("usd");
-    let mut rows = String::new();
-    let email = o["customer_email"].as_str().unwrap_or("jenny.rosen@example.com");
-    let mut fields =
-        format!("<label>Email <input id=\"email\" name=\"email\" type=\"email\" value=\"{}\"></label>", esc(email));
-    if let Some(cost) = o["shipping_cost"].as_object() {
-        let chosen = cost.get("shipping_rate").and_then(Value::as_str).unwrap_or_default();
-        let name = st.shipping_rates.get(chosen).and_then(|r| r["display_name"].as_str()).unwrap_or("Shipping");
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td></td><td class=\"n\" id=\"shipping\">{}</td></tr>",
-            esc(name),
-            esc(&fmt_money(cost.get("amount_total").and_then(Value::as_i64).unwrap_or(0), cur))
-        ));
-        fields.push_str("<fieldset id=\"shipping-options\"><legend>Shipping</legend>");
-        for option in o["shipping_options"].as_array().into_iter().flatten() {
-            let id = option["shipping_rate"].as_str().unwrap_or_default();
-            let label = st.shipping_rates.get(id).and_then(|r| r["display_name"].as_str()).unwrap_or(id);
-            fields.push_str(&format!(
-                "<label><input type=\"radio\" name=\"shipping_rate\" value=\"{}\"{}> {} — {}</label>",
-                esc(id),
-                if id == chosen { " checked" } else { "" },
-                esc(label),
-                esc(&fmt_money(option["shipping_amount"].as_i64().unwrap_or(0), cur))
-            ));
-        }
-        fields.push_str("</fieldset>");
-    }
-    if o["shipping_address_collection"].is_object() {
-        let country = default_country(o);
-        let a = default_address(&country);
-        let input = |id: &str, label: &str, value: &str| {
-            format!("<label>{label} <input id=\"{id}\" name=\"{id}\" value=\"{}\"></label>", esc(value))
-        };
-        fields.push_str("<fieldset id=\"shipping-address\"><legend>Shipping address</legend>");
-        fields.push_str(&input("name", "Name", "Jenny Rosen"));
-        for (id, label) in [("line1", "Address"), ("city", "City"), ("postal_code", "Postal code"), ("state", "State")]
-        {
-            fields.push_str(&input(id, label, a[id].as_str().unwrap_or_default()));
-        }
-        fields.push_str("<label>Country <select id=\"country\" name=\"country\">");
-        for c in o["shipping_address_collection"]["allowed_countries"].as_array().into_iter().flatten() {
-            let c = c.as_str().unwrap_or_default();
-            let selected = if c == country { " selected" } else { "" };
-            fields.push_str(&format!("<option value=\"{}\"{selected}>{}</option>", esc(c), esc(c)));
-        }
-        fields.push_str("</select></label></fieldset>");
-    }
-    if o["automatic_tax"]["enabled"] == true {
-        rows.push_str(&format!(
-            "<tr><td>Tax</td><td></td><td class=\"n\" id=\"tax\">{TAX_RATE_PERCENT} %, added when you pay</td></tr>"
-        ));
-    }
-    (rows, fields)
 }

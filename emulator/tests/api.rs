@@ -752,3 +752,372 @@ async fn answers_only_local_host_headers() {
         assert_eq!(r.status(), expect, "GET {path} with Host {host}");
     }
 }
+
+/// POSTs `body` to a control route with the given headers (no `Content-Type` unless given);
+/// returns the status.
+async fn control_post(c: &reqwest::Client, url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    let mut rq = c.post(url).body(body.to_string());
+    for (k, v) in headers {
+        rq = rq.header(*k, *v);
+    }
+    rq.send().await.unwrap().status().as_u16()
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// A cross-site form POST (`text/plain`, form-urlencoded, or no body and no type at all) to
+/// the control routes is refused with 415 and changes nothing; JSON still works.
+#[tokio::test]
+async fn control_posts_need_a_json_content_type() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    emu.set_webhook_url(Some("http://127.0.0.1:9/hook".into()));
+    let steal = r#"{"url":"http://127.0.0.1:8/steal"}"#;
+    let fault = r#"{"api":{"status":500,"count":5},"webhooks":{"drop":true}}"#;
+    for ct in [Some("text/plain"), Some("text/plain;charset=UTF-8"), Some("application/x-www-form-urlencoded"), None] {
+        let h: Vec<(&str, &str)> = ct.map(|ct| ("content-type", ct)).into_iter().collect();
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, steal).await, 415, "{ct:?}");
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 415, "{ct:?}");
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/reset-faults"), &h, "").await, 415, "{ct:?}");
+    }
+    assert_eq!(emu.webhook_url().as_deref(), Some("http://127.0.0.1:9/hook"));
+    let faults = get(&c, &format!("{b}/_emulator/faults")).await;
+    assert_eq!(faults.status, 200);
+    assert_eq!(faults.json["api"], Value::Null, "{}", faults.text);
+    assert_eq!(faults.json["webhooks"]["drop"], false, "{}", faults.text);
+    // An empty body without a type is refused too (flush, clear-logs, resend took one).
+    emu.set_api_fault(ApiFault { status: Some(500), count: 1, ..Default::default() });
+    assert_eq!(control_post(&c, &format!("{b}/_emulator/reset-faults"), &[], "").await, 415);
+    assert!(emu.faults().api.is_some(), "a refused reset-faults must not reset");
+    // The same requests as JSON, from this machine, do their work.
+    let r = post_json(&c, &format!("{b}/_emulator/faults"), fault).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(emu.faults().api.unwrap().count, 5);
+    assert!(emu.faults().webhooks.drop);
+    assert_eq!(control_post(&c, &format!("{b}/_emulator/reset-faults"), &[JSON], "{}").await, 200);
+    assert!(emu.faults().api.is_none() && !emu.faults().webhooks.drop);
+    let r = post_json(&c, &format!("{b}/_emulator/webhook-url"), steal).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(emu.webhook_url().as_deref(), Some("http://127.0.0.1:8/steal"));
+    // Media-type parameters are fine.
+    let h = [("content-type", "Application/JSON; charset=utf-8")];
+    assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, r#"{"url":null}"#).await, 200);
+    assert_eq!(emu.webhook_url(), None);
+}
+
+/// A control POST a browser marks as coming from another site (`Sec-Fetch-Site: cross-site`
+/// or `same-site`) is refused with 403, JSON or not; `same-origin` and `none` pass.
+#[tokio::test]
+async fn control_posts_refuse_cross_site_fetches() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let fault = r#"{"api":{"status":500,"count":1}}"#;
+    for site in ["cross-site", "same-site", "Cross-Site"] {
+        for ct in ["application/json", "text/plain"] {
+            let h = [("sec-fetch-site", site), ("content-type", ct)];
+            assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 403, "{site} {ct}");
+            let url = r#"{"url":"http://127.0.0.1:8/x"}"#;
+            assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, url).await, 403, "{site} {ct}");
+        }
+    }
+    assert!(emu.faults().api.is_none());
+    assert_eq!(emu.webhook_url(), None);
+    for site in ["same-origin", "none"] {
+        let h = [("sec-fetch-site", site), JSON];
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 200, "{site}");
+        assert!(emu.faults().api.is_some(), "{site}");
+        emu.reset_faults();
+    }
+}
+
+/// A control POST with an `Origin` that is not a page served over http from this machine is
+/// refused with 403 (`null` included); loopback origins pass.
+#[tokio::test]
+async fn control_posts_refuse_foreign_origins() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let fault = r#"{"api":{"status":500,"count":1}}"#;
+    for origin in [
+        "https://evil.example",
+        "http://evil.example:12111",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.nip.io",
+        "https://localhost:3000",
+        "null",
+    ] {
+        let h = [("origin", origin), JSON];
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 403, "{origin}");
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/clear-logs"), &h, "{}").await, 403, "{origin}");
+        let url = r#"{"url":"http://127.0.0.1:8/x"}"#;
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/webhook-url"), &h, url).await, 403, "{origin}");
+    }
+    assert!(emu.faults().api.is_none());
+    assert_eq!(emu.webhook_url(), None);
+    for origin in [b.as_str(), "http://localhost:3000", "http://[::1]:5173", "http://127.0.0.1"] {
+        let h = [("origin", origin), ("sec-fetch-site", "same-origin"), JSON];
+        assert_eq!(control_post(&c, &format!("{b}/_emulator/faults"), &h, fault).await, 200, "{origin}");
+        assert!(emu.faults().api.is_some(), "{origin}");
+        emu.reset_faults();
+    }
+    // Reads are not state-changing: a GET with a foreign Origin is still answered (a page
+    // cannot read it without CORS, which the emulator never grants).
+    let r = c.get(format!("{b}/_emulator/faults")).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// `POST /_emulator/webhook-url` takes only an http endpoint on this machine, or null (400
+/// otherwise, the URL unchanged); the Rust API is not restricted.
+#[tokio::test]
+async fn webhook_url_route_takes_only_loopback_http() {
+    let emu = emu().await;
+    let c = client();
+    let url = format!("{}/_emulator/webhook-url", emu.base_url());
+    emu.set_webhook_url(Some("http://127.0.0.1:9/hook".into()));
+    for bad in [
+        r#""https://evil.example/""#,
+        r#""http://evil.example/hook""#,
+        r#""https://127.0.0.1/hook""#,
+        r#""http://10.0.0.1/hook""#,
+        r#""http://127.0.0.1@evil.example/""#,
+        r#""http://localhost.evil.example/""#,
+        r#""ftp://127.0.0.1/""#,
+        r#""not a url""#,
+        "42",
+    ] {
+        let r = post_json(&c, &url, &format!(r#"{{"url":{bad}}}"#)).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert_eq!(r.json["error"]["type"], "invalid_request_error", "{bad}");
+        assert_eq!(emu.webhook_url().as_deref(), Some("http://127.0.0.1:9/hook"), "{bad}");
+    }
+    for good in ["http://localhost:3000/api/webhook", "http://127.0.0.2:9/", "http://[::1]:9/hook"] {
+        let r = post_json(&c, &url, &format!(r#"{{"url":"{good}"}}"#)).await;
+        assert_eq!(r.status, 200, "{good}: {}", r.text);
+        assert_eq!(r.json["webhook_url"], good);
+        assert_eq!(emu.webhook_url().as_deref(), Some(good));
+    }
+    let r = post_json(&c, &url, r#"{"url":null}"#).await;
+    assert_eq!((r.status, emu.webhook_url()), (200, None), "{}", r.text);
+    emu.set_webhook_url(Some("https://hooks.example/stripe".into()));
+    assert_eq!(emu.webhook_url().as_deref(), Some("https://hooks.example/stripe"));
+}
+
+/// The import graph of `src/*.rs` (`lib.rs` and `main.rs` aside) has no cycle: each module
+/// only imports modules below it. Read from the source text, comments and literals stripped.
+mod layers {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// `src` with comments removed and the contents of string and char literals blanked, so
+    /// neither `// crate::x` nor `"crate::x"` counts as an import.
+    fn strip(src: &str) -> String {
+        let c: Vec<char> = src.chars().collect();
+        let mut out = String::with_capacity(src.len());
+        let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+        let mut i = 0;
+        while i < c.len() {
+            let prev_ident = i > 0 && ident(c[i - 1]);
+            if c[i] == '/' && c.get(i + 1) == Some(&'/') {
+                while i < c.len() && c[i] != '\n' {
+                    i += 1;
+                }
+            } else if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                let mut depth = 0;
+                while i < c.len() {
+                    if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.push(' ');
+            } else if c[i] == 'r'
+                && (!prev_ident || (i >= 1 && c[i - 1] == 'b' && !(i >= 2 && ident(c[i - 2]))))
+                && matches!(c.get(i + 1), Some('"') | Some('#'))
+            {
+                // Raw string r"..." / r#"..."#.
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while c.get(j) == Some(&'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if c.get(j) != Some(&'"') {
+                    out.push(c[i]);
+                    i += 1;
+                    continue;
+                }
+                j += 1;
+                loop {
+                    if j >= c.len() {
+                        break;
+                    }
+                    if c[j] == '"' && (1..=hashes).all(|k| c.get(j + k) == Some(&'#')) {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    j += 1;
+                }
+                out.push_str("r\"\"");
+                i = j;
+            } else if c[i] == '"' {
+                i += 1;
+                while i < c.len() && c[i] != '"' {
+                    i += if c[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push_str("\"\"");
+            } else if c[i] == '\'' && c.get(i + 1) == Some(&'\\') {
+                // Escaped char literal: '\n', '\'', '\u{..}'.
+                i += 3;
+                while i < c.len() && c[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+                out.push_str("' '");
+            } else if c[i] == '\'' && c.get(i + 2) == Some(&'\'') {
+                i += 3;
+                out.push_str("' '");
+            } else {
+                // Anything else, a lifetime's quote included.
+                out.push(c[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// The first path segment of each `crate::...` path in stripped code, `use crate::{a,
+    /// b::c}` lists included (each item's first segment).
+    fn crate_paths(code: &str) -> BTreeSet<String> {
+        let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+        let mut found = BTreeSet::new();
+        let mut rest = code;
+        while let Some(at) = rest.find("crate") {
+            let before = &code[..code.len() - rest.len() + at];
+            let after = &rest[at + "crate".len()..];
+            rest = after;
+            if before.ends_with(ident) || before.ends_with('$') {
+                continue;
+            }
+            let Some(path) = after.trim_start().strip_prefix("::") else {
+                continue;
+            };
+            let path = path.trim_start();
+            if let Some(group) = path.strip_prefix('{') {
+                // Items separated by commas at brace depth 0, up to the closing brace.
+                let (mut depth, mut item, mut items) = (0, String::new(), vec![]);
+                for ch in group.chars() {
+                    match ch {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => items.push(std::mem::take(&mut item)),
+                        _ => {}
+                    }
+                    item.push(ch);
+                }
+                items.push(item);
+                for item in items {
+                    let first: String =
+                        item.trim_start_matches(',').trim().chars().take_while(|&ch| ident(ch)).collect();
+                    if !first.is_empty() {
+                        found.insert(first);
+                    }
+                }
+            } else {
+                let first: String = path.chars().take_while(|&ch| ident(ch)).collect();
+                if !first.is_empty() {
+                    found.insert(first);
+                }
+            }
+        }
+        found
+    }
+
+    /// module ⇒ the modules it imports, from `src/*.rs` (`lib.rs`, `main.rs` aside).
+    fn graph() -> BTreeMap<String, BTreeSet<String>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            if path.extension().is_some_and(|e| e == "rs") && name != "lib" && name != "main" {
+                files.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+        let modules: BTreeSet<String> = files.keys().cloned().collect();
+        files
+            .iter()
+            .map(|(name, src)| {
+                let deps = crate_paths(&strip(src)).into_iter().filter(|d| modules.contains(d)).collect();
+                (name.clone(), deps)
+            })
+            .collect()
+    }
+
+    /// A cycle of `g` as `a → b → … → a`, if there is one.
+    fn find_cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+        fn visit(
+            g: &BTreeMap<String, BTreeSet<String>>,
+            m: &str,
+            stack: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = stack.iter().position(|s| s == m) {
+                let mut cycle = stack[at..].to_vec();
+                cycle.push(m.to_string());
+                return Some(cycle);
+            }
+            if done.contains(m) {
+                return None;
+            }
+            stack.push(m.to_string());
+            for d in g.get(m).into_iter().flatten() {
+                if let Some(c) = visit(g, d, stack, done) {
+                    return Some(c);
+                }
+            }
+            stack.pop();
+            done.insert(m.to_string());
+            None
+        }
+        let mut done = BTreeSet::new();
+        g.keys().find_map(|m| visit(g, m, &mut vec![], &mut done))
+    }
+
+    #[test]
+    fn scanner_counts_paths_not_comments_or_strings() {
+        let src = "//! See [`crate::a`].\n/* crate::b /* nested crate::c */ */\nuse crate::{d, e::{F, g}, H};\n\
+                   use crate::i::J;\nfn f() { let _ = \"crate::k\"; let _ = r#\"crate::l\"#; let _ = '\"'; \
+                   crate::m::n(); let _ = '\\''; crate :: o(); }\nstruct P<'a>(&'a str); // crate::q\n";
+        let found: Vec<String> = crate_paths(&strip(src)).into_iter().collect();
+        assert_eq!(found, ["H", "d", "e", "i", "m", "o"]);
+        let mut g = BTreeMap::new();
+        for (a, b) in [("x", "y"), ("y", "z"), ("z", "x")] {
+            g.insert(a.to_string(), BTreeSet::from([b.to_string()]));
+        }
+        assert_eq!(find_cycle(&g).unwrap(), ["x", "y", "z", "x"]);
+        g.get_mut("z").unwrap().clear();
+        assert_eq!(find_cycle(&g), None);
+    }
+
+    #[test]
+    fn no_import_cycle_among_src_modules() {
+        let g = graph();
+        // The scan sees the imports (it is not vacuously acyclic).
+        assert!(g["sessions"].contains("promotions") && g["page"].contains("lifecycle"), "{g:#?}");
+        if let Some(cycle) = find_cycle(&g) {
+            let edges: Vec<String> = g.iter().map(|(m, d)| format!("  {m} → {d:?}")).collect();
+            panic!("import cycle among emulator/src: {}\n{}", cycle.join(" → "), edges.join("\n"));
+        }
+    }
+}

@@ -185,7 +185,14 @@ async fn run_of(db: &str, id: &str) -> (i64, bool) {
 /// the shop's first answer to it (status, body).
 async fn redeliver(s: &Shop, event_id: &str) -> (usize, u16, String) {
     let before = s.emu.deliveries().len();
-    let r = s.http.post(format!("{}/_emulator/events/resend/{event_id}", s.emu.base_url())).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/_emulator/events/resend/{event_id}", s.emu.base_url()))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let d = s
         .deliveries_when("the resent copy answered", |d| {
