@@ -2,17 +2,23 @@
 //!
 //! Every `api/*.rs` function is three lines handing its request to its route,
 //! `routes::<name>::handle` (the dev server and the tests reach the same code through
-//! [`routes::dispatch`]). Where things happen, by file name:
+//! [`routes::dispatch`]). The modules stand on floors; a module uses only its own floor and
+//! those below (checked by `tests/it/layers.rs`, which also refuses any circle of imports):
 //!
-//! - a price is decided: [`catalog`] (the only prices, shipping rates and tax codes included)
-//!   and [`cart`]; a discount: [`discount`]; the session sent to Stripe: [`session`];
-//! - a signature is checked: [`signature`], called by [`routes::webhook`] on the raw bytes;
-//! - an event becomes one action: [`events`]; an order is recorded: [`fulfillment`] and
-//!   [`store`]; a refund or dispute changes it: [`after_payment`]; the owner's hooks run:
-//!   [`hooks`]; missed events are recovered: [`reconcile`]; the owner reads the orders:
-//!   [`routes::orders`];
-//! - plumbing: [`http`], [`config`], [`app`], [`ratelimit`], [`stripe`] (our REST client),
-//!   [`log`], [`clock`], [`vercel`].
+//! 1. **Routes** — [`routes`] (one module per function: parse ⇒ decide ⇒ answer, the one
+//!    route table, the behaviours' errors mapped to HTTP) and [`vercel`] (the function bridge,
+//!    where a failed request is logged once).
+//! 2. **Behaviours** — [`events`] (one typed event ⇒ one action), [`fulfillment`] (an order is
+//!    recorded), [`after_payment`] (a refund or dispute changes it), [`hooks`] (the owner's
+//!    hooks and their claimed runs), [`reconcile`] (missed events recovered), pricing: [`cart`],
+//!    [`discount`], [`session`]. Each returns its own error type.
+//! 3. **Instance** — [`app`]: the validated config, the Stripe client, the store and the limiter.
+//! 4. **The order and its store** — [`order`] (the order as the shop knows it: states, money,
+//!    history, the transition rules, order numbers), [`store`] (persists `order` types, SQLite or
+//!    Postgres) and [`ratelimit`] (counters kept in the store).
+//! 5. **Ground** — [`stripe`] (our REST client, typed objects, the one-pass event reader, the
+//!    one [`stripe::EventType`] enum), [`signature`] (pure), [`catalog`], [`config`],
+//!    [`http`] (request/response plumbing, security headers), [`log`], [`clock`].
 
 pub mod after_payment;
 pub mod app;

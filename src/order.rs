@@ -385,7 +385,6 @@ mod tests {
         assert!(n[3..].chars().all(|c| c == '-' || ORDER_NUMBER_ALPHABET.contains(&(c as u8))), "{n}");
     }
 
-
     fn charge(amount: i64, refunded: i64) -> Charge {
         Charge {
             id: "ch_1".into(),

@@ -106,3 +106,46 @@ async fn the_shared_rate_limit_counter_is_one_round_trip() {
     s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
     assert_eq!(wire.round_trips(), 1, "a checkout's shared counter (2 with a prepare): {:#?}", wire.turns());
 }
+
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
+async fn a_page_of_the_order_list_is_one_statement_for_orders_and_one_for_their_histories() {
+    let token = "round-trips-admin-token-0123456789abcdef";
+    let url = crate::common::postgres_url().expect("needs TEST_DATABASE_URL");
+    let wire = Wire::start(wire::upstream(&url).await, Duration::ZERO).await;
+    let s = crate::common::shop(ShopOptions {
+        database_url: Some(wire.url(&url)),
+        env: vec![("ADMIN_TOKEN", token.to_string()), ("RATE_LIMIT_ORDERS", "1000000/60".to_string())],
+        ..Default::default()
+    })
+    .await;
+    // Orders of which some have history (a refund), so the page has histories to read.
+    for i in 0..3 {
+        let id = s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
+        s.emu.pay(&id, "pay").unwrap();
+        s.wait_order(&id, |o| o.state == OrderState::Fulfilled).await;
+        if i < 2 {
+            s.emu.refund(&id, Some(100)).unwrap();
+            s.wait_order(&id, |o| o.money.amount_refunded == 100).await;
+        }
+    }
+    let list = |limit: u32| {
+        s.http
+            .get(format!("{}/api/orders?limit={limit}", s.site))
+            .bearer_auth(token)
+            .header("x-real-ip", "203.0.113.77")
+            .send()
+    };
+    // One rate-limit window for the whole count (a window's first hit also prunes old ones).
+    crate::common::within_one_window(60, 15).await;
+    assert_eq!(list(1).await.unwrap().status(), 200); // warm: the pool's connection is open
+    for limit in [1, 3] {
+        wire.reset();
+        let page: serde_json::Value = serde_json::from_str(&list(limit).await.unwrap().text().await.unwrap()).unwrap();
+        let trips = wire.round_trips();
+        assert_eq!(page["data"].as_array().unwrap().len(), limit as usize);
+        // The shared rate-limit counter (1), the page (1), the page's histories (1): the same
+        // for a page of one as for a page of three (one history query per order made it 1+1+N).
+        assert_eq!(trips, 3, "a page of {limit} took {trips} round trips: {:#?}", wire.turns());
+    }
+}
