@@ -77,7 +77,9 @@
       cell(tr, when(o.created_at));
       cell(tr, String(o.fulfillment || '').replace(/_/g, ' '));
       cell(tr, (o.money_state ? o.money_state.replace(/_/g, ' ') : '\u2014') +
-        (o.amount_refunded ? ' (' + money(o.amount_refunded, o.currency) + ' back)' : ''));
+        (o.amount_refunded ? ' (' + money(o.amount_refunded, o.currency) + ' back)' : '') +
+        (o.dispute_status && o.money_state !== 'disputed' && o.money_state.indexOf('dispute') !== 0
+          ? ' \u00b7 dispute ' + o.dispute_status.replace(/_/g, ' ') : ''));
       cell(tr, itemsText(o));
       cell(tr, t.shipping_rate ? t.shipping_rate + ' ' + money(t.amount_shipping, o.currency) : '', 'num');
       cell(tr, t.amount_discount ? '\u2212' + money(t.amount_discount, o.currency) : '', 'num');

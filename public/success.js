@@ -141,10 +141,12 @@
           text: 'This order was refunded in full (' + money(refunded) + '). The refund goes back to your original payment method.' };
       case 'disputed':
         return { title: 'This payment is disputed',
-          text: 'The payment for this order is being disputed with the card issuer. The shop will follow up once the dispute is resolved.' };
+          text: 'The payment for this order is being disputed with the card issuer. The shop will follow up once the dispute is resolved.' +
+            (refunded ? ' Refunded so far: ' + money(refunded) + '.' : '') };
       case 'dispute_lost':
         return { title: 'This payment was reversed',
-          text: 'After a dispute, the payment for this order was returned to the cardholder.' };
+          text: 'After a dispute, the payment for this order was returned to the cardholder.' +
+            (refunded ? ' Refunded before: ' + money(refunded) + '.' : '') };
       default:
         return null;
     }

@@ -1,17 +1,19 @@
 //! After payment: refunds and disputes keep an order's money state true.
 //!
 //! An event about a charge, refund or dispute is only a hint. Whatever its name or age, the
-//! order's money state is derived from the Charge and its Disputes as Stripe returns them now
-//! ([`derive()`]), and the store moves the order there in one transaction with the event id, a
-//! history entry and the claim on the owner's hook ([`crate::order::decide`] says what changed). So events
-//! that arrive late, twice or out of order leave the order in the same state.
+//! order's money is derived from the Charge, its Refunds and its Disputes as Stripe returns them
+//! now ([`derive()`]); the store keeps one row per refund and per dispute whose status only
+//! moves forward, and moves the order there in one transaction with the event id, a history
+//! entry and the claim on the owner's hook ([`crate::order::decide`] says what changed). So
+//! events that arrive late, twice or out of order, and reads that are stale, leave the order in
+//! the same state, and each fact reaches the owner's hooks once.
 
 use crate::app::App;
 use crate::fulfillment::{self, FulfillError, Trigger};
 use crate::hooks::{self, Run};
 use crate::order::derive;
 use crate::store::{Applied, EventRef, RunKey, StoreError};
-use crate::stripe::types::{Charge, Dispute, EventObject, List, PaymentIntent, Session};
+use crate::stripe::types::{Charge, Dispute, EventObject, List, PaymentIntent, Refund, Session};
 use crate::stripe::{EventType, Form, StripeError};
 
 /// The ids an after-payment event names: its PaymentIntent and, when known, its Charge.
@@ -77,17 +79,13 @@ pub enum Handled {
 }
 
 /// Handles a verified after-payment event (`kind` of [`crate::stripe::EventFamily::AfterPayment`]).
-pub async fn handle(
-    app: &App,
-    event: EventRef<'_>,
-    kind: EventType,
-    subject: &Subject,
-) -> Result<Handled, HandleError> {
-    if app.store.event_seen(event.id).await? {
+pub async fn handle(app: &App, event: EventRef<'_>, subject: &Subject) -> Result<Handled, HandleError> {
+    let pi = subject.payment_intent.as_str();
+    let (seen, recorded) = app.store.event_seen_and_session(event.id, pi).await?;
+    if seen {
         return settle(hooks::resume(app, RunKey::Event(event.id), hooks::HELD_WAIT).await, Handled::Duplicate);
     }
-    let pi = subject.payment_intent.as_str();
-    let session_id = match app.store.session_for_payment_intent(pi).await? {
+    let session_id = match recorded {
         Some(id) => id,
         None => match our_session(app, pi).await? {
             // Not recorded yet (the refund came first, or the order predates this record):
@@ -125,17 +123,15 @@ pub async fn handle(
     if charge.payment_intent.as_deref() != Some(pi) {
         return Ok(Handled::NotOurs);
     }
-    let disputes = if charge.disputed {
-        let mut q = Form::new();
-        q.push("charge", &charge.id);
-        q.push("limit", "100");
-        app.stripe.get::<List<Dispute>>("/v1/disputes", &q).await?.data
-    } else {
-        Vec::new()
-    };
-    let money = derive(&charge, &disputes);
-    let refund_failed = matches!(kind, EventType::RefundFailed | EventType::RefundUpdated);
-    match app.store.apply_money(&session_id, pi, &money, refund_failed, event.clone()).await? {
+    let mut q = Form::new();
+    q.push("charge", &charge.id);
+    q.push("limit", "100");
+    // Every refund of the charge, each with its own status (a charge has few; one page).
+    let refunds = app.stripe.get::<List<Refund>>("/v1/refunds", &q).await?.data;
+    let disputes =
+        if charge.disputed { app.stripe.get::<List<Dispute>>("/v1/disputes", &q).await?.data } else { Vec::new() };
+    let facts = derive(&charge, &refunds, &disputes);
+    match app.store.apply_money(&session_id, pi, &facts, event.clone()).await? {
         Applied::DuplicateEvent => {
             settle(hooks::resume(app, RunKey::Event(event.id), hooks::HELD_WAIT).await, Handled::Duplicate)
         }

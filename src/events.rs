@@ -150,7 +150,7 @@ async fn on_after_payment(app: &App, event: &Event<'_>, kind: EventType) -> Resu
         return Ok(Disposition::Ignored);
     };
     let ev = EventRef { id: &event.id, kind: &event.kind };
-    match after_payment::handle(app, ev, kind, &subject).await {
+    match after_payment::handle(app, ev, &subject).await {
         Ok(Handled::Processed) => Ok(Disposition::Processed),
         Ok(Handled::Duplicate) => Ok(Disposition::Duplicate),
         Ok(Handled::NotOurs) => {

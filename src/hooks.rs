@@ -1,4 +1,4 @@
-//! The shop owner's hooks — [`on_fulfilled`], [`on_refunded`], [`on_dispute`] — and the one
+//! The shop owner's hooks — [`on_fulfilled`], [`on_refunded`], [`on_refund_failed`], [`on_dispute`] — and the one
 //! discipline that runs them: a run is claimed in the same transaction that changed the
 //! order, the hook runs after the commit, then the run is marked done. A delivery is
 //! acknowledged only once its run is done; a run whose instance died is taken over after
@@ -50,7 +50,21 @@ pub fn on_refunded(order: &Order, refund: &Refunded) {
     );
 }
 
-/// A dispute was opened on the order's charge, or closed with an outcome (`won`, `lost`, or
+/// A refund failed or was canceled: its money came back to the shop (`refund.amount_refunded`
+/// is what stays refunded). Resume a stopped shipment, or tell the shopper. Ours logs.
+pub fn on_refund_failed(order: &Order, refund: &RefundFailed) {
+    crate::log::info(
+        "refund failed",
+        &[
+            ("session_id", &order.session_id),
+            ("amount", &refund.amount.to_string()),
+            ("status", &refund.status),
+            ("amount_refunded", &refund.amount_refunded.to_string()),
+        ],
+    );
+}
+
+/// A dispute was opened on the order's charge (or an inquiry escalated to a chargeback), or closed with an outcome (`won`, `lost`, or
 /// `warning_closed` for an inquiry). Hold the shipment, gather evidence. Ours logs.
 pub fn on_dispute(order: &Order, dispute: &DisputeNotice) {
     let (what, status, amount) = match dispute {
@@ -67,6 +81,17 @@ pub struct Refunded {
     /// Refunded by this change, minor units.
     pub amount: i64,
     /// Refunded in all, minor units.
+    pub amount_refunded: i64,
+}
+
+/// What [`on_refund_failed`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundFailed {
+    /// The refund's amount, minor units.
+    pub amount: i64,
+    /// `failed` or `canceled`.
+    pub status: String,
+    /// Refunded in all after it, minor units.
     pub amount_refunded: i64,
 }
 
@@ -93,6 +118,9 @@ pub enum DisputeNotice {
 fn call(call: &HookCall, order: &Order) {
     match call.clone() {
         HookCall::Refunded { amount, amount_refunded } => on_refunded(order, &Refunded { amount, amount_refunded }),
+        HookCall::RefundFailed { amount, status, amount_refunded } => {
+            on_refund_failed(order, &RefundFailed { amount, status, amount_refunded })
+        }
         HookCall::DisputeOpened { status, amount } => on_dispute(order, &DisputeNotice::Opened { status, amount }),
         HookCall::DisputeClosed { status, amount } => on_dispute(order, &DisputeNotice::Closed { status, amount }),
     }

@@ -6,7 +6,7 @@
 //! [`Order`] is an order as read; [`OrderUpdate`] is what fulfilment writes (no field is filled
 //! in just to write a row).
 
-use crate::stripe::types::{Charge, Dispute, ShippingDetails};
+use crate::stripe::types::{Charge, Dispute, Refund, ShippingDetails};
 use serde::{Deserialize, Serialize};
 
 /// Where an order stands. States only move forward (by rank).
@@ -216,7 +216,43 @@ impl MoneyState {
     }
 }
 
-/// The latest dispute on an order's charge.
+/// One refund of an order's charge, as Stripe has it (and as the store keeps it: one row per
+/// refund). Its status only moves forward ([`RefundRef::rank`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRef {
+    /// `re_...`.
+    pub id: String,
+    /// Refunded amount, minor units.
+    pub amount: i64,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
+    pub status: String,
+    /// Stripe's `reason` (`duplicate`, `fraudulent`, `requested_by_customer`, ...), if any.
+    pub reason: Option<String>,
+    /// Unix time it was created.
+    pub created: i64,
+}
+
+impl RefundRef {
+    /// The order of statuses: `pending`/`requires_action` ⇒ `succeeded` ⇒ `failed`/`canceled`,
+    /// never back (an unknown status ranks lowest, so it never overrides a known one).
+    pub fn rank(&self) -> i64 {
+        match self.status.as_str() {
+            "pending" | "requires_action" => 1,
+            "succeeded" => 2,
+            "failed" | "canceled" => 3,
+            _ => 0,
+        }
+    }
+
+    /// Whether its money is out of the shop (as Stripe counts `amount_refunded`: pending and
+    /// succeeded refunds, not failed or canceled ones).
+    pub fn counts(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "requires_action" | "succeeded")
+    }
+}
+
+/// One dispute (or inquiry) on an order's charge; its status only moves forward
+/// ([`DisputeRef::rank`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisputeRef {
     /// `du_...`.
@@ -225,6 +261,8 @@ pub struct DisputeRef {
     pub status: String,
     /// Disputed amount, minor units.
     pub amount: i64,
+    /// Unix time it was opened (0 when not known).
+    pub created: i64,
 }
 
 impl DisputeRef {
@@ -232,9 +270,29 @@ impl DisputeRef {
     pub fn is_open(&self) -> bool {
         !matches!(self.status.as_str(), "won" | "lost" | "warning_closed" | "prevented")
     }
+
+    /// Whether it is an inquiry (`warning_*`), not yet a chargeback.
+    pub fn is_inquiry(&self) -> bool {
+        self.status.starts_with("warning_")
+    }
+
+    /// The order of statuses: an inquiry (`warning_needs_response` ⇒ `warning_under_review`)
+    /// may escalate to a chargeback (`needs_response` ⇒ `under_review`), and every dispute
+    /// ends closed; never back.
+    pub fn rank(&self) -> i64 {
+        match self.status.as_str() {
+            "warning_needs_response" => 1,
+            "warning_under_review" => 2,
+            "needs_response" => 3,
+            "under_review" => 4,
+            "won" | "lost" | "warning_closed" | "prevented" => 5,
+            _ => 0,
+        }
+    }
 }
 
-/// An order's money: what was refunded and the latest dispute.
+/// An order's money as shown: what was refunded and the latest dispute (derived from
+/// [`MoneyFacts`], never nudged by an event).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Money {
     /// Refunded so far, minor units.
@@ -246,27 +304,67 @@ pub struct Money {
 }
 
 impl Money {
-    /// The state this money is in: an open or decided dispute wins over refunds; an inquiry
-    /// closed as `warning_closed` (or a `prevented` dispute) leaves the refund state.
+    /// The state this money is in: an open or lost dispute wins over refunds; a dispute won
+    /// leaves `dispute_won` unless money was refunded after all (the refund state shows, the
+    /// dispute's status beside it); an inquiry closed as `warning_closed` (or a `prevented`
+    /// dispute) leaves the refund state.
     pub fn state(&self) -> MoneyState {
-        match self.dispute.as_ref().map(|d| d.status.as_str()) {
-            Some("won") => MoneyState::DisputeWon,
-            Some("lost") => MoneyState::DisputeLost,
-            Some(_) if self.dispute.as_ref().is_some_and(DisputeRef::is_open) => MoneyState::Disputed,
-            _ if self.amount_refunded > 0 && self.amount_refunded >= self.amount => MoneyState::Refunded,
-            _ if self.amount_refunded > 0 => MoneyState::PartiallyRefunded,
-            _ => MoneyState::Paid,
+        let refunded = match self.amount_refunded {
+            0 => None,
+            r if r >= self.amount => Some(MoneyState::Refunded),
+            _ => Some(MoneyState::PartiallyRefunded),
+        };
+        match self.dispute.as_ref() {
+            Some(d) if d.is_open() => MoneyState::Disputed,
+            Some(d) if d.status == "lost" => MoneyState::DisputeLost,
+            Some(d) if d.status == "won" => refunded.unwrap_or(MoneyState::DisputeWon),
+            _ => refunded.unwrap_or(MoneyState::Paid),
         }
     }
 }
 
-/// The money of a charge as Stripe returns it now, with its disputes.
-pub fn derive(charge: &Charge, disputes: &[Dispute]) -> Money {
-    let latest = disputes.iter().max_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-    Money {
-        amount_refunded: charge.amount_refunded,
+/// What the shop knows of an order's charge: its amount and one record per refund and per
+/// dispute. The shown [`Money`] is derived from these ([`MoneyFacts::money`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MoneyFacts {
+    /// Amount charged, minor units (0 when unknown).
+    pub amount: i64,
+    /// Every refund of the charge.
+    pub refunds: Vec<RefundRef>,
+    /// Every dispute of the charge.
+    pub disputes: Vec<DisputeRef>,
+}
+
+impl MoneyFacts {
+    /// The money these facts make: refunded = the refunds that count; the latest dispute.
+    pub fn money(&self) -> Money {
+        let latest = self.disputes.iter().max_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Money {
+            amount_refunded: self.refunds.iter().filter(|r| r.counts()).map(|r| r.amount).sum(),
+            amount: self.amount,
+            dispute: latest.cloned(),
+        }
+    }
+}
+
+/// The facts of a charge as Stripe returns them now: the charge, its refunds, its disputes.
+pub fn derive(charge: &Charge, refunds: &[Refund], disputes: &[Dispute]) -> MoneyFacts {
+    MoneyFacts {
         amount: charge.amount,
-        dispute: latest.map(|d| DisputeRef { id: d.id.clone(), status: d.status.clone(), amount: d.amount }),
+        refunds: refunds
+            .iter()
+            .map(|r| RefundRef {
+                id: r.id.clone(),
+                amount: r.amount,
+                status: r.status.clone().unwrap_or_default(),
+                reason: r.reason.clone(),
+                created: r.created,
+            })
+            .collect(),
+        disputes: disputes
+            .iter()
+            .map(|d| DisputeRef { id: d.id.clone(), status: d.status.clone(), amount: d.amount, created: d.created })
+            .collect(),
     }
 }
 
@@ -281,52 +379,86 @@ pub struct Change {
     pub amount: i64,
     /// The dispute status after the change, if a dispute is involved.
     pub dispute_status: Option<String>,
+    /// The refunds whose record changed (new, or a status moved forward): to write.
+    pub refunds: Vec<RefundRef>,
+    /// The disputes whose record changed: to write.
+    pub disputes: Vec<DisputeRef>,
     /// What the owner's hooks are told (empty: nothing for them).
     pub calls: Vec<HookCall>,
 }
 
-/// What moving from `old` to `fresh` changes, if anything. Money only moves the ways it can:
-/// a closed dispute never reopens (a stale read cannot undo it), and the refunded amount only
-/// goes down when a refund failed (`refund_failed`: the event says so).
-pub fn decide(old: &Money, fresh: &Money, refund_failed: bool) -> Option<(Money, Change)> {
-    let mut new = fresh.clone();
-    if fresh.amount_refunded < old.amount_refunded && !refund_failed {
-        new.amount_refunded = old.amount_refunded;
+/// Merges records by id: a record Stripe shows now moves forward (by `rank`), never back; a
+/// record a stale read lacks is kept. Returns the merged list and the records that changed,
+/// each with its status before (`None`: new).
+fn merge<T: Clone + PartialEq>(
+    old: &[T],
+    fresh: &[T],
+    id: impl Fn(&T) -> &str,
+    rank: impl Fn(&T) -> i64,
+) -> (Vec<T>, Vec<(Option<T>, T)>) {
+    let mut merged = old.to_vec();
+    let mut changed = Vec::new();
+    for f in fresh {
+        match merged.iter_mut().find(|m| id(m) == id(f)) {
+            Some(m) if rank(f) > rank(m) => {
+                changed.push((Some(m.clone()), f.clone()));
+                *m = f.clone();
+            }
+            Some(_) => {}
+            None => {
+                changed.push((None, f.clone()));
+                merged.push(f.clone());
+            }
+        }
     }
-    if let (Some(o), Some(f)) = (&old.dispute, &fresh.dispute)
-        && o.id == f.id
-        && !o.is_open()
-    {
-        new.dispute = old.dispute.clone();
-    }
-    if new.amount == 0 {
-        new.amount = old.amount;
-    }
-    if new.amount_refunded == old.amount_refunded && new.dispute == old.dispute {
+    (merged, changed)
+}
+
+/// What moving from `old` to `fresh` changes, if anything. Money only moves the ways Stripe's
+/// objects can: each refund's and each dispute's status only forward (a stale read cannot undo
+/// a refund or reopen a dispute), the refunded amount is the sum of the refunds that count.
+/// The owner's hooks are told once per fact: a refund that succeeded, a refund that failed or
+/// was canceled, a dispute opened, an inquiry escalated to a chargeback, a dispute closed.
+pub fn decide(old: &MoneyFacts, fresh: &MoneyFacts) -> Option<(MoneyFacts, Change)> {
+    let (refunds, moved_refunds) = merge(&old.refunds, &fresh.refunds, |r| &r.id, RefundRef::rank);
+    let (disputes, moved_disputes) = merge(&old.disputes, &fresh.disputes, |d| &d.id, DisputeRef::rank);
+    let amount = if fresh.amount != 0 { fresh.amount } else { old.amount };
+    if moved_refunds.is_empty() && moved_disputes.is_empty() && amount == old.amount {
         return None;
     }
-    let delta = new.amount_refunded - old.amount_refunded;
+    let new = MoneyFacts { amount, refunds, disputes };
+    let (before, after) = (old.money(), new.money());
     let mut calls = Vec::new();
-    if delta > 0 {
-        calls.push(HookCall::Refunded { amount: delta, amount_refunded: new.amount_refunded });
-    }
-    let was_open = old.dispute.as_ref().is_some_and(DisputeRef::is_open);
-    let dispute_changed = new.dispute != old.dispute;
-    match &new.dispute {
-        Some(d) if d.is_open() && (!was_open || old.dispute.as_ref().is_some_and(|o| o.id != d.id)) => {
-            calls.push(HookCall::DisputeOpened { status: d.status.clone(), amount: d.amount });
+    for (was, r) in &moved_refunds {
+        let was_rank = was.as_ref().map_or(0, RefundRef::rank);
+        if r.status == "succeeded" {
+            calls.push(HookCall::Refunded { amount: r.amount, amount_refunded: after.amount_refunded });
+        } else if r.rank() == 3 && was_rank < 3 {
+            calls.push(HookCall::RefundFailed {
+                amount: r.amount,
+                status: r.status.clone(),
+                amount_refunded: after.amount_refunded,
+            });
         }
-        Some(d) if !d.is_open() && dispute_changed => {
-            calls.push(HookCall::DisputeClosed { status: d.status.clone(), amount: d.amount });
-        }
-        _ => {}
     }
-    let amount = if delta != 0 { delta } else { new.dispute.as_ref().map_or(0, |d| d.amount) };
+    for (was, d) in &moved_disputes {
+        let (status, amount) = (d.status.clone(), d.amount);
+        match was {
+            _ if !d.is_open() => calls.push(HookCall::DisputeClosed { status, amount }),
+            None => calls.push(HookCall::DisputeOpened { status, amount }),
+            Some(w) if w.is_inquiry() && !d.is_inquiry() => calls.push(HookCall::DisputeOpened { status, amount }),
+            Some(_) => {}
+        }
+    }
+    let delta = after.amount_refunded - before.amount_refunded;
+    let dispute_changed = !moved_disputes.is_empty();
     let change = Change {
-        from: old.state(),
-        to: new.state(),
-        amount,
-        dispute_status: new.dispute.as_ref().filter(|_| dispute_changed).map(|d| d.status.clone()),
+        from: before.state(),
+        to: after.state(),
+        amount: if delta != 0 { delta } else { after.dispute.as_ref().map_or(0, |d| d.amount) },
+        dispute_status: after.dispute.as_ref().filter(|_| dispute_changed).map(|d| d.status.clone()),
+        refunds: moved_refunds.into_iter().map(|(_, r)| r).collect(),
+        disputes: moved_disputes.into_iter().map(|(_, d)| d).collect(),
         calls,
     };
     Some((new, change))
@@ -343,7 +475,16 @@ pub enum HookCall {
         /// Refunded in all.
         amount_refunded: i64,
     },
-    /// `on_dispute`, opened.
+    /// `on_refund_failed`: a refund failed or was canceled, its money came back.
+    RefundFailed {
+        /// The refund's amount.
+        amount: i64,
+        /// `failed` or `canceled`.
+        status: String,
+        /// Refunded in all, after it.
+        amount_refunded: i64,
+    },
+    /// `on_dispute`, opened (or an inquiry escalated to a chargeback).
     DisputeOpened {
         /// Stripe's status.
         status: String,
@@ -385,84 +526,97 @@ mod tests {
         assert!(n[3..].chars().all(|c| c == '-' || ORDER_NUMBER_ALPHABET.contains(&(c as u8))), "{n}");
     }
 
-    fn charge(amount: i64, refunded: i64) -> Charge {
-        Charge {
-            id: "ch_1".into(),
-            amount,
-            amount_refunded: refunded,
-            disputed: false,
-            payment_intent: None,
-            livemode: false,
-        }
+    fn refund(id: &str, amount: i64, status: &str) -> RefundRef {
+        RefundRef { id: id.into(), amount, status: status.into(), reason: None, created: 1 }
     }
 
-    fn dispute(id: &str, status: &str, created: i64) -> Dispute {
-        Dispute { id: id.into(), amount: 2500, status: status.into(), created }
+    fn dispute(id: &str, status: &str, created: i64) -> DisputeRef {
+        DisputeRef { id: id.into(), amount: 2500, status: status.into(), created }
+    }
+
+    fn facts(refunds: &[RefundRef], disputes: &[DisputeRef]) -> MoneyFacts {
+        MoneyFacts { amount: 2500, refunds: refunds.to_vec(), disputes: disputes.to_vec() }
     }
 
     #[test]
-    fn states_follow_the_charge_and_its_latest_dispute() {
-        assert_eq!(derive(&charge(2500, 0), &[]).state(), MoneyState::Paid);
-        assert_eq!(derive(&charge(2500, 100), &[]).state(), MoneyState::PartiallyRefunded);
-        assert_eq!(derive(&charge(2500, 2500), &[]).state(), MoneyState::Refunded);
-        assert_eq!(derive(&charge(2500, 0), &[dispute("du_1", "needs_response", 1)]).state(), MoneyState::Disputed);
-        assert_eq!(
-            derive(&charge(2500, 0), &[dispute("du_1", "warning_under_review", 1)]).state(),
-            MoneyState::Disputed
-        );
-        assert_eq!(derive(&charge(2500, 0), &[dispute("du_1", "won", 1)]).state(), MoneyState::DisputeWon);
-        assert_eq!(derive(&charge(2500, 0), &[dispute("du_1", "lost", 1)]).state(), MoneyState::DisputeLost);
+    fn states_follow_the_refunds_and_the_latest_dispute() {
+        let state = |r: &[RefundRef], d: &[DisputeRef]| facts(r, d).money().state();
+        assert_eq!(state(&[], &[]), MoneyState::Paid);
+        assert_eq!(state(&[refund("re_1", 100, "succeeded")], &[]), MoneyState::PartiallyRefunded);
+        assert_eq!(state(&[refund("re_1", 100, "pending")], &[]), MoneyState::PartiallyRefunded);
+        assert_eq!(state(&[refund("re_1", 100, "failed")], &[]), MoneyState::Paid);
+        assert_eq!(state(&[refund("re_1", 2500, "succeeded")], &[]), MoneyState::Refunded);
+        assert_eq!(state(&[], &[dispute("du_1", "needs_response", 1)]), MoneyState::Disputed);
+        assert_eq!(state(&[], &[dispute("du_1", "warning_under_review", 1)]), MoneyState::Disputed);
+        assert_eq!(state(&[], &[dispute("du_1", "won", 1)]), MoneyState::DisputeWon);
+        assert_eq!(state(&[], &[dispute("du_1", "lost", 1)]), MoneyState::DisputeLost);
+        // A refund after a won dispute shows: the refund state, the dispute beside it.
+        let won_then_refunded = facts(&[refund("re_1", 2500, "succeeded")], &[dispute("du_1", "won", 1)]);
+        assert_eq!(won_then_refunded.money().state(), MoneyState::Refunded);
+        assert_eq!(won_then_refunded.money().dispute.map(|d| d.status), Some("won".into()));
         // An inquiry closed without a dispute returns to normal (and keeps the refund state).
         assert_eq!(
-            derive(&charge(2500, 100), &[dispute("du_1", "warning_closed", 1)]).state(),
+            state(&[refund("re_1", 100, "succeeded")], &[dispute("du_1", "warning_closed", 1)]),
             MoneyState::PartiallyRefunded
         );
         // The latest dispute counts, whatever order the list has.
-        let both = [dispute("du_2", "needs_response", 2), dispute("du_1", "won", 1)];
-        assert_eq!(derive(&charge(2500, 0), &both).state(), MoneyState::Disputed);
+        assert_eq!(
+            state(&[], &[dispute("du_2", "needs_response", 2), dispute("du_1", "won", 1)]),
+            MoneyState::Disputed
+        );
     }
 
     #[test]
-    fn a_refund_is_one_change_with_its_delta_and_one_hook_call() {
-        let old = derive(&charge(2500, 0), &[]);
-        let (new, c) = decide(&old, &derive(&charge(2500, 100), &[]), false).unwrap();
-        assert_eq!((c.from, c.to, c.amount), (MoneyState::Paid, MoneyState::PartiallyRefunded, 100));
-        assert_eq!(c.calls, vec![HookCall::Refunded { amount: 100, amount_refunded: 100 }]);
-        let (_, c) = decide(&new, &derive(&charge(2500, 2500), &[]), false).unwrap();
-        assert_eq!((c.from, c.to, c.amount), (MoneyState::PartiallyRefunded, MoneyState::Refunded, 2400));
-        // The same state again is no change: no history, no hook.
-        assert_eq!(decide(&new, &new, false), None);
+    fn each_refund_is_told_once_when_it_succeeds_and_once_when_it_fails() {
+        let paid = facts(&[], &[]);
+        let (pending, c) = decide(&paid, &facts(&[refund("re_1", 1000, "pending")], &[])).unwrap();
+        assert_eq!((c.amount, c.to), (1000, MoneyState::PartiallyRefunded));
+        assert!(c.calls.is_empty(), "a pending refund is not told yet");
+        let (done, c) = decide(&pending, &facts(&[refund("re_1", 1000, "succeeded")], &[])).unwrap();
+        assert_eq!(c.calls, vec![HookCall::Refunded { amount: 1000, amount_refunded: 1000 }]);
+        assert_eq!(c.amount, 0);
+        // The same facts again are no change: no history, no hook.
+        assert_eq!(decide(&done, &done), None);
+        // A stale read (before the refund existed, or still pending) changes nothing.
+        assert_eq!(decide(&done, &paid), None);
+        assert_eq!(decide(&done, &pending), None);
+        let (failed, c) = decide(&done, &facts(&[refund("re_1", 1000, "failed")], &[])).unwrap();
+        assert_eq!(c.calls, vec![HookCall::RefundFailed { amount: 1000, status: "failed".into(), amount_refunded: 0 }]);
+        assert_eq!((c.amount, failed.money().amount_refunded), (-1000, 0));
+        // ...and never comes back.
+        assert_eq!(decide(&failed, &facts(&[refund("re_1", 1000, "succeeded")], &[])), None);
     }
 
     #[test]
-    fn refunded_amount_only_goes_down_when_a_refund_failed() {
-        let old = derive(&charge(2500, 500), &[]);
-        let stale = derive(&charge(2500, 100), &[]);
-        assert_eq!(decide(&old, &stale, false), None);
-        let (new, c) = decide(&old, &stale, true).unwrap();
-        assert_eq!((new.amount_refunded, c.amount, c.to), (100, -400, MoneyState::PartiallyRefunded));
-        assert!(c.calls.is_empty());
+    fn a_stale_read_of_one_refund_never_rolls_back_another() {
+        // R1 (1000) recorded; R2 (500) recorded; a slow handler's read shows only R1.
+        let both = facts(&[refund("re_1", 1000, "succeeded"), refund("re_2", 500, "succeeded")], &[]);
+        let stale = facts(&[refund("re_1", 1000, "succeeded")], &[]);
+        assert_eq!(decide(&both, &stale), None);
+        assert_eq!(both.money().amount_refunded, 1500);
     }
 
     #[test]
-    fn disputes_open_then_close_and_a_closed_dispute_never_reopens() {
-        let paid = derive(&charge(2500, 0), &[]);
-        let (open, c) =
-            decide(&paid, &derive(&charge(2500, 0), &[dispute("du_1", "needs_response", 1)]), false).unwrap();
+    fn disputes_open_escalate_and_close_and_a_closed_dispute_never_reopens() {
+        let paid = facts(&[], &[]);
+        let (inquiry, c) = decide(&paid, &facts(&[], &[dispute("du_1", "warning_needs_response", 1)])).unwrap();
         assert_eq!(c.to, MoneyState::Disputed);
+        assert_eq!(c.calls, vec![HookCall::DisputeOpened { status: "warning_needs_response".into(), amount: 2500 }]);
+        // The inquiry escalates to a chargeback: told again.
+        let (open, c) = decide(&inquiry, &facts(&[], &[dispute("du_1", "needs_response", 1)])).unwrap();
         assert_eq!(c.calls, vec![HookCall::DisputeOpened { status: "needs_response".into(), amount: 2500 }]);
         // A status change while open is recorded but calls no hook.
-        let (review, c) =
-            decide(&open, &derive(&charge(2500, 0), &[dispute("du_1", "under_review", 1)]), false).unwrap();
+        let (review, c) = decide(&open, &facts(&[], &[dispute("du_1", "under_review", 1)])).unwrap();
         assert!(c.calls.is_empty());
         assert_eq!(c.dispute_status.as_deref(), Some("under_review"));
-        let (lost, c) = decide(&review, &derive(&charge(2500, 0), &[dispute("du_1", "lost", 1)]), false).unwrap();
+        // A stale read of the inquiry changes nothing (it would otherwise escalate twice).
+        assert_eq!(decide(&review, &inquiry), None);
+        let (lost, c) = decide(&review, &facts(&[], &[dispute("du_1", "lost", 1)])).unwrap();
         assert_eq!(c.calls, vec![HookCall::DisputeClosed { status: "lost".into(), amount: 2500 }]);
-        assert_eq!(lost.state(), MoneyState::DisputeLost);
-        // A late, stale read of the open dispute changes nothing.
-        assert_eq!(decide(&lost, &derive(&charge(2500, 0), &[dispute("du_1", "needs_response", 1)]), false), None);
+        assert_eq!(lost.money().state(), MoneyState::DisputeLost);
+        assert_eq!(decide(&lost, &facts(&[], &[dispute("du_1", "needs_response", 1)])), None);
         // Closed before its `created` was seen: straight to the outcome, one hook call.
-        let (_, c) = decide(&paid, &derive(&charge(2500, 0), &[dispute("du_1", "won", 1)]), false).unwrap();
+        let (_, c) = decide(&paid, &facts(&[], &[dispute("du_1", "won", 1)])).unwrap();
         assert_eq!((c.to, c.calls.len()), (MoneyState::DisputeWon, 1));
     }
 }

@@ -46,6 +46,9 @@ pub struct CheckoutStatus {
     pub money_state: Option<&'static str>,
     /// Refunded so far, minor units.
     pub amount_refunded: i64,
+    /// The latest dispute's Stripe status (`needs_response`, `won`, ...), shown beside the
+    /// refunded amount; absent when the charge was never disputed.
+    pub dispute_status: Option<String>,
     /// The order's number (e.g. `RR-7K4P-2M`), once fulfilled.
     pub order_number: Option<String>,
     /// Subtotal, discount, shipping (with the rate's name), tax and total as Stripe computed
@@ -104,6 +107,7 @@ impl CheckoutStatus {
             items: order.map(|o| o.items.clone()).unwrap_or_default(),
             money_state: order.and_then(Order::money_state).map(MoneyState::as_str),
             amount_refunded: order.map_or(0, |o| o.money.amount_refunded),
+            dispute_status: order.and_then(|o| o.money.dispute.as_ref()).map(|d| d.status.clone()),
             order_number: order.and_then(|o| o.number.clone()),
             totals: session.map_or_else(|| order.and_then(|o| o.totals.clone()), fulfillment::totals),
         }

@@ -48,6 +48,9 @@ pub struct OrderRow {
     pub money_state: Option<&'static str>,
     /// Refunded so far, minor units.
     pub amount_refunded: i64,
+    /// The latest dispute's Stripe status (`needs_response`, `won`, ...), shown beside the
+    /// refunded amount; absent when the charge was never disputed.
+    pub dispute_status: Option<String>,
     /// Currency.
     pub currency: Option<String>,
     /// Lines bought.
@@ -67,6 +70,7 @@ impl OrderRow {
         OrderRow {
             money_state: order.money_state().map(MoneyState::as_str),
             amount_refunded: order.money.amount_refunded,
+            dispute_status: order.money.dispute.as_ref().map(|d| d.status.clone()),
             fulfillment: order.state.as_str(),
             shipping_country: order.shipping.and_then(|s| s.address.country),
             order_number: order.number,

@@ -14,7 +14,8 @@ pub use sqlite::SqliteStore;
 
 use crate::config::Database;
 use crate::order::{
-    self, Change, DisputeRef, HistoryEntry, HookCall, Money, Order, OrderItem, OrderState, OrderUpdate,
+    self, Change, DisputeRef, HistoryEntry, HookCall, Money, MoneyFacts, Order, OrderItem, OrderState, OrderUpdate,
+    RefundRef,
 };
 use std::fmt;
 
@@ -86,6 +87,25 @@ pub(crate) const SCHEMA: &[&str] = &[
         shipping TEXT,
         updated_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS orders_by_created ON orders (created_at, session_id)",
+    "CREATE TABLE IF NOT EXISTS refunds (
+        refund_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        status_rank BIGINT NOT NULL,
+        reason TEXT,
+        created BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS refunds_by_session ON refunds (session_id)",
+    "CREATE TABLE IF NOT EXISTS disputes (
+        dispute_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        status_rank BIGINT NOT NULL,
+        created BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS disputes_by_session ON disputes (session_id)",
     "CREATE TABLE IF NOT EXISTS rate_limits (
         bucket TEXT NOT NULL,
         window_start BIGINT NOT NULL,
@@ -153,9 +173,39 @@ pub(crate) const INSERT_MONEY: &str = "INSERT INTO order_money (session_id, paym
         amount_refunded, updated_at) VALUES ($1, $2, 'paid', $3, 0, $4) ON CONFLICT DO NOTHING";
 /// Locks an order's row for the rest of the transaction (Postgres; SQLite's write lock is whole-file).
 pub(crate) const LOCK_ORDER: &str = "SELECT session_id FROM orders WHERE session_id = $1 FOR UPDATE";
-/// An order's money (columns as in [`money_from_columns`]).
-pub(crate) const SELECT_MONEY: &str = "SELECT amount, amount_refunded, dispute_id, dispute_status, dispute_amount
-     FROM order_money WHERE session_id = $1";
+/// What the store knows of an order's charge, in one statement: rows of `(kind, id, amount,
+/// status, reason, created)` — the charged amount (`money`), each refund, each dispute.
+pub(crate) const SELECT_FACTS: &str = "SELECT 'money', '', amount, '', NULL, 0 FROM order_money WHERE session_id = $1
+     UNION ALL SELECT 'refund', refund_id, amount, status, reason, created FROM refunds WHERE session_id = $1
+     UNION ALL SELECT 'dispute', dispute_id, amount, status, NULL, created FROM disputes WHERE session_id = $1";
+/// Records a refund, or moves its status forward (never back: by rank).
+pub(crate) const UPSERT_REFUND: &str = "INSERT INTO refunds (refund_id, session_id, amount, status, status_rank,
+        reason, created, updated_at) VALUES ($1, $2, $5, $3, $6, $4, $7, $8)
+     ON CONFLICT (refund_id) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,
+        amount = excluded.amount, reason = excluded.reason, updated_at = excluded.updated_at
+     WHERE refunds.status_rank < excluded.status_rank";
+/// Records a dispute, or moves its status forward (never back: by rank).
+pub(crate) const UPSERT_DISPUTE: &str = "INSERT INTO disputes (dispute_id, session_id, status, amount, status_rank,
+        created, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, status_rank = excluded.status_rank,
+        amount = excluded.amount, updated_at = excluded.updated_at
+     WHERE disputes.status_rank < excluded.status_rank";
+
+/// Builds an order's money facts from the rows of [`SELECT_FACTS`].
+pub(crate) fn facts_from_rows(
+    rows: impl IntoIterator<Item = (String, String, i64, String, Option<String>, i64)>,
+) -> MoneyFacts {
+    let mut facts = MoneyFacts::default();
+    for (kind, id, amount, status, reason, created) in rows {
+        match kind.as_str() {
+            "money" => facts.amount = amount,
+            "refund" => facts.refunds.push(RefundRef { id, amount, status, reason, created }),
+            _ => facts.disputes.push(DisputeRef { id, status, amount, created }),
+        }
+    }
+    facts.refunds.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    facts
+}
 /// Writes an order's money.
 pub(crate) const UPSERT_MONEY: &str = "INSERT INTO order_money (session_id, payment_intent, money_state, amount,
         amount_refunded, dispute_id, dispute_status, dispute_amount, updated_at)
@@ -219,6 +269,10 @@ pub(crate) const SELECT_ORDERS_PAGE: &str = concat!(
         (SELECT c.created_at, c.session_id FROM orders c WHERE c.session_id = $1)
      ORDER BY o.created_at DESC, o.session_id DESC LIMIT $2"
 );
+/// Whether event `$1` was processed, and the order PaymentIntent `$2` paid for ('' if none).
+pub(crate) const SELECT_EVENT_AND_SESSION: &str =
+    "SELECT CAST((SELECT COUNT(*) FROM processed_events WHERE event_id = $1) AS TEXT),
+        COALESCE((SELECT session_id FROM order_money WHERE payment_intent = $2), '')";
 /// Whether an event id was processed.
 pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHERE event_id = $1";
 /// Counts one hit in a rate-limit window and returns the window's total.
@@ -270,7 +324,7 @@ pub enum Applied<T> {
     Recorded(T),
 }
 
-/// Builds money from the columns of [`SELECT_MONEY`] (all absent: nothing recorded yet).
+/// Builds money from an order's money columns (all absent: nothing recorded yet).
 pub(crate) fn money_from_columns(
     amount: Option<i64>,
     amount_refunded: Option<i64>,
@@ -279,7 +333,7 @@ pub(crate) fn money_from_columns(
     dispute_amount: Option<i64>,
 ) -> Money {
     let dispute = match (dispute_id, dispute_status) {
-        (Some(id), Some(status)) => Some(DisputeRef { id, status, amount: dispute_amount.unwrap_or(0) }),
+        (Some(id), Some(status)) => Some(DisputeRef { id, status, amount: dispute_amount.unwrap_or(0), created: 0 }),
         _ => None,
     };
     Money { amount: amount.unwrap_or(0), amount_refunded: amount_refunded.unwrap_or(0), dispute }
@@ -429,19 +483,27 @@ impl Store {
     }
 
     /// In one transaction: records the event id (a duplicate stops here), then moves the
-    /// order's money to `fresh` as [`order::decide`] allows, appending the change to
-    /// its history and claiming the run of its hook calls.
+    /// order's money facts (its refunds and disputes, one row each) to `fresh` as
+    /// [`order::decide`] allows, writing the rows that moved and the money they make, appending
+    /// the change to its history and claiming the run of its hook calls.
     pub async fn apply_money(
         &self,
         session_id: &str,
         payment_intent: &str,
-        fresh: &Money,
-        refund_failed: bool,
+        fresh: &MoneyFacts,
         event: EventRef<'_>,
     ) -> Result<Applied<Option<Change>>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
-            Store::Postgres(s) => s.apply_money(session_id, payment_intent, fresh, refund_failed, event).await,
+            Store::Sqlite(s) => s.apply_money(session_id, payment_intent, fresh, event).await,
+            Store::Postgres(s) => s.apply_money(session_id, payment_intent, fresh, event).await,
+        }
+    }
+
+    /// An order's money facts as recorded (its charged amount, refunds and disputes).
+    pub async fn money_facts(&self, session_id: &str) -> Result<MoneyFacts, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.money_facts(session_id).await,
+            Store::Postgres(s) => s.money_facts(session_id).await,
         }
     }
 
@@ -491,10 +553,27 @@ impl Store {
     }
 
     async fn row_texts(&self, sql: &str, key: &str, ints: &[i64]) -> Result<Option<Vec<String>>, StoreError> {
+        self.row_of_texts(sql, &[key], ints).await
+    }
+
+    async fn row_of_texts(&self, sql: &str, texts: &[&str], ints: &[i64]) -> Result<Option<Vec<String>>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.row_texts(sql, key, ints).await,
-            Store::Postgres(s) => s.row_texts(sql, key, ints).await,
+            Store::Sqlite(s) => s.row_texts(sql, texts, ints).await,
+            Store::Postgres(s) => s.row_texts(sql, texts, ints).await,
         }
+    }
+
+    /// In one statement: whether an event id was already processed, and the order a
+    /// PaymentIntent paid for, if recorded (an after-payment event asks both first).
+    pub async fn event_seen_and_session(
+        &self,
+        event_id: &str,
+        payment_intent: &str,
+    ) -> Result<(bool, Option<String>), StoreError> {
+        let row = self.row_of_texts(SELECT_EVENT_AND_SESSION, &[event_id, payment_intent], &[]).await?;
+        let mut cols = row.unwrap_or_default().into_iter();
+        let seen = cols.next().is_some_and(|n| n != "0");
+        Ok((seen, cols.next().filter(|s| !s.is_empty())))
     }
 
     /// Whether an event id was already processed.

@@ -200,8 +200,7 @@ impl PgStore {
         &self,
         session_id: &str,
         payment_intent: &str,
-        fresh: &Money,
-        refund_failed: bool,
+        fresh: &MoneyFacts,
         event: EventRef<'_>,
     ) -> Result<Applied<Option<Change>>, StoreError> {
         self.with(async |client| {
@@ -212,24 +211,46 @@ impl PgStore {
             }
             // Concurrent events for one order take turns from here.
             tx.execute_typed(LOCK_ORDER, &typed(&[&session_id])).await?;
-            let old = tx
-                .query_typed_opt(SELECT_MONEY, &typed(&[&session_id]))
-                .await?
-                .map(|r| money_from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-                .unwrap_or_default();
-            let Some((new, change)) = order::decide(&old, fresh, refund_failed) else {
+            let rows = tx.query_typed(SELECT_FACTS, &typed(&[&session_id])).await?;
+            let old =
+                facts_from_rows(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))));
+            let Some((new, change)) = order::decide(&old, fresh) else {
                 tx.commit().await?;
                 return Ok(Applied::Recorded(None));
             };
-            let d = new.dispute.as_ref();
+            for r in &change.refunds {
+                tx.execute_typed(
+                    UPSERT_REFUND,
+                    &typed(&[
+                        &r.id.as_str(),
+                        &session_id,
+                        &r.status.as_str(),
+                        &r.reason.as_deref(),
+                        &r.amount,
+                        &r.rank(),
+                        &r.created,
+                        &now,
+                    ]),
+                )
+                .await?;
+            }
+            for d in &change.disputes {
+                tx.execute_typed(
+                    UPSERT_DISPUTE,
+                    &typed(&[&d.id.as_str(), &session_id, &d.status.as_str(), &d.amount, &d.rank(), &d.created, &now]),
+                )
+                .await?;
+            }
+            let money = new.money();
+            let d = money.dispute.as_ref();
             tx.execute_typed(
                 UPSERT_MONEY,
                 &typed(&[
                     &session_id,
                     &payment_intent,
-                    &new.state().as_str(),
-                    &new.amount,
-                    &new.amount_refunded,
+                    &money.state().as_str(),
+                    &money.amount,
+                    &money.amount_refunded,
                     &d.map(|d| d.id.as_str()),
                     &d.map(|d| d.status.as_str()),
                     &d.map(|d| d.amount),
@@ -260,6 +281,14 @@ impl PgStore {
         .await
     }
 
+    pub(super) async fn money_facts(&self, session_id: &str) -> Result<MoneyFacts, StoreError> {
+        self.with(async |client| {
+            let rows = client.query_typed(SELECT_FACTS, &typed(&[&session_id])).await?;
+            Ok(facts_from_rows(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))))
+        })
+        .await
+    }
+
     /// History rows of a statement taking texts: `(session id, entry)`.
     pub(super) async fn history_rows(
         &self,
@@ -286,15 +315,15 @@ impl PgStore {
         .await
     }
 
-    /// Runs one statement taking a key then integers; the first row's columns as text.
+    /// Runs one statement taking texts then integers; the first row's columns as text.
     pub(super) async fn row_texts(
         &self,
         text: &str,
-        key: &str,
+        texts: &[&str],
         ints: &[i64],
     ) -> Result<Option<Vec<String>>, StoreError> {
         self.with(async |client| {
-            let row = client.query_typed_opt(text, &args(&[key], ints)).await?;
+            let row = client.query_typed_opt(text, &args(texts, ints)).await?;
             Ok(row.map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect()))
         })
         .await

@@ -189,8 +189,7 @@ impl SqliteStore {
         &self,
         session_id: &str,
         payment_intent: &str,
-        fresh: &Money,
-        refund_failed: bool,
+        fresh: &MoneyFacts,
         event: EventRef<'_>,
     ) -> Result<Applied<Option<Change>>, StoreError> {
         let (sid, pi, fresh) = (session_id.to_string(), payment_intent.to_string(), fresh.clone());
@@ -201,24 +200,42 @@ impl SqliteStore {
             if tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![eid, kind, sid, now])? == 0 {
                 return Ok(Applied::DuplicateEvent);
             }
-            let old = tx
-                .prepare_cached(&sql(SELECT_MONEY))?
-                .query_row(params![sid], |r| {
-                    Ok(money_from_columns(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()?
-                .unwrap_or_default();
-            let Some((new, change)) = order::decide(&old, &fresh, refund_failed) else {
+            let old = facts_in(&tx, &sid)?;
+            let Some((new, change)) = order::decide(&old, &fresh) else {
                 tx.commit()?;
                 return Ok(Applied::Recorded(None));
             };
-            let d = new.dispute.as_ref();
+            for r in &change.refunds {
+                tx.prepare_cached(&sql(UPSERT_REFUND))?.execute(params![
+                    r.id,
+                    sid,
+                    r.status,
+                    r.reason,
+                    r.amount,
+                    r.rank(),
+                    r.created,
+                    now
+                ])?;
+            }
+            for d in &change.disputes {
+                tx.prepare_cached(&sql(UPSERT_DISPUTE))?.execute(params![
+                    d.id,
+                    sid,
+                    d.status,
+                    d.amount,
+                    d.rank(),
+                    d.created,
+                    now
+                ])?;
+            }
+            let money = new.money();
+            let d = money.dispute.as_ref();
             tx.prepare_cached(&sql(UPSERT_MONEY))?.execute(params![
                 sid,
                 pi,
-                new.state().as_str(),
-                new.amount,
-                new.amount_refunded,
+                money.state().as_str(),
+                money.amount,
+                money.amount_refunded,
                 d.map(|d| &d.id),
                 d.map(|d| &d.status),
                 d.map(|d| d.amount),
@@ -240,6 +257,11 @@ impl SqliteStore {
             Ok(Applied::Recorded(Some(change)))
         })
         .await
+    }
+
+    pub(super) async fn money_facts(&self, session_id: &str) -> Result<MoneyFacts, StoreError> {
+        let sid = session_id.to_string();
+        self.run(move |conn| facts_in(conn, &sid)).await
     }
 
     /// History rows of a statement taking texts: `(session id, entry)`.
@@ -267,14 +289,14 @@ impl SqliteStore {
         .await
     }
 
-    /// Runs one statement taking a key then integers; the first row's columns as text.
+    /// Runs one statement taking texts then integers; the first row's columns as text.
     pub(super) async fn row_texts(
         &self,
         text: &str,
-        key: &str,
+        texts: &[&str],
         ints: &[i64],
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let (text, texts, ints) = (sql(text), owned(&[key]), ints.to_vec());
+        let (text, texts, ints) = (sql(text), owned(texts), ints.to_vec());
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(&text)?;
             let n = stmt.column_count();
@@ -296,6 +318,14 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// An order's money facts ([`SELECT_FACTS`]) on a connection or in a transaction.
+fn facts_in(conn: &Connection, session_id: &str) -> Result<MoneyFacts, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(&sql(SELECT_FACTS))?;
+    let rows = stmt
+        .query_map(params![session_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+    Ok(facts_from_rows(rows.collect::<Result<Vec<_>, _>>()?))
 }
 
 /// An order from the columns of [`SELECT_ORDER`].

@@ -284,6 +284,22 @@ pub struct Dispute {
     pub created: i64,
 }
 
+/// A Refund of a charge, as listed (`GET /v1/refunds?charge=`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refund {
+    /// `re_...`.
+    pub id: String,
+    /// Amount refunded, minor units.
+    pub amount: i64,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
+    pub status: Option<String>,
+    /// `duplicate`, `fraudulent`, `requested_by_customer`, `expired_uncaptured_charge`, ...
+    pub reason: Option<String>,
+    /// Unix time it was created.
+    #[serde(default)]
+    pub created: i64,
+}
+
 /// A PaymentIntent, read only for its latest charge.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaymentIntent {

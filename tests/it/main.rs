@@ -11,6 +11,7 @@ mod config;
 mod discount;
 mod faults;
 mod layers;
+mod money_model;
 mod orders;
 mod reconcile;
 mod round_trips;

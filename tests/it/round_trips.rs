@@ -90,9 +90,10 @@ async fn a_refund_event_costs_one_round_trip_per_statement() {
     let (status, json) = deliver(&s, "charge.refunded").await;
     assert_eq!((status, json["result"].as_str()), (200, Some("processed")), "{json}");
     let trips = wire.round_trips();
-    // Is the event new, the order for the PaymentIntent (2); the transaction: BEGIN, the
-    // event, the lock, the money read, the money, the history, the hook run, COMMIT (8); the
-    // order read for the hook, the hook run finished (2). A prepare per statement made it 23.
+    // Is the event new and the order for the PaymentIntent (1, one statement); the
+    // transaction: BEGIN, the event, the lock, the refunds, disputes and money read (one
+    // statement), the refund's row, the money, the history, the hook run, COMMIT (9); the order
+    // read for the hook, the hook run finished (2). A prepare per statement made it 23.
     assert!(trips <= 12, "one refund event took {trips} round trips: {:#?}", wire.turns());
 }
 

@@ -67,6 +67,7 @@ each_backend! {
                 "amount_refunded",
                 "amount_total",
                 "currency",
+                "dispute_status",
                 "fulfillment",
                 "items",
                 "money_state",
