@@ -98,7 +98,9 @@
   function load(more) {
     var t = token();
     if (!t) return;
-    var path = '/api/orders?limit=' + PAGE + (more && next ? '&starting_after=' + encodeURIComponent(next) : '');
+    var state = el.filter ? el.filter.value : 'paid';
+    var path = '/api/orders?limit=' + PAGE + '&state=' + encodeURIComponent(state) +
+      (more && next ? '&starting_after=' + encodeURIComponent(next) : '');
     Shop.setMessage(el.message, 'Loading orders\u2026', 'info');
     fetch(path, {
       headers: { 'Accept': 'application/json', 'Authorization': 'Bearer ' + t },
@@ -169,6 +171,7 @@
     el.body = $('orders-body');
     el.empty = $('orders-empty');
     el.more = $('more');
+    el.filter = $('state-filter');
 
     el.login.addEventListener('submit', function (e) {
       e.preventDefault();
@@ -182,6 +185,7 @@
       load(false);
     });
     el.more.addEventListener('click', function () { load(true); });
+    el.filter.addEventListener('change', function () { next = null; load(false); });
     $('csv').addEventListener('click', downloadCsv);
     $('forget').addEventListener('click', function () {
       setToken('');

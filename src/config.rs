@@ -394,6 +394,17 @@ impl Config {
         }
 
         let site_url = match var("SITE_URL") {
+            Some(v) if production => {
+                let site = check_url("SITE_URL", &v, true)?;
+                if !site.starts_with("https://") || is_local_origin(&site) {
+                    return Err(ConfigError(
+                        "SITE_URL: with VERCEL_ENV=production it must be the shop's public https origin, not \
+                         localhost or a loopback address (paying shoppers would be sent there after paying)"
+                            .into(),
+                    ));
+                }
+                site
+            }
             Some(v) => check_url("SITE_URL", &v, true)?,
             None if on_vercel => {
                 return Err(ConfigError("SITE_URL: required on Vercel".into()));
@@ -524,6 +535,20 @@ fn key_mode(name: &str, value: &str, prefixes: &[&str]) -> Result<Mode, ConfigEr
         return Err(ConfigError(format!("{name}: malformed key")));
     }
     Ok(mode)
+}
+
+/// Whether a normalised origin names this machine: `localhost` (or a name under it), a
+/// loopback or unspecified address.
+fn is_local_origin(origin: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(origin) else { return true };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.is_unspecified() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => true,
+    }
 }
 
 /// Validates an absolute URL; plain http only for loopback hosts.

@@ -245,9 +245,11 @@ pub fn refuse_cross_site(headers: &HeaderMap, site_url: &str) -> Result<(), ApiE
 
 /// The client's IP, from `x-real-ip`: Vercel's edge sets it from the TCP peer
 /// and overwrites any value a client sends, so it cannot be spoofed there (the
-/// dev server does the same). `None` when absent.
+/// dev server does the same). An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack
+/// socket reports an IPv4 peer) is that IPv4 client. `None` when absent.
 pub fn client_ip(headers: &HeaderMap) -> Option<std::net::IpAddr> {
-    headers.get("x-real-ip")?.to_str().ok()?.trim().parse().ok()
+    let ip: std::net::IpAddr = headers.get("x-real-ip")?.to_str().ok()?.trim().parse().ok()?;
+    Some(ip.to_canonical())
 }
 
 /// Reads a whole body, refusing more than `limit` bytes with 413 before

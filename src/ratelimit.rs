@@ -86,7 +86,8 @@ fn window(limit: RateLimit) -> (i64, i64, i64) {
 
 /// The client key: the IP, or its /64 for IPv6 (one subscriber owns a /64).
 pub fn client_key(ip: Option<IpAddr>) -> String {
-    match ip {
+    // `::ffff:a.b.c.d` is the IPv4 client a.b.c.d, not one /64 shared by every IPv4 client.
+    match ip.map(|ip| ip.to_canonical()) {
         Some(IpAddr::V4(v4)) => v4.to_string(),
         Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
@@ -276,5 +277,13 @@ mod tests {
         let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
         assert_eq!(client_key(Some(a)), client_key(Some(b)));
         assert_eq!(client_key(Some("10.0.0.1".parse().unwrap())), "10.0.0.1");
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_client() {
+        let a: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        let b: IpAddr = "::ffff:198.51.100.9".parse().unwrap();
+        assert_eq!(client_key(Some(a)), "203.0.113.7");
+        assert_ne!(client_key(Some(a)), client_key(Some(b)), "two IPv4 clients are two buckets");
     }
 }

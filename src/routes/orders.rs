@@ -5,14 +5,15 @@
 //! (429); `Authorization: Bearer <ADMIN_TOKEN>` compared in constant time
 //! ([`http::authorize_bearer`]; anything else 401 with one generic body; a token shorter than
 //! 32 characters refuses every call, a logged configuration error); `limit` (1..=100, default
-//! 20) and `starting_after` (the last session id of the previous page). Decide: one page from
+//! 20), `starting_after` (the last session id of the previous page) and `state` (`paid` by
+//! default, `all`, or one state). Decide: one page from
 //! the store, each order with its history. Answer: [`OrdersPage`], `no-store`: numbers, times,
 //! states, lines, totals, the shipping country — never a name, a street address, an email, a
 //! card or a secret.
 
 use crate::app::App;
 use crate::http::{self, ApiError, Method, Response, StatusCode};
-use crate::order::{HistoryEntry, MoneyState, Order, OrderItem, OrderTotals};
+use crate::order::{HistoryEntry, MoneyState, Order, OrderItem, OrderState, OrderTotals};
 use crate::session;
 use serde::Serialize;
 
@@ -85,12 +86,16 @@ impl OrderRow {
     }
 }
 
-/// The owner's query: a page size and where the page starts.
+/// The owner's query: a page size, where the page starts, which orders.
 pub struct OrdersQuery {
     /// 1..=[`MAX_LIMIT`].
     pub limit: u32,
     /// The last session id of the previous page.
     pub starting_after: Option<String>,
+    /// `state`: `paid` (the default: fulfilled orders), `all`, or one state (`awaiting_payment`,
+    /// `payment_failed`, `expired`, `fulfilled`); `None` is all. Abandoned checkouts (anyone can
+    /// make them) stay out of the owner's default view.
+    pub state: Option<OrderState>,
 }
 
 impl OrdersQuery {
@@ -108,7 +113,14 @@ impl OrdersQuery {
         if starting_after.as_deref().is_some_and(|id| !session::is_session_id(id)) {
             return Err(ApiError::bad_request("starting_after: not a Checkout Session id"));
         }
-        Ok(OrdersQuery { limit, starting_after })
+        let state = match http::query_param(uri, "state").as_deref() {
+            None | Some("paid") => Some(OrderState::Fulfilled),
+            Some("all") => None,
+            Some(other) => Some(OrderState::parse(other).ok_or_else(|| {
+                ApiError::bad_request("state: must be paid, all, awaiting_payment, payment_failed, expired or fulfilled")
+            })?),
+        };
+        Ok(OrdersQuery { limit, starting_after, state })
     }
 }
 
@@ -122,8 +134,8 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
     let ip = http::client_ip(req.headers());
     app.limiter.check(&app.store, "orders", ip, app.config.orders_limit).await?;
     http::authorize_bearer(token, req.headers(), "ADMIN_TOKEN")?;
-    let OrdersQuery { limit, starting_after } = OrdersQuery::parse(req.uri())?;
-    let mut orders = app.store.orders_page(starting_after.as_deref(), limit + 1).await?;
+    let OrdersQuery { limit, starting_after, state } = OrdersQuery::parse(req.uri())?;
+    let mut orders = app.store.orders_page(starting_after.as_deref(), limit + 1, state).await?;
     let has_more = orders.len() > limit as usize;
     orders.truncate(limit as usize);
     let ids: Vec<&str> = orders.iter().map(|o| o.session_id.as_str()).collect();

@@ -262,11 +262,12 @@ macro_rules! order_columns {
 /// Reads one order (columns: [`order_columns`]).
 pub(crate) const SELECT_ORDER: &str = concat!(order_columns!(), " WHERE o.session_id = $1");
 /// A page of orders, newest first: those created before the order `$1` (all when `$1` is
-/// empty), at most `$2`.
+/// empty), in state `$3` (any when `$3` is empty), at most `$2`.
 pub(crate) const SELECT_ORDERS_PAGE: &str = concat!(
     order_columns!(),
-    " WHERE $1 = '' OR (o.created_at, o.session_id) <
-        (SELECT c.created_at, c.session_id FROM orders c WHERE c.session_id = $1)
+    " WHERE ($1 = '' OR (o.created_at, o.session_id) <
+        (SELECT c.created_at, c.session_id FROM orders c WHERE c.session_id = $1))
+       AND ($3 = '' OR o.state = $3)
      ORDER BY o.created_at DESC, o.session_id DESC LIMIT $2"
 );
 /// Whether event `$1` was processed, and the order PaymentIntent `$2` paid for ('' if none).
@@ -605,12 +606,18 @@ impl Store {
     }
 
     /// Recent orders, newest first: at most `limit` of those recorded before the order
-    /// `starting_after` (from the newest when `None`).
-    pub async fn orders_page(&self, starting_after: Option<&str>, limit: u32) -> Result<Vec<Order>, StoreError> {
+    /// `starting_after` (from the newest when `None`), only those in `state` when given.
+    pub async fn orders_page(
+        &self,
+        starting_after: Option<&str>,
+        limit: u32,
+        state: Option<OrderState>,
+    ) -> Result<Vec<Order>, StoreError> {
         let after = starting_after.unwrap_or("");
+        let state = state.map_or("", OrderState::as_str);
         match self {
-            Store::Sqlite(s) => s.orders_page(after, i64::from(limit)).await,
-            Store::Postgres(s) => s.orders_page(after, i64::from(limit)).await,
+            Store::Sqlite(s) => s.orders_page(after, i64::from(limit), state).await,
+            Store::Postgres(s) => s.orders_page(after, i64::from(limit), state).await,
         }
     }
 

@@ -184,10 +184,15 @@ impl PgStore {
         .await
     }
 
-    pub(super) async fn orders_page(&self, starting_after: &str, limit: i64) -> Result<Vec<Order>, StoreError> {
+    pub(super) async fn orders_page(
+        &self,
+        starting_after: &str,
+        limit: i64,
+        state: &str,
+    ) -> Result<Vec<Order>, StoreError> {
         self.with(async |client| {
             Ok(client
-                .query_typed(SELECT_ORDERS_PAGE, &typed(&[&starting_after, &limit]))
+                .query_typed(SELECT_ORDERS_PAGE, &typed(&[&starting_after, &limit, &state]))
                 .await?
                 .iter()
                 .map(order_row)

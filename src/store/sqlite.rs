@@ -175,11 +175,16 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn orders_page(&self, starting_after: &str, limit: i64) -> Result<Vec<Order>, StoreError> {
-        let after = starting_after.to_string();
+    pub(super) async fn orders_page(
+        &self,
+        starting_after: &str,
+        limit: i64,
+        state: &str,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (after, state) = (starting_after.to_string(), state.to_string());
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(&sql(SELECT_ORDERS_PAGE))?;
-            let rows = stmt.query_map(params![after, limit], order_row)?;
+            let rows = stmt.query_map(params![after, limit, state], order_row)?;
             rows.collect()
         })
         .await

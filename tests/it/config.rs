@@ -303,3 +303,36 @@ fn site_url_is_normalised() {
         assert!(checkout::http::require_same_site(&h, &c.site_url).is_ok(), "{given}");
     }
 }
+
+/// Production never points shoppers at this machine: the `.env.example` value
+/// (`http://localhost:3000`) or any loopback origin is refused with the reason (issue 19).
+#[test]
+fn production_refuses_a_loopback_site_url() {
+    let prod = |site: &'static str| {
+        load(&[
+            ("VERCEL", "1"),
+            ("VERCEL_ENV", "production"),
+            ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+            ("SITE_URL", site),
+            ("DATABASE_URL", "postgres://u:p@db.example/shop"),
+        ])
+    };
+    for site in [
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+        "http://[::1]:8080",
+        "https://localhost",
+        "https://127.0.0.2",
+        "https://shop.localhost",
+        "https://0.0.0.0",
+    ] {
+        let err = prod(site).unwrap_err();
+        assert!(
+            err.starts_with("SITE_URL: with VERCEL_ENV=production it must be the shop's public https origin"),
+            "{site}: {err}"
+        );
+    }
+    assert!(prod("https://shop.example").is_ok());
+    // Locally, and on preview deployments, loopback stays allowed.
+    assert!(load(&[("SITE_URL", "http://localhost:3000")]).is_ok());
+}

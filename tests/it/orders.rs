@@ -73,6 +73,56 @@ async fn a_short_token_refuses_every_call_and_attempts_are_limited() {
     assert!(headers.contains_key("retry-after"));
 }
 
+/// An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`, what a dual-stack socket reports) is its own
+/// IPv4 client, not one bucket shared by every IPv4 client (issue 19).
+#[tokio::test]
+async fn ipv4_mapped_clients_are_limited_each_as_their_ipv4_address() {
+    let s = owner_shop(vec![("RATE_LIMIT_ORDERS", "2/60".into())]).await;
+    crate::common::within_one_window(60, 10).await;
+    let call = |ip: &'static str| s.http.get(s.url("/api/orders")).header("x-real-ip", ip).bearer_auth("guess").send();
+    for _ in 0..2 {
+        assert_eq!(call("::ffff:203.0.113.10").await.unwrap().status(), 401);
+    }
+    assert_eq!(call("::ffff:203.0.113.10").await.unwrap().status(), 429, "the first client is past its limit");
+    assert_eq!(call("203.0.113.10").await.unwrap().status(), 429, "the same client, written as IPv4");
+    assert_eq!(call("::ffff:203.0.113.11").await.unwrap().status(), 401, "another IPv4 client has its own limit");
+}
+
+/// Abandoned checkouts (anyone can make them) do not pad the owner's list: paid orders by
+/// default, the rest behind `state` (issue 19).
+#[tokio::test]
+async fn the_list_shows_paid_orders_by_default_and_the_rest_on_request() {
+    let s = owner_shop(vec![]).await;
+    let paid = fulfilled_order(&s).await;
+    let abandoned = s.checkout(DIGITAL).await;
+    let r = s
+        .http
+        .post(format!("{}/v1/checkout/sessions/{abandoned}/expire", s.emu.base_url()))
+        .bearer_auth(crate::common::SECRET_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.wait_order(&abandoned, |o| o.state == OrderState::Expired).await;
+    let ids = |json: &serde_json::Value| -> Vec<String> {
+        json["data"].as_array().unwrap().iter().map(|o| o["session_id"].as_str().unwrap().to_string()).collect()
+    };
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, json) = get(&s, "/api/orders", Some(&auth)).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(ids(&json), vec![paid.clone()], "only the paid order by default");
+    let (_, _, json) = get(&s, "/api/orders?state=all", Some(&auth)).await;
+    let mut all = ids(&json);
+    all.sort();
+    let mut want = vec![abandoned.clone(), paid.clone()];
+    want.sort();
+    assert_eq!(all, want, "all, the abandoned checkout included");
+    let (_, _, json) = get(&s, "/api/orders?state=expired", Some(&auth)).await;
+    assert_eq!(ids(&json), vec![abandoned]);
+    let (status, _, json) = get(&s, "/api/orders?state=bogus", Some(&auth)).await;
+    assert_eq!(status, 400, "{json}");
+}
+
 #[tokio::test]
 async fn pages_newest_first_with_numbers_totals_and_nothing_personal() {
     let s = owner_shop(vec![]).await;

@@ -167,7 +167,7 @@ each_backend! {
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = store.orders_page(after.as_deref(), 2).await.unwrap();
+            let page = store.orders_page(after.as_deref(), 2, None).await.unwrap();
             if page.is_empty() {
                 break;
             }
