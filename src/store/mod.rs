@@ -354,8 +354,8 @@ pub enum FailureState {
     Retrying,
     /// The bound was reached: the walk went past it; each run retries it separately.
     Failed,
-    /// An owner's hook run it needs is held by another caller: the walk went past it; each run
-    /// retries it separately.
+    /// An owner's hook run it needs is not finished (held by another caller, a delivery in
+    /// progress, or it failed): the walk went past it at once; each run retries it separately.
     Held,
 }
 
