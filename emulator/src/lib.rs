@@ -187,7 +187,8 @@ impl Delivery {
 /// With `status` set (429, 500, 503, ...) the request is answered with that status and a
 /// Stripe error body (429: `invalid_request_error`/`rate_limit`; 5xx: `api_error` plus
 /// `Stripe-Should-Retry: true`) without being processed. With only `delay_ms` set the request
-/// is delayed, then processed normally. Both set: delay, then the status.
+/// is delayed, then processed normally. Both set: delay, then the status. With `path` set only
+/// requests whose path starts with it are affected (and counted); the others pass untouched.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ApiFault {
     /// Status to answer instead of processing.
@@ -199,6 +200,10 @@ pub struct ApiFault {
     /// How many upcoming `/v1` requests are affected.
     #[serde(default = "one")]
     pub count: u32,
+    /// Only requests whose path starts with this (e.g. `/v1/events`, or one session's
+    /// `/v1/checkout/sessions/cs_test_...`); every `/v1` request when absent.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 fn one() -> u32 {

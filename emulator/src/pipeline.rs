@@ -251,10 +251,13 @@ pub(crate) async fn idempotency(
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// Takes one use of the pending API fault, if any.
-fn take_fault(inner: &Inner) -> Option<crate::ApiFault> {
+/// Takes one use of the pending API fault, if any applies to a request for `path`.
+fn take_fault(inner: &Inner, path: &str) -> Option<crate::ApiFault> {
     let mut st = inner.st.lock().unwrap();
     let f = st.faults.api.clone();
+    if f.as_ref().and_then(|f| f.path.as_deref()).is_some_and(|p| !path.starts_with(p)) {
+        return None;
+    }
     if let Some(a) = st.faults.api.as_mut() {
         a.count = a.count.saturating_sub(1);
         if a.count == 0 {
@@ -272,7 +275,7 @@ pub(crate) async fn faults(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(f) = take_fault(&inner) else {
+    let Some(f) = take_fault(&inner, req.uri().path()) else {
         return next.run(req).await;
     };
     if let Some(ms) = f.delay_ms {

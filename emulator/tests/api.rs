@@ -490,7 +490,7 @@ async fn idempotency_replay_and_mismatch() {
     let list = get(&c, &url).await;
     assert_eq!(list.json["data"].as_array().unwrap().len(), 2);
     // injected faults are not stored
-    emu.set_api_fault(ApiFault { status: Some(500), delay_ms: None, count: 1 });
+    emu.set_api_fault(ApiFault { status: Some(500), delay_ms: None, count: 1, path: None });
     let h2 = [("Authorization", auth.as_str()), ("Idempotency-Key", "key-2")];
     let f = post_form(&c, &url, &base_session(), &h2).await;
     assert_eq!(f.status, 500);
@@ -507,7 +507,7 @@ async fn idempotency_key_in_progress_answers_409() {
     let auth = format!("Bearer {KEY}");
     let h = [("Authorization", auth.as_str()), ("Idempotency-Key", "key-slow")];
     // The first request stalls for 1.5 s; a retry with its key meanwhile is refused.
-    emu.set_api_fault(ApiFault { status: None, delay_ms: Some(1500), count: 1 });
+    emu.set_api_fault(ApiFault { status: None, delay_ms: Some(1500), count: 1, path: None });
     let first = {
         let (c, url, auth) = (c.clone(), url.clone(), auth.clone());
         tokio::spawn(async move {
@@ -720,6 +720,23 @@ async fn api_faults_500_429_slow() {
     post_json(&c, &format!("{b}/_emulator/faults"), r#"{"api":{"status":500,"count":5}}"#).await;
     post_json(&c, &format!("{b}/_emulator/reset-faults"), "").await;
     assert_eq!(get(&c, &url).await.status, 200);
+    assert!(emu.faults().api.is_none());
+}
+
+#[tokio::test]
+async fn an_api_fault_with_a_path_affects_and_counts_only_that_path() {
+    let emu = emu().await;
+    let c = client();
+    let b = emu.base_url();
+    let fault = r#"{"api":{"status":500,"count":2,"path":"/v1/events"}}"#;
+    assert_eq!(post_json(&c, &format!("{b}/_emulator/faults"), fault).await.status, 200);
+    for _ in 0..3 {
+        assert_eq!(get(&c, &format!("{b}/v1/promotion_codes")).await.status, 200, "another path: untouched");
+    }
+    assert_eq!(emu.faults().api.map(|f| f.count), Some(2), "and not counted");
+    assert_eq!(get(&c, &format!("{b}/v1/events")).await.status, 500);
+    assert_eq!(get(&c, &format!("{b}/v1/events/evt_missing")).await.status, 500, "a prefix");
+    assert_ne!(get(&c, &format!("{b}/v1/events")).await.status, 500, "two uses, then gone");
     assert!(emu.faults().api.is_none());
 }
 

@@ -6,21 +6,25 @@
 //! ([`http::authorize_bearer`]; anything else 401 with one generic body; a token shorter than
 //! 32 characters refuses every call, a logged configuration error); `limit` (1..=100, default
 //! 20), `starting_after` (the last session id of the previous page) and `state` (`paid` by
-//! default, `all`, or one state). Decide: one page from
-//! the store, each order with its history. Answer: [`OrdersPage`], `no-store`: numbers, times,
-//! states, lines, totals, the shipping country — never a name, a street address, an email, a
-//! card or a secret.
+//! default, `all`, or one state). Decide: one page from the store, each order with its history;
+//! on the first page, the events the reconciliation run could not act on (see
+//! [`crate::reconcile`]). Answer: [`OrdersPage`], `no-store`: numbers, times, states, lines,
+//! totals, the shipping country, failure classes — never a name, a street address, an email, a
+//! card, a secret or an error's text.
 
 use crate::app::App;
 use crate::http::{self, ApiError, Method, Response, StatusCode};
 use crate::order::{HistoryEntry, MoneyState, Order, OrderItem, OrderState, OrderTotals};
 use crate::session;
+use crate::store::FailedEvent;
 use serde::Serialize;
 
 /// Orders per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: u32 = 20;
 /// Largest page.
 pub const MAX_LIMIT: u32 = 100;
+/// Failed events shown on the first page at most.
+pub const MAX_FAILED_EVENTS: u32 = 100;
 
 /// One page of the owner's list.
 #[derive(Debug, Serialize)]
@@ -31,6 +35,48 @@ pub struct OrdersPage {
     pub has_more: bool,
     /// Pass as `starting_after` for the next page.
     pub next_starting_after: Option<String>,
+    /// First page only: events the reconciliation run could not act on (most recently tried
+    /// first); each run retries them and clears those that succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_events: Option<Vec<FailedEventRow>>,
+}
+
+/// An event the reconciliation run went past without acting on it, as the owner sees it.
+#[derive(Debug, Serialize)]
+pub struct FailedEventRow {
+    /// `evt_...` (find it in the Stripe Dashboard).
+    pub event_id: String,
+    /// The event's type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The Checkout Session or PaymentIntent it is about, when known.
+    pub object_id: Option<String>,
+    /// `failed` (after the bound of attempts) or `held` (an owner's hook run held elsewhere).
+    pub state: &'static str,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed: `stripe_unavailable`, `stripe_rate_limited`,
+    /// `stripe_rejected`, `stripe_unreadable`, `event_not_found`, `store` or `hook_run_unsettled`.
+    pub reason: String,
+    /// When the first attempt failed (Unix seconds).
+    pub first_attempt_at: i64,
+    /// When the last attempt failed (Unix seconds).
+    pub last_attempt_at: i64,
+}
+
+impl From<FailedEvent> for FailedEventRow {
+    fn from(f: FailedEvent) -> Self {
+        FailedEventRow {
+            state: f.state.as_str(),
+            event_id: f.event_id,
+            kind: f.kind,
+            object_id: f.object_id,
+            attempts: f.attempts,
+            reason: f.reason,
+            first_attempt_at: f.first_at,
+            last_attempt_at: f.last_at,
+        }
+    }
 }
 
 /// One order as the owner's list shows it.
@@ -125,7 +171,8 @@ impl OrdersQuery {
 }
 
 /// Answers a page of orders to the owner: the route's guard (404 unset, the limit, the
-/// token), the query, then one statement for the page and one for its histories.
+/// token), the query, then one statement for the page, one for its histories and, on the first
+/// page, one for the failed events.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
     http::require_method(req.method(), &[Method::GET])?;
     let Some(token) = &app.config.admin_token else {
@@ -148,5 +195,9 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
         })
         .collect();
     let next_starting_after = if has_more { data.last().map(|o| o.session_id.clone()) } else { None };
-    Ok(http::json(StatusCode::OK, &OrdersPage { data, has_more, next_starting_after }))
+    let failed_events = match starting_after {
+        Some(_) => None,
+        None => Some(app.store.failures_shown(MAX_FAILED_EVENTS).await?.into_iter().map(Into::into).collect()),
+    };
+    Ok(http::json(StatusCode::OK, &OrdersPage { data, has_more, next_starting_after, failed_events }))
 }

@@ -1,4 +1,5 @@
-//! The order store: orders, fulfilments, processed event ids and the shared
+//! The order store: orders, fulfilments, processed event ids, the reconciliation run's
+//! progress (its checkpoint, its listing cursor, the events it could not act on) and the shared
 //! rate-limit counters, behind one small interface with two backends —
 //! embedded SQLite (local default) and Postgres (production).
 //!
@@ -77,6 +78,20 @@ pub(crate) const SCHEMA: &[&str] = &[
         event_id TEXT NOT NULL,
         created BIGINT NOT NULL,
         updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reconcile_listing (
+        name TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reconcile_failures (
+        event_id TEXT PRIMARY KEY,
+        event_type TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        first_at BIGINT NOT NULL,
+        last_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS order_numbers (
         order_number TEXT PRIMARY KEY,
         session_id TEXT NOT NULL UNIQUE,
@@ -233,6 +248,44 @@ pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO reconcile_checkpoint (name
      ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, created = excluded.created,
         updated_at = excluded.updated_at
      WHERE reconcile_checkpoint.created <= excluded.created";
+/// A source's unfinished listing of its first window: the oldest event listed so far and the
+/// window's start.
+pub(crate) const SELECT_LISTING: &str =
+    "SELECT event_id, CAST(window_start AS TEXT) FROM reconcile_listing WHERE name = $1";
+/// Saves listing `$1`'s progress: oldest event `$2` so far, in the window from `$3`.
+pub(crate) const SAVE_LISTING: &str = "INSERT INTO reconcile_listing (name, event_id, window_start, updated_at)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, window_start = excluded.window_start,
+        updated_at = excluded.updated_at";
+/// Forgets listing `$1` (its walk has a checkpoint now).
+pub(crate) const CLEAR_LISTING: &str = "DELETE FROM reconcile_listing WHERE name = $1";
+/// Counts one failed attempt at event `$1` (type `$2`, object `$3`) for reason `$4` at `$5`;
+/// a new row is `retrying`, an existing one keeps its state. Returns the attempts so far.
+pub(crate) const RECORD_FAILED_ATTEMPT: &str =
+    "INSERT INTO reconcile_failures (event_id, event_type, object_id, state, reason, attempts, first_at, last_at)
+     VALUES ($1, $2, $3, 'retrying', $4, 1, $5, $5)
+     ON CONFLICT (event_id) DO UPDATE SET attempts = reconcile_failures.attempts + 1,
+        reason = excluded.reason, last_at = excluded.last_at
+     RETURNING CAST(attempts AS TEXT)";
+/// Sets failure `$1`'s state to `$2`.
+pub(crate) const SET_FAILURE_STATE: &str = "UPDATE reconcile_failures SET state = $2 WHERE event_id = $1";
+/// Forgets failure `$1` (the event was acted on after all).
+pub(crate) const CLEAR_FAILURE: &str = "DELETE FROM reconcile_failures WHERE event_id = $1";
+/// The failure columns [`FailedEvent::from_texts`] reads.
+macro_rules! failure_columns {
+    () => {
+        "SELECT event_id, event_type, object_id, state, reason, CAST(attempts AS TEXT),
+            CAST(first_at AS TEXT), CAST(last_at AS TEXT) FROM reconcile_failures"
+    };
+}
+/// Failures in state `$1` or `$2`, least recently attempted first, at most `$3`.
+pub(crate) const SELECT_FAILURES_TO_RETRY: &str =
+    concat!(failure_columns!(), " WHERE state = $1 OR state = $2 ORDER BY last_at, event_id LIMIT $3");
+/// Failures not in state `$1`, most recently attempted first, at most `$2`.
+pub(crate) const SELECT_FAILURES_SHOWN: &str =
+    concat!(failure_columns!(), " WHERE state <> $1 ORDER BY last_at DESC, event_id LIMIT $2");
+/// Failures in state `$1` (at most `$2`).
+pub(crate) const SELECT_FAILURES_IN: &str = concat!(failure_columns!(), " WHERE state = $1 LIMIT $2");
 /// An order's history, oldest first.
 pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status, session_id
      FROM order_history WHERE session_id = $1 ORDER BY seq";
@@ -347,6 +400,78 @@ pub struct ClaimedRun {
     pub session_id: String,
     /// The after-payment hook calls (empty for a fulfilment run).
     pub calls: Vec<HookCall>,
+}
+
+/// Where an event the reconciliation run could not act on stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureState {
+    /// Below the bound of attempts: the walk stopped at it and the next run tries it again.
+    Retrying,
+    /// The bound was reached: the walk went past it; each run retries it separately.
+    Failed,
+    /// An owner's hook run it needs is not finished (held by another caller, a delivery in
+    /// progress, or it failed): the walk went past it at once; each run retries it separately.
+    Held,
+}
+
+impl FailureState {
+    /// `retrying`, `failed` or `held`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureState::Retrying => "retrying",
+            FailureState::Failed => "failed",
+            FailureState::Held => "held",
+        }
+    }
+
+    fn parse(s: &str) -> FailureState {
+        match s {
+            "held" => FailureState::Held,
+            "retrying" => FailureState::Retrying,
+            _ => FailureState::Failed,
+        }
+    }
+}
+
+/// An event the reconciliation run could not act on, as recorded (see
+/// [`Store::record_failed_attempt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEvent {
+    /// `evt_...`.
+    pub event_id: String,
+    /// The event's type.
+    pub kind: String,
+    /// The Checkout Session or PaymentIntent it is about, when known.
+    pub object_id: Option<String>,
+    /// Where it stands.
+    pub state: FailureState,
+    /// Why the last attempt failed: a short class (`stripe_unavailable`, `store`,
+    /// `hook_run_unsettled`, ...), never an error's text.
+    pub reason: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the first attempt failed (Unix seconds).
+    pub first_at: i64,
+    /// When the last attempt failed (Unix seconds).
+    pub last_at: i64,
+}
+
+impl FailedEvent {
+    /// Reads the columns of `failure_columns!`, in order.
+    fn from_texts(cols: Vec<String>) -> Option<FailedEvent> {
+        let [event_id, kind, object_id, state, reason, attempts, first_at, last_at]: [String; 8] =
+            cols.try_into().ok()?;
+        Some(FailedEvent {
+            event_id,
+            kind,
+            object_id: Some(object_id).filter(|o| !o.is_empty()),
+            state: FailureState::parse(&state),
+            reason,
+            attempts: attempts.parse().ok()?,
+            first_at: first_at.parse().ok()?,
+            last_at: last_at.parse().ok()?,
+        })
+    }
 }
 
 impl Order {
@@ -523,6 +648,75 @@ impl Store {
         self.exec(SAVE_CHECKPOINT, &[source, event_id], &[created, now()]).await.map(drop)
     }
 
+    /// A source's unfinished listing of its first window: `(oldest event listed so far, the
+    /// window's start)`.
+    pub async fn listing(&self, source: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self.row_texts(SELECT_LISTING, source, &[]).await?;
+        Ok(row.and_then(|mut r| {
+            let window_start = r.pop()?.parse().ok()?;
+            Some((r.pop()?, window_start))
+        }))
+    }
+
+    /// Saves a listing's progress: the oldest event listed so far in the window from
+    /// `window_start`.
+    pub async fn save_listing(&self, source: &str, event_id: &str, window_start: i64) -> Result<(), StoreError> {
+        self.exec(SAVE_LISTING, &[source, event_id], &[window_start, now()]).await.map(drop)
+    }
+
+    /// Forgets a source's listing (its walk has a checkpoint).
+    pub async fn clear_listing(&self, source: &str) -> Result<(), StoreError> {
+        self.exec(CLEAR_LISTING, &[source], &[]).await.map(drop)
+    }
+
+    /// Counts one failed attempt at an event (`object_id` empty when unknown) for `reason`;
+    /// returns the attempts so far. A new record is [`FailureState::Retrying`]; an existing one
+    /// keeps its state (see [`Store::set_failure_state`]).
+    pub async fn record_failed_attempt(
+        &self,
+        event: EventRef<'_>,
+        object_id: &str,
+        reason: &str,
+    ) -> Result<i64, StoreError> {
+        let texts = [event.id, event.kind, object_id, reason];
+        let rows = self.rows_texts(RECORD_FAILED_ATTEMPT, &texts, &[now()]).await?;
+        let attempts = rows.into_iter().next().and_then(|mut r| r.pop()).and_then(|a| a.parse().ok());
+        attempts.ok_or_else(|| StoreError("failed attempt not recorded".into()))
+    }
+
+    /// Sets where a recorded failure stands.
+    pub async fn set_failure_state(&self, event_id: &str, state: FailureState) -> Result<(), StoreError> {
+        self.exec(SET_FAILURE_STATE, &[event_id, state.as_str()], &[]).await.map(drop)
+    }
+
+    /// Forgets a recorded failure (the event was acted on after all).
+    pub async fn clear_failure(&self, event_id: &str) -> Result<(), StoreError> {
+        self.exec(CLEAR_FAILURE, &[event_id], &[]).await.map(drop)
+    }
+
+    /// Up to `limit` failures the walk went past ([`FailureState::Failed`] or
+    /// [`FailureState::Held`]), least recently attempted first: those a run retries.
+    pub async fn failures_to_retry(&self, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
+        let (failed, held) = (FailureState::Failed.as_str(), FailureState::Held.as_str());
+        let rows = self.rows_texts(SELECT_FAILURES_TO_RETRY, &[failed, held], &[i64::from(limit)]).await?;
+        Ok(rows.into_iter().filter_map(FailedEvent::from_texts).collect())
+    }
+
+    /// Up to `limit` failures the walk went past, most recently attempted first: those the
+    /// owner is shown.
+    pub async fn failures_shown(&self, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
+        let retrying = FailureState::Retrying.as_str();
+        let rows = self.rows_texts(SELECT_FAILURES_SHOWN, &[retrying], &[i64::from(limit)]).await?;
+        Ok(rows.into_iter().filter_map(FailedEvent::from_texts).collect())
+    }
+
+    /// Up to `limit` failures the walk stopped at ([`FailureState::Retrying`]).
+    pub async fn failures_retrying(&self, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
+        let retrying = FailureState::Retrying.as_str();
+        let rows = self.rows_texts(SELECT_FAILURES_IN, &[retrying], &[i64::from(limit)]).await?;
+        Ok(rows.into_iter().filter_map(FailedEvent::from_texts).collect())
+    }
+
     /// An order's history, oldest first.
     pub async fn history(&self, session_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let rows = match self {
@@ -575,6 +769,14 @@ impl Store {
         let mut cols = row.unwrap_or_default().into_iter();
         let seen = cols.next().is_some_and(|n| n != "0");
         Ok((seen, cols.next().filter(|s| !s.is_empty())))
+    }
+
+    /// Every row of a statement taking texts then integers, each column read as text.
+    async fn rows_texts(&self, sql: &str, texts: &[&str], ints: &[i64]) -> Result<Vec<Vec<String>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.rows_texts(sql, texts, ints).await,
+            Store::Postgres(s) => s.rows_texts(sql, texts, ints).await,
+        }
     }
 
     /// Whether an event id was already processed.

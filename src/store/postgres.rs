@@ -334,6 +334,19 @@ impl PgStore {
         .await
     }
 
+    pub(super) async fn rows_texts(
+        &self,
+        text: &str,
+        texts: &[&str],
+        ints: &[i64],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        self.with(async |client| {
+            let rows = client.query_typed(text, &args(texts, ints)).await?;
+            Ok(rows.iter().map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect()).collect())
+        })
+        .await
+    }
+
     pub(super) async fn hit(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
         self.with(async |client| {
             let hits: i64 = client.query_typed_one(HIT, &typed(&[&bucket, &window_start])).await?.get(0);

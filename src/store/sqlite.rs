@@ -311,6 +311,24 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn rows_texts(
+        &self,
+        text: &str,
+        texts: &[&str],
+        ints: &[i64],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let (text, texts, ints) = (sql(text), owned(texts), ints.to_vec());
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(&text)?;
+            let n = stmt.column_count();
+            let rows = stmt.query_map(args(&texts, &ints).as_slice(), |r| {
+                (0..n).map(|i| r.get::<_, String>(i)).collect::<Result<Vec<_>, _>>()
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
     pub(super) async fn hit(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
         let b = bucket.to_string();
         self.run(move |conn| {

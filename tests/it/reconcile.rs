@@ -8,9 +8,10 @@ use checkout::order::MoneyState;
 use checkout::order::OrderState;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use stripe_emulator::WebhookFaults;
+use stripe_emulator::{ApiFault, WebhookFaults};
 
 const CRON_SECRET: &str = "cron-secret-for-the-tests-0123456789";
+const ADMIN_TOKEN: &str = "reconcile-owner-token-0123456789abcdef";
 const CART: &str = r#"{"items":[{"id":"mug","quantity":1}]}"#;
 
 async fn shop_with(backend: Backend, env: &[(&'static str, &str)]) -> Shop {
@@ -219,6 +220,147 @@ each_backend! {
         assert_eq!(r["processed"], 1, "{backend:?}: {r}");
         assert!(s.app.store.order(&old[0]).await.unwrap().is_none(), "older than the window: not looked at");
         assert_fulfilled_once(&s, &recent).await;
+    }
+}
+
+/// The owner's view of the events the runs could not act on: `failed_events` on the first
+/// page of `GET /api/orders`.
+async fn failed_events(s: &Shop) -> Vec<Value> {
+    let req = s.http.get(s.url("/api/orders")).bearer_auth(ADMIN_TOKEN).header("x-real-ip", "198.51.100.40");
+    let (status, _, json) = crate::common::split(req.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    json["failed_events"].as_array().cloned().unwrap_or_else(|| panic!("failed_events on the first page: {json}"))
+}
+
+/// The id of the `checkout.session.completed` event of a session.
+fn completed_event(s: &Shop, session_id: &str) -> String {
+    let events = s.emu.events();
+    let e = events
+        .iter()
+        .find(|e| e["type"] == "checkout.session.completed" && e["data"]["object"]["id"] == session_id)
+        .expect("the emulator made the event");
+    e["id"].as_str().unwrap().to_string()
+}
+
+each_backend! {
+    #[tokio::test]
+    async fn a_first_run_over_a_large_window_lists_within_its_budget_and_the_next_runs_continue(backend) {
+        let budget = Duration::from_millis(500);
+        let s = shop_with(backend, &[("RECONCILE_PAGE_SIZE", "3"), ("RECONCILE_BUDGET_MS", "500")]).await;
+        drop_webhooks(&s, true);
+        let ids = paid(&s, 30).await;
+        // Every list call takes 100 ms: the window (30 events, 3 a page) takes 10 of them to list.
+        let slow = ApiFault { delay_ms: Some(100), count: 100_000, path: Some("/v1/events".into()), ..Default::default() };
+        s.emu.set_api_fault(slow);
+        let (mut processed, mut seen, mut runs) = (0, 0, 0);
+        loop {
+            runs += 1;
+            assert!(runs <= 15, "{backend:?}: the runs make progress and finish the window");
+            let started = Instant::now();
+            let r = reconcile(&s).await;
+            let took = started.elapsed();
+            // Within the budget, plus the one call under way when it ran out (and some slack).
+            assert!(took < budget + Duration::from_millis(100 + 300), "{backend:?}: run {runs} took {took:?}: {r}");
+            assert_eq!(r["duplicates"], 0, "{backend:?}: no event handled twice: {r}");
+            processed += r["processed"].as_u64().unwrap();
+            seen += r["seen"].as_u64().unwrap();
+            if runs == 1 {
+                assert_eq!(r["finished"], false, "{backend:?}: the window does not fit one budget: {r}");
+            }
+            if r["finished"] == true {
+                break;
+            }
+        }
+        assert_eq!((processed, seen), (30, 30), "{backend:?}: each event handled once, in {runs} runs");
+        assert_fulfilled_once(&s, &ids).await;
+        let r = reconcile(&s).await;
+        assert_eq!((r["seen"].as_u64(), r["finished"].as_bool()), (Some(0), Some(true)), "{backend:?}: {r}");
+    }
+}
+
+each_backend! {
+    #[tokio::test]
+    async fn an_event_that_keeps_failing_is_recorded_after_three_attempts_and_the_walk_goes_on(backend) {
+        let s = shop_with(backend, &[("STRIPE_MAX_RETRIES", "0"), ("ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+        drop_webhooks(&s, true);
+        let ids = paid(&s, 3).await;
+        let (bad, good) = (&ids[0], &ids[1..]);
+        let event = completed_event(&s, bad);
+        // Stripe fails every retrieval of the oldest order's session, and only that.
+        let path = format!("/v1/checkout/sessions/{bad}");
+        s.emu.set_api_fault(ApiFault { status: Some(500), count: 100_000, path: Some(path), ..Default::default() });
+        for attempt in 1..=2 {
+            let (status, json) = reconcile_with(&s, Some(&format!("Bearer {CRON_SECRET}"))).await;
+            assert_eq!(status, 502, "{backend:?}: attempt {attempt} stops the run: {json}");
+            assert!(!json.to_string().contains("Injected"), "no Stripe error text in the answer: {json}");
+            for id in good {
+                assert!(s.app.store.order(id).await.unwrap().is_none(), "{backend:?}: still oldest first");
+            }
+        }
+        assert!(failed_events(&s).await.is_empty(), "{backend:?}: below the bound nothing is shown as failed");
+        let r = reconcile(&s).await;
+        assert_eq!((r["failed"].as_u64(), r["processed"].as_u64()), (Some(1), Some(2)), "{backend:?}: {r}");
+        assert_eq!(r["finished"], true, "{r}");
+        assert_fulfilled_once(&s, good).await;
+        assert!(s.app.store.order(bad).await.unwrap().is_none());
+        let failed = failed_events(&s).await;
+        assert_eq!(failed.len(), 1, "{backend:?}: {failed:?}");
+        assert_eq!(failed[0]["event_id"], event.as_str());
+        assert_eq!(failed[0]["type"], "checkout.session.completed");
+        assert_eq!(failed[0]["object_id"], bad.as_str());
+        assert_eq!((failed[0]["attempts"].as_i64(), failed[0]["reason"].as_str()), (Some(3), Some("stripe_unavailable")));
+        assert!(failed[0]["last_attempt_at"].as_i64().unwrap() > 0);
+        assert!(!serde_json::to_string(&failed).unwrap().contains("Injected"), "a reason class, not Stripe's text");
+        // Only the first page carries them.
+        let req = s
+            .http
+            .get(s.url(&format!("/api/orders?starting_after={}", good[1])))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("x-real-ip", "198.51.100.40");
+        let (status, _, page) = crate::common::split(req.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.get("failed_events").is_none(), "{page}");
+        // Still failing: the next run retries it, counts the attempt, and keeps it.
+        let r = reconcile(&s).await;
+        assert_eq!((r["retried"].as_u64(), r["failed"].as_u64()), (Some(0), Some(0)), "{backend:?}: {r}");
+        assert_eq!(failed_events(&s).await[0]["attempts"], 4);
+        // Stripe recovers: the next run retries it and clears it.
+        s.emu.reset_faults();
+        drop_webhooks(&s, true);
+        let r = reconcile(&s).await;
+        assert_eq!((r["retried"].as_u64(), r["seen"].as_u64()), (Some(1), Some(0)), "{backend:?}: {r}");
+        assert_fulfilled_once(&s, &ids).await;
+        assert!(failed_events(&s).await.is_empty(), "{backend:?}: cleared");
+    }
+}
+
+each_backend! {
+    #[tokio::test]
+    async fn a_hook_run_held_by_a_delivery_does_not_block_later_events(backend) {
+        let s = shop_with(backend, &[("ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+        let held = paid(&s, 1).await;
+        s.wait_order(&held[0], |o| o.state == OrderState::Fulfilled).await;
+        s.deliveries_when("the completed event answered", |d| d.iter().any(|d| d.ok())).await;
+        // Another instance is in the middle of the order's on_fulfilled: claimed just now, not done.
+        let db = &s.database_url;
+        let unfinish = "UPDATE fulfillment_runs SET done_at = NULL WHERE session_id = $1 RETURNING attempts, done_at";
+        assert_eq!(crate::common::sql(db, unfinish, &held[0]).await.len(), 1);
+        drop_webhooks(&s, true);
+        let later = paid(&s, 2).await;
+        let r = reconcile(&s).await;
+        assert_eq!((r["processed"].as_u64(), r["failed"].as_u64()), (Some(2), Some(1)), "{backend:?}: {r}");
+        assert_eq!(r["finished"], true, "{r}");
+        assert_fulfilled_once(&s, &later).await;
+        let failed = failed_events(&s).await;
+        assert_eq!(failed.len(), 1, "{backend:?}: {failed:?}");
+        assert_eq!(failed[0]["event_id"], completed_event(&s, &held[0]).as_str());
+        assert_eq!(failed[0]["reason"], "hook_run_unsettled");
+        // The delivery's instance finishes its run: the next run retries the event and clears it.
+        let finish = "UPDATE fulfillment_runs SET done_at = 1 WHERE session_id = $1 RETURNING attempts, done_at";
+        crate::common::sql(db, finish, &held[0]).await;
+        let r = reconcile(&s).await;
+        assert_eq!((r["retried"].as_u64(), r["seen"].as_u64()), (Some(1), Some(0)), "{backend:?}: {r}");
+        assert!(failed_events(&s).await.is_empty(), "{backend:?}: cleared");
     }
 }
 
