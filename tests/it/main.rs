@@ -12,6 +12,7 @@ mod discount;
 mod faults;
 mod layers;
 mod orders;
+mod pool;
 mod reconcile;
 mod round_trips;
 mod signature;
