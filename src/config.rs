@@ -421,7 +421,7 @@ impl Config {
             }
             None => Database::parse(DEFAULT_LOCAL_DATABASE)?,
         };
-        let pool = PoolConfig::from_lookup(&var)?;
+        let pool = PoolConfig::from_lookup(var)?;
         let database = database.with_pool(pool);
 
         let ui_mode = match var("CHECKOUT_UI_MODE").as_deref() {
