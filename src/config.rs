@@ -432,6 +432,8 @@ impl Config {
             }
             None => Database::parse(DEFAULT_LOCAL_DATABASE)?,
         };
+        let pool = PoolConfig::from_lookup(var)?;
+        let database = database.with_pool(pool);
 
         let ui_mode = match var("CHECKOUT_UI_MODE").as_deref() {
             None | Some("hosted_page") => UiMode::Hosted,
@@ -597,13 +599,66 @@ fn loopback_host(host: &tokio_postgres::config::Host) -> bool {
     }
 }
 
+/// Default of `DATABASE_POOL_SIZE`: most Postgres connections one instance holds. An instance
+/// serves few requests at once, and each holds a connection only for one statement or
+/// transaction (milliseconds, never across a Stripe call); a request beyond the pool waits
+/// for a free connection, within the connect timeout.
+pub const DEFAULT_POOL_SIZE: usize = 2;
+/// The largest `DATABASE_POOL_SIZE` accepted.
+pub const MAX_POOL_SIZE: usize = 32;
+/// Default of `DATABASE_IDLE_TIMEOUT_SECS`: an idle connection is closed after this long, so
+/// an instance that is warm but idle gives its connections back to the database.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `DATABASE_IDLE_TIMEOUT_SECS` accepted.
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 3600;
+
+/// One instance's Postgres pool: `DATABASE_POOL_SIZE` and `DATABASE_IDLE_TIMEOUT_SECS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Most connections open at once (default [`DEFAULT_POOL_SIZE`]).
+    pub size: usize,
+    /// How long a connection may stay idle before it is closed (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { size: DEFAULT_POOL_SIZE, idle_timeout: DEFAULT_IDLE_TIMEOUT }
+    }
+}
+
+impl PoolConfig {
+    /// Reads `DATABASE_POOL_SIZE` (1..=[`MAX_POOL_SIZE`]) and `DATABASE_IDLE_TIMEOUT_SECS`
+    /// (1..=[`MAX_IDLE_TIMEOUT_SECS`]) through `var`; unset means the default.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<PoolConfig, ConfigError> {
+        let number = |name: &str, default: u64, max: u64| match var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| ConfigError(format!("{name}: must be a whole number in 1..={max}"))),
+        };
+        Ok(PoolConfig {
+            size: number("DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE as u64, MAX_POOL_SIZE as u64)? as usize,
+            idle_timeout: Duration::from_secs(number(
+                "DATABASE_IDLE_TIMEOUT_SECS",
+                DEFAULT_IDLE_TIMEOUT.as_secs(),
+                MAX_IDLE_TIMEOUT_SECS,
+            )?),
+        })
+    }
+}
+
 /// Where the order store lives: `DATABASE_URL`, parsed once (the store takes it as given).
 #[derive(Debug, Clone)]
 pub enum Database {
     /// An SQLite file: `sqlite://path`, or sqlx's `sqlite:path`.
     Sqlite(String),
-    /// Postgres, the URL parsed whole and its TLS decided (see [`postgres_config`]).
-    Postgres(Box<tokio_postgres::Config>),
+    /// Postgres, the URL parsed whole and its TLS decided (see [`postgres_config`]), and the
+    /// instance's pool settings.
+    Postgres(Box<tokio_postgres::Config>, PoolConfig),
 }
 
 impl Database {
@@ -614,9 +669,17 @@ impl Database {
             return Ok(Database::Sqlite(path.to_string()));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Database::Postgres(Box::new(postgres_config(url)?)));
+            return Ok(Database::Postgres(Box::new(postgres_config(url)?), PoolConfig::default()));
         }
         Err(ConfigError("DATABASE_URL: must start with postgres://, postgresql://, sqlite:// or sqlite:".into()))
+    }
+
+    /// The same database with these pool settings (SQLite has no pool: unchanged).
+    pub fn with_pool(self, pool: PoolConfig) -> Database {
+        match self {
+            Database::Postgres(c, _) => Database::Postgres(c, pool),
+            db => db,
+        }
     }
 
     /// Where it is, for a banner or a log: the file, or Postgres' hosts, ports and database,
@@ -624,7 +687,7 @@ impl Database {
     pub fn describe(&self) -> String {
         match self {
             Database::Sqlite(path) => format!("sqlite:{path}"),
-            Database::Postgres(c) => {
+            Database::Postgres(c, _) => {
                 let hosts: Vec<String> = c
                     .get_hosts()
                     .iter()

@@ -106,9 +106,16 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
         match app.store.order(&order.session_id).await {
             Ok(Some(recorded)) => hooks::run_fulfillment(app, &recorded).await,
             // The run stays claimed and unfinished: the next delivery takes it over.
-            Ok(None) | Err(_) => {
+            Ok(None) => {
                 crate::log::warn("fulfilled order not read back", &[("session_id", &order.session_id)]);
                 Run::Failed
+            }
+            Err(e) => {
+                crate::log::warn(
+                    "fulfilled order not read back",
+                    &[("session_id", &order.session_id), ("error", &e.to_string())],
+                );
+                Run::failed(&e)
             }
         }
     } else if state == OrderState::Fulfilled {

@@ -138,6 +138,16 @@ pub enum Run {
     Held,
     /// Running it, or finding out, failed (logged): a webhook answers 5xx.
     Failed,
+    /// As [`Run::Failed`], because the database refused a connection (see
+    /// [`StoreError::is_unavailable`]): a webhook answers 503 with `Retry-After`.
+    Unavailable,
+}
+
+impl Run {
+    /// The failed run a store error leaves: [`Run::Unavailable`] or [`Run::Failed`].
+    pub fn failed(e: &StoreError) -> Run {
+        if e.is_unavailable() { Run::Unavailable } else { Run::Failed }
+    }
 }
 
 impl Run {
@@ -169,7 +179,7 @@ pub async fn run_claimed(app: &App, key: RunKey<'_>, session_id: &str, calls: &[
             calls.iter().for_each(|c| call(c, &order));
             app.store.finish_run(key).await
         }
-        Ok(None) => Err(StoreError("order missing for a claimed hook run".into())),
+        Ok(None) => Err(StoreError::new("order missing for a claimed hook run")),
         Err(e) => Err(e),
     };
     finish(key, result)
@@ -180,7 +190,7 @@ fn finish(key: RunKey<'_>, result: Result<(), StoreError>) -> Run {
         Ok(()) => Run::Ran,
         Err(e) => {
             crate::log::warn("hook run unfinished", &[("run", key.id()), ("error", &e.to_string())]);
-            Run::Failed
+            Run::failed(&e)
         }
     }
 }
@@ -197,7 +207,7 @@ pub async fn resume(app: &App, key: RunKey<'_>, wait: Duration) -> Run {
                 return match key {
                     RunKey::Fulfillment(id) => match app.store.order(id).await {
                         Ok(Some(order)) => run_fulfillment(app, &order).await,
-                        Ok(None) => finish(key, Err(StoreError("fulfilled order missing".into()))),
+                        Ok(None) => finish(key, Err(StoreError::new("fulfilled order missing"))),
                         Err(e) => finish(key, Err(e)),
                     },
                     RunKey::Event(_) => run_claimed(app, key, &claimed.session_id, &claimed.calls).await,
@@ -212,7 +222,7 @@ pub async fn resume(app: &App, key: RunKey<'_>, wait: Duration) -> Run {
             Ok(true) => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => {
                 crate::log::warn("hook run not resumed", &[("run", key.id()), ("error", &e.to_string())]);
-                return Run::Failed;
+                return Run::failed(&e);
             }
         }
     }

@@ -76,6 +76,19 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After` in whole seconds: a dependency (the database) refused to serve
+    /// this request now. The reason is logged, the client gets a reference and a time to wait.
+    pub fn unavailable(reason: impl Into<String>, retry_after: Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "We are busy right now. Please try again in a few seconds.".into(),
+            reason: reason.into(),
+            reference: Some(new_reference()),
+            headers: vec![(header::RETRY_AFTER, secs.max(1).to_string())],
+        }
+    }
+
     /// 405 with the `Allow` header.
     pub fn method_not_allowed(allowed: &[Method]) -> Self {
         let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");

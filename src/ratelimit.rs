@@ -135,7 +135,7 @@ impl Limiter {
         let (now, window, window_start) = window(limit);
         let hit = tokio::time::timeout(SHARED_COUNTER_BUDGET, store.hit(&key, window_start))
             .await
-            .unwrap_or_else(|_| Err(StoreError("shared counter over its time budget".into())));
+            .unwrap_or_else(|_| Err(StoreError::new("shared counter over its time budget")));
         match hit {
             Ok(hits) if hits > i64::from(limit.limit) => {
                 let wait = Duration::from_secs((window_start + window - now).max(1) as u64);
@@ -210,7 +210,7 @@ impl Limiter {
         };
         let shared = tokio::time::timeout(SHARED_COUNTER_BUDGET, shared)
             .await
-            .unwrap_or_else(|_| Err(StoreError("shared counter over its time budget".into())));
+            .unwrap_or_else(|_| Err(StoreError::new("shared counter over its time budget")));
         match shared {
             Ok(true) => Ok(()),
             Ok(false) => {

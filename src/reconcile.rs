@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(reason(&api(429)), "stripe_rate_limited");
         assert_eq!(reason(&api(401)), "stripe_rejected");
         assert_eq!(reason(&ActError::Stripe(Box::new(StripeError::Network("x".into())))), "stripe_unavailable");
-        assert_eq!(reason(&ActError::Store(StoreError("password=hunter2".into()))), "store");
+        assert_eq!(reason(&ActError::Store(StoreError::new("password=hunter2"))), "store");
         let held = ActError::HookRunUnsettled(crate::hooks::Run::Held);
         assert_eq!((reason(&held), state(&held)), ("hook_run_unsettled", FailureState::Held));
         assert_eq!(state(&api(500)), FailureState::Retrying, "counted towards the bound");

@@ -142,7 +142,7 @@ where
         Err(FulfillError::NotOurs) => return Err(not_found().with_reason("session not created by this shop")),
         Err(FulfillError::Stripe(e)) if e.is_not_found() => return Err(not_found().with_reason(e.to_string())),
         Err(FulfillError::Stripe(e)) => return Err(ApiError::upstream(format!("status {session_id}: {e}"))),
-        Err(FulfillError::Store(e)) => return Err(ApiError::internal(format!("status {session_id}: {e}"))),
+        Err(FulfillError::Store(e)) => return Err(super::store_error(&format!("status {session_id}"), &e)),
     };
     let order = app.store.order(&session_id).await?;
     Ok(http::json(StatusCode::OK, &CheckoutStatus::new(order.as_ref(), Some(&outcome.session))))

@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::cart::{Cart, CartError, CartRequest};
 use crate::config::RateLimit;
 use crate::events::ActError;
+use crate::hooks::Run;
 use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response};
 use crate::ratelimit::Limited;
 use crate::reconcile::ReconcileError;
@@ -83,11 +84,26 @@ impl Route {
 }
 
 // The behaviours' own errors, mapped to HTTP here (and only here): a route answers them with
-// `?`. Statuses: a refused cart 400, a limit 429, Stripe 502, the store and unfinished runs 500.
+// `?`. Statuses: a refused cart 400, a limit 429, Stripe 502, a database that refuses
+// connections now 503 with `Retry-After` (the webhook too: a 5xx, so Stripe retries), the
+// store's other failures and unfinished runs 500.
+
+/// What a client is told to wait when the database refused a connection (`Retry-After`).
+pub const STORE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A store failure as the answer, its private reason prefixed by `context`: 503 with
+/// [`STORE_RETRY_AFTER`] when the database is unavailable, else 500.
+pub fn store_error(context: &str, e: &StoreError) -> ApiError {
+    if e.is_unavailable() {
+        ApiError::unavailable(format!("{context}: {e}"), STORE_RETRY_AFTER)
+    } else {
+        ApiError::internal(format!("{context}: {e}"))
+    }
+}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(format!("store: {e}"))
+        store_error("store", &e)
     }
 }
 
@@ -107,6 +123,11 @@ impl From<ActError> for ApiError {
     fn from(e: ActError) -> Self {
         match e {
             ActError::Stripe(e) => ApiError::upstream(format!("event: stripe: {e}")),
+            ActError::Store(e) => store_error("event: store", &e),
+            ActError::HookRunUnsettled(Run::Unavailable) => ApiError::unavailable(
+                "event: hook run not finished: the database refused a connection",
+                STORE_RETRY_AFTER,
+            ),
             e => ApiError::internal(format!("event: {e}")),
         }
     }
@@ -118,6 +139,8 @@ impl From<ReconcileError> for ApiError {
             ReconcileError::ListEvents(_) | ReconcileError::Act(ActError::Stripe(_)) => {
                 ApiError::upstream(e.to_string())
             }
+            ReconcileError::Store(e) => store_error("reconcile: store", &e),
+            ReconcileError::Act(ActError::Store(e)) => store_error("reconcile: event: store", &e),
             e => ApiError::internal(e.to_string()),
         }
     }

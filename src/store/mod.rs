@@ -10,7 +10,7 @@
 mod postgres;
 mod sqlite;
 
-pub use postgres::{CONNECT_TIMEOUT, POOL_SIZE, PgStore, STATEMENT_TIMEOUT};
+pub use postgres::{CONNECT_TIMEOUT, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
 
 use crate::config::Database;
@@ -530,13 +530,47 @@ impl Order {
     }
 }
 
-/// A store failure (unreachable, locked, corrupt). Logged; the caller answers 5xx.
+/// A store failure (unreachable, refused, locked, corrupt). Logged; the caller answers 5xx:
+/// 503 with `Retry-After` when [`StoreError::is_unavailable`], else 500.
 #[derive(Debug, Clone)]
-pub struct StoreError(pub String);
+pub struct StoreError {
+    /// What kind of failure, for the answer's status.
+    pub kind: StoreErrorKind,
+    /// The private reason, for the log (never a URL or password).
+    pub message: String,
+}
+
+/// What kind of store failure (see [`StoreError`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The database refused or could not take a connection now (Postgres SQLSTATE class 53
+    /// such as 53300 `too_many_connections`, 57P03 `cannot_connect_now`, a refused or timed
+    /// out connect, no free connection in time): worth retrying in a few seconds.
+    Unavailable,
+    /// Anything else (a failed statement, a lost answer, a broken file).
+    Failed,
+}
+
+impl StoreError {
+    /// A failure that is not [`StoreErrorKind::Unavailable`].
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError { kind: StoreErrorKind::Failed, message: message.into() }
+    }
+
+    /// The database cannot take this request now (see [`StoreErrorKind::Unavailable`]).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError { kind: StoreErrorKind::Unavailable, message: message.into() }
+    }
+
+    /// Whether retrying in a few seconds may succeed (answered 503 with `Retry-After`).
+    pub fn is_unavailable(&self) -> bool {
+        self.kind == StoreErrorKind::Unavailable
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -556,7 +590,7 @@ impl Store {
     pub fn open(database: &Database) -> Result<Store, StoreError> {
         match database {
             Database::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path)?)),
-            Database::Postgres(config) => Ok(Store::Postgres(Box::new(PgStore::new((**config).clone())?))),
+            Database::Postgres(config, pool) => Ok(Store::Postgres(Box::new(PgStore::new((**config).clone(), *pool)?))),
         }
     }
 
@@ -681,7 +715,7 @@ impl Store {
         let texts = [event.id, event.kind, object_id, reason];
         let rows = self.rows_texts(RECORD_FAILED_ATTEMPT, &texts, &[now()]).await?;
         let attempts = rows.into_iter().next().and_then(|mut r| r.pop()).and_then(|a| a.parse().ok());
-        attempts.ok_or_else(|| StoreError("failed attempt not recorded".into()))
+        attempts.ok_or_else(|| StoreError::new("failed attempt not recorded"))
     }
 
     /// Sets where a recorded failure stands.

@@ -1,44 +1,108 @@
 //! Postgres backend (Neon or any managed Postgres): TLS through rustls with
 //! the webpki roots (the URL is parsed and its TLS decided once, by
-//! [`crate::config::postgres_config`]). A small pool per instance: a few
-//! connections, opened lazily, each dropped after a failure so an instance
-//! survives a database restart; every wait is short and bounded, so a hung
-//! database costs each request one timeout, not a place in a queue.
+//! [`crate::config::postgres_config`]). A small pool per instance
+//! ([`PoolConfig`]: `DATABASE_POOL_SIZE`, `DATABASE_IDLE_TIMEOUT_SECS`): connections opened
+//! lazily, each dropped after a failure so an instance survives a database restart, and
+//! closed once idle for the idle timeout — on the next checkout, and by a sweeper task
+//! without traffic — so a warm but idle instance does not hold slots other functions need.
+//! Every wait is short and bounded, so a hung database costs each request one timeout, not a
+//! place in a queue. A refused connection is [`StoreErrorKind::Unavailable`], named in the
+//! log by its SQLSTATE and the server's message (never the URL or a password).
 
 use super::*;
-use std::time::Duration;
+use crate::config::PoolConfig;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_postgres::Client;
 use tokio_postgres::types::{ToSql, Type};
 
-/// Most connections one instance holds: one instance serves concurrent
-/// requests (Fluid compute), each holding a connection only for one
-/// operation, never across a Stripe call.
-pub const POOL_SIZE: usize = 4;
 /// Time to get a connection: wait for a free one, or connect (TCP, TLS,
 /// startup, schema). A database that accepts and never answers fails here.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time for one operation (a statement, or one transaction).
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shortest pause between two sweeps of idle connections.
+const MIN_SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// An open connection not in use, and since when.
+struct Idle {
+    client: Client,
+    since: Instant,
+}
+
+/// The idle connections, most recently returned last.
+type IdleList = Mutex<Vec<Idle>>;
 
 /// The Postgres store.
 pub struct PgStore {
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    /// Open connections not in use.
-    idle: std::sync::Mutex<Vec<Client>>,
+    pool: PoolConfig,
+    /// Open connections not in use (shared with the sweeper, which holds it weakly).
+    idle: Arc<IdleList>,
     /// One permit per connection in use or being opened.
     permits: Semaphore,
+    /// The task closing idle connections, spawned on first use inside a runtime (the store
+    /// may be built outside one) and again if its runtime went away.
+    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
-    StoreError(format!("postgres: {e}"))
+    StoreError::new(format!("postgres: {e}"))
+}
+
+/// A driver error as a store error: its kind (see [`StoreErrorKind`]) and a reason naming the
+/// cause — the SQLSTATE and the server's message, or the I/O error — never the URL or password.
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let message = format!("postgres: SQLSTATE {code} ({}): {}", db.severity(), db.message());
+        // Class 53 (insufficient resources: 53300 too_many_connections), 57P (the server is
+        // shutting down or starting: 57P01..57P03), 08 (connection exception).
+        let refused = code.starts_with("53") || code.starts_with("57P") || code.starts_with("08");
+        return if refused { StoreError::unavailable(message) } else { StoreError::new(message) };
+    }
+    let mut message = format!("postgres: {e}");
+    let mut io = false;
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        io |= cause.is::<std::io::Error>();
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    // A refused or timed-out connect, a closed connection: the network or the server, not us.
+    let tls = e.to_string().contains("TLS");
+    if e.is_closed() || (io && !tls) || e.to_string().starts_with("timeout") {
+        StoreError::unavailable(message)
+    } else {
+        StoreError::new(message)
+    }
+}
+
+/// Takes the expired connections out of `idle` (the caller drops them outside the lock).
+fn expired(idle: &IdleList, timeout: Duration) -> Vec<Idle> {
+    let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+    let (keep, gone): (Vec<Idle>, Vec<Idle>) =
+        idle.drain(..).partition(|c| c.since.elapsed() < timeout && !c.client.is_closed());
+    *idle = keep;
+    gone
+}
+
+/// Closes idle connections past `timeout` every `every` until the store is gone.
+async fn sweep(idle: Weak<IdleList>, timeout: Duration, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(idle) = idle.upgrade() else { return };
+        drop(expired(&idle, timeout));
+    }
 }
 
 impl PgStore {
     /// A store for a parsed `DATABASE_URL` (TLS decided: see
-    /// [`crate::config::postgres_config`]); nothing is connected until first use.
-    pub fn new(mut config: tokio_postgres::Config) -> Result<Self, StoreError> {
+    /// [`crate::config::postgres_config`]) with the instance's pool settings; nothing is
+    /// connected until first use.
+    pub fn new(mut config: tokio_postgres::Config, pool: PoolConfig) -> Result<Self, StoreError> {
         config.connect_timeout(CONNECT_TIMEOUT);
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls_config =
@@ -48,53 +112,80 @@ impl PgStore {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
-        Ok(PgStore { config, tls, idle: std::sync::Mutex::new(Vec::new()), permits: Semaphore::new(POOL_SIZE) })
+        Ok(PgStore {
+            config,
+            tls,
+            pool,
+            idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Semaphore::new(pool.size.max(1)),
+            sweeper: Mutex::new(None),
+        })
+    }
+
+    /// The pool settings.
+    pub fn pool(&self) -> PoolConfig {
+        self.pool
+    }
+
+    /// How many connections are open and idle now.
+    pub fn idle_connections(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     async fn connect(&self) -> Result<Client, StoreError> {
-        let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(err)?;
+        let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(pg_err)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                crate::log::warn("postgres connection closed", &[("error", &e.to_string())]);
+                crate::log::warn("postgres connection closed", &[("error", &pg_err(e).to_string())]);
             }
         });
         // Migrate under an advisory lock so concurrent cold starts do not race: one simple-query
         // message, so one round trip (a failed statement aborts the rest and drops the connection).
-        client.batch_execute(&migration()).await.map_err(err)?;
+        client.batch_execute(&migration()).await.map_err(pg_err)?;
         Ok(client)
     }
 
-    /// Runs `f` on a pooled connection: an idle one, or a new one (waiting for
-    /// a free slot and connecting share one [`CONNECT_TIMEOUT`]); `f` gets
-    /// [`STATEMENT_TIMEOUT`]. The connection goes back to the pool after
-    /// success and is dropped after a failure or a cancellation, so the next
-    /// call reconnects.
+    /// Starts the idle sweeper if it is not running (first use, or its runtime went away).
+    fn ensure_sweeper(&self) {
+        let mut sweeper = self.sweeper.lock().unwrap_or_else(|p| p.into_inner());
+        if sweeper.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let timeout = self.pool.idle_timeout;
+        let every = (timeout / 4).max(MIN_SWEEP_EVERY);
+        *sweeper = Some(runtime.spawn(sweep(Arc::downgrade(&self.idle), timeout, every)));
+    }
+
+    /// Runs `f` on a pooled connection: the most recently used idle one that has not been idle
+    /// past the idle timeout (older ones are closed here), or a new one (waiting for a free
+    /// slot and connecting share one [`CONNECT_TIMEOUT`]); `f` gets [`STATEMENT_TIMEOUT`]. The
+    /// connection goes back to the pool after success and is dropped after a failure or a
+    /// cancellation, so the next call reconnects.
     async fn with<T>(
         &self,
         f: impl AsyncFnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
+        self.ensure_sweeper();
         let (_permit, mut client) = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let permit = self.permits.acquire().await.map_err(err)?;
-            let idle = {
-                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                idle.retain(|c| !c.is_closed());
-                idle.pop()
-            };
+            drop(expired(&self.idle, self.pool.idle_timeout));
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let client = match idle {
-                Some(c) => c,
+                Some(c) => c.client,
                 None => self.connect().await?,
             };
             Ok::<_, StoreError>((permit, client))
         })
         .await
-        .map_err(|_| StoreError("postgres: no connection within the connect timeout".into()))??;
+        .map_err(|_| StoreError::unavailable("postgres: no connection within the connect timeout"))??;
         match tokio::time::timeout(STATEMENT_TIMEOUT, f(&mut client)).await {
             Ok(Ok(v)) => {
-                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(Idle { client, since: Instant::now() });
                 Ok(v)
             }
-            Ok(Err(e)) => Err(err(e)),
-            Err(_) => Err(StoreError("postgres: operation timed out".into())),
+            Ok(Err(e)) => Err(pg_err(e)),
+            Err(_) => Err(StoreError::new("postgres: operation timed out")),
         }
     }
 
@@ -149,7 +240,7 @@ impl PgStore {
                     }
                 }
                 if !assigned {
-                    return Ok(Err(StoreError("postgres: no free order number".into())));
+                    return Ok(Err(StoreError::new("postgres: no free order number")));
                 }
             }
             tx.commit().await?;
@@ -359,8 +450,6 @@ impl PgStore {
     }
 }
 
-use std::sync::Arc;
-
 /// An order from the columns of [`SELECT_ORDER`].
 fn order_row(r: &tokio_postgres::Row) -> Order {
     let order =
@@ -426,4 +515,12 @@ fn migration() -> String {
     }
     sql.push_str("COMMIT;");
     sql
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(sweeper) = self.sweeper.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            sweeper.abort();
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub struct SqliteStore {
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
-    StoreError(format!("sqlite: {e}"))
+    StoreError::new(format!("sqlite: {e}"))
 }
 
 /// How long a statement waits for another connection's write lock.
@@ -31,7 +31,7 @@ impl SqliteStore {
     /// The store in the file at `path`; the file and its schema are created on first use.
     pub fn open(path: &str) -> Result<Self, StoreError> {
         if path.is_empty() {
-            return Err(StoreError("sqlite: empty path".into()));
+            return Err(StoreError::new("sqlite: empty path"));
         }
         Ok(SqliteStore { path: path.into(), conn: Arc::new(Mutex::new(None)) })
     }
@@ -73,7 +73,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let (conn, path) = (self.conn.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError("sqlite: poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| StoreError::new("sqlite: poisoned"))?;
             let conn = match &mut *guard {
                 Some(conn) => conn,
                 empty => empty.insert(Self::connect(&path).map_err(err)?),

@@ -81,6 +81,12 @@ fn refusals_name_the_variable_and_never_the_value() {
         (&[("SHIPPING_ALLOWED_COUNTRIES", "US,XX")], "SHIPPING_ALLOWED_COUNTRIES"),
         (&[("SHIPPING_ALLOWED_COUNTRIES", "USA")], "SHIPPING_ALLOWED_COUNTRIES"),
         (&[("SHIPPING_ALLOWED_COUNTRIES", "US,,CA")], "SHIPPING_ALLOWED_COUNTRIES"),
+        (&[("DATABASE_POOL_SIZE", "0")], "DATABASE_POOL_SIZE: must be a whole number in 1..=32"),
+        (&[("DATABASE_POOL_SIZE", "33")], "DATABASE_POOL_SIZE: must be a whole number in 1..=32"),
+        (&[("DATABASE_POOL_SIZE", "two")], "DATABASE_POOL_SIZE: must be a whole number in 1..=32"),
+        (&[("DATABASE_IDLE_TIMEOUT_SECS", "0")], "DATABASE_IDLE_TIMEOUT_SECS: must be a whole number in 1..=3600"),
+        (&[("DATABASE_IDLE_TIMEOUT_SECS", "1.5")], "DATABASE_IDLE_TIMEOUT_SECS: must be a whole number in 1..=3600"),
+        (&[("DATABASE_IDLE_TIMEOUT_SECS", "86400")], "DATABASE_IDLE_TIMEOUT_SECS: must be a whole number in 1..=3600"),
     ];
     for (pairs, want) in cases {
         let err = load(pairs).expect_err(&format!("accepted {pairs:?}"));
@@ -335,4 +341,23 @@ fn production_refuses_a_loopback_site_url() {
     assert!(prod("https://shop.example").is_ok());
     // Locally, and on preview deployments, loopback stays allowed.
     assert!(load(&[("SITE_URL", "http://localhost:3000")]).is_ok());
+}
+
+#[test]
+fn database_pool_settings_reach_the_postgres_store() {
+    use checkout::config::{Database, PoolConfig};
+    let pool = |c: &checkout::Config| match &c.database {
+        Database::Postgres(_, pool) => *pool,
+        other => panic!("not Postgres: {other:?}"),
+    };
+    let pg = [("DATABASE_URL", "postgres://u@127.0.0.1:5432/shop?sslmode=disable")];
+    let defaults = pool(&load(&pg).unwrap());
+    assert_eq!(defaults, PoolConfig::default());
+    assert!(defaults.size <= 4, "a small pool per instance by default: {defaults:?}");
+    assert!(defaults.idle_timeout <= std::time::Duration::from_secs(30), "idle connections close soon: {defaults:?}");
+    let set = load(&[pg[0], ("DATABASE_POOL_SIZE", "5"), ("DATABASE_IDLE_TIMEOUT_SECS", "2")]).unwrap();
+    assert_eq!(pool(&set), PoolConfig { size: 5, idle_timeout: std::time::Duration::from_secs(2) });
+    let store = checkout::store::Store::open(&set.database).unwrap();
+    let checkout::store::Store::Postgres(pg_store) = &store else { panic!("not the Postgres store") };
+    assert_eq!(pg_store.pool().size, 5, "PgStore::new gets the settings");
 }

@@ -185,7 +185,7 @@ each_backend! {
         // A fresh client for each run: Postgres keeps earlier runs' windows, and IPv6
         // clients are limited per /64, so the randomness goes into the /64 prefix.
         let r = checkout::http::random_hex(4);
-        let ip = if backend == crate::common::Backend::Postgres { format!("2001:db8:{}:{}::1", &r[..4], &r[4..]) } else { ip };
+        let ip = if backend.is_postgres() { format!("2001:db8:{}:{}::1", &r[..4], &r[4..]) } else { ip };
         let cart = body(TSHIRTS, None);
         let mut statuses = Vec::new();
         for i in 0..6 {

@@ -13,6 +13,7 @@ mod faults;
 mod layers;
 mod money_model;
 mod orders;
+mod pool;
 mod reconcile;
 mod round_trips;
 mod signature;

@@ -230,3 +230,12 @@ fn money_converges_to_stripes_objects_under_any_interleaving_sqlite() {
 fn money_converges_to_stripes_objects_under_any_interleaving_postgres() {
     check(crate::common::Backend::Postgres, 32);
 }
+
+#[test]
+#[cfg_attr(
+    not(has_pgbouncer),
+    ignore = "needs PgBouncer: run tests/pgbouncer/start.sh, set TEST_PGBOUNCER_URL (README, Tests)"
+)]
+fn money_converges_to_stripes_objects_under_any_interleaving_pgbouncer() {
+    check(crate::common::Backend::Pgbouncer, 16);
+}

@@ -305,7 +305,8 @@ async fn store_down_answers_5xx_and_a_later_retry_succeeds() {
     switch.up.send(true).unwrap();
     switch.up.send(false).unwrap();
     let r = post(body.clone()).await.unwrap();
-    assert_eq!(r.status(), 500, "store down ⇒ 5xx so Stripe retries");
+    assert_eq!(r.status(), 503, "store unreachable ⇒ 503 so Stripe retries");
+    assert_eq!(r.headers()["retry-after"], "5", "503 says when to come back");
     let text = r.text().await.unwrap();
     assert!(!text.contains("postgres") && text.contains("reference"), "{text}");
 

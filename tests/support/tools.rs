@@ -24,6 +24,7 @@ pub fn detect(repo: &Path) -> Vec<(&'static str, bool)> {
         std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), Into::into);
     vec![
         ("has_postgres", std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())),
+        ("has_pgbouncer", std::env::var("TEST_PGBOUNCER_URL").is_ok_and(|u| !u.is_empty())),
         ("has_node_stripe", node && oracle.join("stripe/package.json").exists()),
         ("has_python_stripe", runs("python3", &["-c", "import stripe"])),
         ("has_chromium", node && oracle.join("playwright-core/package.json").exists() && Path::new(&chromium).exists()),
@@ -41,7 +42,7 @@ pub fn emit(repo: &Path) {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
-    for var in ["CI", "TEST_DATABASE_URL", "CHROMIUM", "PATH"] {
+    for var in ["CI", "TEST_DATABASE_URL", "TEST_PGBOUNCER_URL", "CHROMIUM", "PATH"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     for dir in ["tests/oracle", "tests/vercel"] {

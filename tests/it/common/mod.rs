@@ -28,6 +28,16 @@ pub enum Backend {
     Sqlite,
     /// `TEST_DATABASE_URL`.
     Postgres,
+    /// `TEST_PGBOUNCER_URL`: the same Postgres through PgBouncer in transaction mode
+    /// (tests/pgbouncer/start.sh), as production reaches it through a pooled endpoint.
+    Pgbouncer,
+}
+
+impl Backend {
+    /// Whether the store is Postgres (directly or through PgBouncer).
+    pub fn is_postgres(self) -> bool {
+        matches!(self, Backend::Postgres | Backend::Pgbouncer)
+    }
 }
 
 /// `TEST_DATABASE_URL`, or `None`.
@@ -35,8 +45,15 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
 }
 
-/// One test per store: `NAME::sqlite` always, and `NAME::postgres`, marked ignored with its
-/// reason on a machine without `TEST_DATABASE_URL` (never in CI: see tests/support/tools.rs).
+/// `TEST_PGBOUNCER_URL`, or `None`.
+pub fn pgbouncer_url() -> Option<String> {
+    std::env::var("TEST_PGBOUNCER_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// One test per store: `NAME::sqlite` always, `NAME::postgres`, marked ignored with its
+/// reason on a machine without `TEST_DATABASE_URL`, and `NAME::pgbouncer`, the same through
+/// PgBouncer in transaction mode, ignored without `TEST_PGBOUNCER_URL` (neither is ever
+/// skipped in CI: see tests/support/tools.rs).
 #[macro_export]
 macro_rules! each_backend {
     ($(#[$attr:meta])* async fn $name:ident($backend:ident) $body:block) => {
@@ -52,6 +69,15 @@ macro_rules! each_backend {
             #[cfg_attr(not(has_postgres), ignore = "needs Postgres: set TEST_DATABASE_URL (README, Tests)")]
             async fn postgres() {
                 let $backend = $crate::common::Backend::Postgres;
+                $body
+            }
+            $(#[$attr])*
+            #[cfg_attr(
+                not(has_pgbouncer),
+                ignore = "needs PgBouncer: run tests/pgbouncer/start.sh and set TEST_PGBOUNCER_URL (README, Tests)"
+            )]
+            async fn pgbouncer() {
+                let $backend = $crate::common::Backend::Pgbouncer;
                 $body
             }
         }
@@ -71,6 +97,7 @@ pub fn database_url(backend: Backend) -> String {
     match backend {
         Backend::Sqlite => sqlite_url(),
         Backend::Postgres => postgres_url().expect("the Postgres variant needs TEST_DATABASE_URL"),
+        Backend::Pgbouncer => pgbouncer_url().expect("the PgBouncer variant needs TEST_PGBOUNCER_URL"),
     }
 }
 
@@ -130,6 +157,37 @@ pub async fn shop(opts: ShopOptions) -> Shop {
 
 /// Starts the shop against an existing emulator.
 pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
+    let instance = instance(&emu.base_url(), &opts).await;
+    if !opts.no_webhooks {
+        emu.set_webhook_url(Some(instance.url("/api/webhook")));
+    }
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let Instance { app, addr, site, database_url } = instance;
+    Shop { emu, app, addr, site, http, database_url }
+}
+
+/// One instance of the functions: its own state (store, pool, limiter) served over HTTP.
+pub struct Instance {
+    /// The instance's state.
+    pub app: Arc<App>,
+    /// Where its routes listen.
+    pub addr: SocketAddr,
+    /// `http://localhost:PORT` (= SITE_URL).
+    pub site: String,
+    /// Its `DATABASE_URL`.
+    pub database_url: String,
+}
+
+impl Instance {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.addr.port())
+    }
+}
+
+/// Starts one instance against the Stripe API at `api_base` (an emulator's [`Emulator::base_url`]);
+/// several on one database play several instances of the functions.
+pub async fn instance(api_base: &str, opts: &ShopOptions) -> Instance {
     capture_logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -139,7 +197,7 @@ pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
         ("STRIPE_SECRET_KEY", SECRET_KEY.to_string()),
         ("STRIPE_PUBLISHABLE_KEY", "pk_test_harness4242".to_string()),
         ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
-        ("STRIPE_API_BASE", emu.base_url()),
+        ("STRIPE_API_BASE", api_base.to_string()),
         ("SITE_URL", site.clone()),
         ("DATABASE_URL", db.clone()),
         ("DISCOUNT_RESPONSE_FLOOR_MS", "0".to_string()),
@@ -157,11 +215,7 @@ pub async fn shop_with_emulator(emu: Emulator, opts: ShopOptions) -> Shop {
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
     let app = Arc::new(App::new(config).expect("store opens"));
     serve(listener, app.clone());
-    if !opts.no_webhooks {
-        emu.set_webhook_url(Some(format!("http://127.0.0.1:{}/api/webhook", addr.port())));
-    }
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Shop { emu, app, addr, site, http, database_url: db }
+    Instance { app, addr, site, database_url: db }
 }
 
 /// Serves every route of `app` on `listener`. Like Vercel's edge, `x-real-ip`
@@ -388,7 +442,8 @@ pub async fn sql(db: &str, text: &str, session_id: &str) -> Vec<(i64, Option<i64
     } else {
         let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
-        let rows = client.query(text, &[&session_id]).await.unwrap();
+        // Typed: an unnamed statement in one flight, which a transaction pooler accepts.
+        let rows = client.query_typed(text, &[(&session_id, tokio_postgres::types::Type::TEXT)]).await.unwrap();
         rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     }
 }
