@@ -8,7 +8,7 @@
 
 use crate::app::App;
 use crate::cart::Cart;
-use crate::ratelimit::Limited;
+use crate::ratelimit::{Guess, Limited};
 use crate::stripe::Form;
 use crate::stripe::types::{Expandable, List, PromotionCode};
 use std::net::IpAddr;
@@ -145,9 +145,10 @@ pub async fn resolve(app: &App, cart: &Cart, raw: &str) -> Option<AppliedDiscoun
 /// `RATE_LIMIT_APPLY_DISCOUNT`: only a code not tried before in the window
 /// counts (see [`crate::ratelimit::Limiter::check_guess`]; the store keeps a
 /// keyed hash, never the code). A malformed code never reaches Stripe, so it
-/// is no guess.
-pub async fn count_guess(app: &App, ip: Option<IpAddr>, raw: &str) -> Result<(), Limited> {
-    let Some(code) = normalize(raw) else { return Ok(()) };
+/// is no guess. [`Guess::Uncounted`]: the shared counter could not count it, and the caller
+/// treats the code exactly as one that does not apply.
+pub async fn count_guess(app: &App, ip: Option<IpAddr>, raw: &str) -> Result<Guess, Limited> {
+    let Some(code) = normalize(raw) else { return Ok(Guess::Admitted) };
     let key = app.config.secret_key.expose().as_bytes();
     app.limiter.check_guess(&app.store, ip, code, key, app.config.apply_discount_limit).await
 }

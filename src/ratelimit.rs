@@ -47,6 +47,17 @@ pub struct Limited {
     pub reason: String,
 }
 
+/// What counting one promotion-code guess found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guess {
+    /// Counted (or admitted before in this window): the code may be looked up.
+    Admitted,
+    /// The shared counter could not count it (the store is down or slow): the limit cannot be
+    /// shown to hold across instances, so the code is treated exactly as one that does not
+    /// apply (fail closed).
+    Uncounted,
+}
+
 /// Distinct promotion codes one client had admitted in one window (keyed hashes).
 #[derive(Debug, Default)]
 struct Guesses {
@@ -156,8 +167,9 @@ impl Limiter {
     /// client per window, so re-applying a code already admitted costs
     /// nothing, while more than `limit.limit` different codes answer 429. The
     /// in-instance record decides at once; the store's record (hashes only)
-    /// makes the limit hold across instances, within [`SHARED_COUNTER_BUDGET`],
-    /// past which the instance alone decides (logged).
+    /// makes the limit hold across instances, within [`SHARED_COUNTER_BUDGET`]. A guess the
+    /// store cannot count is [`Guess::Uncounted`] (logged): without the shared record, 8
+    /// instances would each admit the limit.
     pub async fn check_guess(
         &self,
         store: &Store,
@@ -165,7 +177,7 @@ impl Limiter {
         code: &str,
         hash_key: &[u8],
         limit: RateLimit,
-    ) -> Result<(), Limited> {
+    ) -> Result<Guess, Limited> {
         let client = client_key(ip);
         let digest = code_digest(hash_key, &client, code);
         let (now, window, window_start) = window(limit);
@@ -211,20 +223,27 @@ impl Limiter {
         let shared = tokio::time::timeout(SHARED_COUNTER_BUDGET, shared)
             .await
             .unwrap_or_else(|_| Err(StoreError::new("shared counter over its time budget")));
-        match shared {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                if newly_local {
-                    let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(g) = guesses.get_mut(&client) {
-                        g.codes.remove(&digest);
-                    }
+        let forget = || {
+            if newly_local {
+                let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(g) = guesses.get_mut(&client) {
+                    g.codes.remove(&digest);
                 }
+            }
+        };
+        match shared {
+            Ok(true) => Ok(Guess::Admitted),
+            Ok(false) => {
+                forget();
                 Err(refuse("shared"))
             }
             Err(e) => {
-                crate::log::warn("rate-limit counter unavailable", &[("error", &e.to_string())]);
-                Ok(())
+                crate::log::warn(
+                    "promotion-code guess not counted: treated as a code that does not apply",
+                    &[("error", &e.to_string())],
+                );
+                forget();
+                Ok(Guess::Uncounted)
             }
         }
     }

@@ -8,6 +8,7 @@
 
 use crate::app::App;
 use crate::discount::{count_guess, resolve};
+use crate::ratelimit::Guess;
 use crate::http::{self, ApiError, BoxError, Response};
 use bytes::Bytes;
 use http::StatusCode;
@@ -37,14 +38,19 @@ where
     let started = Instant::now();
     let super::CartPost { request, cart, client_ip } =
         super::read_cart(app, req, "apply-discount", app.config.apply_discount_requests_limit).await?;
-    if let Some(code) = request.code.as_deref() {
-        count_guess(app, client_ip, code).await?;
-    }
+    // A guess the shared counter could not count is a code that does not apply (fail closed).
+    let code = match request.code.as_deref() {
+        Some(code) => match count_guess(app, client_ip, code).await? {
+            Guess::Admitted => Some(code),
+            Guess::Uncounted => None,
+        },
+        None => None,
+    };
     let floor = app.config.discount_floor;
     // The look-up may use at most 80 % of the floor; past that the code
     // simply does not apply, so a slow Stripe cannot stretch the answer.
     // A zero floor (tests, or an owner's explicit choice) disables padding and the budget.
-    let discount = match request.code.as_deref() {
+    let discount = match code {
         Some(code) if floor.is_zero() => resolve(app, &cart, code).await,
         Some(code) => tokio::time::timeout(floor.mul_f64(0.8), resolve(app, &cart, code)).await.ok().flatten(),
         None => None,

@@ -10,6 +10,7 @@
 use crate::app::App;
 use crate::config::UiMode;
 use crate::discount;
+use crate::ratelimit::Guess;
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::session;
 use crate::stripe::{Client, types::Session};
@@ -30,8 +31,11 @@ where
             // A code tried here is a code guess too: a new one counts against the same
             // distinct-code limit as apply-discount, so checkout cannot serve as a faster
             // enumeration oracle; the code the shopper already applied costs nothing.
-            discount::count_guess(app, client_ip, code).await?;
-            discount::resolve(app, &cart, code).await
+            match discount::count_guess(app, client_ip, code).await? {
+                Guess::Admitted => discount::resolve(app, &cart, code).await,
+                // Not countable: exactly a code that does not apply (fail closed).
+                Guess::Uncounted => None,
+            }
         }
         None => None,
     };

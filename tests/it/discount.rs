@@ -351,3 +351,55 @@ async fn the_store_keeps_a_keyed_hash_never_the_code() {
     assert_ne!(d(b"k1", "192.0.2.99", "SAVE10"), d(b"k1", "192.0.2.98", "SAVE10"));
     assert_eq!(d(b"k1", "192.0.2.99", "SAVE10"), d(b"k1", "192.0.2.99", "save10"));
 }
+
+/// The shared guess counter down (the store refuses connections): 8 instances cannot show the
+/// distinct-code limit holds, so every new code is answered exactly as a code that does not
+/// apply — same bytes as an unknown code — and checkout sends no discount (issue 19: before,
+/// each instance admitted its own 10, and one IP got 20 and more codes looked up).
+#[tokio::test]
+async fn with_the_shared_counter_down_a_code_is_answered_as_one_that_does_not_apply() {
+    // A Postgres that refuses every connection (nothing listens on the port).
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = format!("postgres://postgres@{hole}/test?sslmode=disable");
+    let s = shop(ShopOptions { database_url: Some(down.clone()), ..Default::default() }).await;
+    let opts = ShopOptions { database_url: Some(down), ..Default::default() };
+    let mut instances = Vec::new();
+    for _ in 0..7 {
+        instances.push(crate::common::instance(&s.emu.base_url(), &opts).await);
+    }
+    let (status, unknown, _, _) = apply(&s, TSHIRTS, Some("NOSUCHCODE"), "198.51.100.60").await;
+    assert_eq!(status, 200);
+    let mut applied = 0;
+    for (i, inst) in instances.iter().enumerate() {
+        let r = s
+            .http
+            .post(inst.url("/api/apply-discount"))
+            .header("content-type", "application/json")
+            .header("origin", &inst.site)
+            .header("x-real-ip", "198.51.100.60")
+            .body(body(TSHIRTS, Some(["SAVE10", "FIVEOFF"][i % 2])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap().to_vec();
+        assert_eq!(bytes, unknown, "a valid code answers exactly like an unknown one while uncounted");
+        applied += usize::from(totals(&bytes).1 > 0);
+    }
+    assert_eq!(applied, 0, "no code applied while the limit could not be counted");
+    // Checkout treats it the same way: no discount sent to Stripe.
+    let r = s
+        .http
+        .post(s.url("/api/create-checkout"))
+        .header("content-type", "application/json")
+        .header("origin", &s.site)
+        .header("x-real-ip", "198.51.100.60")
+        .body(body(TSHIRTS, Some("SAVE10")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = s.emu.requests().into_iter().rev().find(|r| r.method == "POST" && r.path == "/v1/checkout/sessions");
+    let params = sent.expect("the session was created").params;
+    assert!(!params.iter().any(|(k, _)| k.starts_with("discounts")), "no discount while uncounted: {params:?}");
+}
