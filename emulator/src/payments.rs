@@ -195,8 +195,10 @@ pub(crate) fn set_dispute_status(
         .ok_or_else(|| ApiError::no_such(404, "id", "dispute", dispute_id))?;
     let current = d["status"].as_str().unwrap_or("").to_string();
     let inquiry = current.starts_with("warning_");
+    // An inquiry may be escalated by the issuer to a chargeback (`needs_response`): its funds
+    // are withdrawn then, as for a dispute opened as one.
     let allowed: &[&str] = if inquiry {
-        &["warning_under_review", "warning_closed", "won", "lost"]
+        &["warning_under_review", "warning_closed", "needs_response", "won", "lost"]
     } else {
         &["under_review", "won", "lost"]
     };
@@ -220,6 +222,9 @@ pub(crate) fn set_dispute_status(
         }
     } else {
         events.push(new_event(inner, st, "charge.dispute.updated", dispute.clone()));
+        if inquiry && !status.starts_with("warning_") {
+            events.push(new_event(inner, st, "charge.dispute.funds_withdrawn", dispute.clone()));
+        }
     }
     Ok((dispute, events))
 }

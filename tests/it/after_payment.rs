@@ -87,6 +87,15 @@ async fn hook_runs(s: &Shop, id: &str) -> Vec<(i64, bool)> {
     rows.into_iter().map(|(a, d)| (a, d.is_some())).collect()
 }
 
+/// How many of an order's after-payment hook runs call `hook` (`refunded`, `refund_failed`,
+/// `dispute_opened`, `dispute_closed`).
+async fn runs_calling(s: &Shop, id: &str, hook: &str) -> i64 {
+    let sql = format!(
+        "SELECT COUNT(*), CAST(NULL AS BIGINT) FROM hook_runs WHERE session_id = $1 AND calls LIKE '%\"hook\":\"{hook}\"%'"
+    );
+    crate::common::sql(&s.database_url, &sql, id).await[0].0
+}
+
 async fn status_json(s: &Shop, id: &str) -> Value {
     let (status, _, json) = s.get(&format!("/api/checkout-status?session_id={id}")).await;
     assert_eq!(status, 200, "{json}");
@@ -133,6 +142,45 @@ async fn a_failed_refund_puts_the_money_back() {
     all_acknowledged(&s).await;
     let history = s.app.store.history(&id).await.unwrap();
     assert_eq!(history.last().map(|h| (h.to.as_str(), h.amount)), Some(("paid", -700)));
+    // The owner heard of the refund once, and of its failure once (issue 19).
+    assert_eq!(runs_calling(&s, &id, "refunded").await, 1);
+    assert_eq!(runs_calling(&s, &id, "refund_failed").await, 1, "the owner hears the money came back");
+}
+
+/// A refund after a won dispute is shown: the refunded amount and, beside it, the dispute's
+/// status (issue 19: the order said `dispute_won` with nothing refunded).
+#[tokio::test]
+async fn a_refund_after_a_won_dispute_shows_beside_the_dispute() {
+    let s = shop(ShopOptions::default()).await;
+    let id = paid_order(&s).await;
+    let d = dispute(&s, &id, false).await;
+    wait_money(&s, &id, MoneyState::Disputed, 0).await;
+    close(&s, &d, "won").await;
+    wait_money(&s, &id, MoneyState::DisputeWon, 0).await;
+    let total = status_json(&s, &id).await["amount_total"].as_i64().unwrap();
+    refund(&s, &id, None).await;
+    wait_money(&s, &id, MoneyState::Refunded, total).await;
+    let json = status_json(&s, &id).await;
+    assert_eq!(json["money_state"], "refunded", "{json}");
+    assert_eq!(json["amount_refunded"], total, "{json}");
+    assert_eq!(json["dispute_status"], "won", "{json}");
+    all_acknowledged(&s).await;
+}
+
+/// An inquiry that Stripe escalates to a chargeback (`warning_needs_response` ⇒
+/// `needs_response`) tells the owner again (issue 19).
+#[tokio::test]
+async fn an_inquiry_escalated_to_a_chargeback_tells_the_owner_again() {
+    let s = shop(ShopOptions::default()).await;
+    let id = paid_order(&s).await;
+    let d = dispute(&s, &id, true).await;
+    s.wait_order(&id, |o| o.money.dispute.as_ref().is_some_and(|d| d.status == "warning_needs_response")).await;
+    let (status, body) =
+        control(&s, &format!("/_emulator/disputes/{d}/update"), json!({ "status": "needs_response" })).await;
+    assert_eq!(status, 200, "{body}");
+    s.wait_order(&id, |o| o.money.dispute.as_ref().is_some_and(|d| d.status == "needs_response")).await;
+    all_acknowledged(&s).await;
+    assert_eq!(runs_calling(&s, &id, "dispute_opened").await, 2, "opened, then escalated");
 }
 
 each_backend! {
