@@ -361,3 +361,40 @@ fn database_pool_settings_reach_the_postgres_store() {
     let checkout::store::Store::Postgres(pg_store) = &store else { panic!("not the Postgres store") };
     assert_eq!(pg_store.pool().size, 5, "PgStore::new gets the settings");
 }
+
+/// `.env.example` and `config.rs` name the same variables (issue 21): every variable the
+/// functions read is documented there, and every variable there is read by the functions or
+/// by the dev server.
+#[test]
+fn env_example_and_config_name_the_same_variables() {
+    let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for database in ["postgres://u@127.0.0.1:5432/shop?sslmode=disable", "sqlite://x.sqlite3"] {
+        let _ = Config::from_lookup(|k| {
+            asked.lock().unwrap().insert(k.to_string());
+            match k {
+                "STRIPE_SECRET_KEY" => Some(SK.to_string()),
+                "DATABASE_URL" => Some(database.to_string()),
+                _ => None,
+            }
+        })
+        .expect("a minimal configuration loads");
+    }
+    let mut read = asked.into_inner().unwrap();
+    // Set by Vercel itself, never by the owner.
+    read.remove("VERCEL");
+    read.remove("VERCEL_ENV");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/.env.example")).unwrap();
+    let documented: std::collections::BTreeSet<String> = example
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .map(String::from)
+        .collect();
+    let missing: Vec<_> = read.difference(&documented).collect();
+    assert!(missing.is_empty(), "read by config.rs but not in .env.example: {missing:?}");
+    let devserver = std::fs::read_to_string(format!("{root}/devserver/src/main.rs")).unwrap();
+    let unread: Vec<_> = documented.difference(&read).filter(|k| !devserver.contains(&format!("\"{k}\""))).collect();
+    assert!(unread.is_empty(), "in .env.example but read by neither config.rs nor the dev server: {unread:?}");
+}
