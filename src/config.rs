@@ -216,7 +216,87 @@ pub struct Config {
     /// `RATE_LIMIT_ORDERS` as `N/SECONDS` (default 30/60): `/api/orders` requests per client,
     /// counted before the token is checked, so guesses are limited.
     pub orders_limit: RateLimit,
+    /// `EMAIL_API_KEY`, `EMAIL_FROM`, ...: the shopper's email; `None` (no email) when unset.
+    pub email: Option<EmailConfig>,
 }
+
+/// Where the shop's transactional email goes (see [`crate::email`]).
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// `EMAIL_API_KEY`: the provider's key (Resend: `re_...`); its `Debug` hides it.
+    pub api_key: SecretText,
+    /// `EMAIL_FROM`: e.g. `Ferris Shop <orders@shop.example>`.
+    pub from: String,
+    /// `EMAIL_REPLY_TO`, optional.
+    pub reply_to: Option<String>,
+    /// `EMAIL_API_BASE` (default `https://api.resend.com`; the dev server points it at the
+    /// emulator's outbox).
+    pub api_base: String,
+    /// `EMAIL_ORDER_CONFIRMATION=true`: also send "order confirmed" (off by default, for shops
+    /// whose Stripe account sends no receipts).
+    pub order_confirmation: bool,
+}
+
+/// A secret string whose `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// The secret, for the one request that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText(redacted)")
+    }
+}
+
+/// The email settings: all unset is no email; a key without a sender is a configuration error.
+fn email_config(var: &impl Fn(&str) -> Option<String>, production: bool) -> Result<Option<EmailConfig>, ConfigError> {
+    let key = var("EMAIL_API_KEY");
+    let from = var("EMAIL_FROM");
+    let (key, from) = match (key, from) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(ConfigError("EMAIL_FROM: required with EMAIL_API_KEY".into())),
+        (None, Some(_)) => return Err(ConfigError("EMAIL_API_KEY: required with EMAIL_FROM".into())),
+        (Some(k), Some(f)) => (k, f),
+    };
+    if key.trim() != key || key.is_empty() || key.chars().any(char::is_whitespace) {
+        return Err(ConfigError("EMAIL_API_KEY: empty or contains whitespace".into()));
+    }
+    let address_ok = |v: &str| v.contains('@') && !v.chars().any(|c| c.is_control()) && v.len() <= 320;
+    if !address_ok(&from) {
+        return Err(ConfigError("EMAIL_FROM: must be an address (`Shop <orders@shop.example>`)".into()));
+    }
+    let reply_to = var("EMAIL_REPLY_TO");
+    if reply_to.as_deref().is_some_and(|r| !address_ok(r)) {
+        return Err(ConfigError("EMAIL_REPLY_TO: must be an address".into()));
+    }
+    let api_base = match var("EMAIL_API_BASE") {
+        None => DEFAULT_EMAIL_API_BASE.to_string(),
+        Some(v) => {
+            let base = check_url("EMAIL_API_BASE", &v, true)?;
+            if production && base != DEFAULT_EMAIL_API_BASE {
+                return Err(ConfigError(
+                    "EMAIL_API_BASE: must be https://api.resend.com (or unset) when VERCEL_ENV=production".into(),
+                ));
+            }
+            base
+        }
+    };
+    let order_confirmation = match var("EMAIL_ORDER_CONFIRMATION").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ConfigError("EMAIL_ORDER_CONFIRMATION: must be true, false or unset".into())),
+    };
+    Ok(Some(EmailConfig { api_key: SecretText(key), from, reply_to, api_base, order_confirmation }))
+}
+
+/// Resend's API.
+pub const DEFAULT_EMAIL_API_BASE: &str = "https://api.resend.com";
 
 /// Where a shippable cart may be sent when `SHIPPING_ALLOWED_COUNTRIES` is unset.
 pub const DEFAULT_SHIPPING_COUNTRIES: &[&str] = &["US", "CA"];
@@ -484,6 +564,7 @@ impl Config {
             shipping_countries: shipping_countries(&var)?,
             admin_token: admin_token(&var),
             orders_limit: rate_limit(&var, "RATE_LIMIT_ORDERS", 30, 60)?,
+            email: email_config(&var, production)?,
         })
     }
 

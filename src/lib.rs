@@ -10,7 +10,8 @@
 //!    where a failed request is logged once).
 //! 2. **Behaviours** — [`events`] (one typed event ⇒ one action), [`fulfillment`] (an order is
 //!    recorded), [`after_payment`] (a refund or dispute changes it), [`hooks`] (the owner's
-//!    hooks and their claimed runs), [`reconcile`] (missed events recovered), pricing: [`cart`],
+//!    hooks and their claimed runs), [`email`] (the shopper hears from the shop),
+//!    [`reconcile`] (missed events recovered), pricing: [`cart`],
 //!    [`discount`], [`session`]. Each returns its own error type.
 //! 3. **Instance** — [`app`]: the validated config, the Stripe client, the store and the limiter.
 //! 4. **The order and its store** — [`order`] (the order as the shop knows it: states, money,
@@ -27,6 +28,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod discount;
+pub mod email;
 pub mod events;
 pub mod fulfillment;
 pub mod hooks;

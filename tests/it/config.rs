@@ -368,12 +368,16 @@ fn database_pool_settings_reach_the_postgres_store() {
 #[test]
 fn env_example_and_config_name_the_same_variables() {
     let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
-    for database in ["postgres://u@127.0.0.1:5432/shop?sslmode=disable", "sqlite://x.sqlite3"] {
+    // Settings read only when another is set: each branch once.
+    for (database, email) in [("postgres://u@127.0.0.1:5432/shop?sslmode=disable", true), ("sqlite://x.sqlite3", false)]
+    {
         let _ = Config::from_lookup(|k| {
             asked.lock().unwrap().insert(k.to_string());
             match k {
                 "STRIPE_SECRET_KEY" => Some(SK.to_string()),
                 "DATABASE_URL" => Some(database.to_string()),
+                "EMAIL_API_KEY" if email => Some("re_test_key".to_string()),
+                "EMAIL_FROM" if email => Some("a@shop.example".to_string()),
                 _ => None,
             }
         })
@@ -397,4 +401,46 @@ fn env_example_and_config_name_the_same_variables() {
     let devserver = std::fs::read_to_string(format!("{root}/devserver/src/main.rs")).unwrap();
     let unread: Vec<_> = documented.difference(&read).filter(|k| !devserver.contains(&format!("\"{k}\""))).collect();
     assert!(unread.is_empty(), "in .env.example but read by neither config.rs nor the dev server: {unread:?}");
+}
+
+/// The shopper's email: unset is none (never an error), a key needs a sender, the key is never
+/// shown, production sends only to Resend (issue 20).
+#[test]
+fn email_settings_are_all_or_nothing_and_the_key_stays_hidden() {
+    assert!(load(&[]).unwrap().email.is_none(), "unset: no email");
+    let email = load(&[("EMAIL_API_KEY", "re_secret_123456"), ("EMAIL_FROM", "Shop <orders@shop.example>")])
+        .unwrap()
+        .email
+        .expect("configured");
+    assert_eq!(email.api_base, "https://api.resend.com");
+    assert!(!email.order_confirmation, "order confirmed is off by default");
+    assert!(!format!("{email:?}").contains("re_secret_123456"), "Debug hides the key");
+    for (pairs, want) in [
+        (&[("EMAIL_API_KEY", "re_x")][..], "EMAIL_FROM: required with EMAIL_API_KEY"),
+        (&[("EMAIL_FROM", "a@b.example")][..], "EMAIL_API_KEY: required with EMAIL_FROM"),
+        (&[("EMAIL_API_KEY", "re_x"), ("EMAIL_FROM", "nobody")][..], "EMAIL_FROM: must be an address"),
+        (
+            &[("EMAIL_API_KEY", "re_x\n"), ("EMAIL_FROM", "a@b.example")][..],
+            "EMAIL_API_KEY: empty or contains whitespace",
+        ),
+        (
+            &[("EMAIL_API_KEY", "re_x"), ("EMAIL_FROM", "a@b.example"), ("EMAIL_ORDER_CONFIRMATION", "yes")][..],
+            "EMAIL_ORDER_CONFIRMATION",
+        ),
+    ] {
+        let err = load(pairs).unwrap_err();
+        assert!(err.starts_with(want), "{pairs:?}: {err}");
+        assert!(!err.contains("re_x"), "{err}");
+    }
+    let prod = load(&[
+        ("VERCEL", "1"),
+        ("VERCEL_ENV", "production"),
+        ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+        ("SITE_URL", "https://shop.example"),
+        ("DATABASE_URL", "postgres://u:p@db.example/shop"),
+        ("EMAIL_API_KEY", "re_live"),
+        ("EMAIL_FROM", "a@shop.example"),
+        ("EMAIL_API_BASE", "https://mail-proxy.example"),
+    ]);
+    assert!(prod.unwrap_err().starts_with("EMAIL_API_BASE: must be https://api.resend.com"));
 }
