@@ -30,10 +30,22 @@ const IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 /// Fields of `POST /emails` the emulator takes; `headers` and `tags` are kept as sent.
 const FIELDS: &[&str] = &["from", "to", "subject", "html", "text", "reply_to", "cc", "bcc", "headers", "tags"];
 
-/// A Resend error answer.
-fn resend_error(status: u16, name: &str, message: impl Into<String>) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    (code, Json(json!({"statusCode": status, "name": name, "message": message.into()}))).into_response()
+/// A Resend error: `{"statusCode", "name", "message"}` with that status.
+struct EmailError {
+    status: u16,
+    name: &'static str,
+    message: String,
+}
+
+impl EmailError {
+    fn response(&self) -> Response {
+        let code = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (code, Json(json!({"statusCode": self.status, "name": self.name, "message": self.message}))).into_response()
+    }
+}
+
+fn resend_error(status: u16, name: &'static str, message: impl Into<String>) -> EmailError {
+    EmailError { status, name, message: message.into() }
 }
 
 /// Whether the emulator takes this bearer key: the configured one, or any `re_...` key.
@@ -66,7 +78,7 @@ fn valid_address(s: &str) -> bool {
 
 /// A field that is a string or an array of strings, as a list of addresses (`None` when
 /// absent or null).
-fn addresses(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>, Response> {
+fn addresses(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>, EmailError> {
     let list = match body.get(field) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => vec![s.clone()],
@@ -114,7 +126,7 @@ fn addresses(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<String
 }
 
 /// An optional string field.
-fn string_field(body: &Map<String, Value>, field: &str) -> Result<Option<String>, Response> {
+fn string_field(body: &Map<String, Value>, field: &str) -> Result<Option<String>, EmailError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -123,7 +135,7 @@ fn string_field(body: &Map<String, Value>, field: &str) -> Result<Option<String>
 }
 
 /// Reads and checks a send request; the message to keep (without id, time or key).
-fn message(body: &Value) -> Result<Map<String, Value>, Response> {
+fn message(body: &Value) -> Result<Map<String, Value>, EmailError> {
     let Some(body) = body.as_object() else {
         return Err(resend_error(400, "validation_error", "The request body must be a JSON object."));
     };
@@ -169,40 +181,48 @@ pub(crate) async fn send(State(inner): State<Arc<Inner>>, headers: HeaderMap, bo
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let key = match auth.split_once(' ') {
         Some((scheme, k)) if scheme.eq_ignore_ascii_case("bearer") && !k.trim().is_empty() => k.trim(),
-        _ => return resend_error(401, "missing_api_key", "Missing API key in the authorization header."),
+        _ => return resend_error(401, "missing_api_key", "Missing API key in the authorization header.").response(),
     };
     if !key_accepted(&inner, key) {
-        return resend_error(403, "invalid_api_key", "API key is invalid.");
+        return resend_error(403, "invalid_api_key", "API key is invalid.").response();
     }
     let idem_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if (1..=256).contains(&k.chars().count()) => Some(k.to_string()),
-            _ => return resend_error(400, "invalid_idempotency_key", "The key must be between 1-256 chars."),
+            _ => {
+                return resend_error(400, "invalid_idempotency_key", "The key must be between 1-256 chars.").response();
+            }
         },
     };
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return resend_error(400, "validation_error", format!("The request body is not valid JSON: {e}")),
+        Err(e) => {
+            return resend_error(400, "validation_error", format!("The request body is not valid JSON: {e}"))
+                .response();
+        }
     };
     let mut msg = match message(&request) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(e) => return e.response(),
     };
     let at_ms = now_ms();
     let mut st = inner.st.lock().unwrap();
     let scope = idem_key.as_ref().map(|k| (key.to_string(), k.clone()));
-    if let Some(scope) = &scope {
-        if let Some(seen) = st.email_idem.get(scope).filter(|s| at_ms.saturating_sub(s.at_ms) < IDEMPOTENCY_WINDOW_MS) {
-            if seen.request == request {
-                return Json(json!({"id": seen.id})).into_response();
-            }
-            return resend_error(
-                409,
-                "invalid_idempotent_request",
-                "Same idempotency key used with a different request payload.",
-            );
+    let seen = scope
+        .as_ref()
+        .and_then(|sc| st.email_idem.get(sc))
+        .filter(|seen| at_ms.saturating_sub(seen.at_ms) < IDEMPOTENCY_WINDOW_MS);
+    if let Some(seen) = seen {
+        if seen.request == request {
+            return Json(json!({"id": seen.id})).into_response();
         }
+        return resend_error(
+            409,
+            "invalid_idempotent_request",
+            "Same idempotency key used with a different request payload.",
+        )
+        .response();
     }
     let id = uuid_v4();
     msg.insert("id".into(), json!(id));
