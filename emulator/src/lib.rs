@@ -3,7 +3,8 @@
 //!
 //! It serves, on `127.0.0.1` only:
 //! - the `/v1` REST routes a checkout shop uses (Checkout Sessions, line items, promotion
-//!   codes, coupons, prices, events), with Stripe's auth, error shapes, `Request-Id` and
+//!   codes, coupons, prices, events, charges, PaymentIntents, refunds and `POST /v1/refunds`,
+//!   disputes), with Stripe's auth, error shapes, `Request-Id` and
 //!   idempotency semantics;
 //! - a hosted checkout page at `/c/pay/{session_id}` (buttons `#pay`, `#pay-delayed-success`,
 //!   `#pay-delayed-failure`, `#cancel`);
