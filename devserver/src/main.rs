@@ -114,6 +114,7 @@ async fn run() -> Result<(), String> {
     if let Some(emu) = &_emulator {
         println!("  Mode:      OFFLINE — Stripe emulator at {} (no Stripe account needed)", emu.base_url());
         println!("  Webhooks:  emulator → {site}/api/webhook, signed with its test secret");
+        println!("  Outbox:    {}/_emulator/outbox (emails the shop sends, offline)", emu.base_url());
     } else if offline {
         println!("  Mode:      custom STRIPE_API_BASE ({})", dev.app.config.api_base);
     } else {

@@ -98,6 +98,8 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/_emulator/requests", get(|s: S| async move { Json(json!(s.0.requests())) }))
         .route("/_emulator/deliveries", get(|s: S| async move { Json(json!(s.0.deliveries())) }))
         .route("/_emulator/events", get(|s: S| async move { Json(json!(s.0.events())) }))
+        .route("/_emulator/outbox", get(crate::email::outbox_page))
+        .route("/_emulator/outbox.json", get(crate::email::outbox_json))
         .route("/_emulator/faults", get(|s: S| async move { Json(json!(s.0.faults())) }).post(set_faults))
         .route(
             "/_emulator/reset-faults",
@@ -126,6 +128,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/_emulator/disputes/{id}/close", post(dispute_status))
         .route("/_emulator/disputes/{id}/update", post(dispute_status))
         .route("/_emulator/refunds/{id}/fail", post(fail_refund))
+        .route("/_emulator/refunds/{id}/{action}", post(settle_refund))
         .route("/_emulator/events/resend/{id}", post(resend))
         .route("/_emulator/sign", post(sign))
         .route("/_emulator/webhook-url", post(webhook_url))
@@ -218,7 +221,8 @@ fn acted(result: Result<Value, ApiError>) -> Response {
     }
 }
 
-/// `POST /_emulator/sessions/{id}/refund` `{"amount"?: N}` (default: what is left).
+/// `POST /_emulator/sessions/{id}/refund` `{"amount"?: N, "pending"?: true}` (default: what is
+/// left, succeeded at once).
 async fn refund(s: S, Path(id): Path<String>, body: Bytes) -> Response {
     let v = match parse_json(&body) {
         Ok(v) => v,
@@ -231,7 +235,12 @@ async fn refund(s: S, Path(id): Path<String>, body: Bytes) -> Response {
             None => return bad_json("amount must be an integer (minor units)"),
         },
     };
-    acted(s.0.act(|inner, st| crate::payments::refund(inner, st, &id, amount)))
+    let pending = match v.get("pending") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return bad_json("pending must be a boolean"),
+    };
+    acted(s.0.act(|inner, st| crate::payments::refund(inner, st, &id, amount, pending)))
 }
 
 /// `POST /_emulator/sessions/{id}/dispute` `{"inquiry"?: true}`.
@@ -260,6 +269,17 @@ async fn dispute_status(s: S, Path(id): Path<String>, body: Bytes) -> Response {
 /// `POST /_emulator/refunds/{id}/fail`: the refund fails and its amount returns to the charge.
 async fn fail_refund(s: S, Path(id): Path<String>) -> Response {
     acted(s.0.act(|inner, st| crate::payments::fail_refund(inner, st, &id)))
+}
+
+/// `POST /_emulator/refunds/{id}/succeed` and `.../cancel`: a pending refund settles;
+/// `refund.updated`.
+async fn settle_refund(s: S, Path((id, action)): Path<(String, String)>) -> Response {
+    let status = match action.as_str() {
+        "succeed" => "succeeded",
+        "cancel" => "canceled",
+        _ => return failed(StatusCode::NOT_FOUND, format!("Unknown refund action '{action}' (succeed, cancel)")),
+    };
+    acted(s.0.act(|inner, st| crate::payments::settle_refund(inner, st, &id, status)))
 }
 
 /// `POST /_emulator/events/resend/{id}`.

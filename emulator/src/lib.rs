@@ -3,12 +3,15 @@
 //!
 //! It serves, on `127.0.0.1` only:
 //! - the `/v1` REST routes a checkout shop uses (Checkout Sessions, line items, promotion
-//!   codes, coupons, prices, events), with Stripe's auth, error shapes, `Request-Id` and
+//!   codes, coupons, prices, events, charges, PaymentIntents, refunds and `POST /v1/refunds`,
+//!   disputes), with Stripe's auth, error shapes, `Request-Id` and
 //!   idempotency semantics;
 //! - a hosted checkout page at `/c/pay/{session_id}` (buttons `#pay`, `#pay-delayed-success`,
 //!   `#pay-delayed-failure`, `#cancel`);
 //! - signed webhook delivery with retries, and control endpoints under `/_emulator/` for tests
-//!   (request log, delivery log, fault injection, resend, signing).
+//!   (request log, delivery log, fault injection, resend, signing);
+//! - a transactional-email stand-in in Resend's API shape (`POST /emails`), whose messages are
+//!   kept in an outbox (`/_emulator/outbox`, `/_emulator/outbox.json`, [`Emulator::outbox`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -28,6 +31,7 @@
 mod api;
 mod checkout;
 mod control;
+mod email;
 mod error;
 mod events;
 mod form;
@@ -65,6 +69,9 @@ pub const DEFAULT_PROMOTION_CODES: &str = include_str!("../fixtures/promotion_co
 /// Default product/price catalog fixture (`fixtures/catalog.json`).
 pub const DEFAULT_CATALOG: &str = include_str!("../fixtures/catalog.json");
 
+/// A key `POST /emails` takes by default (any `re_...` key does), for a shop's `.env`.
+pub const EMAIL_API_KEY: &str = "re_emulator_local";
+
 /// Configuration of an [`Emulator`].
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -92,6 +99,9 @@ pub struct Options {
     pub promotion_codes_json: Option<String>,
     /// Products + prices fixture JSON; `None` uses [`DEFAULT_CATALOG`].
     pub catalog_json: Option<String>,
+    /// The bearer key `POST /emails` takes; `None` (the default) takes any `re_...` key (for
+    /// example [`EMAIL_API_KEY`]). Any other key is Resend's 403 `invalid_api_key`.
+    pub email_api_key: Option<String>,
 }
 
 impl Default for Options {
@@ -108,6 +118,7 @@ impl Default for Options {
             reorder_quiet: Duration::from_millis(500),
             promotion_codes_json: None,
             catalog_json: None,
+            email_api_key: None,
         }
     }
 }
@@ -377,7 +388,24 @@ impl Emulator {
     /// Refunds `amount` (default: what is left) of a paid session's charge, as the Dashboard
     /// would; returns the refund object. Emits `refund.created` and `charge.refunded`.
     pub fn refund(&self, session_id: &str, amount: Option<i64>) -> Result<serde_json::Value, String> {
-        self.inner.act(|inner, st| payments::refund(inner, st, session_id, amount)).map_err(|e| e.message)
+        self.inner.act(|inner, st| payments::refund(inner, st, session_id, amount, false)).map_err(|e| e.message)
+    }
+
+    /// Like [`Emulator::refund`], but the refund starts `pending` (as for many payment
+    /// methods); settle it with [`Emulator::succeed_refund`], [`Emulator::cancel_refund`] or
+    /// [`Emulator::fail_refund`]. Its amount counts on the charge while pending.
+    pub fn refund_pending(&self, session_id: &str, amount: Option<i64>) -> Result<serde_json::Value, String> {
+        self.inner.act(|inner, st| payments::refund(inner, st, session_id, amount, true)).map_err(|e| e.message)
+    }
+
+    /// A pending refund succeeds; emits `refund.updated`.
+    pub fn succeed_refund(&self, refund_id: &str) -> Result<serde_json::Value, String> {
+        self.inner.act(|inner, st| payments::settle_refund(inner, st, refund_id, "succeeded")).map_err(|e| e.message)
+    }
+
+    /// A pending refund is canceled (its amount returns to the charge); emits `refund.updated`.
+    pub fn cancel_refund(&self, refund_id: &str) -> Result<serde_json::Value, String> {
+        self.inner.act(|inner, st| payments::settle_refund(inner, st, refund_id, "canceled")).map_err(|e| e.message)
     }
 
     /// Opens a dispute (or an inquiry) on a paid session's charge; returns the dispute object.
@@ -393,6 +421,14 @@ impl Emulator {
     /// Fails a refund (its amount returns to the charge); emits `refund.failed` and `refund.updated`.
     pub fn fail_refund(&self, refund_id: &str) -> Result<serde_json::Value, String> {
         self.inner.act(|inner, st| payments::fail_refund(inner, st, refund_id)).map_err(|e| e.message)
+    }
+
+    /// Every email accepted by `POST /emails`, oldest first: `id`, `object` (`email`),
+    /// `created_at` (ISO 8601), `at_ms`, `from`, `to` (array), `cc`, `bcc`, `reply_to` (arrays
+    /// or null), `subject`, `html`, `text` (null when not sent), `headers`, `tags`,
+    /// `idempotency_key`.
+    pub fn outbox(&self) -> Vec<serde_json::Value> {
+        self.inner.outbox()
     }
 
     /// Redelivers an existing event (a new delivery with its own attempts).

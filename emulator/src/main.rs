@@ -54,6 +54,11 @@ async fn main() {
         Some(u) => println!("Webhooks are sent to: {u}"),
         None => println!("Webhooks: not delivered (set EMULATOR_WEBHOOK_URL)"),
     }
+    println!(
+        "Emails (Resend's API shape, any re_ key): POST {}/emails; outbox at {}/_emulator/outbox",
+        emu.base_url(),
+        emu.base_url()
+    );
     println!("Put these lines in .env:");
     println!("STRIPE_API_BASE={}", emu.base_url());
     println!("STRIPE_SECRET_KEY=sk_test_emulator");

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::form::as_list;
 use crate::state::list_obj;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Refuses a key of `obj` that is not in `allowed` (`{prefix}[key]` names it).
 pub(crate) fn check_keys(obj: &Map<String, Value>, allowed: &[&str], prefix: &str) -> Result<(), ApiError> {
@@ -153,4 +153,34 @@ pub(crate) fn paginate(items: Vec<Value>, params: &Value, url: &str) -> Result<V
     let has_more = items.len() > limit;
     items.truncate(limit);
     Ok(list_obj(items, has_more, url))
+}
+
+/// `metadata[key]=value` as Stripe takes it: at most 50 keys, keys up to 40 characters, values
+/// up to 500; an empty `metadata` is none.
+pub(crate) fn metadata_param(params: &Value) -> Result<Map<String, Value>, ApiError> {
+    let mut metadata = Map::new();
+    match params.get("metadata") {
+        None => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::Object(map)) => {
+            if map.len() > 50 {
+                return Err(ApiError::invalid("metadata", "You can specify up to 50 keys."));
+            }
+            for (k, v) in map {
+                let p = format!("metadata[{k}]");
+                let Some(s) = v.as_str() else {
+                    return Err(ApiError::invalid(&p, "Metadata values must be strings."));
+                };
+                if k.chars().count() > 40 {
+                    return Err(ApiError::invalid(&p, "Metadata keys can have up to 40 characters."));
+                }
+                if s.chars().count() > 500 {
+                    return Err(ApiError::invalid(&p, "Metadata values can have up to 500 characters."));
+                }
+                metadata.insert(k.clone(), json!(s));
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("metadata", "Invalid hash")),
+    }
+    Ok(metadata)
 }

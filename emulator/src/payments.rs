@@ -1,13 +1,14 @@
 //! After-payment objects: the PaymentIntent and Charge behind each paid session, refunds and
-//! disputes, their `/v1` read routes, and the control actions that make them happen and emit
-//! the events Stripe would send (`refund.created`, `charge.refunded`, `refund.failed`,
-//! `refund.updated`, `charge.dispute.created|updated|closed`, `charge.dispute.funds_withdrawn|
+//! disputes, their `/v1` routes (reads, and `POST /v1/refunds`), and the control actions that
+//! make them happen and emit the events Stripe would send (`refund.created`, `charge.refunded`,
+//! `refund.failed`, `refund.updated`, `charge.dispute.created|updated|closed`, `charge.dispute.funds_withdrawn|
 //! funds_reinstated`).
 
 use crate::error::ApiError;
-use crate::params::{only_params, paginate};
+use crate::money::fmt_money;
+use crate::params::{expands, metadata_param, only_params, paginate, parse_int, str_at};
 use crate::state::{Inner, State, new_event, now, rand_id};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Records the PaymentIntent (and, once paid, its Charge) of a completed session.
 /// `paid` is false while a delayed payment method is still processing.
@@ -60,18 +61,45 @@ fn charge_of_session(st: &State, session_id: &str) -> Result<String, ApiError> {
         })
 }
 
-/// Refunds `amount` (default: what is left) of a paid session's charge. Returns the refund
-/// and the ids of the events created (`refund.created`, `charge.refunded`).
+/// What a refund is created with: the amount (default: what is left on the charge), the
+/// reason, metadata, and whether it starts `pending` (else `succeeded`).
+#[derive(Default)]
+pub(crate) struct RefundArgs {
+    pub amount: Option<i64>,
+    pub reason: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub pending: bool,
+}
+
+/// Refunds part or all of a paid session's charge, as the Dashboard would (reason
+/// `requested_by_customer`). Returns the refund and the ids of the events created
+/// (`refund.created`, `charge.refunded`).
 pub(crate) fn refund(
     inner: &Inner,
     st: &mut State,
     session_id: &str,
     amount: Option<i64>,
+    pending: bool,
 ) -> Result<(Value, Vec<String>), ApiError> {
     let charge_id = charge_of_session(st, session_id)?;
-    let charge = &st.charges[&charge_id];
+    let args = RefundArgs { amount, reason: Some("requested_by_customer".into()), pending, ..Default::default() };
+    refund_charge(inner, st, &charge_id, args)
+}
+
+/// Refunds part or all of a charge. Refused like Stripe: a charge with an open dispute
+/// (`charge_disputed`), a fully refunded one (`charge_already_refunded`), more than is left
+/// (`amount_too_large`). The refunded amount counts on the charge at once, a pending refund's
+/// too (as Stripe's `amount_refunded` does). Emits `refund.created` and `charge.refunded`.
+pub(crate) fn refund_charge(
+    inner: &Inner,
+    st: &mut State,
+    charge_id: &str,
+    args: RefundArgs,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let charge = st.charges.get(charge_id).ok_or_else(|| ApiError::no_such(404, "charge", "charge", charge_id))?;
+    let currency = charge["currency"].as_str().unwrap_or("usd").to_string();
     let left = charge["amount"].as_i64().unwrap_or(0) - charge["amount_refunded"].as_i64().unwrap_or(0);
-    if open_dispute(st, &charge_id).is_some() {
+    if open_dispute(st, charge_id).is_some() {
         return Err(ApiError::coded(
             "charge_disputed",
             "charge",
@@ -85,20 +113,32 @@ pub(crate) fn refund(
             format!("Charge {charge_id} has already been refunded."),
         ));
     }
-    let amount = amount.unwrap_or(left);
-    if amount <= 0 || amount > left {
-        return Err(ApiError::invalid(
+    let amount = args.amount.unwrap_or(left);
+    if amount <= 0 {
+        return Err(ApiError::coded(
+            "parameter_invalid_integer",
             "amount",
-            format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"),
+            "This value must be greater than or equal to 1.",
+        ));
+    }
+    if amount > left {
+        return Err(ApiError::coded(
+            "amount_too_large",
+            "amount",
+            format!(
+                "Refund amount ({}) is greater than unrefunded amount on charge ({})",
+                fmt_money(amount, &currency),
+                fmt_money(left, &currency)
+            ),
         ));
     }
     let refund = json!({
         "id": rand_id("re_", 24), "object": "refund", "amount": amount, "balance_transaction": null,
-        "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": {},
-        "payment_intent": charge["payment_intent"], "reason": "requested_by_customer",
-        "receipt_number": null, "status": "succeeded"
+        "charge": charge_id, "created": now(), "currency": currency, "metadata": args.metadata,
+        "payment_intent": charge["payment_intent"], "reason": args.reason,
+        "receipt_number": null, "status": if args.pending { "pending" } else { "succeeded" }
     });
-    let charge = st.charges.get_mut(&charge_id).expect("looked up above");
+    let charge = st.charges.get_mut(charge_id).expect("looked up above");
     let refunded = charge["amount_refunded"].as_i64().unwrap_or(0) + amount;
     charge["amount_refunded"] = json!(refunded);
     charge["refunded"] = json!(refunded >= charge["amount"].as_i64().unwrap_or(0));
@@ -106,6 +146,86 @@ pub(crate) fn refund(
     st.refunds.push(refund.clone());
     let events =
         vec![new_event(inner, st, "refund.created", refund.clone()), new_event(inner, st, "charge.refunded", charge)];
+    Ok((refund, events))
+}
+
+/// `POST /v1/refunds`: `payment_intent` or `charge` (one of them), `amount`, `reason`,
+/// `metadata`; the other parameters Stripe's spec allows are not implemented here.
+pub(crate) fn create_refund(
+    inner: &Inner,
+    st: &mut State,
+    pairs: &[(String, String)],
+    params: &Value,
+) -> Result<(Value, Vec<String>), ApiError> {
+    only_params(pairs, &["amount", "charge", "payment_intent", "reason", "metadata", "expand"])?;
+    expands(params, &[])?;
+    let amount = match str_at(params, "amount", "amount")? {
+        None => None,
+        Some(a) => Some(parse_int(a, "amount")?),
+    };
+    let reason = match str_at(params, "reason", "reason")? {
+        None | Some("") => None,
+        Some(r) => Some(r.to_string()),
+    };
+    let metadata = metadata_param(params)?;
+    let charge = str_at(params, "charge", "charge")?.filter(|c| !c.is_empty());
+    let intent = str_at(params, "payment_intent", "payment_intent")?.filter(|p| !p.is_empty());
+    let charge_id = match (charge, intent) {
+        (Some(_), Some(_)) => return Err(ApiError::exclusive("charge", "charge", "payment_intent")),
+        (None, None) => return Err(ApiError::missing("charge")),
+        (Some(c), None) => {
+            st.charges.get(c).ok_or_else(|| ApiError::no_such(404, "charge", "charge", c))?;
+            c.to_string()
+        }
+        (None, Some(p)) => {
+            let pi = st
+                .payment_intents
+                .get(p)
+                .ok_or_else(|| ApiError::no_such(404, "payment_intent", "payment_intent", p))?;
+            match pi["latest_charge"].as_str().filter(|_| pi["status"] == "succeeded") {
+                Some(c) => c.to_string(),
+                None => {
+                    return Err(ApiError::coded(
+                        "charge_not_refundable",
+                        "payment_intent",
+                        format!("This PaymentIntent ({p}) does not have a successful charge to refund."),
+                    ));
+                }
+            }
+        }
+    };
+    refund_charge(inner, st, &charge_id, RefundArgs { amount, reason, metadata, pending: false })
+}
+
+/// Moves a `pending` refund to `succeeded` or `canceled` (a canceled refund's amount returns to
+/// the charge); a refund's status never goes back. Emits `refund.updated`.
+pub(crate) fn settle_refund(
+    inner: &Inner,
+    st: &mut State,
+    refund_id: &str,
+    status: &str,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let r = st
+        .refunds
+        .iter_mut()
+        .find(|r| r["id"] == refund_id)
+        .ok_or_else(|| ApiError::no_such(404, "id", "refund", refund_id))?;
+    if r["status"] != "pending" {
+        return Err(ApiError::invalid(
+            "refund",
+            format!("Refund {refund_id} is {}: only a pending refund can become {status}.", r["status"]),
+        ));
+    }
+    r["status"] = json!(status);
+    let (refund, amount) = (r.clone(), r["amount"].as_i64().unwrap_or(0));
+    if status == "canceled"
+        && let Some(c) = refund["charge"].as_str().and_then(|c| st.charges.get_mut(c))
+    {
+        let refunded = (c["amount_refunded"].as_i64().unwrap_or(0) - amount).max(0);
+        c["amount_refunded"] = json!(refunded);
+        c["refunded"] = json!(false);
+    }
+    let events = vec![new_event(inner, st, "refund.updated", refund.clone())];
     Ok((refund, events))
 }
 

@@ -1,12 +1,12 @@
-//! The emulator's router: `/v1` behind its pipeline layers, the hosted page, the control
-//! routes, all behind the host guard.
+//! The emulator's router: `/v1` behind its pipeline layers, the email stand-in (`/emails`), the
+//! hosted page, the control routes, all behind the host guard.
 
 use crate::state::Inner;
 use crate::{API_VERSION, api, pipeline};
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/v1/{*rest}", v1)
+        .route("/emails", post(crate::email::send))
         .route("/c/pay/{id}", get(crate::page::page).post(crate::page::page_action))
         .merge(crate::control::routes())
         .layer(from_fn_with_state(inner.clone(), crate::guard::host_guard))

@@ -6,7 +6,9 @@ use crate::checkout::Line;
 use crate::error::ApiError;
 use crate::form::as_list;
 use crate::money::{CURRENCIES, fmt_money};
-use crate::params::{bool_param, check_keys, expands, only_params, paginate, parse_int, str_at, url_param};
+use crate::params::{
+    bool_param, check_keys, expands, metadata_param, only_params, paginate, parse_int, str_at, url_param,
+};
 use crate::promotions::{Applied, apply_discounts};
 use crate::state::{Inner, Session, State, list_obj, now, price_obj, product_obj, rand_id};
 use serde_json::{Map, Value, json};
@@ -311,30 +313,7 @@ fn details(params: &Value) -> Result<Details, ApiError> {
             Some(e.to_string())
         }
     };
-    let mut metadata = Map::new();
-    match params.get("metadata") {
-        None => {}
-        Some(Value::String(s)) if s.is_empty() => {}
-        Some(Value::Object(map)) => {
-            if map.len() > 50 {
-                return Err(ApiError::invalid("metadata", "You can specify up to 50 keys."));
-            }
-            for (k, v) in map {
-                let p = format!("metadata[{k}]");
-                let Some(s) = v.as_str() else {
-                    return Err(ApiError::invalid(&p, "Metadata values must be strings."));
-                };
-                if k.chars().count() > 40 {
-                    return Err(ApiError::invalid(&p, "Metadata keys can have up to 40 characters."));
-                }
-                if s.chars().count() > 500 {
-                    return Err(ApiError::invalid(&p, "Metadata values can have up to 500 characters."));
-                }
-                metadata.insert(k.clone(), json!(s));
-            }
-        }
-        Some(_) => return Err(ApiError::invalid("metadata", "Invalid hash")),
-    }
+    let metadata = metadata_param(params)?;
     Ok(Details { allow_promo, client_reference_id, email, metadata })
 }
 

@@ -38,6 +38,16 @@ pub(crate) struct Idem {
     pub request_id: String,
 }
 
+/// A sent email's idempotency record (see [`crate::email`]).
+pub(crate) struct EmailIdem {
+    /// The JSON body first sent with the key.
+    pub request: Value,
+    /// The id answered.
+    pub id: String,
+    /// When it was sent (Unix milliseconds); kept 24 hours.
+    pub at_ms: u64,
+}
+
 /// Mutable state, behind one mutex (never held across an await).
 #[derive(Default)]
 pub(crate) struct State {
@@ -68,6 +78,10 @@ pub(crate) struct State {
     pub disputes: Vec<Value>,
     /// Shipping rates (`shr_...`), each created from a session's `shipping_rate_data`.
     pub shipping_rates: HashMap<String, Value>,
+    /// Emails accepted by `POST /emails`, oldest first.
+    pub outbox: Vec<Value>,
+    /// Email idempotency records by (API key, `Idempotency-Key`).
+    pub email_idem: HashMap<(String, String), EmailIdem>,
 }
 
 /// Unix seconds now.

@@ -1138,3 +1138,522 @@ mod layers {
         }
     }
 }
+
+/// Refunds (`POST /v1/refunds`, pending refunds) and the email stand-in (`POST /emails`, the
+/// outbox).
+mod refunds_and_email {
+    use super::*;
+    use serde_json::json;
+    use stripe_emulator::{Emulator, spec};
+
+    /// A paid session of 2 x $20.00: (session id, PaymentIntent id, Charge id).
+    async fn paid(c: &reqwest::Client, emu: &Emulator) -> (String, String, String) {
+        let r = create(c, emu, &base_session()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let id = r.json["id"].as_str().unwrap().to_string();
+        emu.pay(&id, "pay").unwrap();
+        let pi = emu.session(&id).unwrap()["payment_intent"].as_str().unwrap().to_string();
+        let intent = get(c, &format!("{}/v1/payment_intents/{pi}", emu.base_url())).await;
+        let charge = intent.json["latest_charge"].as_str().unwrap().to_string();
+        (id, pi, charge)
+    }
+
+    async fn refund(c: &reqwest::Client, emu: &Emulator, pairs: &[(&str, &str)], key: Option<&str>) -> Resp {
+        let auth = format!("Bearer {KEY}");
+        let mut h = vec![("Authorization", auth.as_str())];
+        if let Some(k) = key {
+            h.push(("Idempotency-Key", k));
+        }
+        post_form(c, &format!("{}/v1/refunds", emu.base_url()), &p(pairs), &h).await
+    }
+
+    /// The events of `typ` whose object is `id`.
+    fn events_of(emu: &Emulator, typ: &str, id: &str) -> Vec<Value> {
+        emu.events().into_iter().filter(|e| e["type"] == typ && e["data"]["object"]["id"] == id).collect()
+    }
+
+    fn conforms(value: &Value) {
+        let schema = spec::response_schema("post", "/v1/refunds").expect("POST /v1/refunds in the slice");
+        let errors = spec::validate(schema, value);
+        assert!(errors.is_empty(), "the refund does not match the spec:\n{}\n{value:#}", errors.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn refund_create_partial_then_full_with_metadata_and_events() {
+        let emu = emu().await;
+        let c = client();
+        let (_, pi, charge) = paid(&c, &emu).await;
+        let part = refund(
+            &c,
+            &emu,
+            &[
+                ("payment_intent", &pi),
+                ("amount", "1500"),
+                ("reason", "requested_by_customer"),
+                ("metadata[order_id]", "ord_42"),
+                ("metadata[by]", "owner"),
+            ],
+            Some("refund-ord_42-1"),
+        )
+        .await;
+        assert_eq!(part.status, 200, "{}", part.text);
+        conforms(&part.json);
+        let r1 = part.json["id"].as_str().unwrap().to_string();
+        assert!(r1.starts_with("re_"));
+        assert_eq!(part.json["object"], "refund");
+        assert_eq!(part.json["amount"], 1500);
+        assert_eq!(part.json["status"], "succeeded");
+        assert_eq!(part.json["charge"], charge.as_str());
+        assert_eq!(part.json["payment_intent"], pi.as_str());
+        assert_eq!(part.json["reason"], "requested_by_customer");
+        assert_eq!(part.json["metadata"], json!({"order_id": "ord_42", "by": "owner"}));
+        let ch = get(&c, &format!("{}/v1/charges/{charge}", emu.base_url())).await;
+        assert_eq!((ch.json["amount_refunded"].as_i64(), ch.json["refunded"].as_bool()), (Some(1500), Some(false)));
+
+        // The rest, by charge, without an amount; no reason given is null, as Stripe answers.
+        let rest = refund(&c, &emu, &[("charge", &charge)], None).await;
+        assert_eq!(rest.status, 200, "{}", rest.text);
+        conforms(&rest.json);
+        assert_eq!(rest.json["amount"], 2500);
+        assert_eq!(rest.json["reason"], Value::Null);
+        assert_eq!(rest.json["metadata"], json!({}));
+        let ch = get(&c, &format!("{}/v1/charges/{charge}", emu.base_url())).await;
+        assert_eq!((ch.json["amount_refunded"].as_i64(), ch.json["refunded"].as_bool()), (Some(4000), Some(true)));
+
+        // Metadata is kept on the stored refund, and the list shows both, newest first.
+        let kept = get(&c, &format!("{}/v1/refunds/{r1}", emu.base_url())).await;
+        assert_eq!(kept.json["metadata"]["order_id"], "ord_42");
+        let list = get(&c, &format!("{}/v1/refunds?payment_intent={pi}", emu.base_url())).await;
+        let ids: Vec<&str> = list.json["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [rest.json["id"].as_str().unwrap(), r1.as_str()]);
+
+        // Events as the control route emits them: refund.created with the refund, then
+        // charge.refunded with the charge, each naming the request and its idempotency key.
+        let created = events_of(&emu, "refund.created", &r1);
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0]["data"]["object"]["metadata"]["order_id"], "ord_42");
+        assert_eq!(created[0]["request"]["id"], part.header("request-id").unwrap().as_str());
+        assert_eq!(created[0]["request"]["idempotency_key"], "refund-ord_42-1");
+        let refunded = events_of(&emu, "charge.refunded", &charge);
+        assert_eq!(refunded.len(), 2);
+        assert_eq!(refunded[0]["data"]["object"]["amount_refunded"], 1500);
+        assert_eq!(refunded[1]["data"]["object"]["amount_refunded"], 4000);
+        let types: Vec<String> = emu
+            .events()
+            .iter()
+            .filter_map(|e| e["type"].as_str().map(String::from))
+            .filter(|t| t.starts_with("refund") || t.starts_with("charge"))
+            .collect();
+        assert_eq!(types, ["refund.created", "charge.refunded", "refund.created", "charge.refunded"]);
+
+        // Fully refunded: Stripe's charge_already_refunded.
+        let again = refund(&c, &emu, &[("payment_intent", &pi), ("amount", "1")], None).await;
+        assert_eq!(again.status, 400, "{}", again.text);
+        assert_eq!(again.json["error"]["type"], "invalid_request_error");
+        assert_eq!(again.json["error"]["code"], "charge_already_refunded");
+        assert_eq!(again.json["error"]["message"], format!("Charge {charge} has already been refunded."));
+    }
+
+    #[tokio::test]
+    async fn refund_refusals_change_nothing() {
+        let emu = Emulator::start(stripe_emulator::Options { async_delay: Duration::from_secs(60), ..fast_opts() })
+            .await
+            .unwrap();
+        let c = client();
+        let (session, pi, charge) = paid(&c, &emu).await;
+
+        let over = refund(&c, &emu, &[("payment_intent", &pi), ("amount", "4001")], None).await;
+        assert_eq!(over.status, 400, "{}", over.text);
+        assert_eq!(over.json["error"]["type"], "invalid_request_error");
+        assert_eq!(over.json["error"]["code"], "amount_too_large");
+        assert_eq!(over.json["error"]["param"], "amount");
+        assert_eq!(
+            over.json["error"]["message"],
+            "Refund amount ($40.01) is greater than unrefunded amount on charge ($40.00)"
+        );
+        let zero = refund(&c, &emu, &[("payment_intent", &pi), ("amount", "0")], None).await;
+        assert_eq!((zero.status, zero.json["error"]["param"].as_str()), (400, Some("amount")), "{}", zero.text);
+        let neg = refund(&c, &emu, &[("payment_intent", &pi), ("amount", "-5")], None).await;
+        assert_eq!(neg.json["error"]["code"], "parameter_invalid_integer", "{}", neg.text);
+
+        // Neither, both, unknown ids, an unpaid PaymentIntent.
+        let none = refund(&c, &emu, &[("amount", "100")], None).await;
+        assert_eq!(none.json["error"]["code"], "parameter_missing", "{}", none.text);
+        let both = refund(&c, &emu, &[("payment_intent", &pi), ("charge", &charge)], None).await;
+        assert_eq!(both.json["error"]["code"], "parameters_exclusive", "{}", both.text);
+        let nopi = refund(&c, &emu, &[("payment_intent", "pi_nope")], None).await;
+        assert_eq!((nopi.status, nopi.json["error"]["code"].as_str()), (404, Some("resource_missing")));
+        assert_eq!(nopi.json["error"]["message"], "No such payment_intent: 'pi_nope'");
+        let noch = refund(&c, &emu, &[("charge", "ch_nope")], None).await;
+        assert_eq!((noch.status, noch.json["error"]["param"].as_str()), (404, Some("charge")));
+        let r = create(&c, &emu, &base_session()).await;
+        let delayed = r.json["id"].as_str().unwrap();
+        emu.pay(delayed, "delayed_success").unwrap();
+        let processing = emu.session(delayed).unwrap()["payment_intent"].as_str().unwrap().to_string();
+        let unpaid = refund(&c, &emu, &[("payment_intent", &processing)], None).await;
+        assert_eq!(unpaid.status, 400, "{}", unpaid.text);
+        assert_eq!(unpaid.json["error"]["param"], "payment_intent");
+        assert_eq!(
+            unpaid.json["error"]["message"],
+            format!("This PaymentIntent ({processing}) does not have a successful charge to refund.")
+        );
+
+        // What the spec refuses, and what Stripe takes but the emulator does not implement.
+        let reason = refund(&c, &emu, &[("payment_intent", &pi), ("reason", "changed_mind")], None).await;
+        assert_eq!(reason.status, 400);
+        assert_eq!(
+            reason.json["error"]["message"],
+            "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer"
+        );
+        let unknown = refund(&c, &emu, &[("payment_intent", &pi), ("refund_reason", "x")], None).await;
+        assert_eq!(unknown.json["error"]["code"], "parameter_unknown");
+        let currency = refund(&c, &emu, &[("payment_intent", &pi), ("currency", "usd")], None).await;
+        assert_eq!(
+            (currency.json["error"]["code"].as_str(), currency.json["error"]["param"].as_str()),
+            (Some("parameter_unknown"), Some("currency"))
+        );
+        let long = "v".repeat(501);
+        let meta = refund(&c, &emu, &[("payment_intent", &pi), ("metadata[k]", &long)], None).await;
+        assert_eq!((meta.status, meta.json["error"]["param"].as_str()), (400, Some("metadata[k]")));
+
+        // An open dispute: Stripe's charge_disputed, also for the control route.
+        emu.dispute(&session, false).unwrap();
+        let disputed = refund(&c, &emu, &[("payment_intent", &pi), ("amount", "100")], None).await;
+        assert_eq!(disputed.status, 400, "{}", disputed.text);
+        assert_eq!(disputed.json["error"]["code"], "charge_disputed");
+        let msg = disputed.json["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("Charge {charge} has been disputed and cannot be refunded")), "{msg}");
+        assert!(emu.refund(&session, Some(100)).unwrap_err().contains("has been disputed"));
+
+        let refunds = get(&c, &format!("{}/v1/refunds", emu.base_url())).await;
+        assert_eq!(refunds.json["data"], json!([]), "a refused refund must leave nothing");
+        assert!(emu.events().iter().all(|e| !matches!(e["type"].as_str(), Some("refund.created" | "charge.refunded"))));
+        let ch = get(&c, &format!("{}/v1/charges/{charge}", emu.base_url())).await;
+        assert_eq!(ch.json["amount_refunded"], 0);
+    }
+
+    #[tokio::test]
+    async fn refund_idempotent_replay_and_other_parameters() {
+        let emu = emu().await;
+        let c = client();
+        let (_, pi, charge) = paid(&c, &emu).await;
+        let form = [("payment_intent", pi.as_str()), ("amount", "1000"), ("metadata[order_id]", "ord_7")];
+        let first = refund(&c, &emu, &form, Some("refund-ord_7")).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        assert!(first.header("idempotent-replayed").is_none());
+        let replay = refund(&c, &emu, &form, Some("refund-ord_7")).await;
+        assert_eq!(replay.status, 200, "{}", replay.text);
+        assert_eq!(replay.header("idempotent-replayed").as_deref(), Some("true"));
+        assert_eq!(replay.header("original-request"), first.header("request-id"));
+        assert_eq!(replay.text, first.text, "a replay answers the first result");
+        let id = first.json["id"].as_str().unwrap();
+
+        // Other parameters under the same key: Stripe's idempotency_error, nothing refunded.
+        let other = refund(&c, &emu, &[("payment_intent", &pi), ("amount", "2000")], Some("refund-ord_7")).await;
+        assert_eq!(other.status, 400, "{}", other.text);
+        assert_eq!(other.json["error"]["type"], "idempotency_error");
+        assert!(other.json["error"]["message"].as_str().unwrap().contains("refund-ord_7"));
+
+        // One refund, one set of events, 1000 refunded.
+        let list = get(&c, &format!("{}/v1/refunds", emu.base_url())).await;
+        assert_eq!(list.json["data"].as_array().unwrap().len(), 1, "{}", list.text);
+        assert_eq!(events_of(&emu, "refund.created", id).len(), 1);
+        assert_eq!(events_of(&emu, "charge.refunded", &charge).len(), 1);
+        let ch = get(&c, &format!("{}/v1/charges/{charge}", emu.base_url())).await;
+        assert_eq!(ch.json["amount_refunded"], 1000);
+
+        // A new key is a new refund.
+        let second = refund(&c, &emu, &form, Some("refund-ord_7-b")).await;
+        assert_eq!(second.status, 200, "{}", second.text);
+        assert_ne!(second.json["id"], first.json["id"]);
+    }
+
+    /// The refund form a back office sends is what Stripe's spec slice takes (the same check
+    /// every `/v1` request passes), the slice holds Stripe's request parameters, and an answer
+    /// validates against the slice's refund schema (see `refund_create_...`).
+    #[test]
+    fn refund_request_validates_against_the_spec_slice() {
+        let form = p(&[
+            ("payment_intent", "pi_123"),
+            ("amount", "1500"),
+            ("reason", "requested_by_customer"),
+            ("metadata[order_id]", "ord_42"),
+        ]);
+        spec::check_form("POST", "/v1/refunds", &form).unwrap();
+        spec::check_form("POST", "/v1/refunds", &p(&[("charge", "ch_123")])).unwrap();
+        for (bad, param) in [
+            (p(&[("payment_intent", "pi_1"), ("amount", "ten")]), "amount"),
+            (p(&[("payment_intent", "pi_1"), ("reason", "other")]), "reason"),
+            (p(&[("payment_intent", "pi_1"), ("metadata", "x")]), "metadata"),
+            (p(&[("payment_intent", "pi_1"), ("refund_amount", "1")]), "refund_amount"),
+        ] {
+            let e = spec::check_form("POST", "/v1/refunds", &bad).unwrap_err();
+            assert!(e.starts_with(&format!("{param}:")), "{e}");
+        }
+        let body = &spec::document()["paths"]["/v1/refunds"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"];
+        let names: Vec<&str> = body["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        for want in ["amount", "charge", "payment_intent", "reason", "metadata", "expand"] {
+            assert!(names.contains(&want), "{want} not in the slice: {names:?}");
+        }
+        assert_eq!(body["properties"]["reason"]["enum"], json!(["duplicate", "fraudulent", "requested_by_customer"]));
+        assert_eq!(body["additionalProperties"], false);
+    }
+
+    #[tokio::test]
+    async fn pending_refunds_succeed_or_are_canceled() {
+        let emu = emu().await;
+        let c = client();
+        let (session, _, charge) = paid(&c, &emu).await;
+        let b = emu.base_url();
+        let amount_refunded = |c: &reqwest::Client| {
+            let url = format!("{b}/v1/charges/{charge}");
+            let c = c.clone();
+            async move { get(&c, &url).await.json["amount_refunded"].as_i64().unwrap() }
+        };
+
+        // Control route: pending, counted on the charge; refund.created + charge.refunded.
+        let url = format!("{b}/_emulator/sessions/{session}/refund");
+        assert_eq!(control_post(&c, &url, &[], r#"{"amount":1000,"pending":true}"#).await, 415);
+        let r = post_json(&c, &url, r#"{"amount":1000,"pending":true}"#).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["status"], "pending");
+        let id = r.json["id"].as_str().unwrap().to_string();
+        assert_eq!(events_of(&emu, "refund.created", &id).len(), 1);
+        assert_eq!(amount_refunded(&c).await, 1000);
+        let bad = post_json(&c, &url, r#"{"pending":"yes"}"#).await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+
+        // pending ⇒ succeeded: refund.updated; it never goes back.
+        let ok = post_json(&c, &format!("{b}/_emulator/refunds/{id}/succeed"), "{}").await;
+        assert_eq!(ok.status, 200, "{}", ok.text);
+        assert_eq!(ok.json["status"], "succeeded");
+        let updated = events_of(&emu, "refund.updated", &id);
+        assert_eq!(updated.len(), 1);
+        assert_eq!(updated[0]["data"]["object"]["status"], "succeeded");
+        let again = post_json(&c, &format!("{b}/_emulator/refunds/{id}/cancel"), "{}").await;
+        assert_eq!(again.status, 400, "{}", again.text);
+        assert!(emu.succeed_refund(&id).is_err());
+        assert_eq!(amount_refunded(&c).await, 1000);
+        let unknown = post_json(&c, &format!("{b}/_emulator/refunds/{id}/undo"), "{}").await;
+        assert_eq!(unknown.status, 404);
+
+        // Rust API: pending ⇒ canceled, the amount returns to the charge.
+        let p2 = emu.refund_pending(&session, Some(500)).unwrap();
+        assert_eq!(p2["status"], "pending");
+        let id2 = p2["id"].as_str().unwrap().to_string();
+        assert_eq!(amount_refunded(&c).await, 1500);
+        let canceled = emu.cancel_refund(&id2).unwrap();
+        assert_eq!(canceled["status"], "canceled");
+        assert_eq!(amount_refunded(&c).await, 1000);
+        let ev = events_of(&emu, "refund.updated", &id2);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["data"]["object"]["status"], "canceled");
+        assert!(
+            emu.cancel_refund(&id2).is_err() && emu.succeed_refund(&id2).is_err() && emu.fail_refund(&id2).is_err()
+        );
+        let stored = get(&c, &format!("{b}/v1/refunds/{id2}")).await;
+        assert_eq!(stored.json["status"], "canceled");
+
+        // A pending refund by the control route may still fail (refund.failed + refund.updated).
+        let r3 = post_json(&c, &url, r#"{"amount":300,"pending":true}"#).await;
+        let id3 = r3.json["id"].as_str().unwrap().to_string();
+        let failed = post_json(&c, &format!("{b}/_emulator/refunds/{id3}/fail"), "{}").await;
+        assert_eq!(failed.json["status"], "failed", "{}", failed.text);
+        assert_eq!(amount_refunded(&c).await, 1000);
+        let cancel_failed = post_json(&c, &format!("{b}/_emulator/refunds/{id3}/cancel"), "{}").await;
+        assert_eq!(cancel_failed.status, 400);
+    }
+
+    const RE_KEY: &str = "re_test_1234";
+
+    async fn send_email(
+        c: &reqwest::Client,
+        emu: &Emulator,
+        auth: Option<&str>,
+        key: Option<&str>,
+        body: &Value,
+    ) -> Resp {
+        let mut rq = c
+            .post(format!("{}/emails", emu.base_url()))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            rq = rq.header("Authorization", a);
+        }
+        if let Some(k) = key {
+            rq = rq.header("Idempotency-Key", k);
+        }
+        let r = rq.send().await.unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        let text = r.text().await.unwrap();
+        Resp { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
+    fn receipt() -> Value {
+        json!({
+            "from": "Shop <orders@shop.test>",
+            "to": "ada@example.com",
+            "subject": "Your order ord_42",
+            "html": "<p>Thanks, <b>Ada</b>!</p>",
+            "text": "Thanks, Ada!",
+            "reply_to": "help@shop.test"
+        })
+    }
+
+    #[tokio::test]
+    async fn email_send_is_accepted_with_an_id_and_kept_in_the_outbox() {
+        let emu = emu().await;
+        let c = client();
+        let auth = format!("Bearer {RE_KEY}");
+        let r = send_email(&c, &emu, Some(&auth), None, &receipt()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let id = r.json["id"].as_str().unwrap();
+        assert_eq!(r.json.as_object().unwrap().len(), 1, "Resend answers only the id: {}", r.text);
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        // `to` as an array, no text version.
+        let mut second = receipt();
+        second["to"] = json!(["ada@example.com", "Bob <bob@example.com>"]);
+        second.as_object_mut().unwrap().remove("text");
+        let r2 = send_email(&c, &emu, Some(&auth), None, &second).await;
+        assert_eq!(r2.status, 200, "{}", r2.text);
+
+        let out = get(&c, &format!("{}/_emulator/outbox.json", emu.base_url())).await;
+        assert_eq!(out.status, 200);
+        let list = out.json.as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list, &emu.outbox());
+        let m = &list[0];
+        assert_eq!(m["id"], id);
+        assert_eq!(m["object"], "email");
+        assert_eq!(m["from"], "Shop <orders@shop.test>");
+        assert_eq!(m["to"], json!(["ada@example.com"]));
+        assert_eq!(m["reply_to"], json!(["help@shop.test"]));
+        assert_eq!(m["subject"], "Your order ord_42");
+        assert_eq!(m["html"], "<p>Thanks, <b>Ada</b>!</p>");
+        assert_eq!(m["text"], "Thanks, Ada!");
+        assert_eq!(m["idempotency_key"], Value::Null);
+        assert!(m["created_at"].as_str().unwrap().ends_with('Z') && m["at_ms"].as_u64().unwrap() > 0);
+        assert_eq!(list[1]["to"], json!(["ada@example.com", "Bob <bob@example.com>"]));
+        assert_eq!(list[1]["text"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn email_refusals_in_resends_shape() {
+        let emu = emu().await;
+        let c = client();
+        let auth = format!("Bearer {RE_KEY}");
+        let shape = |r: &Resp, status: u16, name: &str| {
+            assert_eq!(r.status, status, "{}", r.text);
+            assert_eq!(r.json["statusCode"], status, "{}", r.text);
+            assert_eq!(r.json["name"], name, "{}", r.text);
+            assert!(r.json["message"].is_string(), "{}", r.text);
+        };
+        let none = send_email(&c, &emu, None, None, &receipt()).await;
+        shape(&none, 401, "missing_api_key");
+        assert_eq!(none.json["message"], "Missing API key in the authorization header.");
+        shape(&send_email(&c, &emu, Some("Bearer "), None, &receipt()).await, 401, "missing_api_key");
+        shape(&send_email(&c, &emu, Some(RE_KEY), None, &receipt()).await, 401, "missing_api_key");
+        shape(&send_email(&c, &emu, Some("Bearer sk_test_x"), None, &receipt()).await, 403, "invalid_api_key");
+        for field in ["from", "to", "subject"] {
+            let mut b = receipt();
+            b.as_object_mut().unwrap().remove(field);
+            let r = send_email(&c, &emu, Some(&auth), None, &b).await;
+            shape(&r, 422, "missing_required_field");
+            assert_eq!(r.json["message"], format!("Missing `{field}` field."));
+        }
+        let mut b = receipt();
+        b.as_object_mut().unwrap().retain(|k, _| k != "html" && k != "text");
+        shape(&send_email(&c, &emu, Some(&auth), None, &b).await, 422, "missing_required_field");
+        for (field, value) in
+            [("to", json!("not-an-address")), ("to", json!([1])), ("subject", json!(5)), ("replyTo", json!("x@y.z"))]
+        {
+            let mut b = receipt();
+            b[field] = value;
+            shape(&send_email(&c, &emu, Some(&auth), None, &b).await, 422, "validation_error");
+        }
+        let long = "k".repeat(257);
+        shape(&send_email(&c, &emu, Some(&auth), Some(&long), &receipt()).await, 400, "invalid_idempotency_key");
+        let r =
+            c.post(format!("{}/emails", emu.base_url())).header("Authorization", &auth).body("{").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        assert!(emu.outbox().is_empty(), "a refused email is not kept");
+
+        // A configured key is the only one taken.
+        let strict = Emulator::start(stripe_emulator::Options { email_api_key: Some("re_only".into()), ..fast_opts() })
+            .await
+            .unwrap();
+        shape(&send_email(&c, &strict, Some(&auth), None, &receipt()).await, 403, "invalid_api_key");
+        assert_eq!(send_email(&c, &strict, Some("Bearer re_only"), None, &receipt()).await.status, 200);
+        assert_eq!(stripe_emulator::EMAIL_API_KEY.get(..3), Some("re_"));
+    }
+
+    #[tokio::test]
+    async fn email_idempotent_replay_keeps_one_message() {
+        let emu = emu().await;
+        let c = client();
+        let auth = format!("Bearer {RE_KEY}");
+        let key = "order-confirmation/ord_42";
+        let a = send_email(&c, &emu, Some(&auth), Some(key), &receipt()).await;
+        let b = send_email(&c, &emu, Some(&auth), Some(key), &receipt()).await;
+        assert_eq!((a.status, b.status), (200, 200), "{} {}", a.text, b.text);
+        assert_eq!(a.json["id"], b.json["id"]);
+        assert_eq!(emu.outbox().len(), 1);
+        assert_eq!(emu.outbox()[0]["idempotency_key"], key);
+        let mut other = receipt();
+        other["subject"] = json!("Your order ord_43");
+        let m = send_email(&c, &emu, Some(&auth), Some(key), &other).await;
+        assert_eq!(m.status, 409, "{}", m.text);
+        assert_eq!(
+            m.json,
+            json!({"statusCode": 409, "name": "invalid_idempotent_request",
+            "message": "Same idempotency key used with a different request payload."})
+        );
+        assert_eq!(emu.outbox().len(), 1);
+        // Keys are scoped to the API key; another key is another message.
+        let o = send_email(&c, &emu, Some("Bearer re_other"), Some(key), &other).await;
+        assert_eq!(o.status, 200);
+        let n = send_email(&c, &emu, Some(&auth), Some("order-confirmation/ord_43"), &other).await;
+        assert_eq!(n.status, 200);
+        assert_eq!(emu.outbox().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn outbox_page_shows_messages_escaped_newest_first() {
+        let emu = emu().await;
+        let c = client();
+        let auth = format!("Bearer {RE_KEY}");
+        let empty = c.get(format!("{}/_emulator/outbox", emu.base_url())).send().await.unwrap();
+        assert_eq!(empty.status(), 200);
+        assert!(empty.text().await.unwrap().contains("No emails yet"));
+        let mut first = receipt();
+        first["subject"] = json!("First");
+        send_email(&c, &emu, Some(&auth), None, &first).await;
+        let evil = json!({
+            "from": "Shop <orders@shop.test>",
+            "to": ["ada@example.com"],
+            "subject": "Hi <script>alert(1)</script> & \"you\"",
+            "html": "<p onclick=\"x()\">Hello</p><script>alert('html')</script><a href='/x'>a&amp;b</a>",
+            "text": "Plain <script>alert(2)</script>"
+        });
+        let r = send_email(&c, &emu, Some(&auth), Some("k1"), &evil).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let page = c.get(format!("{}/_emulator/outbox", emu.base_url())).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'none'"));
+        let html = page.text().await.unwrap();
+        assert!(!html.to_ascii_lowercase().contains("<script"), "raw <script> in the page:\n{html}");
+        assert!(html.contains("<h2>Hi &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;you&quot;</h2>"), "{html}");
+        assert!(html.contains("<pre>Plain &lt;script&gt;alert(2)&lt;/script&gt;</pre>"), "{html}");
+        // The HTML body sits, attribute-escaped, in a sandboxed iframe's srcdoc: a browser
+        // unescapes it back to the exact HTML sent.
+        let srcdoc = "srcdoc=\"&lt;p onclick=&quot;x()&quot;&gt;Hello&lt;/p&gt;&lt;script&gt;alert(&#39;html&#39;)&lt;/script&gt;&lt;a href=&#39;/x&#39;&gt;a&amp;amp;b&lt;/a&gt;\"";
+        assert!(html.contains(srcdoc), "{html}");
+        assert!(html.contains("<iframe sandbox=\"\""), "{html}");
+        assert!(html.contains("Shop &lt;orders@shop.test&gt;"));
+        assert!(html.contains(r.json["id"].as_str().unwrap()));
+        assert!(html.find("Hi &lt;script").unwrap() < html.find("<h2>First</h2>").unwrap(), "newest first");
+    }
+}
