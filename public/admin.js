@@ -122,7 +122,9 @@
         el.login.hidden = false;
         Shop.setMessage(el.message, 'That token was not accepted. Paste the ADMIN_TOKEN set for this deployment.', 'error');
       } else if (r.res.status === 404) {
-        Shop.setMessage(el.message, 'The order list is off: set ADMIN_TOKEN (32 characters or more) in the project\u2019s environment variables and redeploy.', 'error');
+        Shop.setMessage(el.message, location.hostname === 'localhost' || location.hostname === '127.0.0.1'
+          ? 'The order list is off: put ADMIN_TOKEN=<32 or more characters> in .env (e.g. from `openssl rand -hex 32`) and restart `cargo run -p dev`.'
+          : 'The order list is off: set ADMIN_TOKEN (32 characters or more) in the project\u2019s environment variables and redeploy.', 'error');
       } else if (r.res.status === 429) {
         Shop.setMessage(el.message, Shop.waitMessage(parseInt(r.res.headers.get('Retry-After'), 10) || null), 'error');
       } else {

@@ -29,6 +29,9 @@ impl App {
             stripe::RetryPolicy::stripe_node(config.max_retries),
         );
         let store = Store::open(&config.database)?;
+        if config.email.is_none() {
+            crate::log::info("shopper email off: EMAIL_API_KEY and EMAIL_FROM are unset", &[]);
+        }
         Ok(App { config, stripe, store, limiter: Limiter::default() })
     }
 

@@ -97,6 +97,12 @@ async fn run() -> Result<(), String> {
         vars.insert("STRIPE_PUBLISHABLE_KEY".into(), EMULATOR_PUBLISHABLE_KEY.into());
         vars.insert("STRIPE_API_BASE".into(), emu.base_url());
         vars.insert("STRIPE_WEBHOOK_SECRET".into(), emu.webhook_secret().to_string());
+        // The shopper's email goes to the emulator's outbox, with no configuration.
+        if !vars.contains_key("EMAIL_API_KEY") {
+            vars.insert("EMAIL_API_KEY".into(), stripe_emulator::EMAIL_API_KEY.into());
+            vars.insert("EMAIL_FROM".into(), "Ferris Shop <orders@shop.localhost>".into());
+            vars.insert("EMAIL_API_BASE".into(), emu.base_url());
+        }
         Some(emu)
     } else {
         None
@@ -123,6 +129,12 @@ async fn run() -> Result<(), String> {
     }
     println!("  Store:     {}", dev.app.config.database.describe());
     println!();
+    if vars.contains_key("ADMIN_TOKEN") {
+        println!("  Admin:     {site}/admin.html (paste ADMIN_TOKEN from .env)");
+    } else {
+        println!("  Admin:     {site}/admin.html — off: put ADMIN_TOKEN=<32+ characters, e.g. `openssl rand -hex 32`>");
+        println!("             in .env and restart");
+    }
     println!("  Reconcile: curl -H 'Authorization: Bearer {cron_secret}' {site}/api/reconcile");
     println!("             (what Vercel Cron calls; lists missed events and acts on them)");
     let every = vars.get("RECONCILE_EVERY_SECS").and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0);
