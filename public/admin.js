@@ -7,9 +7,15 @@
   var Shop = window.Shop;
   var TOKEN_KEY = 'rr-shop.admin-token';
   var PAGE = 50;
-  var COLUMNS = ['order_number', 'created_at', 'fulfillment', 'money_state', 'amount_refunded', 'items',
-    'amount_subtotal', 'amount_discount', 'amount_shipping', 'amount_tax', 'amount_total', 'currency',
-    'shipping_rate', 'shipping_country', 'session_id'];
+  // Amounts in the CSV are in the currency's major unit (12.50, not 1250), beside `currency`.
+  var COLUMNS = ['order_number', 'created_at', 'fulfillment', 'money_state', 'dispute_status', 'refunded', 'items',
+    'subtotal', 'discount', 'shipping', 'tax', 'total', 'currency', 'shipping_rate', 'shipping_country', 'session_id'];
+  // What the owner reads for each state the server names.
+  var STATE_WORDS = {
+    paid: 'Paid', partially_refunded: 'Partly refunded', refunded: 'Refunded', disputed: 'Disputed',
+    dispute_won: 'Dispute won', dispute_lost: 'Dispute lost', fulfilled: 'Fulfilled',
+    awaiting_payment: 'Awaiting payment', payment_failed: 'Payment failed', expired: 'Expired'
+  };
 
   var el = {};
   var rows = [];
@@ -39,6 +45,17 @@
     return typeof n === 'number' ? Shop.formatMoney(n, currency) : '';
   }
 
+  /** An amount in the currency's major unit, for the CSV: `12.50` (no symbol, a dot). */
+  function major(n, currency) {
+    if (typeof n !== 'number' || !Shop.isCurrencyCode(currency)) return '';
+    var digits = Shop.currencyDigits(currency.toUpperCase());
+    return (n / Math.pow(10, digits)).toFixed(digits);
+  }
+
+  function words(state) {
+    return STATE_WORDS[state] || String(state || '').replace(/_/g, ' ');
+  }
+
   function when(secs) {
     if (typeof secs !== 'number' || secs <= 0) return '';
     var d = new Date(secs * 1000);
@@ -51,10 +68,13 @@
     }).join(', ');
   }
 
-  function historyText(o) {
+  function historyLines(o) {
     return (Array.isArray(o.history) ? o.history : []).map(function (h) {
-      return when(h.at) + ' ' + h.from + ' \u2192 ' + h.to + (h.amount ? ' (' + money(h.amount, o.currency) + ')' : '');
-    }).join('; ');
+      var what = h.from === h.to ? words(h.to) : words(h.from) + ' \u2192 ' + words(h.to);
+      if (h.dispute_status) what += ' (dispute ' + String(h.dispute_status).replace(/_/g, ' ') + ')';
+      if (h.amount) what += ', ' + (h.amount < 0 ? 'back to you ' + money(-h.amount, o.currency) : money(h.amount, o.currency));
+      return { at: when(h.at), what: what };
+    });
   }
 
   function cell(tr, text, className) {
@@ -74,19 +94,29 @@
       num.textContent = o.order_number || '\u2014';
       var first = cell(tr, '');
       first.appendChild(num);
-      cell(tr, when(o.created_at));
-      cell(tr, String(o.fulfillment || '').replace(/_/g, ' '));
-      cell(tr, (o.money_state ? o.money_state.replace(/_/g, ' ') : '\u2014') +
+      cell(tr, when(o.created_at), 'date');
+      cell(tr, words(o.fulfillment));
+      cell(tr, (o.money_state ? words(o.money_state) : '\u2014') +
         (o.amount_refunded ? ' (' + money(o.amount_refunded, o.currency) + ' back)' : '') +
         (o.dispute_status && o.money_state !== 'disputed' && o.money_state.indexOf('dispute') !== 0
           ? ' \u00b7 dispute ' + o.dispute_status.replace(/_/g, ' ') : ''));
       cell(tr, itemsText(o));
       cell(tr, t.shipping_rate ? t.shipping_rate + ' ' + money(t.amount_shipping, o.currency) : '', 'num');
       cell(tr, t.amount_discount ? '\u2212' + money(t.amount_discount, o.currency) : '', 'num');
-      cell(tr, t.amount_tax ? money(t.amount_tax, o.currency) : '', 'num');
+      cell(tr, typeof t.amount_tax === 'number'
+        ? money(t.amount_tax, o.currency) + (t.tax_included && t.amount_tax ? ' incl.' : '') : '\u2014', 'num');
       cell(tr, money(t.amount_total, o.currency), 'num');
       cell(tr, o.shipping_country || '');
-      cell(tr, historyText(o));
+      var hist = cell(tr, '', 'history');
+      historyLines(o).forEach(function (h) {
+        var line = document.createElement('div');
+        var at = document.createElement('span');
+        at.className = 'date';
+        at.textContent = h.at;
+        line.appendChild(at);
+        line.appendChild(document.createTextNode(' ' + h.what));
+        hist.appendChild(line);
+      });
       el.body.appendChild(tr);
     });
     el.empty.hidden = rows.length > 0;
@@ -149,10 +179,11 @@
       var t = o.totals || {};
       var values = {
         order_number: o.order_number, created_at: when(o.created_at), fulfillment: o.fulfillment,
-        money_state: o.money_state, amount_refunded: o.amount_refunded, items: itemsText(o),
-        amount_subtotal: t.amount_subtotal, amount_discount: t.amount_discount, amount_shipping: t.amount_shipping,
-        amount_tax: t.amount_tax, amount_total: t.amount_total, currency: o.currency, shipping_rate: t.shipping_rate,
-        shipping_country: o.shipping_country, session_id: o.session_id
+        money_state: o.money_state, dispute_status: o.dispute_status, refunded: major(o.amount_refunded, o.currency),
+        items: itemsText(o), subtotal: major(t.amount_subtotal, o.currency), discount: major(t.amount_discount, o.currency),
+        shipping: major(t.amount_shipping, o.currency), tax: major(t.amount_tax, o.currency),
+        total: major(t.amount_total, o.currency), currency: (o.currency || '').toUpperCase(),
+        shipping_rate: t.shipping_rate, shipping_country: o.shipping_country, session_id: o.session_id
       };
       lines.push(COLUMNS.map(function (c) { return csvField(values[c]); }).join(','));
     });

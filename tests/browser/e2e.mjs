@@ -386,7 +386,7 @@ async function admin(browser) {
   const rows = await page.locator('#orders-body tr').evaluateAll((trs) => trs.map((tr) =>
     Array.from(tr.children).map((td) => td.textContent.trim())));
   assert(rows.length >= 3, `admin rows: ${rows.length}`);
-  assert(rows.every((r) => /^RR-/.test(r[0]) || r[2] !== 'fulfilled'), `fulfilled rows without a number: ${JSON.stringify(rows)}`);
+  assert(rows.every((r) => /^RR-/.test(r[0]) || r[2] !== 'Fulfilled'), `fulfilled rows without a number: ${JSON.stringify(rows)}`);
   assert(rows.some((r) => r[9] === 'US'), `no order shipping to US: ${JSON.stringify(rows)}`);
   const stored = await page.evaluate(() => ({
     session: sessionStorage.getItem('rr-shop.admin-token'),
