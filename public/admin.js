@@ -98,7 +98,7 @@
       cell(tr, words(o.fulfillment));
       cell(tr, (o.money_state ? words(o.money_state) : '\u2014') +
         (o.amount_refunded ? ' (' + money(o.amount_refunded, o.currency) + ' back)' : '') +
-        (o.dispute_status && o.money_state !== 'disputed' && o.money_state.indexOf('dispute') !== 0
+        (o.dispute_status && String(o.money_state || '').indexOf('dispute') !== 0
           ? ' \u00b7 dispute ' + o.dispute_status.replace(/_/g, ' ') : ''));
       cell(tr, itemsText(o));
       cell(tr, t.shipping_rate ? t.shipping_rate + ' ' + money(t.amount_shipping, o.currency) : '', 'num');

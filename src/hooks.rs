@@ -36,7 +36,8 @@ pub fn on_fulfilled(order: &Order) {
     );
 }
 
-/// Money went back to the shopper: `refund.amount` now, `refund.amount_refunded` in all
+/// Money went back to the shopper, once per refund, when Stripe says it `succeeded` (a pending
+/// refund already counts in the order's refunded amount; the hook waits for the outcome): `refund.amount` now, `refund.amount_refunded` in all
 /// (minor units of `order.currency`). Stop a shipment, revoke access. Ours logs.
 pub fn on_refunded(order: &Order, refund: &Refunded) {
     crate::log::info(

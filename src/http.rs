@@ -173,11 +173,6 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     with_headers(status, Bytes::from(bytes))
 }
 
-/// [`json`] for a body known at compile time (no serialization, no copy).
-pub fn json_static(status: StatusCode, body: &'static str) -> Response {
-    with_headers(status, Bytes::from_static(body.as_bytes()))
-}
-
 fn with_headers(status: StatusCode, body: Bytes) -> Response {
     let mut resp = http::Response::new(Full::new(body));
     *resp.status_mut() = status;

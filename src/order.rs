@@ -201,19 +201,6 @@ impl MoneyState {
             Self::DisputeLost => "dispute_lost",
         }
     }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "paid" => Self::Paid,
-            "partially_refunded" => Self::PartiallyRefunded,
-            "refunded" => Self::Refunded,
-            "disputed" => Self::Disputed,
-            "dispute_won" => Self::DisputeWon,
-            "dispute_lost" => Self::DisputeLost,
-            _ => return None,
-        })
-    }
 }
 
 /// One refund of an order's charge, as Stripe has it (and as the store keeps it: one row per
@@ -333,17 +320,33 @@ pub struct MoneyFacts {
     pub refunds: Vec<RefundRef>,
     /// Every dispute of the charge.
     pub disputes: Vec<DisputeRef>,
+    /// The money as a store recorded it before it kept a row per refund and per dispute, for an
+    /// order with no rows yet whose money had moved: the baseline its first change starts from
+    /// (so what the owner was told then is not told again). `None` otherwise.
+    pub recorded_before_rows: Option<Money>,
 }
 
 impl MoneyFacts {
-    /// The money these facts make: refunded = the refunds that count; the latest dispute.
+    /// The money these facts make: refunded = the refunds that count; the latest dispute. An
+    /// order recorded before refund and dispute rows were kept, with none yet, shows what was
+    /// recorded then.
     pub fn money(&self) -> Money {
+        if let Some(before) = self.legacy() {
+            return before.clone();
+        }
         let latest = self.disputes.iter().max_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Money {
             amount_refunded: self.refunds.iter().filter(|r| r.counts()).map(|r| r.amount).sum(),
             amount: self.amount,
             dispute: latest.cloned(),
         }
+    }
+}
+
+impl MoneyFacts {
+    /// The pre-rows baseline, when it applies (no rows yet, and money had moved).
+    fn legacy(&self) -> Option<&Money> {
+        self.recorded_before_rows.as_ref().filter(|_| self.refunds.is_empty() && self.disputes.is_empty())
     }
 }
 
@@ -365,6 +368,7 @@ pub fn derive(charge: &Charge, refunds: &[Refund], disputes: &[Dispute]) -> Mone
             .iter()
             .map(|d| DisputeRef { id: d.id.clone(), status: d.status.clone(), amount: d.amount, created: d.created })
             .collect(),
+        recorded_before_rows: None,
     }
 }
 
@@ -423,27 +427,47 @@ pub fn decide(old: &MoneyFacts, fresh: &MoneyFacts) -> Option<(MoneyFacts, Chang
     let (refunds, moved_refunds) = merge(&old.refunds, &fresh.refunds, |r| &r.id, RefundRef::rank);
     let (disputes, moved_disputes) = merge(&old.disputes, &fresh.disputes, |d| &d.id, DisputeRef::rank);
     let amount = if fresh.amount != 0 { fresh.amount } else { old.amount };
-    if moved_refunds.is_empty() && moved_disputes.is_empty() && amount == old.amount {
+    if moved_refunds.is_empty() && moved_disputes.is_empty() {
+        // Nothing Stripe says moved (a learned charge amount alone is no change to tell).
         return None;
     }
-    let new = MoneyFacts { amount, refunds, disputes };
+    let legacy = old.legacy().cloned();
+    let new = MoneyFacts { amount, refunds, disputes, recorded_before_rows: None };
     let (before, after) = (old.money(), new.money());
     let mut calls = Vec::new();
-    for (was, r) in &moved_refunds {
-        let was_rank = was.as_ref().map_or(0, RefundRef::rank);
-        if r.status == "succeeded" {
-            calls.push(HookCall::Refunded { amount: r.amount, amount_refunded: after.amount_refunded });
-        } else if r.rank() == 3 && was_rank < 3 {
-            calls.push(HookCall::RefundFailed {
-                amount: r.amount,
-                status: r.status.clone(),
-                amount_refunded: after.amount_refunded,
-            });
+    if let Some(told) = &legacy {
+        // The first rows of an order recorded before rows were kept: tell only what moved past
+        // what the owner was told then (the old rule: the refunded amount's change).
+        let delta = after.amount_refunded - told.amount_refunded;
+        if delta > 0 {
+            calls.push(HookCall::Refunded { amount: delta, amount_refunded: after.amount_refunded });
+        } else if delta < 0 {
+            let status = "failed".to_string();
+            calls.push(HookCall::RefundFailed { amount: -delta, status, amount_refunded: after.amount_refunded });
+        }
+    } else {
+        for (was, r) in &moved_refunds {
+            let was_rank = was.as_ref().map_or(0, RefundRef::rank);
+            if r.status == "succeeded" {
+                calls.push(HookCall::Refunded { amount: r.amount, amount_refunded: after.amount_refunded });
+            } else if r.rank() == 3 && was_rank < 3 {
+                calls.push(HookCall::RefundFailed {
+                    amount: r.amount,
+                    status: r.status.clone(),
+                    amount_refunded: after.amount_refunded,
+                });
+            }
         }
     }
     for (was, d) in &moved_disputes {
+        // A pre-rows order's recorded dispute is what the owner was told of it.
+        let told = legacy.as_ref().and_then(|m| m.dispute.clone()).filter(|t| t.id == d.id);
+        let was = was.clone().or(told);
+        if was.as_ref().is_some_and(|w| w.status == d.status) {
+            continue;
+        }
         let (status, amount) = (d.status.clone(), d.amount);
-        match was {
+        match &was {
             _ if !d.is_open() => calls.push(HookCall::DisputeClosed { status, amount }),
             None => calls.push(HookCall::DisputeOpened { status, amount }),
             Some(w) if w.is_inquiry() && !d.is_inquiry() => calls.push(HookCall::DisputeOpened { status, amount }),
@@ -452,10 +476,19 @@ pub fn decide(old: &MoneyFacts, fresh: &MoneyFacts) -> Option<(MoneyFacts, Chang
     }
     let delta = after.amount_refunded - before.amount_refunded;
     let dispute_changed = !moved_disputes.is_empty();
+    let moved_refund_amount: i64 = moved_refunds.iter().map(|(_, r)| r.amount).sum();
     let change = Change {
         from: before.state(),
         to: after.state(),
-        amount: if delta != 0 { delta } else { after.dispute.as_ref().map_or(0, |d| d.amount) },
+        // The refunded amount's change; else what the refunds that moved are worth (a pending
+        // refund that succeeded); else the dispute's amount.
+        amount: if delta != 0 {
+            delta
+        } else if !moved_refunds.is_empty() {
+            moved_refund_amount
+        } else {
+            after.dispute.as_ref().map_or(0, |d| d.amount)
+        },
         dispute_status: after.dispute.as_ref().filter(|_| dispute_changed).map(|d| d.status.clone()),
         refunds: moved_refunds.into_iter().map(|(_, r)| r).collect(),
         disputes: moved_disputes.into_iter().map(|(_, d)| d).collect(),
@@ -535,7 +568,26 @@ mod tests {
     }
 
     fn facts(refunds: &[RefundRef], disputes: &[DisputeRef]) -> MoneyFacts {
-        MoneyFacts { amount: 2500, refunds: refunds.to_vec(), disputes: disputes.to_vec() }
+        MoneyFacts { amount: 2500, refunds: refunds.to_vec(), disputes: disputes.to_vec(), recorded_before_rows: None }
+    }
+
+    #[test]
+    fn an_order_recorded_before_rows_were_kept_is_not_told_again() {
+        // 500 refunded and a dispute won, told under the old rule; no rows yet.
+        let told = Money {
+            amount_refunded: 500,
+            amount: 2500,
+            dispute: Some(DisputeRef { id: "du_1".into(), status: "won".into(), amount: 2500, created: 0 }),
+        };
+        let old = MoneyFacts { amount: 2500, recorded_before_rows: Some(told), ..MoneyFacts::default() };
+        assert_eq!(old.money().amount_refunded, 500);
+        // A second refund arrives: Stripe lists both, and the won dispute.
+        let fresh =
+            facts(&[refund("re_1", 500, "succeeded"), refund("re_2", 300, "succeeded")], &[dispute("du_1", "won", 1)]);
+        let (new, c) = decide(&old, &fresh).unwrap();
+        assert_eq!(c.calls, vec![HookCall::Refunded { amount: 300, amount_refunded: 800 }], "only the new 300");
+        assert_eq!((c.from, c.to, c.amount), (MoneyState::PartiallyRefunded, MoneyState::PartiallyRefunded, 300));
+        assert_eq!(decide(&new, &fresh), None);
     }
 
     #[test]
@@ -574,7 +626,7 @@ mod tests {
         assert!(c.calls.is_empty(), "a pending refund is not told yet");
         let (done, c) = decide(&pending, &facts(&[refund("re_1", 1000, "succeeded")], &[])).unwrap();
         assert_eq!(c.calls, vec![HookCall::Refunded { amount: 1000, amount_refunded: 1000 }]);
-        assert_eq!(c.amount, 0);
+        assert_eq!(c.amount, 1000, "the history says what the refund that moved is worth");
         // The same facts again are no change: no history, no hook.
         assert_eq!(decide(&done, &done), None);
         // A stale read (before the refund existed, or still pending) changes nothing.

@@ -237,6 +237,8 @@ impl Limiter {
                 forget();
                 Err(refuse("shared"))
             }
+            // Admitted on this instance earlier in the window: it was counted then.
+            Err(_) if !newly_local => Ok(Guess::Admitted),
             Err(e) => {
                 crate::log::warn(
                     "promotion-code guess not counted: treated as a code that does not apply",

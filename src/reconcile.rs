@@ -75,11 +75,11 @@ pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
         ("finished", report.finished.to_string()),
         ("elapsed_ms", started.elapsed().as_millis().to_string()),
     ];
-    let mut fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let reason = error.as_ref().map(ToString::to_string).unwrap_or_default();
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     match error {
+        // The summary only: the error itself is logged once, by whoever answers for the run
+        // (the route's edge, or the dev server's timer).
         Some(e) => {
-            fields.push(("error", &reason));
             crate::log::warn("reconciliation run stopped by an error", &fields);
             Err(e)
         }
@@ -126,7 +126,7 @@ struct Walk<'a> {
 impl Walk<'_> {
     async fn run(&mut self) -> Result<(), ReconcileError> {
         self.retry_recorded().await?;
-        let retrying = self.app.store.failures_retrying(RETRIES_PER_RUN).await?;
+        let retrying = self.app.store.failures_retrying(&self.source, RETRIES_PER_RUN).await?;
         self.retrying = retrying.into_iter().map(|f| f.event_id).collect();
         if let Some((id, _)) = self.app.store.checkpoint(&self.source).await? {
             return self.forward_from(id).await;
@@ -169,7 +169,7 @@ impl Walk<'_> {
     /// lasts: each is fetched again and handed to [`events::act`]; one that succeeds is cleared,
     /// one that fails counts another attempt and stays recorded.
     async fn retry_recorded(&mut self) -> Result<(), ReconcileError> {
-        for failure in self.app.store.failures_to_retry(RETRIES_PER_RUN).await? {
+        for failure in self.app.store.failures_to_retry(&self.source, RETRIES_PER_RUN).await? {
             if Instant::now() >= self.deadline {
                 return Ok(());
             }
@@ -197,7 +197,7 @@ impl Walk<'_> {
                 Err((why, state)) => {
                     // Past the walk already: it stays failed or held, never back to retrying.
                     let state = if state == FailureState::Held { state } else { FailureState::Failed };
-                    self.app.store.record_failed_attempt(ev, object_id, why).await?;
+                    self.app.store.record_failed_attempt(&self.source, ev, object_id, why).await?;
                     if state != failure.state {
                         self.app.store.set_failure_state(&failure.event_id, state).await?;
                     }
@@ -353,7 +353,7 @@ impl Walk<'_> {
     async fn failed_attempt(&mut self, event: &Event<'_>, e: ActError) -> Result<(), ReconcileError> {
         let why = reason(&e);
         let ev = EventRef { id: &event.id, kind: &event.kind };
-        let attempts = match self.app.store.record_failed_attempt(ev, &object_id(event), why).await {
+        let attempts = match self.app.store.record_failed_attempt(&self.source, ev, &object_id(event), why).await {
             Ok(n) => n,
             Err(store) => {
                 crate::log::warn("reconcile failure not recorded", &[("error", &store.to_string())]);
@@ -429,7 +429,7 @@ fn gone(e: &StripeError) -> bool {
 
 /// Whose events a checkpoint follows: one Stripe account in one mode (a shop that moves from
 /// test to live keys, or to another API base, starts afresh).
-fn source(app: &App) -> String {
+pub fn source(app: &App) -> String {
     let mode = match app.config.mode() {
         crate::config::Mode::Test => "test",
         crate::config::Mode::Live => "live",

@@ -156,8 +156,9 @@ async fn run() -> Result<(), String> {
 async fn reconcile_every(dev: Arc<Dev>, period: std::time::Duration) {
     loop {
         tokio::time::sleep(period).await;
-        // A failed run logs its own summary line (and its reason) in `run_once`.
-        let _ = checkout::reconcile::run_once(&dev.app).await;
+        if let Err(e) = checkout::reconcile::run_once(&dev.app).await {
+            checkout::log::warn("reconciliation run failed", &[("error", &e.to_string())]);
+        }
     }
 }
 

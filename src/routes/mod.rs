@@ -141,6 +141,10 @@ impl From<ReconcileError> for ApiError {
             }
             ReconcileError::Store(e) => store_error("reconcile: store", &e),
             ReconcileError::Act(ActError::Store(e)) => store_error("reconcile: event: store", &e),
+            ReconcileError::Act(ActError::HookRunUnsettled(Run::Unavailable)) => ApiError::unavailable(
+                "reconcile: hook run not finished: the database refused a connection",
+                STORE_RETRY_AFTER,
+            ),
             e => ApiError::internal(e.to_string()),
         }
     }

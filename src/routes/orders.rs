@@ -197,7 +197,7 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
     let next_starting_after = if has_more { data.last().map(|o| o.session_id.clone()) } else { None };
     let failed_events = match starting_after {
         Some(_) => None,
-        None => Some(app.store.failures_shown(MAX_FAILED_EVENTS).await?.into_iter().map(Into::into).collect()),
+        None => Some(app.store.failures_shown(&crate::reconcile::source(app), MAX_FAILED_EVENTS).await?.into_iter().map(Into::into).collect()),
     };
     Ok(http::json(StatusCode::OK, &OrdersPage { data, has_more, next_starting_after, failed_events }))
 }

@@ -70,7 +70,12 @@ where
             e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
         })?;
     let disposition = match event {
-        Ok(event) => events::act(app, &event).await?,
+        Ok(event) => events::act(app, &event).await.map_err(|e| {
+            // The log line names the event (its id and type), never a response.
+            let mut error = ApiError::from(e);
+            error.reason = format!("{} {}: {}", event.kind, event.id, error.reason);
+            error
+        })?,
         Err(shape) => {
             crate::log::warn("authentic event with an unexpected shape", &[("error", shape.0)]);
             Disposition::Ignored

@@ -85,6 +85,7 @@ pub(crate) const SCHEMA: &[&str] = &[
         updated_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS reconcile_failures (
         event_id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
         event_type TEXT NOT NULL,
         object_id TEXT NOT NULL,
         state TEXT NOT NULL,
@@ -189,8 +190,10 @@ pub(crate) const INSERT_MONEY: &str = "INSERT INTO order_money (session_id, paym
 /// Locks an order's row for the rest of the transaction (Postgres; SQLite's write lock is whole-file).
 pub(crate) const LOCK_ORDER: &str = "SELECT session_id FROM orders WHERE session_id = $1 FOR UPDATE";
 /// What the store knows of an order's charge, in one statement: rows of `(kind, id, amount,
-/// status, reason, created)` — the charged amount (`money`), each refund, each dispute.
-pub(crate) const SELECT_FACTS: &str = "SELECT 'money', '', amount, '', NULL, 0 FROM order_money WHERE session_id = $1
+/// status, reason, created)` — the money as recorded (`money`: the dispute's id and status, its
+/// amount as text in `reason` and the refunded amount in `created`), each refund, each dispute.
+pub(crate) const SELECT_FACTS: &str = "SELECT 'money', COALESCE(dispute_id, ''), amount, COALESCE(dispute_status, ''),
+        CAST(dispute_amount AS TEXT), amount_refunded FROM order_money WHERE session_id = $1
      UNION ALL SELECT 'refund', refund_id, amount, status, reason, created FROM refunds WHERE session_id = $1
      UNION ALL SELECT 'dispute', dispute_id, amount, status, NULL, created FROM disputes WHERE session_id = $1";
 /// Records a refund, or moves its status forward (never back: by rank).
@@ -211,14 +214,22 @@ pub(crate) fn facts_from_rows(
     rows: impl IntoIterator<Item = (String, String, i64, String, Option<String>, i64)>,
 ) -> MoneyFacts {
     let mut facts = MoneyFacts::default();
+    let mut recorded = None;
     for (kind, id, amount, status, reason, created) in rows {
         match kind.as_str() {
-            "money" => facts.amount = amount,
+            "money" => {
+                facts.amount = amount;
+                let dispute_amount = reason.and_then(|a| a.parse().ok()).unwrap_or(0);
+                let dispute = (!id.is_empty()).then_some(DisputeRef { id, status, amount: dispute_amount, created: 0 });
+                recorded = Some(Money { amount_refunded: created, amount, dispute });
+            }
             "refund" => facts.refunds.push(RefundRef { id, amount, status, reason, created }),
             _ => facts.disputes.push(DisputeRef { id, status, amount, created }),
         }
     }
     facts.refunds.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    // Money that moved before rows were kept is the baseline of the order's first rows.
+    facts.recorded_before_rows = recorded.filter(|m| m.amount_refunded > 0 || m.dispute.is_some());
     facts
 }
 /// Writes an order's money.
@@ -262,8 +273,8 @@ pub(crate) const CLEAR_LISTING: &str = "DELETE FROM reconcile_listing WHERE name
 /// Counts one failed attempt at event `$1` (type `$2`, object `$3`) for reason `$4` at `$5`;
 /// a new row is `retrying`, an existing one keeps its state. Returns the attempts so far.
 pub(crate) const RECORD_FAILED_ATTEMPT: &str =
-    "INSERT INTO reconcile_failures (event_id, event_type, object_id, state, reason, attempts, first_at, last_at)
-     VALUES ($1, $2, $3, 'retrying', $4, 1, $5, $5)
+    "INSERT INTO reconcile_failures (event_id, source, event_type, object_id, state, reason, attempts, first_at,
+        last_at) VALUES ($1, $5, $2, $3, 'retrying', $4, 1, $6, $6)
      ON CONFLICT (event_id) DO UPDATE SET attempts = reconcile_failures.attempts + 1,
         reason = excluded.reason, last_at = excluded.last_at
      RETURNING CAST(attempts AS TEXT)";
@@ -278,14 +289,16 @@ macro_rules! failure_columns {
             CAST(first_at AS TEXT), CAST(last_at AS TEXT) FROM reconcile_failures"
     };
 }
-/// Failures in state `$1` or `$2`, least recently attempted first, at most `$3`.
-pub(crate) const SELECT_FAILURES_TO_RETRY: &str =
-    concat!(failure_columns!(), " WHERE state = $1 OR state = $2 ORDER BY last_at, event_id LIMIT $3");
-/// Failures not in state `$1`, most recently attempted first, at most `$2`.
+/// Failures of source `$3` in state `$1` or `$2`, least recently attempted first, at most `$4`.
+pub(crate) const SELECT_FAILURES_TO_RETRY: &str = concat!(
+    failure_columns!(),
+    " WHERE source = $3 AND (state = $1 OR state = $2) ORDER BY last_at, event_id LIMIT $4"
+);
+/// Failures of source `$2` not in state `$1`, most recently attempted first, at most `$3`.
 pub(crate) const SELECT_FAILURES_SHOWN: &str =
-    concat!(failure_columns!(), " WHERE state <> $1 ORDER BY last_at DESC, event_id LIMIT $2");
-/// Failures in state `$1` (at most `$2`).
-pub(crate) const SELECT_FAILURES_IN: &str = concat!(failure_columns!(), " WHERE state = $1 LIMIT $2");
+    concat!(failure_columns!(), " WHERE source = $2 AND state <> $1 ORDER BY last_at DESC, event_id LIMIT $3");
+/// Failures of source `$2` in state `$1` (at most `$3`).
+pub(crate) const SELECT_FAILURES_IN: &str = concat!(failure_columns!(), " WHERE source = $2 AND state = $1 LIMIT $3");
 /// An order's history, oldest first.
 pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status, session_id
      FROM order_history WHERE session_id = $1 ORDER BY seq";
@@ -708,11 +721,12 @@ impl Store {
     /// keeps its state (see [`Store::set_failure_state`]).
     pub async fn record_failed_attempt(
         &self,
+        source: &str,
         event: EventRef<'_>,
         object_id: &str,
         reason: &str,
     ) -> Result<i64, StoreError> {
-        let texts = [event.id, event.kind, object_id, reason];
+        let texts = [event.id, event.kind, object_id, reason, source];
         let rows = self.rows_texts(RECORD_FAILED_ATTEMPT, &texts, &[now()]).await?;
         let attempts = rows.into_iter().next().and_then(|mut r| r.pop()).and_then(|a| a.parse().ok());
         attempts.ok_or_else(|| StoreError::new("failed attempt not recorded"))
@@ -728,26 +742,29 @@ impl Store {
         self.exec(CLEAR_FAILURE, &[event_id], &[]).await.map(drop)
     }
 
+    /// Failures are kept per event source (one Stripe account and mode, as the checkpoint): a
+    /// shop that moves from test to live keys does not retry its test events.
+    ///
     /// Up to `limit` failures the walk went past ([`FailureState::Failed`] or
     /// [`FailureState::Held`]), least recently attempted first: those a run retries.
-    pub async fn failures_to_retry(&self, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
+    pub async fn failures_to_retry(&self, source: &str, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
         let (failed, held) = (FailureState::Failed.as_str(), FailureState::Held.as_str());
-        let rows = self.rows_texts(SELECT_FAILURES_TO_RETRY, &[failed, held], &[i64::from(limit)]).await?;
+        let rows = self.rows_texts(SELECT_FAILURES_TO_RETRY, &[failed, held, source], &[i64::from(limit)]).await?;
         Ok(rows.into_iter().filter_map(FailedEvent::from_texts).collect())
     }
 
     /// Up to `limit` failures the walk went past, most recently attempted first: those the
     /// owner is shown.
-    pub async fn failures_shown(&self, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
+    pub async fn failures_shown(&self, source: &str, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
         let retrying = FailureState::Retrying.as_str();
-        let rows = self.rows_texts(SELECT_FAILURES_SHOWN, &[retrying], &[i64::from(limit)]).await?;
+        let rows = self.rows_texts(SELECT_FAILURES_SHOWN, &[retrying, source], &[i64::from(limit)]).await?;
         Ok(rows.into_iter().filter_map(FailedEvent::from_texts).collect())
     }
 
     /// Up to `limit` failures the walk stopped at ([`FailureState::Retrying`]).
-    pub async fn failures_retrying(&self, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
+    pub async fn failures_retrying(&self, source: &str, limit: u32) -> Result<Vec<FailedEvent>, StoreError> {
         let retrying = FailureState::Retrying.as_str();
-        let rows = self.rows_texts(SELECT_FAILURES_IN, &[retrying], &[i64::from(limit)]).await?;
+        let rows = self.rows_texts(SELECT_FAILURES_IN, &[retrying, source], &[i64::from(limit)]).await?;
         Ok(rows.into_iter().filter_map(FailedEvent::from_texts).collect())
     }
 

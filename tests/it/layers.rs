@@ -33,11 +33,16 @@ fn imports() -> BTreeMap<(String, String), BTreeSet<String>> {
             let text = std::fs::read_to_string(&path).unwrap();
             let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
             let mut used = BTreeSet::new();
-            for line in code.lines().map(|l| l.split("//").next().unwrap()) {
+            // Comments out, then one text, so a `use crate::{...}` group rustfmt spreads over
+            // lines is read whole.
+            let code: String = code.lines().map(|l| l.split("//").next().unwrap()).collect::<Vec<_>>().join(" ");
+            {
+                let line = code.as_str();
                 for (i, _) in line.match_indices("crate::") {
                     let rest = &line[i + "crate::".len()..];
                     if let Some(list) = rest.strip_prefix('{') {
-                        used.extend(list.split([',', '}']).map(|p| p.trim().split("::").next().unwrap().to_string()));
+                        let group = list.split('}').next().unwrap();
+                        used.extend(group.split(',').map(|p| p.trim().split("::").next().unwrap().to_string()));
                     } else {
                         used.insert(rest.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap().to_string());
                     }

@@ -26,7 +26,12 @@ struct Stripe {
 
 impl Stripe {
     fn facts(&self) -> MoneyFacts {
-        MoneyFacts { amount: AMOUNT, refunds: self.refunds.clone(), disputes: self.disputes.clone() }
+        MoneyFacts {
+            amount: AMOUNT,
+            refunds: self.refunds.clone(),
+            disputes: self.disputes.clone(),
+            ..MoneyFacts::default()
+        }
     }
 
     fn open_dispute(&mut self) -> Option<&mut DisputeRef> {
