@@ -216,6 +216,9 @@ pub struct Config {
     /// `RATE_LIMIT_ORDERS` as `N/SECONDS` (default 30/60): `/api/orders` requests per client,
     /// counted before the token is checked, so guesses are limited.
     pub orders_limit: RateLimit,
+    /// `RATE_LIMIT_ORDER_ACTIONS` as `N/SECONDS` (default 30/60): `/api/order-action` requests
+    /// per client, counted before the token is checked.
+    pub order_actions_limit: RateLimit,
 }
 
 /// Where a shippable cart may be sent when `SHIPPING_ALLOWED_COUNTRIES` is unset.
@@ -484,6 +487,7 @@ impl Config {
             shipping_countries: shipping_countries(&var)?,
             admin_token: admin_token(&var),
             orders_limit: rate_limit(&var, "RATE_LIMIT_ORDERS", 30, 60)?,
+            order_actions_limit: rate_limit(&var, "RATE_LIMIT_ORDER_ACTIONS", 30, 60)?,
         })
     }
 

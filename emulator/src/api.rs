@@ -66,6 +66,11 @@ fn route(
             events.push(ev);
             Ok(obj)
         }
+        ("POST", ["refunds"]) => {
+            let (obj, evs) = crate::payments::create_refund(inner, st, pairs, &params)?;
+            events.extend(evs);
+            Ok(obj)
+        }
         ("GET", ["promotion_codes"]) => crate::promotions::list(st, pairs, &params),
         ("GET", ["promotion_codes", id]) => crate::promotions::retrieve(st, id, pairs, &params),
         ("GET", [kind @ ("coupons" | "prices" | "products"), id]) => {

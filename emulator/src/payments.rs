@@ -69,9 +69,49 @@ pub(crate) fn refund(
     amount: Option<i64>,
 ) -> Result<(Value, Vec<String>), ApiError> {
     let charge_id = charge_of_session(st, session_id)?;
-    let charge = &st.charges[&charge_id];
+    refund_charge(inner, st, &charge_id, amount, "requested_by_customer", json!({}))
+}
+
+/// `POST /v1/refunds` (the minimal shape the shop sends): `payment_intent` (required),
+/// optional `amount` (default: what is left), `reason` and `metadata[k]`. Refunds the
+/// PaymentIntent's latest charge at once (`succeeded`), as [`refund`] does.
+pub(crate) fn create_refund(
+    inner: &Inner,
+    st: &mut State,
+    pairs: &[(String, String)],
+    params: &Value,
+) -> Result<(Value, Vec<String>), ApiError> {
+    only_params(pairs, &["payment_intent", "amount", "reason", "metadata", "expand"])?;
+    let pi = params["payment_intent"].as_str().ok_or_else(|| ApiError::missing("payment_intent"))?;
+    let charge_id = st
+        .payment_intents
+        .get(pi)
+        .ok_or_else(|| ApiError::no_such(404, "payment_intent", "payment_intent", pi))?["latest_charge"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| ApiError::invalid("payment_intent", format!("PaymentIntent {pi} has no succeeded charge.")))?;
+    let amount = match params.get("amount").and_then(Value::as_str) {
+        None => None,
+        Some(a) => Some(a.parse::<i64>().map_err(|_| ApiError::not_integer("amount"))?),
+    };
+    let reason = params["reason"].as_str().unwrap_or("requested_by_customer").to_string();
+    let metadata = params.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    refund_charge(inner, st, &charge_id, amount, &reason, metadata)
+}
+
+/// Refunds `amount` (default: what is left) of a succeeded charge, refusing as Stripe does
+/// (an open dispute, nothing left, more than is left).
+fn refund_charge(
+    inner: &Inner,
+    st: &mut State,
+    charge_id: &str,
+    amount: Option<i64>,
+    reason: &str,
+    metadata: Value,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let charge = &st.charges[charge_id];
     let left = charge["amount"].as_i64().unwrap_or(0) - charge["amount_refunded"].as_i64().unwrap_or(0);
-    if open_dispute(st, &charge_id).is_some() {
+    if open_dispute(st, charge_id).is_some() {
         return Err(ApiError::coded(
             "charge_disputed",
             "charge",
@@ -94,11 +134,11 @@ pub(crate) fn refund(
     }
     let refund = json!({
         "id": rand_id("re_", 24), "object": "refund", "amount": amount, "balance_transaction": null,
-        "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": {},
-        "payment_intent": charge["payment_intent"], "reason": "requested_by_customer",
+        "charge": charge_id, "created": now(), "currency": charge["currency"], "metadata": metadata,
+        "payment_intent": charge["payment_intent"], "reason": reason,
         "receipt_number": null, "status": "succeeded"
     });
-    let charge = st.charges.get_mut(&charge_id).expect("looked up above");
+    let charge = st.charges.get_mut(charge_id).expect("looked up above");
     let refunded = charge["amount_refunded"].as_i64().unwrap_or(0) + amount;
     charge["amount_refunded"] = json!(refunded);
     charge["refunded"] = json!(refunded >= charge["amount"].as_i64().unwrap_or(0));
