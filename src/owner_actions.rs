@@ -157,9 +157,12 @@ pub async fn claim(app: &App, key: &str, hash: &str) -> Result<KeyClaim, StoreEr
     }
 }
 
-/// The order an order number names, if any.
-pub async fn find(app: &App, order_number: &str) -> Result<Option<Order>, StoreError> {
-    match app.store.session_for_order_number(order_number).await? {
+/// The order an order number (or a Checkout Session id, for an order not paid yet) names.
+pub async fn find(app: &App, order: &str) -> Result<Option<Order>, StoreError> {
+    if crate::session::is_session_id(order) {
+        return app.store.order(order).await;
+    }
+    match app.store.session_for_order_number(order).await? {
         Some(session_id) => app.store.order(&session_id).await,
         None => Ok(None),
     }

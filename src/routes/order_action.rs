@@ -48,7 +48,7 @@ pub const MAX_AMOUNT: i64 = 99_999_999;
 pub enum ActionRequest {
     /// Refund `amount` minor units (default: all that is left) for `reason`.
     Refund {
-        /// The order number (`RR-XXXX-XX`).
+        /// The order number (`RR-XXXX-XX`), or the Checkout Session id (`cs_...`).
         order: String,
         /// Minor units, 1..=what is still refundable.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +119,9 @@ impl ActionRequest {
             }
         };
         let order = order.trim();
+        if crate::session::is_session_id(order) {
+            return Ok((order.to_string(), action));
+        }
         if order.is_empty() || order.len() > 32 || !order.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(ApiError::bad_request("order: not an order number"));
         }
