@@ -915,8 +915,9 @@ impl Store {
         &self,
         session_ids: &[&str],
     ) -> Result<std::collections::HashMap<String, OrderLog>, StoreError> {
-        let mut by_order: std::collections::HashMap<String, (Vec<(i64, HistoryEntry)>, Vec<(i64, ActionEntry)>)> =
-            Default::default();
+        /// An order's entries, each with its sequence number.
+        type Numbered = (Vec<(i64, HistoryEntry)>, Vec<(i64, ActionEntry)>);
+        let mut by_order: std::collections::HashMap<String, Numbered> = Default::default();
         if session_ids.is_empty() {
             return Ok(Default::default());
         }
