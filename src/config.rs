@@ -218,6 +218,9 @@ pub struct Config {
     pub orders_limit: RateLimit,
     /// `EMAIL_API_KEY`, `EMAIL_FROM`, ...: the shopper's email; `None` (no email) when unset.
     pub email: Option<EmailConfig>,
+    /// `RATE_LIMIT_ORDER_ACTIONS` as `N/SECONDS` (default 30/60): `/api/order-action` requests
+    /// per client, counted before the token is checked.
+    pub order_actions_limit: RateLimit,
 }
 
 /// Where the shop's transactional email goes (see [`crate::email`]).
@@ -565,6 +568,7 @@ impl Config {
             admin_token: admin_token(&var),
             orders_limit: rate_limit(&var, "RATE_LIMIT_ORDERS", 30, 60)?,
             email: email_config(&var, production)?,
+            order_actions_limit: rate_limit(&var, "RATE_LIMIT_ORDER_ACTIONS", 30, 60)?,
         })
     }
 

@@ -1,10 +1,13 @@
-//! The shop owner's hooks — [`on_fulfilled`], [`on_refunded`], [`on_refund_failed`], [`on_dispute`] — and the one
+//! The shop owner's hooks — [`on_fulfilled`], [`on_refunded`], [`on_refund_failed`], [`on_dispute`],
+//! [`on_shipped`], [`on_cancelled`] — and the one
 //! discipline that runs them: a run is claimed in the same transaction that changed the
 //! order, the hook runs after the commit, then the run is marked done. A delivery is
 //! acknowledged only once its run is done; a run whose instance died is taken over after
 //! [`RUN_LEASE_SECS`] by the next delivery (or success-page visit), so every hook runs at
-//! least once and should be idempotent (keyed by session id, or by event id for the
-//! after-payment hooks).
+//! least once and should be idempotent (keyed by session id, by event id for the
+//! after-payment hooks, by the action's idempotency key for the owner's actions: their runs are
+//! [`RunKey::Event`] runs named `order-action:KEY`, and an owner action's refund is recorded as
+//! the event `order-action:KEY:refund`).
 
 use crate::app::App;
 pub use crate::order::HookCall;
@@ -74,7 +77,36 @@ pub fn on_dispute(order: &Order, dispute: &DisputeNotice) {
     };
     crate::log::info(what, &[("session_id", &order.session_id), ("status", status), ("amount", &amount.to_string())]);
 }
+
+/// The owner marked the order shipped (`POST /api/order-action`, `ship`): tell the shopper,
+/// with the tracking. Runs once per action (keyed by its idempotency key). Ours logs.
+pub fn on_shipped(order: &Order, shipped: &Shipped) {
+    let number = order.number.as_deref().unwrap_or("-");
+    crate::log::info(
+        "order shipped",
+        &[("order_number", number), ("session_id", &order.session_id), ("carrier", &shipped.carrier)],
+    );
+}
+
+/// The owner cancelled the order before it shipped (`POST /api/order-action`, `cancel`); what
+/// was left of the charge was refunded (`order.money`). Release stock, tell the shopper. Ours
+/// logs.
+pub fn on_cancelled(order: &Order) {
+    let number = order.number.as_deref().unwrap_or("-");
+    crate::log::info("order cancelled", &[("order_number", number), ("session_id", &order.session_id)]);
+}
 // ─────────────────────────────────────────────────────────────────────────
+
+/// What [`on_shipped`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    /// Carrier name.
+    pub carrier: String,
+    /// Tracking number.
+    pub tracking_number: String,
+    /// Tracking page (https), if given.
+    pub tracking_url: Option<String>,
+}
 
 /// What [`on_refunded`] is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +156,10 @@ fn call(call: &HookCall, order: &Order) {
         }
         HookCall::DisputeOpened { status, amount } => on_dispute(order, &DisputeNotice::Opened { status, amount }),
         HookCall::DisputeClosed { status, amount } => on_dispute(order, &DisputeNotice::Closed { status, amount }),
+        HookCall::Shipped { carrier, tracking_number, tracking_url } => {
+            on_shipped(order, &Shipped { carrier, tracking_number, tracking_url })
+        }
+        HookCall::Cancelled => on_cancelled(order),
     }
 }
 

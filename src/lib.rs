@@ -11,11 +11,12 @@
 //! 2. **Behaviours** — [`events`] (one typed event ⇒ one action), [`fulfillment`] (an order is
 //!    recorded), [`after_payment`] (a refund or dispute changes it), [`hooks`] (the owner's
 //!    hooks and their claimed runs), [`email`] (the shopper hears from the shop),
-//!    [`reconcile`] (missed events recovered), pricing: [`cart`],
+//!    [`reconcile`] (missed events recovered), [`owner_actions`] (refund, ship, deliver,
+//!    cancel, note: once per idempotency key), pricing: [`cart`],
 //!    [`discount`], [`session`]. Each returns its own error type.
 //! 3. **Instance** — [`app`]: the validated config, the Stripe client, the store and the limiter.
 //! 4. **The order and its store** — [`order`] (the order as the shop knows it: states, money,
-//!    history, the transition rules, order numbers), [`store`] (persists `order` types, SQLite or
+//!    shipping, history, the transition rules, order numbers), [`store`] (persists `order` types, SQLite or
 //!    Postgres) and [`ratelimit`] (counters kept in the store).
 //! 5. **Ground** — [`stripe`] (our REST client, typed objects, the one-pass event reader, the
 //!    one [`stripe::EventType`] enum), [`signature`] (pure), [`catalog`], [`config`],
@@ -35,6 +36,7 @@ pub mod hooks;
 pub mod http;
 pub mod log;
 pub mod order;
+pub mod owner_actions;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod routes;

@@ -119,6 +119,9 @@ pub struct Order {
     pub shipping: Option<ShippingDetails>,
     /// When it was first recorded (Unix seconds).
     pub created_at: i64,
+    /// The owner's record of its delivery (shipping state, tracking, note), when one was
+    /// written (see [`Order::shipment`]).
+    pub shipment_record: Option<Shipment>,
 }
 
 /// What fulfilment writes about an order: where it stands and what Stripe's session says. The
@@ -152,6 +155,201 @@ impl Order {
     pub fn money_state(&self) -> Option<MoneyState> {
         (self.state == OrderState::Fulfilled).then(|| self.money.state())
     }
+
+    /// Whether nothing in it ships: no shipping details and no shipping rate in Stripe's
+    /// totals (an order recorded before totals were kept counts as shippable).
+    pub fn is_digital(&self) -> bool {
+        self.shipping.is_none() && self.totals.as_ref().is_some_and(|t| t.shipping_rate.is_none())
+    }
+
+    /// Where its delivery stands: the owner's record, or before any, [`Shipment::initial`];
+    /// `None` until it is paid.
+    pub fn shipment(&self) -> Option<Shipment> {
+        (self.state == OrderState::Fulfilled)
+            .then(|| self.shipment_record.clone().unwrap_or_else(|| Shipment::initial(self.is_digital())))
+    }
+}
+
+/// Where an order's delivery stands, beside (and apart from) its money state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShippingState {
+    /// Paid, not sent yet.
+    #[default]
+    Unshipped,
+    /// Handed to a carrier.
+    Shipped,
+    /// Arrived (a digital order is delivered at payment).
+    Delivered,
+    /// Cancelled before it shipped (what was left of the charge refunded).
+    Cancelled,
+}
+
+impl ShippingState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unshipped => "unshipped",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "unshipped" => Self::Unshipped,
+            "shipped" => Self::Shipped,
+            "delivered" => Self::Delivered,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// An order's delivery as the owner records it: its state, the tracking details once shipped
+/// and the owner's private note.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Shipment {
+    /// Where it stands.
+    pub state: ShippingState,
+    /// The carrier (once shipped).
+    pub carrier: Option<String>,
+    /// The carrier's tracking number (once shipped).
+    pub tracking_number: Option<String>,
+    /// The tracking page, https only (optional).
+    pub tracking_url: Option<String>,
+    /// The owner's private note.
+    pub note: Option<String>,
+}
+
+impl Shipment {
+    /// A paid order's delivery before the owner recorded anything: a digital order is
+    /// delivered at payment, anything else unshipped.
+    pub fn initial(digital: bool) -> Shipment {
+        let state = if digital { ShippingState::Delivered } else { ShippingState::Unshipped };
+        Shipment { state, ..Shipment::default() }
+    }
+}
+
+/// A change the owner asks of an order's delivery (the shipping half of an owner action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipmentMove {
+    /// Handed to a carrier, with its tracking details.
+    Ship {
+        /// Carrier name.
+        carrier: String,
+        /// Tracking number.
+        tracking_number: String,
+        /// Tracking page (https), optional.
+        tracking_url: Option<String>,
+    },
+    /// Arrived.
+    Deliver,
+    /// Cancelled before shipping (the caller refunds what is left first).
+    Cancel,
+    /// Sets the private note (`None` clears it).
+    Note(Option<String>),
+}
+
+/// Why a delivery cannot move as asked (answered 409 with [`IllegalMove::message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IllegalMove {
+    /// Shipping or delivering a cancelled order.
+    Cancelled,
+    /// Shipping a digital order (nothing ships).
+    Digital,
+    /// Shipping an order already shipped with another tracking number.
+    ShippedOtherwise,
+    /// Delivering an order that was never shipped.
+    NotShipped,
+    /// Cancelling an order that already shipped or was delivered.
+    AlreadyShipped,
+}
+
+impl IllegalMove {
+    /// What the owner is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            IllegalMove::Cancelled => "the order was cancelled; it cannot ship or be delivered",
+            IllegalMove::Digital => "the order is digital: nothing ships, it was delivered at payment",
+            IllegalMove::ShippedOtherwise => "the order already shipped with another tracking number",
+            IllegalMove::NotShipped => "the order has not shipped yet; ship it first",
+            IllegalMove::AlreadyShipped => "the order already shipped; it can no longer be cancelled",
+        }
+    }
+}
+
+/// The shipping rules: `unshipped` ⇒ `shipped` ⇒ `delivered`, or `unshipped` ⇒ `cancelled`; a
+/// digital order never ships. Shipping again with the same tracking number, delivering a
+/// delivered order, cancelling a cancelled one and setting the same note change nothing
+/// (`Ok(None)`: an idempotent success); any other move is refused. On a change, the new
+/// delivery and what the owner's hooks are told.
+pub fn move_shipment(
+    current: &Shipment,
+    digital: bool,
+    asked: &ShipmentMove,
+) -> Result<Option<(Shipment, Vec<HookCall>)>, IllegalMove> {
+    use ShippingState::*;
+    let mut next = current.clone();
+    let mut calls = Vec::new();
+    match asked {
+        ShipmentMove::Note(note) => {
+            if &current.note == note {
+                return Ok(None);
+            }
+            next.note = note.clone();
+        }
+        ShipmentMove::Ship { carrier, tracking_number, tracking_url } => match current.state {
+            Cancelled => return Err(IllegalMove::Cancelled),
+            _ if digital => return Err(IllegalMove::Digital),
+            Shipped | Delivered if current.tracking_number.as_deref() != Some(tracking_number.as_str()) => {
+                return Err(IllegalMove::ShippedOtherwise);
+            }
+            Shipped | Delivered => return Ok(None),
+            Unshipped => {
+                next.state = Shipped;
+                next.carrier = Some(carrier.clone());
+                next.tracking_number = Some(tracking_number.clone());
+                next.tracking_url = tracking_url.clone();
+                calls.push(HookCall::Shipped {
+                    carrier: carrier.clone(),
+                    tracking_number: tracking_number.clone(),
+                    tracking_url: tracking_url.clone(),
+                });
+            }
+        },
+        ShipmentMove::Deliver => match current.state {
+            Cancelled => return Err(IllegalMove::Cancelled),
+            Unshipped => return Err(IllegalMove::NotShipped),
+            Delivered => return Ok(None),
+            Shipped => next.state = Delivered,
+        },
+        ShipmentMove::Cancel => match current.state {
+            Cancelled => return Ok(None),
+            Shipped | Delivered if digital => return Err(IllegalMove::Digital),
+            Shipped | Delivered => return Err(IllegalMove::AlreadyShipped),
+            Unshipped => {
+                next.state = Cancelled;
+                calls.push(HookCall::Cancelled);
+            }
+        },
+    }
+    Ok(Some((next, calls)))
+}
+
+/// One owner action in an order's history (see `routes::order_action`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionEntry {
+    /// When it was done (Unix seconds).
+    pub at: i64,
+    /// `refund`, `ship`, `deliver`, `cancel` or `note`.
+    pub action: String,
+    /// Its fields (amounts, reason, refund id, tracking, note) as recorded.
+    pub details: serde_json::Value,
+    /// The owner's idempotency key.
+    pub idempotency_key: String,
 }
 
 /// One entry of an order's history.
@@ -531,6 +729,17 @@ pub enum HookCall {
         /// Disputed amount.
         amount: i64,
     },
+    /// `on_shipped`: the owner handed the order to a carrier.
+    Shipped {
+        /// Carrier name.
+        carrier: String,
+        /// Tracking number.
+        tracking_number: String,
+        /// Tracking page, if given.
+        tracking_url: Option<String>,
+    },
+    /// `on_cancelled`: the owner cancelled the order (what was left is refunded).
+    Cancelled,
 }
 
 /// The characters of an order number: Crockford's base 32 (no I, L, O or U to misread).
@@ -670,5 +879,60 @@ mod tests {
         // Closed before its `created` was seen: straight to the outcome, one hook call.
         let (_, c) = decide(&paid, &facts(&[], &[dispute("du_1", "won", 1)])).unwrap();
         assert_eq!((c.to, c.calls.len()), (MoneyState::DisputeWon, 1));
+    }
+
+    fn shipped(number: &str) -> Shipment {
+        Shipment {
+            state: ShippingState::Shipped,
+            carrier: Some("UPS".into()),
+            tracking_number: Some(number.into()),
+            ..Shipment::default()
+        }
+    }
+
+    fn ship(number: &str) -> ShipmentMove {
+        ShipmentMove::Ship { carrier: "UPS".into(), tracking_number: number.into(), tracking_url: None }
+    }
+
+    #[test]
+    fn shipping_moves_forward_and_repeats_are_idempotent() {
+        let unshipped = Shipment::initial(false);
+        let (s, calls) = move_shipment(&unshipped, false, &ship("1Z")).unwrap().unwrap();
+        assert_eq!(s, shipped("1Z"));
+        assert!(matches!(calls.as_slice(), [HookCall::Shipped { .. }]));
+        assert_eq!(move_shipment(&s, false, &ship("1Z")), Ok(None), "the same number again changes nothing");
+        assert_eq!(move_shipment(&s, false, &ship("2Z")), Err(IllegalMove::ShippedOtherwise));
+        let (d, calls) = move_shipment(&s, false, &ShipmentMove::Deliver).unwrap().unwrap();
+        assert_eq!((d.state, calls.len()), (ShippingState::Delivered, 0));
+        assert_eq!(d.tracking_number.as_deref(), Some("1Z"), "delivery keeps the tracking");
+        assert_eq!(move_shipment(&d, false, &ShipmentMove::Deliver), Ok(None));
+        assert_eq!(move_shipment(&d, false, &ship("1Z")), Ok(None));
+        assert_eq!(move_shipment(&d, false, &ShipmentMove::Cancel), Err(IllegalMove::AlreadyShipped));
+        assert_eq!(move_shipment(&s, false, &ShipmentMove::Cancel), Err(IllegalMove::AlreadyShipped));
+        assert_eq!(move_shipment(&unshipped, false, &ShipmentMove::Deliver), Err(IllegalMove::NotShipped));
+    }
+
+    #[test]
+    fn a_cancelled_order_never_ships_and_a_digital_one_is_delivered_at_payment() {
+        let (c, calls) = move_shipment(&Shipment::initial(false), false, &ShipmentMove::Cancel).unwrap().unwrap();
+        assert_eq!((c.state, calls), (ShippingState::Cancelled, vec![HookCall::Cancelled]));
+        assert_eq!(move_shipment(&c, false, &ShipmentMove::Cancel), Ok(None));
+        assert_eq!(move_shipment(&c, false, &ship("1Z")), Err(IllegalMove::Cancelled));
+        assert_eq!(move_shipment(&c, false, &ShipmentMove::Deliver), Err(IllegalMove::Cancelled));
+        let digital = Shipment::initial(true);
+        assert_eq!(digital.state, ShippingState::Delivered);
+        assert_eq!(move_shipment(&digital, true, &ship("1Z")), Err(IllegalMove::Digital));
+        assert_eq!(move_shipment(&digital, true, &ShipmentMove::Cancel), Err(IllegalMove::Digital));
+        assert_eq!(move_shipment(&digital, true, &ShipmentMove::Deliver), Ok(None));
+    }
+
+    #[test]
+    fn notes_change_only_the_note() {
+        let s = shipped("1Z");
+        let (n, calls) = move_shipment(&s, false, &ShipmentMove::Note(Some("gift".into()))).unwrap().unwrap();
+        assert_eq!((n.state, n.note.as_deref(), calls.len()), (ShippingState::Shipped, Some("gift"), 0));
+        assert_eq!(move_shipment(&n, false, &ShipmentMove::Note(Some("gift".into()))), Ok(None));
+        let (cleared, _) = move_shipment(&n, false, &ShipmentMove::Note(None)).unwrap().unwrap();
+        assert_eq!(cleared.note, None);
     }
 }

@@ -10,7 +10,8 @@ use crate::cart::{Cart, CartError, CartRequest};
 use crate::config::RateLimit;
 use crate::events::ActError;
 use crate::hooks::Run;
-use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response};
+use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response, StatusCode};
+use crate::owner_actions::ActionError;
 use crate::ratelimit::Limited;
 use crate::reconcile::ReconcileError;
 use crate::store::StoreError;
@@ -74,6 +75,8 @@ route_table! {
     Reconcile => "/api/reconcile", reconcile;
     /// `GET /api/orders` (the owner's order list).
     Orders => "/api/orders", orders;
+    /// `POST /api/order-action` (the owner's actions on an order).
+    OrderAction => "/api/order-action", order_action;
 }
 
 impl Route {
@@ -129,6 +132,33 @@ impl From<ActError> for ApiError {
                 STORE_RETRY_AFTER,
             ),
             e => ApiError::internal(format!("event: {e}")),
+        }
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        let conflict = |message: &'static str| ApiError::new(StatusCode::CONFLICT, message);
+        match e {
+            ActionError::NoSuchOrder => ApiError::new(StatusCode::NOT_FOUND, "no such order"),
+            ActionError::Unpaid => conflict("the order is not paid; there is nothing to act on yet"),
+            ActionError::Disputed => conflict("the charge has an open dispute; Stripe refuses refunds until it closes"),
+            ActionError::NothingToRefund => conflict("nothing is left to refund on this order"),
+            ActionError::OverRefund(left) => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("amount: more than is still refundable ({left} in minor units)"),
+            ),
+            ActionError::RefundRefused => {
+                conflict("Stripe refused the refund; reload the order to see what is still refundable")
+            }
+            ActionError::Illegal(m) => conflict(m.message()),
+            ActionError::Stripe(e) => ApiError::upstream(format!("order action: stripe: {e}")),
+            ActionError::Store(e) => store_error("order action: store", &e),
+            ActionError::HookRunUnsettled(Run::Unavailable) => ApiError::unavailable(
+                "order action: hook run not finished: the database refused a connection",
+                STORE_RETRY_AFTER,
+            ),
+            e => ApiError::internal(e.to_string()),
         }
     }
 }

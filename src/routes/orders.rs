@@ -8,15 +8,16 @@
 //! 20), `starting_after` (the last session id of the previous page) and `state` (`paid` by
 //! default, `all`, or one state). Decide: one page from the store, each order with its history;
 //! on the first page, the events the reconciliation run could not act on (see
-//! [`crate::reconcile`]). Answer: [`OrdersPage`], `no-store`: numbers, times, states, lines,
-//! totals, the shipping country, failure classes — never a name, a street address, an email, a
+//! [`crate::reconcile`]). Answer: [`OrdersPage`], `no-store`: numbers, times, states (money and
+//! shipping), lines, totals, the shipping country, tracking, the owner's actions and private
+//! note, failure classes — never a name, a street address, an email, a
 //! card, a secret or an error's text.
 
 use crate::app::App;
 use crate::http::{self, ApiError, Method, Response, StatusCode};
-use crate::order::{HistoryEntry, MoneyState, Order, OrderItem, OrderState, OrderTotals};
+use crate::order::{ActionEntry, HistoryEntry, MoneyState, Order, OrderItem, OrderState, OrderTotals, ShippingState};
 use crate::session;
-use crate::store::FailedEvent;
+use crate::store::{FailedEvent, OrderLog};
 use serde::Serialize;
 
 /// Orders per page unless `limit` says otherwise.
@@ -108,13 +109,35 @@ pub struct OrderRow {
     pub shipping_country: Option<String>,
     /// Refunds and disputes, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The owner's actions (`POST /api/order-action`), oldest first.
+    pub actions: Vec<ActionEntry>,
+    /// Where its delivery stands: `unshipped`, `shipped`, `delivered` (a digital order from
+    /// payment on) or `cancelled`; absent until paid.
+    pub shipping_state: Option<&'static str>,
+    /// The carrier, once shipped.
+    pub carrier: Option<String>,
+    /// The tracking number, once shipped.
+    pub tracking_number: Option<String>,
+    /// The tracking page, when given.
+    pub tracking_url: Option<String>,
+    /// The owner's private note.
+    pub note: Option<String>,
     /// Live or test mode.
     pub livemode: bool,
 }
 
 impl OrderRow {
-    fn new(order: Order, history: Vec<HistoryEntry>) -> OrderRow {
+    /// The row of an order with its history and actions.
+    pub fn new(order: Order, log: OrderLog) -> OrderRow {
+        let shipment = order.shipment();
+        let recorded = shipment.clone().unwrap_or_default();
         OrderRow {
+            shipping_state: shipment.map(|s| s.state).map(ShippingState::as_str),
+            carrier: recorded.carrier,
+            tracking_number: recorded.tracking_number,
+            tracking_url: recorded.tracking_url,
+            note: recorded.note,
+            actions: log.actions,
             money_state: order.money_state().map(MoneyState::as_str),
             amount_refunded: order.money.amount_refunded,
             dispute_status: order.money.dispute.as_ref().map(|d| d.status.clone()),
@@ -126,7 +149,7 @@ impl OrderRow {
             currency: order.currency,
             items: order.items,
             totals: order.totals,
-            history,
+            history: log.history,
             livemode: order.livemode,
         }
     }
@@ -171,8 +194,8 @@ impl OrdersQuery {
 }
 
 /// Answers a page of orders to the owner: the route's guard (404 unset, the limit, the
-/// token), the query, then one statement for the page, one for its histories and, on the first
-/// page, one for the failed events.
+/// token), the query, then one statement for the page, one for its histories and owner actions
+/// and, on the first page, one for the failed events.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
     http::require_method(req.method(), &[Method::GET])?;
     let Some(token) = &app.config.admin_token else {
@@ -190,8 +213,8 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
     let data: Vec<OrderRow> = orders
         .into_iter()
         .map(|order| {
-            let history = histories.remove(&order.session_id).unwrap_or_default();
-            OrderRow::new(order, history)
+            let log = histories.remove(&order.session_id).unwrap_or_default();
+            OrderRow::new(order, log)
         })
         .collect();
     let next_starting_after = if has_more { data.last().map(|o| o.session_id.clone()) } else { None };

@@ -15,8 +15,8 @@ pub use sqlite::SqliteStore;
 
 use crate::config::Database;
 use crate::order::{
-    self, Change, DisputeRef, HistoryEntry, HookCall, Money, MoneyFacts, Order, OrderItem, OrderState, OrderUpdate,
-    RefundRef,
+    self, ActionEntry, Change, DisputeRef, HistoryEntry, HookCall, IllegalMove, Money, MoneyFacts, Order, OrderItem,
+    OrderState, OrderUpdate, RefundRef, Shipment, ShipmentMove, ShippingState,
 };
 use std::fmt;
 
@@ -122,6 +122,29 @@ pub(crate) const SCHEMA: &[&str] = &[
         created BIGINT NOT NULL,
         updated_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS disputes_by_session ON disputes (session_id)",
+    "CREATE TABLE IF NOT EXISTS order_shipping (
+        session_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        carrier TEXT,
+        tracking_number TEXT,
+        tracking_url TEXT,
+        note TEXT,
+        updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS order_actions (
+        idempotency_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS order_actions_by_session ON order_actions (session_id, seq)",
+    "CREATE TABLE IF NOT EXISTS order_action_keys (
+        idempotency_key TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        status BIGINT,
+        answer TEXT,
+        claimed_at BIGINT NOT NULL,
+        done_at BIGINT)",
     "CREATE TABLE IF NOT EXISTS rate_limits (
         bucket TEXT NOT NULL,
         window_start BIGINT NOT NULL,
@@ -209,6 +232,43 @@ pub(crate) const UPSERT_DISPUTE: &str = "INSERT INTO disputes (dispute_id, sessi
         amount = excluded.amount, updated_at = excluded.updated_at
      WHERE disputes.status_rank < excluded.status_rank";
 
+/// An order's delivery as the owner recorded it (`state, carrier, tracking_number,
+/// tracking_url, note`).
+pub(crate) const SELECT_SHIPMENT: &str =
+    "SELECT state, carrier, tracking_number, tracking_url, note FROM order_shipping WHERE session_id = $1";
+/// Writes an order's delivery.
+pub(crate) const UPSERT_SHIPMENT: &str = "INSERT INTO order_shipping (session_id, state, carrier, tracking_number,
+        tracking_url, note, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (session_id) DO UPDATE SET state = excluded.state, carrier = excluded.carrier,
+        tracking_number = excluded.tracking_number, tracking_url = excluded.tracking_url, note = excluded.note,
+        updated_at = excluded.updated_at";
+/// Whether an owner action (by its idempotency key) is in an order's history already.
+pub(crate) const SELECT_ACTION_SEEN: &str = "SELECT COUNT(*) FROM order_actions WHERE idempotency_key = $1";
+/// Appends an owner action to an order's history (numbered per order; the transaction holds
+/// the order): key `$1`, order `$2`, at `$3`, action `$4`, details (JSON) `$5`.
+pub(crate) const INSERT_ACTION: &str =
+    "INSERT INTO order_actions (idempotency_key, session_id, seq, at, action, details)
+     SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM order_actions WHERE session_id = $2
+     ON CONFLICT (idempotency_key) DO NOTHING";
+/// Claims an owner action's idempotency key `$1` for the request hashing to `$2` at `$3`; 0
+/// rows affected means the key was claimed before.
+pub(crate) const CLAIM_ACTION_KEY: &str = "INSERT INTO order_action_keys (idempotency_key, request_hash, claimed_at)
+     VALUES ($1, $2, $3) ON CONFLICT (idempotency_key) DO NOTHING";
+/// An idempotency key's record: the request hash, the answer's status (0 while in progress),
+/// the answer, when it was claimed.
+pub(crate) const SELECT_ACTION_KEY: &str = "SELECT request_hash, CAST(COALESCE(status, 0) AS TEXT),
+        COALESCE(answer, ''), CAST(claimed_at AS TEXT) FROM order_action_keys WHERE idempotency_key = $1";
+/// Takes over key `$1` (request `$2`) claimed at or before `$4` and never answered, claiming
+/// it at `$3`; 1 row affected means this call holds it.
+pub(crate) const RECLAIM_ACTION_KEY: &str = "UPDATE order_action_keys SET claimed_at = $3
+     WHERE idempotency_key = $1 AND request_hash = $2 AND status IS NULL AND claimed_at <= $4";
+/// Stores key `$1`'s answer `$2` with status `$3` at `$4`.
+pub(crate) const FINISH_ACTION_KEY: &str =
+    "UPDATE order_action_keys SET answer = $2, status = $3, done_at = $4 WHERE idempotency_key = $1";
+/// Lets go of key `$1` while unanswered (the action failed on our side: the client may retry).
+pub(crate) const RELEASE_ACTION_KEY: &str =
+    "DELETE FROM order_action_keys WHERE idempotency_key = $1 AND status IS NULL";
+
 /// Builds an order's money facts from the rows of [`SELECT_FACTS`].
 pub(crate) fn facts_from_rows(
     rows: impl IntoIterator<Item = (String, String, i64, String, Option<String>, i64)>,
@@ -250,6 +310,8 @@ pub(crate) const INSERT_HOOK_RUN: &str = "INSERT INTO hook_runs (event_id, sessi
 /// The order a PaymentIntent paid for.
 pub(crate) const SELECT_SESSION_FOR_PAYMENT_INTENT: &str =
     "SELECT session_id FROM order_money WHERE payment_intent = $1";
+/// The order an order number names.
+pub(crate) const SELECT_SESSION_FOR_NUMBER: &str = "SELECT session_id FROM order_numbers WHERE order_number = $1";
 /// A reconciliation checkpoint: the last event a run handled (id, created as text).
 pub(crate) const SELECT_CHECKPOINT: &str =
     "SELECT event_id, CAST(created AS TEXT) FROM reconcile_checkpoint WHERE name = $1";
@@ -303,26 +365,35 @@ pub(crate) const SELECT_FAILURES_IN: &str = concat!(failure_columns!(), " WHERE 
 pub(crate) const SELECT_HISTORY: &str = "SELECT event_id, at, from_state, to_state, amount, dispute_status, session_id
      FROM order_history WHERE session_id = $1 ORDER BY seq";
 
-/// The histories of up to `n` orders (`$1..$n`), each oldest first: one statement for a page.
+/// The money histories and owner actions of up to `n` orders (`$1..$n`), in one statement for
+/// a page, every column as text: `session_id, kind ('money' | 'action'), id, at`, then for money
+/// `from, to, amount, dispute_status ('' if none)`, for an action `action, details, '0', ''`,
+/// then `seq`.
 pub(crate) fn select_histories(n: usize) -> String {
     let ids: Vec<String> = (1..=n.max(1)).map(|i| format!("${i}")).collect();
+    let ids = ids.join(", ");
     format!(
-        "SELECT event_id, at, from_state, to_state, amount, dispute_status, session_id
-         FROM order_history WHERE session_id IN ({}) ORDER BY session_id, seq",
-        ids.join(", ")
+        "SELECT session_id, 'money', event_id, CAST(at AS TEXT), from_state, to_state, CAST(amount AS TEXT),
+            COALESCE(dispute_status, ''), CAST(seq AS TEXT) FROM order_history WHERE session_id IN ({ids})
+         UNION ALL
+         SELECT session_id, 'action', idempotency_key, CAST(at AS TEXT), action, details, '0', '',
+            CAST(seq AS TEXT) FROM order_actions WHERE session_id IN ({ids})"
     )
 }
 /// The columns of an order, with its money (7.. : the PaymentIntent, then as in
-/// [`money_from_columns`]), mode, number, details and creation time (13..).
+/// [`money_from_columns`]), mode, number, details and creation time (13..), and the owner's
+/// record of its delivery (18..: as in [`Order::with_shipment`]).
 macro_rules! order_columns {
     () => {
         "SELECT o.session_id, o.state, o.payment_status, o.amount_total, o.currency, o.items,
             (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id),
             m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount,
-            o.livemode, n.order_number, d.totals, d.shipping, o.created_at
+            o.livemode, n.order_number, d.totals, d.shipping, o.created_at,
+            s.state, s.carrier, s.tracking_number, s.tracking_url, s.note
          FROM orders o LEFT JOIN order_money m ON m.session_id = o.session_id
             LEFT JOIN order_numbers n ON n.session_id = o.session_id
-            LEFT JOIN order_details d ON d.session_id = o.session_id"
+            LEFT JOIN order_details d ON d.session_id = o.session_id
+            LEFT JOIN order_shipping s ON s.session_id = o.session_id"
     };
 }
 /// Reads one order (columns: [`order_columns`]).
@@ -389,6 +460,59 @@ pub enum Applied<T> {
     /// action, see [`Store::reclaim_run`]); for [`Store::apply_money`] the change, if any (a
     /// change with hook calls claimed their run for this call).
     Recorded(T),
+}
+
+/// An owner action to record in an order's history ([`Store::apply_action`]).
+#[derive(Debug, Clone)]
+pub struct ActionRecord<'a> {
+    /// The order's session id.
+    pub session_id: &'a str,
+    /// The owner's idempotency key (the history entry's key).
+    pub idempotency_key: &'a str,
+    /// `refund`, `ship`, `deliver`, `cancel` or `note`.
+    pub action: &'a str,
+    /// Its fields, as JSON.
+    pub details: serde_json::Value,
+    /// The delivery change it asks, with whether the order is digital (none for a refund).
+    pub shipment: Option<(bool, ShipmentMove)>,
+    /// The id of the run of the owner's hooks it may claim.
+    pub run_id: &'a str,
+}
+
+/// What [`Store::apply_action`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionApplied {
+    /// The action (its key) was recorded before: nothing changed.
+    Duplicate,
+    /// The delivery cannot move as asked: nothing changed.
+    Illegal(IllegalMove),
+    /// The delivery already stood as asked: nothing changed, nothing recorded.
+    Unchanged,
+    /// Recorded in the order's history; the hook calls whose run it claimed (may be empty).
+    Recorded(Vec<HookCall>),
+}
+
+/// Where an owner action's idempotency key stands ([`Store::claim_action_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// This call holds the key: act, then [`Store::finish_action_key`] or
+    /// [`Store::release_action_key`].
+    Claimed,
+    /// Answered before: the status and the answer's body.
+    Done(u16, String),
+    /// Another call holds it and has not answered yet.
+    InProgress,
+    /// The key was used with another request.
+    Mismatch,
+}
+
+/// An order's history: what happened to its money, and the owner's actions, each oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderLog {
+    /// Money changes (refunds, disputes).
+    pub history: Vec<HistoryEntry>,
+    /// Owner actions.
+    pub actions: Vec<ActionEntry>,
 }
 
 /// Builds money from an order's money columns (all absent: nothing recorded yet).
@@ -513,6 +637,7 @@ impl Order {
             totals: None,
             shipping: None,
             created_at: 0,
+            shipment_record: None,
         }
     }
 
@@ -528,6 +653,25 @@ impl Order {
         self.totals = totals.and_then(|t| serde_json::from_str(&t).ok());
         self.shipping = shipping.and_then(|t| serde_json::from_str(&t).ok());
         self.created_at = created_at;
+        self
+    }
+
+    /// Adds the delivery columns of [`SELECT_ORDER`] (all absent: nothing recorded yet).
+    pub(crate) fn with_shipment(
+        mut self,
+        state: Option<String>,
+        carrier: Option<String>,
+        tracking_number: Option<String>,
+        tracking_url: Option<String>,
+        note: Option<String>,
+    ) -> Order {
+        self.shipment_record = state.as_deref().and_then(ShippingState::parse).map(|state| Shipment {
+            state,
+            carrier,
+            tracking_number,
+            tracking_url,
+            note,
+        });
         self
     }
 
@@ -655,6 +799,11 @@ impl Store {
         Ok(self.row_texts(SELECT_SESSION_FOR_PAYMENT_INTENT, payment_intent, &[]).await?.and_then(|mut r| r.pop()))
     }
 
+    /// The order an order number names, if any.
+    pub async fn session_for_order_number(&self, order_number: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.row_texts(SELECT_SESSION_FOR_NUMBER, order_number, &[]).await?.and_then(|mut r| r.pop()))
+    }
+
     /// In one transaction: records the event id (a duplicate stops here), then moves the
     /// order's money facts (its refunds and disputes, one row each) to `fresh` as
     /// [`order::decide`] allows, writing the rows that moved and the money they make, appending
@@ -777,25 +926,102 @@ impl Store {
         Ok(rows.into_iter().map(|(_, entry)| entry).collect())
     }
 
-    /// The histories of several orders in one statement (a page of the owner's list), each
-    /// oldest first, keyed by session id (an order without history has no key).
+    /// The histories and owner actions of several orders in one statement (a page of the
+    /// owner's list), each oldest first, keyed by session id (an order without either has no key).
     pub async fn histories(
         &self,
         session_ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, Vec<HistoryEntry>>, StoreError> {
-        let mut by_order: std::collections::HashMap<String, Vec<HistoryEntry>> = Default::default();
+    ) -> Result<std::collections::HashMap<String, OrderLog>, StoreError> {
+        /// An order's entries, each with its sequence number.
+        type Numbered = (Vec<(i64, HistoryEntry)>, Vec<(i64, ActionEntry)>);
+        let mut by_order: std::collections::HashMap<String, Numbered> = Default::default();
         if session_ids.is_empty() {
-            return Ok(by_order);
+            return Ok(Default::default());
         }
-        let sql = select_histories(session_ids.len());
-        let rows = match self {
-            Store::Sqlite(s) => s.history_rows(sql, session_ids.iter().map(|s| s.to_string()).collect()).await,
-            Store::Postgres(s) => s.history_rows(&sql, session_ids).await,
-        }?;
-        for (session_id, entry) in rows {
-            by_order.entry(session_id).or_default().push(entry);
+        let rows = self.rows_texts(&select_histories(session_ids.len()), session_ids, &[]).await?;
+        for row in rows {
+            let Ok([session_id, kind, id, at, a, b, amount, dispute_status, seq]) = <[String; 9]>::try_from(row) else {
+                continue;
+            };
+            let (at, seq) = (at.parse().unwrap_or(0), seq.parse().unwrap_or(0));
+            let log = by_order.entry(session_id).or_default();
+            if kind == "action" {
+                let details = serde_json::from_str(&b).unwrap_or(serde_json::Value::Null);
+                log.1.push((seq, ActionEntry { at, action: a, details, idempotency_key: id }));
+            } else {
+                let dispute_status = Some(dispute_status).filter(|d| !d.is_empty());
+                let amount = amount.parse().unwrap_or(0);
+                log.0.push((seq, HistoryEntry { event_id: id, at, from: a, to: b, amount, dispute_status }));
+            }
         }
-        Ok(by_order)
+        Ok(by_order
+            .into_iter()
+            .map(|(id, (mut history, mut actions))| {
+                history.sort_by_key(|(seq, _)| *seq);
+                actions.sort_by_key(|(seq, _)| *seq);
+                let log = OrderLog {
+                    history: history.into_iter().map(|(_, h)| h).collect(),
+                    actions: actions.into_iter().map(|(_, a)| a).collect(),
+                };
+                (id, log)
+            })
+            .collect())
+    }
+
+    /// In one transaction: unless the action's key is in the order's history already, moves
+    /// the order's delivery as the action asks ([`order::move_shipment`] decides), appends the
+    /// action to its history and claims the run of its hook calls.
+    pub async fn apply_action(&self, action: &ActionRecord<'_>) -> Result<ActionApplied, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.apply_action(action).await,
+            Store::Postgres(s) => s.apply_action(action).await,
+        }
+    }
+
+    /// Claims an owner action's idempotency key for the request hashing to `request_hash`, or
+    /// says where it stands; a claim left unanswered `lease_secs` or more (its instance died) is
+    /// taken over.
+    pub async fn claim_action_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        lease_secs: i64,
+    ) -> Result<KeyClaim, StoreError> {
+        for _ in 0..3 {
+            let now = now();
+            if self.exec(CLAIM_ACTION_KEY, &[key, request_hash], &[now]).await? == 1 {
+                return Ok(KeyClaim::Claimed);
+            }
+            let Some(row) = self.row_texts(SELECT_ACTION_KEY, key, &[]).await? else {
+                continue; // let go of in between: claim again
+            };
+            let Ok([hash, status, answer, claimed_at]) = <[String; 4]>::try_from(row) else {
+                return Err(StoreError::new("unreadable idempotency key row"));
+            };
+            if hash != request_hash {
+                return Ok(KeyClaim::Mismatch);
+            }
+            match status.parse::<u16>().unwrap_or(0) {
+                0 => {}
+                status => return Ok(KeyClaim::Done(status, answer)),
+            }
+            let lapsed = claimed_at.parse::<i64>().unwrap_or(i64::MAX) <= now - lease_secs;
+            if lapsed && self.exec(RECLAIM_ACTION_KEY, &[key, request_hash], &[now, now - lease_secs]).await? == 1 {
+                return Ok(KeyClaim::Claimed);
+            }
+            return Ok(KeyClaim::InProgress);
+        }
+        Ok(KeyClaim::InProgress)
+    }
+
+    /// Stores the answer of the action holding `key`.
+    pub async fn finish_action_key(&self, key: &str, status: u16, answer: &str) -> Result<(), StoreError> {
+        self.exec(FINISH_ACTION_KEY, &[key, answer], &[i64::from(status), now()]).await.map(drop)
+    }
+
+    /// Lets go of an unanswered key (the action failed on our side; a retry acts again).
+    pub async fn release_action_key(&self, key: &str) -> Result<(), StoreError> {
+        self.exec(RELEASE_ACTION_KEY, &[key], &[]).await.map(drop)
     }
 
     async fn row_texts(&self, sql: &str, key: &str, ints: &[i64]) -> Result<Option<Vec<String>>, StoreError> {

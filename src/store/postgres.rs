@@ -377,6 +377,65 @@ impl PgStore {
         .await
     }
 
+    pub(super) async fn apply_action(&self, a: &ActionRecord<'_>) -> Result<ActionApplied, StoreError> {
+        let details = a.details.to_string();
+        self.with(async |client| {
+            let tx = client.transaction().await?;
+            let now = now();
+            // Concurrent actions on one order take turns from here.
+            tx.execute_typed(LOCK_ORDER, &typed(&[&a.session_id])).await?;
+            let seen: i64 = tx.query_typed_one(SELECT_ACTION_SEEN, &typed(&[&a.idempotency_key])).await?.get(0);
+            if seen > 0 {
+                return Ok(ActionApplied::Duplicate);
+            }
+            let mut calls = Vec::new();
+            if let Some((digital, asked)) = &a.shipment {
+                let row = tx.query_typed_opt(SELECT_SHIPMENT, &typed(&[&a.session_id])).await?;
+                let current = row
+                    .and_then(|r| {
+                        ShippingState::parse(r.get::<_, &str>(0)).map(|state| Shipment {
+                            state,
+                            carrier: r.get(1),
+                            tracking_number: r.get(2),
+                            tracking_url: r.get(3),
+                            note: r.get(4),
+                        })
+                    })
+                    .unwrap_or_else(|| Shipment::initial(*digital));
+                let next = match order::move_shipment(&current, *digital, asked) {
+                    Err(illegal) => return Ok(ActionApplied::Illegal(illegal)),
+                    Ok(None) => return Ok(ActionApplied::Unchanged),
+                    Ok(Some((next, c))) => {
+                        calls = c;
+                        next
+                    }
+                };
+                tx.execute_typed(
+                    UPSERT_SHIPMENT,
+                    &typed(&[
+                        &a.session_id,
+                        &next.state.as_str(),
+                        &next.carrier,
+                        &next.tracking_number,
+                        &next.tracking_url,
+                        &next.note,
+                        &now,
+                    ]),
+                )
+                .await?;
+            }
+            tx.execute_typed(INSERT_ACTION, &typed(&[&a.idempotency_key, &a.session_id, &now, &a.action, &details]))
+                .await?;
+            if !calls.is_empty() {
+                tx.execute_typed(INSERT_HOOK_RUN, &typed(&[&a.run_id, &a.session_id, &calls_json(&calls), &now]))
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(ActionApplied::Recorded(calls))
+        })
+        .await
+    }
+
     pub(super) async fn money_facts(&self, session_id: &str) -> Result<MoneyFacts, StoreError> {
         self.with(async |client| {
             let rows = client.query_typed(SELECT_FACTS, &typed(&[&session_id])).await?;
@@ -455,7 +514,13 @@ fn order_row(r: &tokio_postgres::Row) -> Order {
     let order =
         Order::from_columns(r.get(0), r.get::<_, &str>(1), r.get(2), r.get(3), r.get(4), r.get::<_, &str>(5), r.get(6));
     let money = money_from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12));
-    order.with_money(r.get(13), r.get(7), money).with_details(r.get(14), r.get(15), r.get(16), r.get(17))
+    order.with_money(r.get(13), r.get(7), money).with_details(r.get(14), r.get(15), r.get(16), r.get(17)).with_shipment(
+        r.get(18),
+        r.get(19),
+        r.get(20),
+        r.get(21),
+        r.get(22),
+    )
 }
 
 /// A statement parameter and the Postgres type it is sent as. Naming the types lets every

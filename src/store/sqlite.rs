@@ -264,6 +264,63 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn apply_action(&self, a: &ActionRecord<'_>) -> Result<ActionApplied, StoreError> {
+        let (sid, key, action, run_id) =
+            (a.session_id.to_string(), a.idempotency_key.to_string(), a.action.to_string(), a.run_id.to_string());
+        let (details, shipment) = (a.details.to_string(), a.shipment.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = now();
+            let seen: i64 = tx.prepare_cached(&sql(SELECT_ACTION_SEEN))?.query_row(params![key], |r| r.get(0))?;
+            if seen > 0 {
+                return Ok(ActionApplied::Duplicate);
+            }
+            let mut calls = Vec::new();
+            if let Some((digital, asked)) = &shipment {
+                let current = tx
+                    .prepare_cached(&sql(SELECT_SHIPMENT))?
+                    .query_row(params![sid], |r| {
+                        let (state, carrier, tracking_number, tracking_url, note): (String, _, _, _, _) =
+                            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                        Ok(ShippingState::parse(&state).map(|state| Shipment {
+                            state,
+                            carrier,
+                            tracking_number,
+                            tracking_url,
+                            note,
+                        }))
+                    })
+                    .optional()?
+                    .flatten()
+                    .unwrap_or_else(|| Shipment::initial(*digital));
+                let next = match order::move_shipment(&current, *digital, asked) {
+                    Err(illegal) => return Ok(ActionApplied::Illegal(illegal)),
+                    Ok(None) => return Ok(ActionApplied::Unchanged),
+                    Ok(Some((next, c))) => {
+                        calls = c;
+                        next
+                    }
+                };
+                tx.prepare_cached(&sql(UPSERT_SHIPMENT))?.execute(params![
+                    sid,
+                    next.state.as_str(),
+                    next.carrier,
+                    next.tracking_number,
+                    next.tracking_url,
+                    next.note,
+                    now
+                ])?;
+            }
+            tx.prepare_cached(&sql(INSERT_ACTION))?.execute(params![key, sid, now, action, details])?;
+            if !calls.is_empty() {
+                tx.prepare_cached(&sql(INSERT_HOOK_RUN))?.execute(params![run_id, sid, calls_json(&calls), now])?;
+            }
+            tx.commit()?;
+            Ok(ActionApplied::Recorded(calls))
+        })
+        .await
+    }
+
     pub(super) async fn money_facts(&self, session_id: &str) -> Result<MoneyFacts, StoreError> {
         let sid = session_id.to_string();
         self.run(move |conn| facts_in(conn, &sid)).await
@@ -363,7 +420,10 @@ fn order_row(r: &rusqlite::Row<'_>) -> Result<Order, rusqlite::Error> {
         r.get(6)?,
     );
     let money = money_from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
-    Ok(order.with_money(r.get(13)?, r.get(7)?, money).with_details(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?))
+    Ok(order
+        .with_money(r.get(13)?, r.get(7)?, money)
+        .with_details(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?)
+        .with_shipment(r.get(18)?, r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?))
 }
 
 fn owned(texts: &[&str]) -> Vec<String> {

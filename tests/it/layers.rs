@@ -7,7 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The floors, top first: a module may use its own floor and those below.
 const FLOORS: &[&[&str]] = &[
     &["routes", "vercel"],
-    &["events", "fulfillment", "after_payment", "hooks", "email", "reconcile", "cart", "discount", "session"],
+    &[
+        "events",
+        "fulfillment",
+        "after_payment",
+        "hooks",
+        "email",
+        "reconcile",
+        "owner_actions",
+        "cart",
+        "discount",
+        "session",
+    ],
     &["app"],
     &["order", "store", "ratelimit"],
     &["stripe", "signature", "catalog", "config", "http", "log", "clock"],

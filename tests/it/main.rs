@@ -12,6 +12,7 @@ mod discount;
 mod faults;
 mod layers;
 mod money_model;
+mod order_action;
 mod orders;
 mod pool;
 mod reconcile;

@@ -189,6 +189,7 @@ async fn run_case(store: &checkout::store::Store, steps: &[(u8, u8)], deliveries
             HookCall::RefundFailed { amount, .. } => ("refund_failed", amount.to_string()),
             HookCall::DisputeOpened { status, .. } => ("opened", status.clone()),
             HookCall::DisputeClosed { status, .. } => ("closed", status.clone()),
+            HookCall::Shipped { .. } | HookCall::Cancelled => panic!("money changes never ship or cancel: {call:?}"),
         };
         *told.entry((kind, subject)).or_default() += 1;
     }

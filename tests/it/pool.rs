@@ -43,6 +43,12 @@ async fn limited_role(role: &str, limit: u32) -> String {
         let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
         assert!(code == "42P04" || code == "23505", "CREATE DATABASE: {e:?}");
     }
+    // A fresh schema: tables a former run created (perhaps by an older version) go.
+    let (db, conn) = tokio_postgres::connect(&admin_url(role), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    db.batch_execute(&format!("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public AUTHORIZATION {role};"))
+        .await
+        .unwrap();
     let mut url: reqwest::Url = admin.parse().unwrap();
     url.set_username(role).unwrap();
     url.set_password(Some(PASSWORD)).unwrap();
