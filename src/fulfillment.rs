@@ -97,6 +97,7 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
         payment_intent: session.payment_intent.clone(),
         totals: totals(&session),
         shipping: session.collected_information.as_ref().and_then(|c| c.shipping_details.clone()),
+        customer_email: session.customer_details.as_ref().and_then(|c| c.email.clone()),
     };
     // A webhook waits briefly for another caller's run; the success page does not.
     let wait = if event.is_some() { hooks::HELD_WAIT } else { Duration::ZERO };

@@ -122,6 +122,9 @@ pub struct Order {
     /// The owner's record of its delivery (shipping state, tracking, note), when one was
     /// written (see [`Order::shipment`]).
     pub shipment_record: Option<Shipment>,
+    /// The shopper's email from the Checkout Session: personal data, for the shop's messages and
+    /// the owner's order view only (never on the shopper's pages or in the CSV).
+    pub customer_email: Option<String>,
 }
 
 /// What fulfilment writes about an order: where it stands and what Stripe's session says. The
@@ -148,6 +151,8 @@ pub struct OrderUpdate {
     pub totals: Option<OrderTotals>,
     /// Where it ships and to whom.
     pub shipping: Option<ShippingDetails>,
+    /// The shopper's email, when the session has one.
+    pub customer_email: Option<String>,
 }
 
 impl Order {

@@ -102,6 +102,9 @@ pub(crate) const SCHEMA: &[&str] = &[
         totals TEXT NOT NULL,
         shipping TEXT,
         updated_at BIGINT NOT NULL)",
+    // Columns added after a table first shipped: Postgres adds them once; SQLite, which has no
+    // `IF NOT EXISTS` here, runs the statement without it and ignores "duplicate column".
+    "ALTER TABLE order_details ADD COLUMN IF NOT EXISTS customer_email TEXT",
     "CREATE INDEX IF NOT EXISTS orders_by_created ON orders (created_at, session_id)",
     "CREATE TABLE IF NOT EXISTS refunds (
         refund_id TEXT PRIMARY KEY,
@@ -173,10 +176,11 @@ pub(crate) const INSERT_FULFILLMENT: &str = "INSERT INTO fulfillments (session_i
 pub(crate) const INSERT_ORDER_NUMBER: &str = "INSERT INTO order_numbers (order_number, session_id, assigned_at)
      VALUES ($1, $2, $3) ON CONFLICT (order_number) DO NOTHING";
 /// Records what Stripe computed for an order (totals as JSON) and where it ships (JSON, or null).
-pub(crate) const UPSERT_DETAILS: &str = "INSERT INTO order_details (session_id, totals, shipping, updated_at)
-     VALUES ($1, $2, $3, $4)
+pub(crate) const UPSERT_DETAILS: &str = "INSERT INTO order_details (session_id, totals, shipping, updated_at,
+        customer_email) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (session_id) DO UPDATE SET totals = excluded.totals,
-        shipping = COALESCE(excluded.shipping, order_details.shipping), updated_at = excluded.updated_at";
+        shipping = COALESCE(excluded.shipping, order_details.shipping), updated_at = excluded.updated_at,
+        customer_email = COALESCE(excluded.customer_email, order_details.customer_email)";
 /// Claims the run of the owner's action, in the fulfilment's own transaction.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO fulfillment_runs (session_id, attempts, claimed_at) VALUES ($1, 1, $2)
      ON CONFLICT (session_id) DO NOTHING";
@@ -389,7 +393,7 @@ macro_rules! order_columns {
             (SELECT COUNT(*) FROM fulfillments f WHERE f.session_id = o.session_id),
             m.payment_intent, m.amount, m.amount_refunded, m.dispute_id, m.dispute_status, m.dispute_amount,
             o.livemode, n.order_number, d.totals, d.shipping, o.created_at,
-            s.state, s.carrier, s.tracking_number, s.tracking_url, s.note
+            s.state, s.carrier, s.tracking_number, s.tracking_url, s.note, d.customer_email
          FROM orders o LEFT JOIN order_money m ON m.session_id = o.session_id
             LEFT JOIN order_numbers n ON n.session_id = o.session_id
             LEFT JOIN order_details d ON d.session_id = o.session_id
@@ -638,6 +642,7 @@ impl Order {
             shipping: None,
             created_at: 0,
             shipment_record: None,
+            customer_email: None,
         }
     }
 
@@ -657,6 +662,12 @@ impl Order {
     }
 
     /// Adds the delivery columns of [`SELECT_ORDER`] (all absent: nothing recorded yet).
+    /// Adds the shopper's email (the last column of [`SELECT_ORDER`]).
+    pub(crate) fn with_customer_email(mut self, email: Option<String>) -> Order {
+        self.customer_email = email;
+        self
+    }
+
     pub(crate) fn with_shipment(
         mut self,
         state: Option<String>,

@@ -227,7 +227,8 @@ impl PgStore {
             let newly_fulfilled = u.state == OrderState::Fulfilled
                 && tx.execute_typed(INSERT_FULFILLMENT, &typed(&[&u.session_id, &now])).await? == 1;
             if let Some((totals, shipping)) = details_json(u) {
-                tx.execute_typed(UPSERT_DETAILS, &typed(&[&u.session_id, &totals, &shipping, &now])).await?;
+                tx.execute_typed(UPSERT_DETAILS, &typed(&[&u.session_id, &totals, &shipping, &now, &u.customer_email]))
+                    .await?;
             }
             if newly_fulfilled {
                 tx.execute_typed(INSERT_RUN, &typed(&[&u.session_id, &now])).await?;
@@ -514,13 +515,11 @@ fn order_row(r: &tokio_postgres::Row) -> Order {
     let order =
         Order::from_columns(r.get(0), r.get::<_, &str>(1), r.get(2), r.get(3), r.get(4), r.get::<_, &str>(5), r.get(6));
     let money = money_from_columns(r.get(8), r.get(9), r.get(10), r.get(11), r.get(12));
-    order.with_money(r.get(13), r.get(7), money).with_details(r.get(14), r.get(15), r.get(16), r.get(17)).with_shipment(
-        r.get(18),
-        r.get(19),
-        r.get(20),
-        r.get(21),
-        r.get(22),
-    )
+    order
+        .with_money(r.get(13), r.get(7), money)
+        .with_details(r.get(14), r.get(15), r.get(16), r.get(17))
+        .with_shipment(r.get(18), r.get(19), r.get(20), r.get(21), r.get(22))
+        .with_customer_email(r.get(23))
 }
 
 /// A statement parameter and the Postgres type it is sent as. Naming the types lets every
@@ -573,12 +572,29 @@ fn args<'a>(texts: &'a [&'a str], ints: &'a [i64]) -> Vec<(&'a (dyn ToSql + Sync
 /// The schema as one simple-query message: the advisory lock and every statement of
 /// [`SCHEMA`] in one transaction.
 fn migration() -> String {
-    let mut sql = String::from("BEGIN; SELECT pg_advisory_xact_lock(72430001);");
-    for stmt in SCHEMA {
-        sql.push_str(stmt);
-        sql.push(';');
+    // The schema's own version: a hash of its text (FNV-1a). Once a database has it, connecting
+    // runs no DDL at all: `CREATE INDEX IF NOT EXISTS` and `ALTER TABLE` lock their tables even
+    // when there is nothing to do, which made connecting instances deadlock with live traffic.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in SCHEMA.iter().flat_map(|s| s.bytes().chain([b';'])) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
-    sql.push_str("COMMIT;");
+    let mut sql = String::from(
+        "BEGIN; SELECT pg_advisory_xact_lock(72430001);
+         CREATE TABLE IF NOT EXISTS schema_version (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL);",
+    );
+    sql.push_str(&format!(
+        "DO $migrate$ BEGIN IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = '{hash:016x}') THEN "
+    ));
+    for stmt in SCHEMA {
+        sql.push_str("EXECUTE $stmt$");
+        sql.push_str(stmt);
+        sql.push_str("$stmt$; ");
+    }
+    sql.push_str(&format!(
+        "INSERT INTO schema_version VALUES ('{hash:016x}', EXTRACT(EPOCH FROM now())::BIGINT); \
+         END IF; END $migrate$; COMMIT;"
+    ));
     sql
 }
 

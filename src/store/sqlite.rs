@@ -62,7 +62,13 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         for stmt in SCHEMA {
-            conn.execute(stmt, [])?;
+            match stmt.split_once(" ADD COLUMN IF NOT EXISTS ") {
+                Some((table, column)) => match conn.execute(&format!("{table} ADD COLUMN {column}"), []) {
+                    Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("duplicate column") => {}
+                    other => drop(other?),
+                },
+                None => drop(conn.execute(stmt, [])?),
+            }
         }
         Ok(conn)
     }
@@ -124,7 +130,13 @@ impl SqliteStore {
             let newly_fulfilled = u.state == OrderState::Fulfilled
                 && tx.prepare_cached(&sql(INSERT_FULFILLMENT))?.execute(params![u.session_id, now])? == 1;
             if let Some((totals, shipping)) = details_json(&u) {
-                tx.prepare_cached(&sql(UPSERT_DETAILS))?.execute(params![u.session_id, totals, shipping, now])?;
+                tx.prepare_cached(&sql(UPSERT_DETAILS))?.execute(params![
+                    u.session_id,
+                    totals,
+                    shipping,
+                    now,
+                    u.customer_email
+                ])?;
             }
             if newly_fulfilled {
                 tx.prepare_cached(&sql(INSERT_RUN))?.execute(params![u.session_id, now])?;
@@ -423,7 +435,8 @@ fn order_row(r: &rusqlite::Row<'_>) -> Result<Order, rusqlite::Error> {
     Ok(order
         .with_money(r.get(13)?, r.get(7)?, money)
         .with_details(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?)
-        .with_shipment(r.get(18)?, r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?))
+        .with_shipment(r.get(18)?, r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?)
+        .with_customer_email(r.get(23)?))
 }
 
 fn owned(texts: &[&str]) -> Vec<String> {

@@ -57,6 +57,17 @@ pub struct Session {
     /// What the shopper entered at checkout (the shipping address and name).
     #[serde(default)]
     pub collected_information: Option<CollectedInformation>,
+    /// The shopper's contact details (their email, for the shop's messages).
+    #[serde(default)]
+    pub customer_details: Option<CustomerDetails>,
+}
+
+/// `checkout.session.customer_details`: read for the email only.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CustomerDetails {
+    /// The address the shopper gave at checkout.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// `checkout.session.total_details`.

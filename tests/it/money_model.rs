@@ -120,6 +120,7 @@ async fn run_case(store: &checkout::store::Store, steps: &[(u8, u8)], deliveries
         payment_intent: Some(pi.clone()),
         totals: None,
         shipping: None,
+        customer_email: None,
     };
     store.apply(&paid, None).await.unwrap();
     // Stripe's history: the snapshot after each step that emitted an event.

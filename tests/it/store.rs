@@ -28,6 +28,7 @@ fn update(session_id: &str, state: OrderState) -> OrderUpdate {
             shipping_rate: None,
         }),
         shipping: None,
+        customer_email: Some("shopper@example.com".into()),
     }
 }
 
@@ -74,6 +75,7 @@ each_backend! {
         assert_eq!(o.totals, update(&id, OrderState::Fulfilled).totals, "{backend:?}: Stripe's totals kept");
         assert!(o.number.as_deref().is_some_and(|n| n.starts_with("RR-") && n.len() == 10), "{o:?}");
         assert_eq!(o.amount_total, Some(4200));
+        assert_eq!(o.customer_email.as_deref(), Some("shopper@example.com"), "{backend:?}: the shopper's email kept");
         assert!(store.event_seen(&ev1).await.unwrap());
         assert!(!store.event_seen(&unique("evt")).await.unwrap());
         assert!(store.order(&unique("cs_test")).await.unwrap().is_none());
