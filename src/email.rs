@@ -10,7 +10,10 @@
 //! [`crate::hooks`]); a provider failure is an error the run retries, with the same provider
 //! idempotency key.
 
+use crate::app::App;
 use crate::config::EmailConfig;
+use crate::order::{HookCall, Order};
+use crate::store::OutboxMessage;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -248,6 +251,123 @@ impl Provider for Resend<'_> {
             Err(EmailError::Refused(status, reason))
         }
     }
+}
+
+/// How long a claimed send is left to its caller before another may retry it (one provider
+/// call takes at most [`SEND_TIMEOUT`]).
+pub const SEND_LEASE_SECS: i64 = 60;
+
+/// The shop's name as its messages sign them: `EMAIL_FROM`'s display name, else its address.
+fn shop_name(config: &EmailConfig) -> &str {
+    match config.from.split_once('<') {
+        Some((name, _)) if !name.trim().is_empty() => name.trim().trim_matches('"'),
+        _ => config.from.trim(),
+    }
+}
+
+/// The message facts a hook run's calls mean for the shopper: refunded, shipped, cancelled.
+fn facts<'a>(order: &Order, calls: &'a [HookCall]) -> Vec<(&'static str, Fact<'a>)> {
+    calls
+        .iter()
+        .filter_map(|call| match call {
+            HookCall::Refunded { amount, amount_refunded } => {
+                let full = order.money.amount > 0 && *amount_refunded >= order.money.amount;
+                Some(("refunded", Fact::Refunded { amount: *amount, full }))
+            }
+            HookCall::Shipped { carrier, tracking_number, tracking_url } => {
+                Some(("shipped", Fact::Shipped { carrier, tracking_number, tracking_url: tracking_url.as_deref() }))
+            }
+            HookCall::Cancelled => Some(("cancelled", Fact::Cancelled)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Tells the shopper of what a hook run's calls did to their order (keyed by the run: each fact
+/// is queued once and sent once, however often the run is taken over). Never fails the run: a
+/// message the provider did not take stays queued, and the reconciliation run sends it.
+pub async fn notify(app: &App, order: &Order, run_id: &str, calls: &[HookCall]) {
+    for (i, (kind, fact)) in facts(order, calls).iter().enumerate() {
+        deliver(app, order, &format!("{run_id}:{i}:{kind}"), fact).await;
+    }
+}
+
+/// Tells the shopper their order is confirmed, when the shop asked for it
+/// (`EMAIL_ORDER_CONFIRMATION=true`): once per order.
+pub async fn confirm(app: &App, order: &Order) {
+    if app.config.email.as_ref().is_some_and(|c| c.order_confirmation) {
+        deliver(app, order, &format!("{}:confirmed", order.session_id), &Fact::Confirmed).await;
+    }
+}
+
+/// Renders, queues (once per key) and sends one message, when email is on and the order has
+/// the shopper's address.
+async fn deliver(app: &App, order: &Order, key: &str, fact: &Fact<'_>) {
+    let (Some(config), Some(to)) = (app.config.email.as_ref(), order.customer_email.as_deref()) else { return };
+    let summary = OrderSummary {
+        number: order.number.as_deref().unwrap_or("-"),
+        lines: order.items.iter().map(|i| (i.name.as_str(), i.quantity)).collect(),
+        amount_total: order.amount_total,
+        currency: order.currency.as_deref().unwrap_or(""),
+    };
+    let m = Message::new(to, shop_name(config), &summary, fact);
+    let message = OutboxMessage { to: m.to, subject: m.subject, text: m.text, html: m.html };
+    match app.store.queue_email(key, &order.session_id, &message).await {
+        Ok(_) => drop(send_queued(app, config, key).await),
+        Err(e) => crate::log::warn("shopper email not queued", &[("message", key), ("error", &e.to_string())]),
+    }
+}
+
+/// Sends a queued message if no other send holds it; true when the provider took it.
+async fn send_queued(app: &App, config: &EmailConfig, key: &str) -> bool {
+    let message = match app.store.claim_email(key, SEND_LEASE_SECS).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return false, // sent already, or another send holds it
+        Err(e) => {
+            crate::log::warn("shopper email not claimed", &[("message", key), ("error", &e.to_string())]);
+            return false;
+        }
+    };
+    let message = Message { to: message.to, subject: message.subject, text: message.text, html: message.html };
+    let provider = Resend { config, http: app.stripe.http() };
+    // The provider's idempotency key is the fact's: a retry after a lost answer is one message.
+    let idempotency_key = format!("shop-email-{}", hex::encode(sha2_digest(key.as_bytes())));
+    match provider.send(&message, &idempotency_key).await {
+        Ok(()) => {
+            if let Err(e) = app.store.email_sent(key).await {
+                crate::log::warn("shopper email sent, not recorded", &[("message", key), ("error", &e.to_string())]);
+            }
+            true
+        }
+        Err(e) => {
+            crate::log::warn("shopper email not sent; it stays queued", &[("message", key), ("error", &e.to_string())]);
+            let _ = app.store.release_email(key).await;
+            false
+        }
+    }
+}
+
+fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
+}
+
+/// Sends up to `limit` queued messages that no send holds (the reconciliation run calls this:
+/// a provider outage delays a message, never loses it); how many the provider took.
+pub async fn retry_pending(app: &App, limit: u32) -> usize {
+    let Some(config) = app.config.email.as_ref() else { return 0 };
+    let keys = match app.store.pending_emails(SEND_LEASE_SECS, limit).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            crate::log::warn("queued shopper email not listed", &[("error", &e.to_string())]);
+            return 0;
+        }
+    };
+    let mut sent = 0;
+    for key in keys {
+        sent += usize::from(send_queued(app, config, &key).await);
+    }
+    sent
 }
 
 #[cfg(test)]

@@ -206,6 +206,7 @@ pub const HELD_WAIT: Duration = Duration::from_secs(2);
 /// Runs [`on_fulfilled`] for a run this call holds (the order just recorded), then marks it done.
 pub async fn run_fulfillment(app: &App, order: &Order) -> Run {
     on_fulfilled(order);
+    crate::email::confirm(app, order).await;
     finish(RunKey::Fulfillment(&order.session_id), app.store.finish_run(RunKey::Fulfillment(&order.session_id)).await)
 }
 
@@ -214,6 +215,7 @@ pub async fn run_claimed(app: &App, key: RunKey<'_>, session_id: &str, calls: &[
     let result = match app.store.order(session_id).await {
         Ok(Some(order)) => {
             calls.iter().for_each(|c| call(c, &order));
+            crate::email::notify(app, &order, key.id(), calls).await;
             app.store.finish_run(key).await
         }
         Ok(None) => Err(StoreError::new("order missing for a claimed hook run")),

@@ -36,9 +36,14 @@ pub const MAX_ATTEMPTS: i64 = 3;
 /// Recorded failed or held events a run retries at most (before its walk, within its budget).
 pub const RETRIES_PER_RUN: u32 = 10;
 
+/// Queued shopper messages one run sends at most.
+pub const EMAIL_RETRIES_PER_RUN: u32 = 20;
+
 /// What one run did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Report {
+    /// Queued shopper messages (left by a provider outage) sent by this run.
+    pub emails_sent: u64,
     /// Events acted on in this run (the webhook had not handled them).
     pub processed: u64,
     /// Events listed and looked at.
@@ -61,10 +66,13 @@ pub struct Report {
 /// One run within the configured budget, logged as one summary line.
 pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
     let started = Instant::now();
-    let (report, error) = match run(app, started + app.config.reconcile.budget).await {
+    // The shopper's messages a provider outage left queued go first (bounded, quick).
+    let emails_sent = crate::email::retry_pending(app, EMAIL_RETRIES_PER_RUN).await as u64;
+    let (mut report, error) = match run(app, started + app.config.reconcile.budget).await {
         Ok(report) => (report, None),
         Err((report, e)) => (report, Some(e)),
     };
+    report.emails_sent = emails_sent;
     let fields = [
         ("processed", report.processed.to_string()),
         ("seen", report.seen.to_string()),

@@ -102,6 +102,18 @@ pub(crate) const SCHEMA: &[&str] = &[
         totals TEXT NOT NULL,
         shipping TEXT,
         updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS email_outbox (
+        message_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        to_address TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text_body TEXT NOT NULL,
+        html_body TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        sent_at BIGINT,
+        created_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS email_outbox_pending ON email_outbox (sent_at, created_at)",
     // Columns added after a table first shipped: Postgres adds them once; SQLite, which has no
     // `IF NOT EXISTS` here, runs the statement without it and ignores "duplicate column".
     "ALTER TABLE order_details ADD COLUMN IF NOT EXISTS customer_email TEXT",
@@ -411,6 +423,24 @@ pub(crate) const SELECT_ORDERS_PAGE: &str = concat!(
        AND ($3 = '' OR o.state = $3)
      ORDER BY o.created_at DESC, o.session_id DESC LIMIT $2"
 );
+/// Queues message `$1` (once: a second queueing of the same fact does nothing).
+pub(crate) const QUEUE_EMAIL: &str = "INSERT INTO email_outbox (message_key, session_id, to_address, subject,
+        text_body, html_body, attempts, claimed_at, sent_at, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 0, 0, NULL, $7) ON CONFLICT (message_key) DO NOTHING";
+/// Claims unsent message `$1` for a send at `$2` when no other send holds it (claimed at or
+/// before `$3`); returns what to send.
+pub(crate) const CLAIM_EMAIL: &str = "UPDATE email_outbox SET attempts = attempts + 1, claimed_at = $2
+     WHERE message_key = $1 AND sent_at IS NULL AND claimed_at <= $3
+     RETURNING to_address, subject, text_body, html_body";
+/// Marks message `$1` sent at `$2`.
+pub(crate) const EMAIL_SENT: &str = "UPDATE email_outbox SET sent_at = $2 WHERE message_key = $1";
+/// Lets message `$1` be claimed again at once (its send failed).
+pub(crate) const EMAIL_RELEASE: &str =
+    "UPDATE email_outbox SET claimed_at = 0 WHERE message_key = $1 AND sent_at IS NULL";
+/// Unsent messages no send holds (claimed at or before `$1`), oldest first, at most `$2`.
+pub(crate) const PENDING_EMAILS: &str = "SELECT message_key FROM email_outbox
+     WHERE sent_at IS NULL AND claimed_at <= $1 ORDER BY created_at, message_key LIMIT $2";
+
 /// Whether event `$1` was processed, and the order PaymentIntent `$2` paid for ('' if none).
 pub(crate) const SELECT_EVENT_AND_SESSION: &str =
     "SELECT CAST((SELECT COUNT(*) FROM processed_events WHERE event_id = $1) AS TEXT),
@@ -452,6 +482,19 @@ impl RunKey<'_> {
             RunKey::Fulfillment(id) | RunKey::Event(id) => id,
         }
     }
+}
+
+/// A message to the shopper as the outbox keeps it (rendered once, when its fact happened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// The shopper's address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
 }
 
 /// What one write caused by an event did ([`Store::apply`], [`Store::apply_money`]).
@@ -1044,6 +1087,40 @@ impl Store {
             Store::Sqlite(s) => s.row_texts(sql, texts, ints).await,
             Store::Postgres(s) => s.row_texts(sql, texts, ints).await,
         }
+    }
+
+    /// Queues a message for the shopper, once per `key` (a fact); false if it was queued before.
+    pub async fn queue_email(&self, key: &str, session_id: &str, message: &OutboxMessage) -> Result<bool, StoreError> {
+        let texts = [key, session_id, &message.to, &message.subject, &message.text, &message.html];
+        Ok(self.exec(QUEUE_EMAIL, &texts, &[now()]).await? == 1)
+    }
+
+    /// Claims an unsent message for a send now, unless another send claimed it less than
+    /// `lease_secs` ago; what to send, for exactly one caller.
+    pub async fn claim_email(&self, key: &str, lease_secs: i64) -> Result<Option<OutboxMessage>, StoreError> {
+        let now = now();
+        let row = self.row_of_texts(CLAIM_EMAIL, &[key], &[now, now - lease_secs]).await?;
+        Ok(row.and_then(|r| {
+            let mut r = r.into_iter();
+            Some(OutboxMessage { to: r.next()?, subject: r.next()?, text: r.next()?, html: r.next()? })
+        }))
+    }
+
+    /// Records that the provider accepted a message.
+    pub async fn email_sent(&self, key: &str) -> Result<(), StoreError> {
+        self.exec(EMAIL_SENT, &[key], &[now()]).await.map(drop)
+    }
+
+    /// Lets a message whose send failed be claimed again at once.
+    pub async fn release_email(&self, key: &str) -> Result<(), StoreError> {
+        self.exec(EMAIL_RELEASE, &[key], &[]).await.map(drop)
+    }
+
+    /// Keys of unsent messages no send holds (none claimed in the last `lease_secs`), oldest
+    /// first.
+    pub async fn pending_emails(&self, lease_secs: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        let rows = self.rows_texts(PENDING_EMAILS, &[], &[now() - lease_secs, i64::from(limit)]).await?;
+        Ok(rows.into_iter().filter_map(|mut r| r.pop()).collect())
     }
 
     /// In one statement: whether an event id was already processed, and the order a

@@ -128,7 +128,9 @@ impl Client {
         Client { http: Arc::default(), base: base.trim_end_matches('/').to_string(), key, retry }
     }
 
-    fn http(&self) -> &reqwest::Client {
+    /// The instance's pooled HTTP client (rustls), built on first use; the shop's other HTTP
+    /// calls (its email provider) share it.
+    pub fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
             reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)

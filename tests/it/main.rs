@@ -9,6 +9,7 @@ mod binaries;
 mod checkout;
 mod config;
 mod discount;
+mod email;
 mod faults;
 mod layers;
 mod money_model;
