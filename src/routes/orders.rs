@@ -193,6 +193,43 @@ impl OrdersQuery {
     }
 }
 
+/// The owner's view of one order (`GET /api/orders?order=RR-XXXX-XX`): its row and the
+/// personal details the list never carries — the shopper's email, the shipping name and
+/// address — for the owner to ship and answer. Behind the same token; `no-store`.
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    /// The order as the list shows it.
+    pub order: OrderRow,
+    /// Who bought it and where it goes.
+    pub customer: Customer,
+}
+
+/// The personal details of one order, for the owner only.
+#[derive(Debug, Serialize)]
+pub struct Customer {
+    /// The email the shopper gave at checkout.
+    pub email: Option<String>,
+    /// The name and address it ships to (absent for digital orders).
+    pub shipping: Option<crate::stripe::types::ShippingDetails>,
+}
+
+/// Answers one order with its personal details (the owner's order view).
+async fn one_order(app: &App, reference: &str) -> Result<Response, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "order: no such order");
+    let session_id = if session::is_session_id(reference) {
+        reference.to_string()
+    } else if reference.len() <= 32 && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        app.store.session_for_order_number(reference).await?.ok_or_else(not_found)?
+    } else {
+        return Err(ApiError::bad_request("order: not an order number"));
+    };
+    let order = app.store.order(&session_id).await?.ok_or_else(not_found)?;
+    let mut histories = app.store.histories(&[session_id.as_str()]).await?;
+    let customer = Customer { email: order.customer_email.clone(), shipping: order.shipping.clone() };
+    let log = histories.remove(&session_id).unwrap_or_default();
+    Ok(http::json(StatusCode::OK, &OrderView { order: OrderRow::new(order, log), customer }))
+}
+
 /// Answers a page of orders to the owner: the route's guard (404 unset, the limit, the
 /// token), the query, then one statement for the page, one for its histories and owner actions
 /// and, on the first page, one for the failed events.
@@ -204,6 +241,9 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
     let ip = http::client_ip(req.headers());
     app.limiter.check(&app.store, "orders", ip, app.config.orders_limit).await?;
     http::authorize_bearer(token, req.headers(), "ADMIN_TOKEN")?;
+    if let Some(reference) = http::query_param(req.uri(), "order") {
+        return one_order(app, &reference).await;
+    }
     let OrdersQuery { limit, starting_after, state } = OrdersQuery::parse(req.uri())?;
     let mut orders = app.store.orders_page(starting_after.as_deref(), limit + 1, state).await?;
     let has_more = orders.len() > limit as usize;

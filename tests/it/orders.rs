@@ -168,3 +168,32 @@ async fn pages_newest_first_with_numbers_totals_and_nothing_personal() {
     let (status, _, _) = get(&s, "/api/orders?starting_after=nope", Some(&bearer)).await;
     assert_eq!(status, 400);
 }
+
+/// The owner's view of one order carries what the list never does — the shopper's email, the
+/// shipping name and address — behind the same token; the list stays free of it (issue 20).
+#[tokio::test]
+async fn one_order_shows_the_owner_who_bought_it_and_where_it_ships() {
+    let s = owner_shop(vec![]).await;
+    let id = s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
+    s.pay(&id, "pay").await;
+    let order = s.wait_order(&id, |o| o.state == OrderState::Fulfilled && o.number.is_some()).await;
+    let number = order.number.unwrap();
+    let auth = format!("Bearer {TOKEN}");
+    let (status, headers, json) = get(&s, &format!("/api/orders?order={number}"), Some(&auth)).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(json["order"]["order_number"], number.as_str());
+    assert_eq!(json["customer"]["email"], "shopper@example.com", "{json}");
+    assert!(json["customer"]["shipping"]["address"]["line1"].is_string(), "{json}");
+    assert!(json["customer"]["shipping"]["name"].is_string(), "{json}");
+    // By session id too; an unknown number is 404, a malformed one 400, no token 401.
+    let (status, _, by_session) = get(&s, &format!("/api/orders?order={id}"), Some(&auth)).await;
+    assert_eq!((status, &by_session["order"]["order_number"]), (200, &json["order"]["order_number"]));
+    assert_eq!(get(&s, "/api/orders?order=RR-0000-00", Some(&auth)).await.0, 404);
+    assert_eq!(get(&s, "/api/orders?order=%3Cscript%3E", Some(&auth)).await.0, 400);
+    assert_eq!(get(&s, &format!("/api/orders?order={number}"), None).await.0, 401);
+    // The list itself still carries no personal data.
+    let (_, _, list) = get(&s, "/api/orders", Some(&auth)).await;
+    let text = list.to_string();
+    assert!(!text.contains("shopper@example.com") && !text.contains("line1"), "{text}");
+}
