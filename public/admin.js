@@ -454,7 +454,7 @@
     view.order = null;
     intents = {};
     el.view.hidden = true;
-    var btn = view.number && el.body.querySelector('button.order-open[data-order="' + view.number + '"]');
+    var btn = view.number && el.body.querySelector('button.order-open[data-order="' + (window.CSS && CSS.escape ? CSS.escape(view.number) : view.number) + '"]');
     if (btn) btn.focus();
   }
 
