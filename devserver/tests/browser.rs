@@ -5,7 +5,9 @@
 //!   system Chromium) against the shop: buy with SAVE10 (Test mode ribbon shown), cancel,
 //!   delayed success/failure, too many different codes (the 429 suggests removing the code),
 //!   unknown code, the success page's sums, the phone's sticky cart bar, a digital order and an
-//!   unknown order link, the owner's order list (admin.html, CSV); fails on any CSP violation
+//!   unknown order link, the owner's order list (admin.html, CSV) and order view (ship with
+//!   tracking, a part refund, a double click and a retried refund refunding once, checked in
+//!   the emulator's outbox, request log and the shopper's success page); fails on any CSP violation
 //!   or JS error on the shop's pages. Screenshots go
 //!   to `artifacts/browser/`. Needs `node`, `tests/oracle/node_modules` (`npm ci` there) and
 //!   Chromium (`CHROMIUM`, default `/usr/bin/chromium`); without them `cargo test` lists it as
@@ -36,6 +38,8 @@ fn free_port() -> u16 {
 struct DevServer {
     child: Child,
     url: String,
+    /// The Stripe emulator's base URL (its `/_emulator/outbox.json` and request log).
+    emulator: String,
     dir: PathBuf,
 }
 
@@ -83,7 +87,8 @@ impl DevServer {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_dev")))?;
-        let mut server = DevServer { child, url, dir };
+        let emulator = format!("http://127.0.0.1:{emu_port}");
+        let mut server = DevServer { child, url, emulator, dir };
 
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -163,6 +168,7 @@ async fn storefront_in_a_real_browser() {
         .arg(root.join("tests/browser/e2e.mjs"))
         .current_dir(&root)
         .env("SHOP_URL", &server.url)
+        .env("EMULATOR_URL", &server.emulator)
         .env("ARTIFACTS", &artifacts)
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .stdin(Stdio::null())

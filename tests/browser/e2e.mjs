@@ -2,7 +2,11 @@
 // in-process Stripe emulator). Run by `cargo test -p dev --test browser`, or by hand:
 //
 //   PORT=3000 cargo run -p dev &
-//   SHOP_URL=http://localhost:3000 ARTIFACTS=artifacts/browser node tests/browser/e2e.mjs
+//   SHOP_URL=http://localhost:3000 EMULATOR_URL=http://127.0.0.1:12111 ADMIN_TOKEN=... \
+//     ARTIFACTS=artifacts/browser node tests/browser/e2e.mjs
+//
+// (EMULATOR_URL: the dev server's Stripe emulator, for the owner scenarios' outbox and request
+// log; ADMIN_TOKEN: the one the dev server was started with.)
 //
 // Uses playwright-core from tests/oracle/node_modules (`npm ci` there) and a system Chromium
 // (`CHROMIUM`, default /usr/bin/chromium; Debian: `apt-get install chromium`). No browser is
@@ -20,6 +24,8 @@ const SHOP_ORIGIN = new URL(SHOP_URL).origin;
 const ARTIFACTS = path.resolve(process.env.ARTIFACTS || 'artifacts/browser');
 const NEUTRAL = 'This code doesn\u2019t lower the total of this cart.';
 const ADMIN_TOKEN = process.env.ADMIN_TOKEN || '';
+// The dev server's Stripe emulator (its email outbox and request log), for the owner scenarios.
+const EMULATOR_URL = (process.env.EMULATOR_URL || '').replace(/\/+$/, '');
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
@@ -413,6 +419,268 @@ async function admin(browser) {
   return `admin list: ${rows.length} orders, CSV downloaded, token only in this tab's sessionStorage`;
 }
 
+// ------------------------------------------------------------------ the owner acts, the shopper hears
+
+/** Buys `items` ([id, n] pairs) through the shop and the hosted page; the order's number and
+ *  Checkout Session id, from the success page. */
+async function buyOrder(browser, items) {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await openShop(page);
+  for (const [id, n] of items) await add(page, id, n);
+  await checkoutToHosted(page);
+  await page.click('#pay');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html');
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
+  const number = await text(page, '#order-number');
+  const sessionId = new URL(page.url()).searchParams.get('session_id');
+  assert(/^RR-/.test(number) && /^cs_/.test(sessionId || ''), `bought: ${number} ${sessionId}`);
+  await context.close();
+  return { number, sessionId };
+}
+
+/** The admin page signed in, its list loaded. */
+async function openAdmin(browser, opts = {}) {
+  assert(ADMIN_TOKEN.length >= 32, 'ADMIN_TOKEN (32+ characters) must be set for the owner scenarios');
+  const context = await newContext(browser, opts);
+  const page = await context.newPage();
+  await page.goto(`${SHOP_URL}/admin.html`);
+  await page.fill('#token', ADMIN_TOKEN);
+  await page.click('#show');
+  await page.locator('#orders-body tr').first().waitFor();
+  return { context, page };
+}
+
+/** Opens the order view from the order number in the list. */
+async function openOrderView(page, number) {
+  await page.click(`#orders-body button.order-open[data-order="${number}"]`);
+  await page.locator('#ov-body:not([hidden])').waitFor();
+  assert((await text(page, '#ov-number')) === number, `order view of ${await text(page, '#ov-number')}, not ${number}`);
+}
+
+/** The order view's definition lists as {term: value}. */
+async function viewFacts(page, id) {
+  return page.locator(`#${id}`).evaluate((dl) => {
+    const out = {};
+    dl.querySelectorAll('dt').forEach((dt) => { out[dt.textContent.trim()] = dt.nextElementSibling.textContent.trim(); });
+    return out;
+  });
+}
+
+/** Waits for the order view's message after an action: its kind and text. */
+async function actionMessage(page) {
+  await page.locator('#ov-message.is-success, #ov-message.is-error').waitFor();
+  return page.locator('#ov-message').evaluate((m) => ({
+    ok: m.classList.contains('is-success'), text: m.textContent.trim(),
+  }));
+}
+
+/** GET /api/orders?order=NUMBER from node, as the owner. */
+async function ownerOrder(number) {
+  const res = await fetch(`${SHOP_URL}/api/orders?order=${encodeURIComponent(number)}`, {
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, Accept: 'application/json' },
+  });
+  assert(res.ok, `GET /api/orders?order=${number}: ${res.status}`);
+  return res.json();
+}
+
+async function emulator(pathname) {
+  assert(EMULATOR_URL, 'EMULATOR_URL (the dev server\'s Stripe emulator) must be set for the owner scenarios');
+  const res = await fetch(`${EMULATOR_URL}${pathname}`);
+  assert(res.ok, `GET ${pathname} on the emulator: ${res.status}`);
+  return res.json();
+}
+
+/** The outbox's message whose subject matches `re`, waited for (up to 10 s). */
+async function outboxMessage(re) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const found = (await emulator('/_emulator/outbox.json')).filter((m) => re.test(m.subject || ''));
+    if (found.length || Date.now() > deadline) return found;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The emulator's POST /v1/refunds for this order. */
+async function refundCalls(number) {
+  return (await emulator('/_emulator/requests')).filter((r) => r.method === 'POST' && r.path === '/v1/refunds' &&
+    (r.params || []).some(([k, v]) => k === 'metadata[order_number]' && v === number));
+}
+
+async function ownerShips(browser) {
+  const { number } = await buyOrder(browser, [['tshirt', 1], ['mug', 1]]);
+  const { context, page } = await openAdmin(browser);
+  await openOrderView(page, number);
+  const email = await text(page, '#ov-email');
+  const address = await text(page, '#ov-address');
+  assert(/@/.test(email), `order view email: ${email}`);
+  assert(address.length > 5 && !/Nothing ships/.test(address), `order view address: ${address}`);
+  assert(await page.isEnabled('#ov-ship'), 'Ship disabled on an unshipped order');
+  assert(await page.isDisabled('#ov-deliver'), 'Mark delivered enabled before shipping');
+  assert((await viewFacts(page, 'ov-delivery')).Shipping === 'Not shipped yet', 'shipping state before');
+
+  const url = `https://tracking.example/ups/track?n=1Z999AA10123456784&lang=en`;
+  await page.fill('#ov-carrier', 'UPS');
+  await page.fill('#ov-tracking-number', '1Z999AA10123456784');
+  await page.fill('#ov-tracking-url', url);
+  await page.click('#ov-ship');
+  const shipped = await actionMessage(page);
+  assert(shipped.ok, `ship: ${shipped.text}`);
+  const delivery = await viewFacts(page, 'ov-delivery');
+  assert(delivery.Shipping === 'Shipped' && delivery.Carrier === 'UPS' && delivery.Tracking === '1Z999AA10123456784',
+    `delivery after shipping: ${JSON.stringify(delivery)}`);
+  assert((await page.getAttribute('#ov-tracking-link', 'href')) === url, 'tracking link in the order view');
+  assert(await page.isDisabled('#ov-ship') && await page.isEnabled('#ov-deliver') && await page.isDisabled('#ov-cancel'),
+    'after shipping: Ship and Cancel disabled, Mark delivered enabled');
+  assert(/You marked it shipped with UPS/.test(await text(page, '#ov-history')), `history: ${await text(page, '#ov-history')}`);
+
+  // A move the server refuses (cancel after shipping; the button is disabled, so force it):
+  // its message is shown as sent.
+  expectedConsoleError = /status of 409/;
+  await page.evaluate(() => { document.getElementById('ov-cancel').disabled = false; });
+  await page.click('#ov-cancel');
+  await page.click('#ov-cancel-yes');
+  const refused = await actionMessage(page);
+  assert(!refused.ok && /already shipped/.test(refused.text), `cancel after shipping: ${JSON.stringify(refused)}`);
+
+  await page.fill('#ov-note-text', 'Gift: <b>no invoice</b> in the parcel');
+  await page.click('#ov-note-save');
+  assert((await actionMessage(page)).ok, 'note saved');
+  assert((await text(page, '#ov-note')) === 'Gift: <b>no invoice</b> in the parcel', `note: ${await text(page, '#ov-note')}`);
+  assert(await page.locator('#ov-note b').count() === 0, 'the note rendered as HTML');
+  await page.click('#ov-deliver');
+  assert((await actionMessage(page)).ok, 'mark delivered');
+  assert((await viewFacts(page, 'ov-delivery')).Shipping === 'Delivered', 'delivered');
+  await shot(page, '61-order-view.png');
+  await context.close();
+
+  // The shopper's shipped email, with the tracking link given.
+  const [mail] = await outboxMessage(new RegExp(`Order ${number} has shipped`));
+  assert(mail, `no shipped email for ${number} in the outbox`);
+  assert(JSON.stringify(mail.to).includes(email), `shipped email to ${JSON.stringify(mail.to)}, not ${email}`);
+  const shopper = await newContext(browser);
+  const p = await shopper.newPage();
+  await p.setContent(mail.html);
+  const links = await p.locator('a').evaluateAll((as) => as.map((a) => [a.textContent.trim(), a.getAttribute('href')]));
+  assert(links.length === 1 && links[0][1] === url, `shipped email links: ${JSON.stringify(links)}`);
+  assert(/1Z999AA10123456784/.test(await p.textContent('body')), 'tracking number in the shipped email');
+  await shot(p, '62-shipped-email.png');
+  await shopper.close();
+
+  // The order view on a phone fits the screen.
+  const phone = await openAdmin(browser, { viewport: PHONE, isMobile: true, deviceScaleFactor: 2 });
+  await openOrderView(phone.page, number);
+  await noHorizontalOverflow(phone.page, 'order view (phone)');
+  await shot(phone.page, '63-order-view-phone.png');
+  await phone.context.close();
+  return `${number}: shipped with UPS (tracking link kept), cancel refused with the server's reason, note, delivered; shipped email links ${url}; fits a phone`;
+}
+
+async function ownerRefundsPart(browser) {
+  const { number, sessionId } = await buyOrder(browser, [['hoodie', 1]]);
+  const { context, page } = await openAdmin(browser);
+  await openOrderView(page, number);
+  const total = (await viewFacts(page, 'ov-totals')).Total;
+  assert((await page.inputValue('#ov-refund-amount')) === (cents(total) / 100).toFixed(2),
+    `refund prefilled with ${await page.inputValue('#ov-refund-amount')}, total ${total}`);
+  await page.fill('#ov-refund-amount', '12.50');
+  await page.selectOption('#ov-refund-reason', 'requested_by_customer');
+  await page.click('#ov-refund');
+  await page.locator('#ov-refund-confirm:not([hidden])').waitFor();
+  const question = await text(page, '#ov-refund-question');
+  assert(question === 'Refund $12.50 to the shopper?', `confirmation: ${question}`);
+  await shot(page, '64-refund-confirm.png', { fullPage: false });
+  await page.click('#ov-refund-yes');
+  const done = await actionMessage(page);
+  assert(done.ok, `refund: ${done.text}`);
+  const moneyFacts = await viewFacts(page, 'ov-money');
+  assert(moneyFacts.State === 'Partly refunded' && moneyFacts.Refunded === '$12.50', `money: ${JSON.stringify(moneyFacts)}`);
+  assert((await page.inputValue('#ov-refund-amount')) === ((cents(total) - 1250) / 100).toFixed(2), 'refund field: what is left');
+  assert(/You refunded \$12\.50 \(requested by the shopper\)/.test(await text(page, '#ov-history')),
+    `history: ${await text(page, '#ov-history')}`);
+  // The list's row is refreshed too.
+  const row = await page.locator(`#orders-body tr:has(button[data-order="${number}"])`).evaluate((tr) =>
+    Array.from(tr.children).map((td) => td.textContent.trim()));
+  assert(row[0] === number && /Partly refunded \(\$12\.50 back\)/.test(row[3]), `list row: ${JSON.stringify(row)}`);
+  await context.close();
+
+  // The shopper's page says so, and the refund email says how much.
+  const shopper = await newContext(browser);
+  const p = await shopper.newPage();
+  await p.goto(`${SHOP_URL}/success.html?session_id=${encodeURIComponent(sessionId)}`);
+  await p.waitForFunction(() => /partly refunded/.test(document.getElementById('status-title').textContent));
+  const said = await text(p, '#status-text');
+  assert(/Refunded \$12\.50 of/.test(said), `success page: ${said}`);
+  await shot(p, '65-success-partly-refunded.png');
+  await shopper.close();
+  const [mail] = await outboxMessage(new RegExp(`Order ${number}: refund of 12\\.50 USD`));
+  assert(mail && /We refunded part of your order: 12\.50 USD\./.test(mail.text), `refund email: ${JSON.stringify(mail && mail.text)}`);
+  return `${number}: refunded $12.50 of ${total} after "${question}"; shopper's page: partly refunded; email: refund of 12.50 USD`;
+}
+
+async function refundOnce(browser) {
+  const { number } = await buyOrder(browser, [['stickers', 4]]);
+  const { context, page } = await openAdmin(browser);
+  const keys = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname === '/api/order-action') keys.push(r.headers()['idempotency-key']);
+  });
+  await openOrderView(page, number);
+
+  // A double click on the confirmation: one request, one refund.
+  await page.fill('#ov-refund-amount', '5');
+  await page.click('#ov-refund');
+  await page.locator('#ov-refund-confirm:not([hidden])').waitFor();
+  await page.locator('#ov-refund-yes').evaluate((b) => { b.click(); b.click(); });
+  assert((await actionMessage(page)).ok, 'refund after a double click');
+  let seen = await ownerOrder(number);
+  assert(seen.order.amount_refunded === 500, `refunded after a double click: ${seen.order.amount_refunded}`);
+  assert(seen.order.actions.filter((a) => a.action === 'refund').length === 1, `actions: ${JSON.stringify(seen.order.actions)}`);
+  assert((await refundCalls(number)).length === 1, `POST /v1/refunds after a double click: ${(await refundCalls(number)).length}`);
+
+  // The same request sent again under its key (a retry) is answered again, not done again.
+  const first = seen.order.actions[0];
+  const replay = await page.evaluate(async ([order, key, token]) => {
+    const res = await fetch('/api/order-action', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}`, 'Idempotency-Key': key },
+      body: JSON.stringify({ order, action: 'refund', amount: 500, reason: 'requested_by_customer' }),
+    });
+    return { status: res.status, replayed: res.headers.get('idempotent-replayed'), refunded: (await res.json()).amount_refunded };
+  }, [number, first.idempotency_key, ADMIN_TOKEN]);
+  assert(replay.status === 200 && replay.replayed === 'true' && replay.refunded === 500, `replay: ${JSON.stringify(replay)}`);
+
+  // The answer is lost on the way back (the server refunded): the retry reuses the key, and
+  // the refund is made once.
+  expectedConsoleError = /ERR_FAILED|net::/;
+  let cut = true;
+  await page.route('**/api/order-action', async (route) => {
+    if (!cut) return route.continue();
+    cut = false;
+    await route.fetch();
+    await route.abort('failed');
+  });
+  await page.fill('#ov-refund-amount', '3.00');
+  await page.click('#ov-refund');
+  await page.locator('#ov-refund-confirm:not([hidden])').waitFor();
+  await page.click('#ov-refund-yes');
+  const lost = await actionMessage(page);
+  assert(!lost.ok && /Not sent/.test(lost.text), `lost answer: ${JSON.stringify(lost)}`);
+  assert(await page.isVisible('#ov-refund-yes'), 'the confirmation stays for a retry');
+  await page.click('#ov-refund-yes');
+  const retried = await actionMessage(page);
+  assert(retried.ok, `retry: ${retried.text}`);
+  seen = await ownerOrder(number);
+  assert(seen.order.amount_refunded === 800, `refunded after a lost answer and a retry: ${seen.order.amount_refunded}`);
+  assert((await refundCalls(number)).length === 2, `POST /v1/refunds in all: ${(await refundCalls(number)).length}`);
+  // Sent: the double click's one request, its replay, the lost one and its retry.
+  assert(keys.length === 4 && keys[0] === keys[1] && keys[2] === keys[3] && keys[0] !== keys[2],
+    `Idempotency-Keys sent: ${JSON.stringify(keys)} (one for the double click, one reused for the retry)`);
+  await context.close();
+  return `${number}: a double click made 1 request and 1 refund ($5.00); a replay under its key answered again; ` +
+    `a lost answer retried under the same key refunded $3.00 once (2 POST /v1/refunds in all)`;
+}
+
 // Runs last: it uses up this client's distinct-code guesses for the minute.
 async function tooManyCodes(browser) {
   const context = await newContext(browser);
@@ -448,6 +716,9 @@ const scenarios = [
   ['unknown code', unknownCode],
   ['digital order and errors', digitalAndErrors],
   ['admin order list', admin],
+  ['owner ships from the order view, shopper gets the tracking link', ownerShips],
+  ['owner refunds part, shopper sees it and is emailed', ownerRefundsPart],
+  ['a double click on Refund refunds once', refundOnce],
   ['too many codes', tooManyCodes],
 ];
 
