@@ -71,6 +71,10 @@ fn route(
             events.extend(ev);
             Ok(obj)
         }
+        ("POST", ["webhook_endpoints"]) => crate::endpoints::create(st, &params),
+        ("GET", ["webhook_endpoints"]) => crate::endpoints::list(st, &params),
+        ("GET", ["webhook_endpoints", id]) => crate::endpoints::retrieve(st, id, &params),
+        ("POST", ["webhook_endpoints", id]) => crate::endpoints::update(st, id, &params),
         ("GET", ["promotion_codes"]) => crate::promotions::list(st, pairs, &params),
         ("GET", ["promotion_codes", id]) => crate::promotions::retrieve(st, id, pairs, &params),
         ("GET", [kind @ ("coupons" | "prices" | "products"), id]) => {

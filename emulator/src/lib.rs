@@ -32,6 +32,7 @@ mod api;
 mod checkout;
 mod control;
 mod email;
+mod endpoints;
 mod error;
 mod events;
 mod form;

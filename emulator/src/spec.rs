@@ -4,9 +4,11 @@
 //!
 //! The schemas are a slice of `stripe/openapi` (`spec/spec-slice.json`, see `spec/README.md`),
 //! version 2026-07-29.dahlia, adjusted on load to [`crate::API_VERSION`]: Checkout Session
-//! creation no longer takes `payment_method_types` (since 2026-09-30.endive) and `ui_mode`
-//! also names `form`. A small validator reads them: `$ref`, `type`, `nullable`, `anyOf`,
-//! `enum`, `maxLength`, `required`, `properties`, `additionalProperties`, `items`, and
+//! creation no longer takes `payment_method_types` (since 2026-09-30.endive), `ui_mode`
+//! also names `form`, and a webhook endpoint's `api_version` may be [`crate::API_VERSION`] (the
+//! webhook endpoint operations were cut from 2026-09-30.endive's spec). A small validator reads
+//! them: `$ref`, `type`, `nullable`, `anyOf`, `enum`, `maxLength`, `required`, `properties`,
+//! `additionalProperties`, `items`, and
 //! `pattern` when it is a `^prefix`.
 
 use crate::error::ApiError;
@@ -30,6 +32,15 @@ pub fn document() -> &'static Value {
         }
         if let Some(e) = create["ui_mode"]["enum"].as_array_mut() {
             e.push("form".into());
+        }
+        // The webhook endpoint operations come from 2026-09-30.endive's spec, whose `api_version`
+        // enum ends there; Stripe takes newer versions (`x-stripeBypassValidation`).
+        let versions = &mut doc["paths"]["/v1/webhook_endpoints"]["post"]["requestBody"]["content"]
+            ["application/x-www-form-urlencoded"]["schema"]["properties"]["api_version"]["enum"];
+        if let Some(e) = versions.as_array_mut()
+            && !e.iter().any(|v| v == crate::API_VERSION)
+        {
+            e.push(crate::API_VERSION.into());
         }
         doc
     })

@@ -48,6 +48,27 @@ pub(crate) struct EmailIdem {
     pub at_ms: u64,
 }
 
+/// A webhook endpoint created with `POST /v1/webhook_endpoints` (see [`crate::endpoints`]).
+pub(crate) struct Endpoint {
+    /// The `webhook_endpoint` object as listed and retrieved (never with `secret`).
+    pub obj: Value,
+    /// Its signing secret (`whsec_...`), answered only on create.
+    pub secret: String,
+    /// Whether its URL is on this machine (`http`, a loopback host): the only endpoints the
+    /// emulator delivers to.
+    pub local: bool,
+}
+
+impl Endpoint {
+    /// Whether an event of type `typ` is delivered to it: enabled, on this machine, and the
+    /// type (or `*`) among its `enabled_events`.
+    pub fn receives(&self, typ: &str) -> bool {
+        self.local
+            && self.obj["status"] == "enabled"
+            && self.obj["enabled_events"].as_array().is_some_and(|a| a.iter().any(|e| e == "*" || e == typ))
+    }
+}
+
 /// Mutable state, behind one mutex (never held across an await).
 #[derive(Default)]
 pub(crate) struct State {
@@ -82,6 +103,8 @@ pub(crate) struct State {
     pub outbox: Vec<Value>,
     /// Email idempotency records by (API key, `Idempotency-Key`).
     pub email_idem: HashMap<(String, String), EmailIdem>,
+    /// Webhook endpoints created through the API, oldest first.
+    pub webhook_endpoints: Vec<Endpoint>,
 }
 
 /// Unix seconds now.
@@ -192,7 +215,8 @@ pub(crate) fn list_obj(data: Vec<Value>, has_more: bool, url: &str) -> Value {
 /// Creates an event (kept in the log) and returns its id; delivery is the caller's job.
 pub(crate) fn new_event(inner: &Inner, st: &mut State, typ: &str, object: Value) -> String {
     let id = rand_id("evt_", 24);
-    let pending = if inner.webhook_url.lock().unwrap().is_some() { 1 } else { 0 };
+    let configured = usize::from(inner.webhook_url.lock().unwrap().is_some());
+    let pending = configured + st.webhook_endpoints.iter().filter(|e| e.receives(typ)).count();
     st.events.push(json!({
         "id": id, "object": "event", "api_version": API_VERSION, "created": now(),
         "data": { "object": object }, "livemode": false, "pending_webhooks": pending,

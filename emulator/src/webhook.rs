@@ -1,4 +1,6 @@
-//! Webhook signing and delivery (retries, duplicate and reorder faults).
+//! Webhook signing and delivery (retries, duplicate and reorder faults): to the configured URL
+//! with the emulator's secret, and to each endpoint created through the API (on this machine)
+//! with its own secret, for the event types it enabled.
 
 use crate::Delivery;
 use crate::state::{Inner, now, now_ms};
@@ -96,29 +98,67 @@ pub(crate) fn resend(inner: &Arc<Inner>, id: &str) -> bool {
     true
 }
 
-/// All attempts for one copy of one event.
+/// Where one delivery goes.
+enum Target {
+    /// The configured URL (`Options::webhook_url`, `set_webhook_url`), read at each attempt,
+    /// signed with `Options::webhook_secret`; every event.
+    Configured,
+    /// An endpoint created with `POST /v1/webhook_endpoints` (its id): its URL and own secret,
+    /// read at each attempt; it stops when the endpoint is disabled or leaves this machine.
+    Endpoint(String),
+}
+
+/// One copy of one event to every target: the configured URL, and each endpoint created through
+/// the API that enabled the event's type. Returns when every target's attempts are over.
 async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
-    let Some((typ, body)) = ({
+    let Some((typ, body, endpoints)) = ({
         let st = inner.st.lock().unwrap();
-        st.events
-            .iter()
-            .find(|e| e["id"] == id)
-            .map(|e| (e["type"].as_str().unwrap_or("").to_string(), serde_json::to_vec_pretty(e).unwrap_or_default()))
+        st.events.iter().find(|e| e["id"] == id).map(|e| {
+            let typ = e["type"].as_str().unwrap_or("").to_string();
+            let endpoints = crate::endpoints::targets(&st, &typ);
+            (typ, serde_json::to_vec_pretty(e).unwrap_or_default(), endpoints)
+        })
     }) else {
         return;
     };
+    let body = Arc::new(body);
+    let mut others = Vec::with_capacity(endpoints.len());
+    for ep in endpoints {
+        let (inner, id, typ, body) = (inner.clone(), id.to_string(), typ.clone(), body.clone());
+        others.push(tokio::spawn(async move { attempts(&inner, &id, &typ, &body, copy, Target::Endpoint(ep)).await }));
+    }
+    attempts(inner, id, &typ, &body, copy, Target::Configured).await;
+    for task in others {
+        let _ = task.await;
+    }
+}
+
+/// All attempts for one copy of one event to one target.
+async fn attempts(inner: &Arc<Inner>, id: &str, typ: &str, body: &[u8], copy: u32, target: Target) {
     for attempt in 1..=inner.opts.max_attempts.max(1) {
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
-        let Some(url) = inner.webhook_url.lock().unwrap().clone() else {
+        let found = match &target {
+            Target::Configured => {
+                inner.webhook_url.lock().unwrap().clone().map(|url| (url, inner.opts.webhook_secret.clone()))
+            }
+            Target::Endpoint(ep) => {
+                let st = inner.st.lock().unwrap();
+                st.webhook_endpoints
+                    .iter()
+                    .find(|e| e.obj["id"] == ep.as_str() && e.receives(typ))
+                    .and_then(|e| e.obj["url"].as_str().map(|u| (u.to_string(), e.secret.clone())))
+            }
+        };
+        let Some((url, secret)) = found else {
             return;
         };
         if inner.st.lock().unwrap().faults.webhooks.drop {
             return; // the `drop` fault: as if the endpoint never heard of it
         }
         let t = now();
-        let sig = sign_header(&inner.opts.webhook_secret, t, &body);
+        let sig = sign_header(&secret, t, body);
         let at_ms = now_ms();
         let started = Instant::now();
         let res = inner
@@ -130,7 +170,7 @@ async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
             .header("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
             .header("Accept", "*/*; q=0.5, application/xml")
             .header("Cache-Control", "no-cache")
-            .body(body.clone())
+            .body(body.to_vec())
             .send()
             .await;
         let (status, error, resp_body) = match res {
@@ -147,7 +187,7 @@ async fn deliver(inner: &Arc<Inner>, id: &str, copy: u32) {
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         inner.st.lock().unwrap().deliveries.push(Delivery {
             event_id: id.to_string(),
-            event_type: typ.clone(),
+            event_type: typ.to_string(),
             attempt,
             copy,
             url,

@@ -1657,3 +1657,312 @@ mod refunds_and_email {
         assert!(html.find("Hi &lt;script").unwrap() < html.find("<h2>First</h2>").unwrap(), "newest first");
     }
 }
+
+/// Webhook endpoints (`/v1/webhook_endpoints`): Stripe's shapes, the secret only on create,
+/// the spec slice's parameters, unknown event types refused, and deliveries to an endpoint
+/// created through the API (its own secret, its enabled events only).
+mod webhook_endpoints {
+    use super::*;
+    use serde_json::json;
+    use stripe_emulator::{API_VERSION, Emulator, spec};
+
+    const PATH: &str = "/v1/webhook_endpoints";
+    const ONE: &str = "/v1/webhook_endpoints/{webhook_endpoint}";
+
+    async fn post(c: &reqwest::Client, emu: &Emulator, path: &str, pairs: &[(&str, &str)]) -> Resp {
+        let auth = format!("Bearer {KEY}");
+        post_form(c, &format!("{}{path}", emu.base_url()), &p(pairs), &[("Authorization", auth.as_str())]).await
+    }
+
+    /// Validates `value` against the 200 answer of `method path` in the slice.
+    fn conforms(method: &str, path: &str, value: &Value) {
+        let schema = spec::response_schema(method, path).unwrap_or_else(|| panic!("{method} {path} not in the slice"));
+        let errors = spec::validate(schema, value);
+        assert!(errors.is_empty(), "{method} {path} answered what the spec refuses:\n{}\n{value:#}", errors.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn create_list_retrieve_update_in_stripes_shapes_secret_only_on_create() {
+        let emu = emu().await;
+        let c = client();
+        let b = emu.base_url();
+        let created = post(
+            &c,
+            &emu,
+            PATH,
+            &[
+                ("url", "https://shop.example.com/api/webhook"),
+                ("enabled_events[0]", "checkout.session.completed"),
+                ("enabled_events[1]", "charge.refunded"),
+                ("api_version", API_VERSION),
+                ("description", "Ferris shop"),
+                ("metadata[shop]", "shop.example.com"),
+            ],
+        )
+        .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        conforms("post", PATH, &created.json);
+        let e = &created.json;
+        let id = e["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("we_"), "{id}");
+        assert_eq!(e["object"], "webhook_endpoint");
+        assert_eq!(e["url"], "https://shop.example.com/api/webhook");
+        assert_eq!(e["enabled_events"], json!(["checkout.session.completed", "charge.refunded"]));
+        assert_eq!(e["api_version"], API_VERSION);
+        assert_eq!(e["description"], "Ferris shop");
+        assert_eq!(e["metadata"], json!({"shop": "shop.example.com"}));
+        assert_eq!(e["status"], "enabled");
+        assert_eq!(e["livemode"], false);
+        assert_eq!(e["application"], Value::Null);
+        assert!(e["secret"].as_str().unwrap().starts_with("whsec_"), "{e}");
+
+        // A second one, without api_version (null: the account's default) or description.
+        let other = post(&c, &emu, PATH, &[("url", "https://other.example/hook"), ("enabled_events[]", "*")]).await;
+        assert_eq!(other.status, 200, "{}", other.text);
+        conforms("post", PATH, &other.json);
+        assert_eq!(other.json["api_version"], Value::Null);
+        assert_eq!(other.json["description"], Value::Null);
+        assert_eq!(other.json["enabled_events"], json!(["*"]));
+        assert_ne!(other.json["secret"], e["secret"]);
+        let other_id = other.json["id"].as_str().unwrap().to_string();
+
+        // Listed newest first, no secret; cursors and limit.
+        let list = get(&c, &format!("{b}{PATH}?limit=100")).await;
+        assert_eq!(list.status, 200, "{}", list.text);
+        conforms("get", PATH, &list.json);
+        assert_eq!(list.json["object"], "list");
+        assert_eq!(list.json["url"], PATH);
+        assert_eq!(list.json["has_more"], false);
+        let data = list.json["data"].as_array().unwrap();
+        assert_eq!(data.iter().map(|x| x["id"].as_str().unwrap()).collect::<Vec<_>>(), [&other_id, &id]);
+        assert!(data.iter().all(|x| x.get("secret").is_none()), "{}", list.text);
+        let first = get(&c, &format!("{b}{PATH}?limit=1")).await;
+        assert_eq!(first.json["has_more"], true);
+        assert_eq!(first.json["data"][0]["id"], other_id.as_str());
+        let next = get(&c, &format!("{b}{PATH}?limit=1&starting_after={other_id}")).await;
+        assert_eq!(next.json["data"][0]["id"], id.as_str());
+        assert_eq!(next.json["has_more"], false);
+        let back = get(&c, &format!("{b}{PATH}?ending_before={id}")).await;
+        assert_eq!(back.json["data"][0]["id"], other_id.as_str());
+
+        // Retrieved without the secret.
+        let one = get(&c, &format!("{b}{PATH}/{id}")).await;
+        assert_eq!(one.status, 200, "{}", one.text);
+        conforms("get", ONE, &one.json);
+        assert!(one.json.get("secret").is_none(), "{}", one.text);
+        let mut without = e.clone();
+        without.as_object_mut().unwrap().remove("secret");
+        assert_eq!(one.json, without);
+        let missing = get(&c, &format!("{b}{PATH}/we_nope")).await;
+        assert_eq!(missing.status, 404);
+        assert_eq!(missing.json["error"]["code"], "resource_missing");
+
+        // Updated: events replaced, disabled, description, metadata merged; no secret.
+        let path = format!("{PATH}/{id}");
+        let up = post(
+            &c,
+            &emu,
+            &path,
+            &[
+                ("enabled_events[0]", "refund.created"),
+                ("disabled", "true"),
+                ("description", ""),
+                ("metadata[shop]", ""),
+                ("metadata[owner]", "ferris"),
+            ],
+        )
+        .await;
+        assert_eq!(up.status, 200, "{}", up.text);
+        conforms("post", ONE, &up.json);
+        assert!(up.json.get("secret").is_none(), "{}", up.text);
+        assert_eq!(up.json["enabled_events"], json!(["refund.created"]));
+        assert_eq!(up.json["status"], "disabled");
+        assert_eq!(up.json["description"], Value::Null);
+        assert_eq!(up.json["metadata"], json!({"owner": "ferris"}));
+        assert_eq!(up.json["api_version"], API_VERSION);
+        let up =
+            post(&c, &emu, &path, &[("url", "https://shop2.example.com/api/webhook"), ("disabled", "false")]).await;
+        assert_eq!(up.status, 200, "{}", up.text);
+        assert_eq!(up.json["url"], "https://shop2.example.com/api/webhook");
+        assert_eq!(up.json["status"], "enabled");
+        assert_eq!(get(&c, &format!("{b}{path}")).await.json, up.json);
+
+        // api_version cannot be updated (not a parameter of the update operation).
+        let r = post(&c, &emu, &path, &[("api_version", API_VERSION)]).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(r.json["error"]["code"], "parameter_unknown");
+        assert_eq!(r.json["error"]["param"], "api_version");
+        let r = post(&c, &emu, "/v1/webhook_endpoints/we_nope", &[("disabled", "true")]).await;
+        assert_eq!(r.status, 404);
+    }
+
+    #[tokio::test]
+    async fn unknown_event_types_and_missing_parameters_are_refused() {
+        let emu = emu().await;
+        let c = client();
+        for (pairs, code, param) in [
+            (
+                vec![("url", "https://shop.example.com/api/webhook"), ("enabled_events[0]", "checkout.session.paid")],
+                None,
+                "enabled_events[0]",
+            ),
+            (
+                vec![("url", "https://shop.example.com/api/webhook"), ("enabled_events[0]", "nonsense")],
+                None,
+                "enabled_events[0]",
+            ),
+            (vec![("enabled_events[0]", "charge.refunded")], Some("parameter_missing"), "url"),
+            (vec![("url", "https://shop.example.com/api/webhook")], Some("parameter_missing"), "enabled_events"),
+            (vec![("url", "not a url"), ("enabled_events[0]", "charge.refunded")], Some("url_invalid"), "url"),
+            (
+                vec![
+                    ("url", "https://shop.example.com/h"),
+                    ("enabled_events[0]", "charge.refunded"),
+                    ("api_version", "1999-01-01"),
+                ],
+                None,
+                "api_version",
+            ),
+            (
+                vec![
+                    ("url", "https://shop.example.com/h"),
+                    ("enabled_events[0]", "charge.refunded"),
+                    ("colour", "red"),
+                ],
+                Some("parameter_unknown"),
+                "colour",
+            ),
+        ] {
+            let r = post(&c, &emu, PATH, &pairs).await;
+            assert_eq!(r.status, 400, "{pairs:?}: {}", r.text);
+            assert_eq!(r.json["error"]["type"], "invalid_request_error", "{pairs:?}");
+            assert_eq!(r.json["error"]["code"].as_str(), code, "{pairs:?}: {}", r.text);
+            assert_eq!(r.json["error"]["param"], param, "{pairs:?}: {}", r.text);
+        }
+        let created =
+            post(&c, &emu, PATH, &[("url", "https://shop.example.com/h"), ("enabled_events[0]", "charge.refunded")])
+                .await;
+        let path = format!("{PATH}/{}", created.json["id"].as_str().unwrap());
+        let r = post(&c, &emu, &path, &[("enabled_events[0]", "charge.refunded"), ("enabled_events[1]", "order.paid")])
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(r.json["error"]["param"], "enabled_events[1]");
+        let list = get(&c, &format!("{}{PATH}", emu.base_url())).await;
+        assert_eq!(list.json["data"].as_array().unwrap().len(), 1, "refused requests created nothing: {}", list.text);
+        assert_eq!(list.json["data"][0]["enabled_events"], json!(["charge.refunded"]));
+    }
+
+    /// The create and update forms against the spec slice (the check every `/v1` request passes),
+    /// and the slice holds Stripe's operations: required `url` and `enabled_events`, the event
+    /// enum, no `api_version` on update.
+    #[test]
+    fn forms_validate_against_the_spec_slice() {
+        let good = p(&[
+            ("url", "https://shop.example.com/api/webhook"),
+            ("enabled_events[0]", "checkout.session.completed"),
+            ("enabled_events[1]", "charge.dispute.funds_reinstated"),
+            ("api_version", API_VERSION),
+            ("description", "shop"),
+            ("metadata[shop]", "shop.example.com"),
+            ("connect", "false"),
+        ]);
+        spec::check_form("POST", PATH, &good).unwrap();
+        spec::check_form("POST", "/v1/webhook_endpoints/we_1", &p(&[("enabled_events[0]", "*"), ("disabled", "true")]))
+            .unwrap();
+        spec::check_form("GET", PATH, &p(&[("limit", "100"), ("starting_after", "we_1")])).unwrap();
+        for (method, path, bad, param) in [
+            ("POST", PATH, p(&[("enabled_events[0]", "charge.refunded")]), "url"),
+            ("POST", PATH, p(&[("url", "https://x.example/h")]), "enabled_events"),
+            (
+                "POST",
+                PATH,
+                p(&[("url", "https://x.example/h"), ("enabled_events[0]", "charge.exploded")]),
+                "enabled_events[0]",
+            ),
+            (
+                "POST",
+                PATH,
+                p(&[("url", "https://x.example/h"), ("enabled_events[0]", "*"), ("connect", "yes")]),
+                "connect",
+            ),
+            ("POST", "/v1/webhook_endpoints/we_1", p(&[("api_version", API_VERSION)]), "api_version"),
+            ("POST", "/v1/webhook_endpoints/we_1", p(&[("disabled", "maybe")]), "disabled"),
+            ("GET", PATH, p(&[("limit", "ten")]), "limit"),
+            ("GET", PATH, p(&[("type", "x")]), "type"),
+        ] {
+            let e = spec::check_form(method, path, &bad).unwrap_err();
+            assert!(e.starts_with(&format!("{param}:")), "{method} {path} {bad:?}: {e}");
+        }
+        let create = &spec::document()["paths"][PATH]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"];
+        assert_eq!(create["required"], json!(["enabled_events", "url"]));
+        assert_eq!(create["additionalProperties"], false);
+        let events = create["properties"]["enabled_events"]["items"]["enum"].as_array().unwrap();
+        assert!(events.len() > 200 && events[0] == "*", "{}", events.len());
+        let update = &spec::document()["paths"][ONE]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"]["properties"];
+        let names: Vec<&str> = update.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(names, ["description", "disabled", "enabled_events", "expand", "metadata", "url"]);
+        assert!(spec::schema("webhook_endpoint").is_some());
+    }
+
+    /// An endpoint created through the API on this machine gets the events it enabled, signed
+    /// with its own secret, next to the configured URL (every event, the emulator's secret).
+    #[tokio::test]
+    async fn deliveries_to_a_created_endpoint_use_its_secret_and_its_events() {
+        let all = Receiver::start(0, 0).await;
+        let emu = Emulator::start(stripe_emulator::Options { webhook_url: Some(all.url.clone()), ..fast_opts() })
+            .await
+            .unwrap();
+        let c = client();
+        let mine = Receiver::start(0, 0).await;
+        let created = post(
+            &c,
+            &emu,
+            PATH,
+            &[("url", &mine.url), ("enabled_events[0]", "checkout.session.completed"), ("api_version", API_VERSION)],
+        )
+        .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        let secret = created.json["secret"].as_str().unwrap().to_string();
+        // Stored, listed, never called: not on this machine.
+        let away =
+            post(&c, &emu, PATH, &[("url", "https://shop.example.com/api/webhook"), ("enabled_events[]", "*")]).await;
+        assert_eq!(away.status, 200, "{}", away.text);
+
+        let s = create(&c, &emu, &base_session()).await;
+        let id = s.json["id"].as_str().unwrap().to_string();
+        emu.pay(&id, "pay").unwrap();
+        let got = mine.wait(1, Duration::from_secs(5)).await;
+        assert_eq!(got.len(), 1);
+        let ev = got[0].json();
+        assert_eq!(ev["type"], "checkout.session.completed");
+        assert!(verify(&secret, &got[0].header("stripe-signature"), &got[0].body), "signed with the endpoint's secret");
+        assert!(!verify(emu.webhook_secret(), &got[0].header("stripe-signature"), &got[0].body));
+        let conf = all.wait(1, Duration::from_secs(5)).await;
+        assert!(conf.iter().any(|r| r.json()["id"] == ev["id"]));
+        assert!(conf.iter().all(|r| verify(emu.webhook_secret(), &r.header("stripe-signature"), &r.body)));
+        // An event it did not enable is not sent to it; the configured URL still gets it.
+        emu.refund(&id, None).unwrap();
+        emu.wait_for_deliveries(
+            |d| d.iter().any(|x| x.event_type == "charge.refunded" && x.ok()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(mine.got().len(), 1, "only checkout.session.completed was enabled");
+        assert!(emu.deliveries().iter().all(|d| d.url == all.url || d.url == mine.url), "nothing sent off the machine");
+        let pending = emu.events().into_iter().find(|e| e["id"] == ev["id"]).unwrap()["pending_webhooks"].clone();
+        assert_eq!(pending, 2, "the configured URL and the endpoint");
+
+        // Disabled: nothing more is sent to it.
+        let path = format!("{PATH}/{}", created.json["id"].as_str().unwrap());
+        assert_eq!(post(&c, &emu, &path, &[("disabled", "true")]).await.status, 200);
+        let s2 = create(&c, &emu, &base_session()).await;
+        emu.pay(s2.json["id"].as_str().unwrap(), "pay").unwrap();
+        all.wait(conf.len() + 3, Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(mine.got().len(), 1);
+    }
+}
