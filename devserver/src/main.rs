@@ -6,6 +6,11 @@
 //! the functions at it and wires its webhook secret to `/api/webhook`; with real
 //! test keys in `.env` it talks to Stripe (forward webhooks with `stripe listen`).
 //! Never deployed.
+//!
+//! `cargo run -p dev -- stripe-setup [--live] https://SHOP` instead creates (or updates) the
+//! shop's webhook endpoint in the owner's Stripe account (see [`setup`]).
+
+mod setup;
 
 use axum::Router;
 use axum::body::Body;
@@ -25,7 +30,7 @@ use tower_http::services::ServeDir;
 const DEFAULT_EMULATOR_PORT: u16 = 12111;
 
 /// Test key the emulator accepts; also marks "offline mode" in `.env`.
-const EMULATOR_SECRET_KEY: &str = "sk_test_emulator";
+pub(crate) const EMULATOR_SECRET_KEY: &str = "sk_test_emulator";
 /// Publishable key paired with it.
 const EMULATOR_PUBLISHABLE_KEY: &str = "pk_test_emulator";
 
@@ -37,6 +42,17 @@ struct Dev {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("stripe-setup") {
+        let code = match variables(&project_root()) {
+            Ok(vars) => setup::main(&args[2..], &vars).await,
+            Err(e) => {
+                eprintln!("stripe-setup: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     if let Err(e) = run().await {
         eprintln!("dev server: {e}");
         std::process::exit(1);
@@ -45,11 +61,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let root = project_root();
-    let mut vars = read_dotenv(&root.join(".env"))?;
-    // The process environment wins over .env, as with Vercel.
-    for (k, v) in std::env::vars() {
-        vars.insert(k, v);
-    }
+    let mut vars = variables(&root)?;
     let port: u16 = match vars.get("PORT").filter(|v| !v.is_empty()) {
         Some(p) => p.parse().map_err(|_| format!("PORT must be a port number (got {p:?})"))?,
         None => 3000,
@@ -69,11 +81,9 @@ async fn run() -> Result<(), String> {
             Some(p) => Some(p.parse().map_err(|_| format!("EMULATOR_PORT must be a port number (got {p:?})"))?),
             None => None,
         };
-        let mut options = stripe_emulator::Options {
-            port: chosen.unwrap_or(DEFAULT_EMULATOR_PORT),
-            webhook_url: Some(format!("http://127.0.0.1:{port}/api/webhook")),
-            ..Default::default()
-        };
+        // No configured webhook URL: the dev server creates its endpoint through the API below.
+        let mut options =
+            stripe_emulator::Options { port: chosen.unwrap_or(DEFAULT_EMULATOR_PORT), ..Default::default() };
         // How long a delayed payment method "processes" (tests make it long enough to see).
         if let Some(ms) = vars.get("EMULATOR_ASYNC_DELAY_MS").and_then(|v| v.parse().ok()) {
             options.async_delay = std::time::Duration::from_millis(ms);
@@ -96,7 +106,14 @@ async fn run() -> Result<(), String> {
         vars.insert("STRIPE_SECRET_KEY".into(), EMULATOR_SECRET_KEY.into());
         vars.insert("STRIPE_PUBLISHABLE_KEY".into(), EMULATOR_PUBLISHABLE_KEY.into());
         vars.insert("STRIPE_API_BASE".into(), emu.base_url());
-        vars.insert("STRIPE_WEBHOOK_SECRET".into(), emu.webhook_secret().to_string());
+        // The shop's webhook endpoint, created as `stripe-setup` creates it in Stripe (the same
+        // events and version); its secret signs the deliveries to /api/webhook.
+        let hook = format!("http://127.0.0.1:{port}/api/webhook");
+        let endpoint = setup::create_endpoint(&emu.base_url(), EMULATOR_SECRET_KEY, &hook, "dev server", "localhost")
+            .await
+            .map_err(|e| format!("cannot create the dev server's webhook endpoint on the emulator: {e}"))?;
+        let secret = endpoint["secret"].as_str().ok_or("the emulator answered no webhook secret")?;
+        vars.insert("STRIPE_WEBHOOK_SECRET".into(), secret.to_string());
         // The shopper's email goes to the emulator's outbox, with no configuration.
         if !vars.contains_key("EMAIL_API_KEY") {
             vars.insert("EMAIL_API_KEY".into(), stripe_emulator::EMAIL_API_KEY.into());
@@ -119,7 +136,10 @@ async fn run() -> Result<(), String> {
     println!();
     if let Some(emu) = &_emulator {
         println!("  Mode:      OFFLINE — Stripe emulator at {} (no Stripe account needed)", emu.base_url());
-        println!("  Webhooks:  emulator → {site}/api/webhook, signed with its test secret");
+        println!(
+            "  Webhooks:  emulator → {site}/api/webhook ({} event types, the endpoint's own secret)",
+            setup::event_names().len()
+        );
         println!("  Outbox:    {}/_emulator/outbox (emails the shop sends, offline)", emu.base_url());
     } else if offline {
         println!("  Mode:      custom STRIPE_API_BASE ({})", dev.app.config.api_base);
@@ -227,6 +247,16 @@ fn static_headers(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, String>
         }
     }
     Ok(out)
+}
+
+/// The variables of `root/.env`, with the process environment over them (it wins, as with
+/// Vercel).
+fn variables(root: &Path) -> Result<HashMap<String, String>, String> {
+    let mut vars = read_dotenv(&root.join(".env"))?;
+    for (k, v) in std::env::vars() {
+        vars.insert(k, v);
+    }
+    Ok(vars)
 }
 
 /// The variables of `.env` (dotenvy's syntax); a missing file is no variables.
