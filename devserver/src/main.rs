@@ -3,7 +3,8 @@
 //! Serves `public/` (with the headers vercel.json gives static files) and every
 //! `/api/*` route in-process through the same library code the Vercel functions
 //! run. Without a real `STRIPE_SECRET_KEY` it starts the Stripe emulator, points
-//! the functions at it and wires its webhook secret to `/api/webhook`; with real
+//! the functions at it and creates the shop's webhook endpoint there (`/api/webhook`, the
+//! shop's events, as `stripe-setup` does in Stripe), whose secret it uses; with real
 //! test keys in `.env` it talks to Stripe (forward webhooks with `stripe listen`).
 //! Never deployed.
 //!

@@ -4,11 +4,13 @@
 //! It serves, on `127.0.0.1` only:
 //! - the `/v1` REST routes a checkout shop uses (Checkout Sessions, line items, promotion
 //!   codes, coupons, prices, events, charges, PaymentIntents, refunds and `POST /v1/refunds`,
-//!   disputes), with Stripe's auth, error shapes, `Request-Id` and
+//!   disputes, webhook endpoints), with Stripe's auth, error shapes, `Request-Id` and
 //!   idempotency semantics;
 //! - a hosted checkout page at `/c/pay/{session_id}` (buttons `#pay`, `#pay-delayed-success`,
 //!   `#pay-delayed-failure`, `#cancel`);
-//! - signed webhook delivery with retries, and control endpoints under `/_emulator/` for tests
+//! - signed webhook delivery with retries (to the configured URL with [`Options::webhook_secret`],
+//!   and to each endpoint created with `POST /v1/webhook_endpoints` on this machine with its own
+//!   secret, for its enabled events), and control endpoints under `/_emulator/` for tests
 //!   (request log, delivery log, fault injection, resend, signing);
 //! - a transactional-email stand-in in Resend's API shape (`POST /emails`), whose messages are
 //!   kept in an outbox (`/_emulator/outbox`, `/_emulator/outbox.json`, [`Emulator::outbox`]).
