@@ -66,7 +66,8 @@ if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
 fi
 
 # ---------------------------------------------------------------- build
-BINS=(products create-checkout apply-discount webhook checkout-status reconcile orders)
+# Every function: each api/NAME.rs is the [[bin]] NAME (the route table's functions).
+mapfile -t BINS < <(cd "$ROOT/api" && ls -1 *.rs | sed 's/\.rs$//')
 if [ -z "${SKIP_BUILD:-}" ] && [ -z "$BIN_DIR" ]; then
   say "cargo build --release (fat LTO: slow the first time)"
   (cd "$ROOT" && cargo build --release -p checkout $(printf -- '--bin %s ' "${BINS[@]}"))
