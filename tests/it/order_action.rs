@@ -309,15 +309,7 @@ each_backend! {
         assert!(stripe_refunds(&s).is_empty());
 
         let abandoned = s.checkout(DIGITAL).await;
-        let r = s
-            .http
-            .post(format!("{}/v1/checkout/sessions/{abandoned}/expire", s.emu.base_url()))
-            .bearer_auth(crate::common::SECRET_KEY)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        s.wait_order(&abandoned, |o| o.state == OrderState::Expired).await;
+        s.expire(&abandoned).await;
         let (status, _, answer) = act(&s, Some(&key()), &json!({"order": abandoned, "action": "refund"})).await;
         assert_eq!(status, 409, "{answer}");
         assert!(answer["error"]["message"].as_str().unwrap().contains("not paid"));

@@ -95,15 +95,7 @@ async fn the_list_shows_paid_orders_by_default_and_the_rest_on_request() {
     let s = owner_shop(vec![]).await;
     let paid = fulfilled_order(&s).await;
     let abandoned = s.checkout(DIGITAL).await;
-    let r = s
-        .http
-        .post(format!("{}/v1/checkout/sessions/{abandoned}/expire", s.emu.base_url()))
-        .bearer_auth(crate::common::SECRET_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    s.wait_order(&abandoned, |o| o.state == OrderState::Expired).await;
+    s.expire(&abandoned).await;
     let ids = |json: &serde_json::Value| -> Vec<String> {
         json["data"].as_array().unwrap().iter().map(|o| o["session_id"].as_str().unwrap().to_string()).collect()
     };

@@ -247,6 +247,20 @@ pub fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
 }
 
 impl Shop {
+    /// Expires an open session through Stripe's API (`POST /v1/checkout/sessions/{id}/expire`,
+    /// as an owner or a timeout would) and waits until the shop recorded it expired.
+    pub async fn expire(&self, session_id: &str) {
+        let r = self
+            .http
+            .post(format!("{}/v1/checkout/sessions/{session_id}/expire", self.emu.base_url()))
+            .bearer_auth(SECRET_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        self.wait_order(session_id, |o| o.state == checkout::order::OrderState::Expired).await;
+    }
+
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.addr.port())
