@@ -13,23 +13,12 @@
 use crate::app::App;
 use crate::config::EmailConfig;
 use crate::order::{HookCall, Order};
-use crate::store::OutboxMessage;
+/// One message to one shopper: its address, subject (with the order number), plain text and
+/// HTML (every value escaped). The store's outbox keeps it as rendered, so it is one type.
+pub use crate::store::OutboxMessage as Message;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
-
-/// One message to one shopper.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// The shopper's address.
-    pub to: String,
-    /// The subject line (carries the order number).
-    pub subject: String,
-    /// The plain-text body.
-    pub text: String,
-    /// The HTML body (every value escaped).
-    pub html: String,
-}
 
 /// What an order's message is about, with what it needs to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,8 +299,7 @@ async fn deliver(app: &App, order: &Order, key: &str, fact: &Fact<'_>) {
         amount_total: order.amount_total,
         currency: order.currency.as_deref().unwrap_or(""),
     };
-    let m = Message::new(to, shop_name(config), &summary, fact);
-    let message = OutboxMessage { to: m.to, subject: m.subject, text: m.text, html: m.html };
+    let message = Message::new(to, shop_name(config), &summary, fact);
     match app.store.queue_email(key, &order.session_id, &message).await {
         Ok(_) => drop(send_queued(app, config, key).await),
         Err(e) => crate::log::warn("shopper email not queued", &[("message", key), ("error", &e.to_string())]),
@@ -328,10 +316,9 @@ async fn send_queued(app: &App, config: &EmailConfig, key: &str) -> bool {
             return false;
         }
     };
-    let message = Message { to: message.to, subject: message.subject, text: message.text, html: message.html };
     let provider = Resend { config, http: app.stripe.http() };
     // The provider's idempotency key is the fact's: a retry after a lost answer is one message.
-    let idempotency_key = format!("shop-email-{}", hex::encode(sha2_digest(key.as_bytes())));
+    let idempotency_key = format!("shop-email-{}", crate::http::sha256_hex(key.as_bytes()));
     match provider.send(&message, &idempotency_key).await {
         Ok(()) => {
             if let Err(e) = app.store.email_sent(key).await {
@@ -345,11 +332,6 @@ async fn send_queued(app: &App, config: &EmailConfig, key: &str) -> bool {
             false
         }
     }
-}
-
-fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).into()
 }
 
 /// Sends up to `limit` queued messages that no send holds (the reconciliation run calls this:

@@ -167,6 +167,12 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(buf)
 }
 
+/// The SHA-256 of `bytes` as lowercase hex (idempotency keys derived from a caller's own).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// A JSON response with the security headers and `Cache-Control: no-store`.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());

@@ -19,7 +19,6 @@ use crate::stripe::types::Refund;
 use crate::stripe::{Form, StripeError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
 /// How long a duplicate request waits for the first one's answer before it is told the action
@@ -138,7 +137,7 @@ pub struct Acted {
 /// The hash of a request's canonical form, kept with its key (another request with the same
 /// key is refused).
 pub fn request_hash(canonical: &str) -> String {
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    crate::http::sha256_hex(canonical.as_bytes())
 }
 
 /// Claims `key` for the request hashing to `hash`; while another call holds it, waits up to
@@ -248,8 +247,7 @@ fn refundable(facts: &MoneyFacts, order: &Order) -> i64 {
 /// The Stripe `Idempotency-Key` of an action's refund: the same action (order and key)
 /// always sends the same one, so Stripe refunds once however often it is retried.
 pub fn stripe_key(order_number: &str, key: &str) -> String {
-    let digest = Sha256::digest(format!("{order_number}\n{key}").as_bytes());
-    format!("order-action-{}", hex::encode(digest))
+    format!("order-action-{}", crate::http::sha256_hex(format!("{order_number}\n{key}").as_bytes()))
 }
 
 /// Refunds `amount` (default: what is left) of the order's charge and records the refund

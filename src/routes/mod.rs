@@ -180,6 +180,19 @@ impl From<ReconcileError> for ApiError {
     }
 }
 
+/// An order as the owner names it (`/api/orders?order=`, `/api/order-action`'s `order`): a
+/// Checkout Session id as given, or an order number, uppercased; 400 for anything else.
+pub fn order_reference(raw: &str) -> Result<String, ApiError> {
+    let order = raw.trim();
+    if crate::session::is_session_id(order) {
+        return Ok(order.to_string());
+    }
+    if order.is_empty() || order.len() > 32 || !order.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(ApiError::bad_request("order: not an order number"));
+    }
+    Ok(order.to_ascii_uppercase())
+}
+
 /// A cart POSTed by the storefront, read and checked (see [`read_cart`]).
 #[derive(Debug)]
 pub struct CartPost {

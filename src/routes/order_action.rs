@@ -118,14 +118,7 @@ impl ActionRequest {
                 (order, Action::Shipment(ShipmentMove::Note(note)))
             }
         };
-        let order = order.trim();
-        if crate::session::is_session_id(order) {
-            return Ok((order.to_string(), action));
-        }
-        if order.is_empty() || order.len() > 32 || !order.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(ApiError::bad_request("order: not an order number"));
-        }
-        Ok((order.to_ascii_uppercase(), action))
+        Ok((super::order_reference(order)?, action))
     }
 }
 

@@ -215,15 +215,10 @@ pub struct Customer {
 
 /// Answers one order with its personal details (the owner's order view).
 async fn one_order(app: &App, reference: &str) -> Result<Response, ApiError> {
+    let reference = super::order_reference(reference)?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "order: no such order");
-    let session_id = if session::is_session_id(reference) {
-        reference.to_string()
-    } else if reference.len() <= 32 && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        app.store.session_for_order_number(reference).await?.ok_or_else(not_found)?
-    } else {
-        return Err(ApiError::bad_request("order: not an order number"));
-    };
-    let order = app.store.order(&session_id).await?.ok_or_else(not_found)?;
+    let order = crate::owner_actions::find(app, &reference).await?.ok_or_else(not_found)?;
+    let session_id = order.session_id.clone();
     let mut histories = app.store.histories(&[session_id.as_str()]).await?;
     let customer = Customer { email: order.customer_email.clone(), shipping: order.shipping.clone() };
     let log = histories.remove(&session_id).unwrap_or_default();

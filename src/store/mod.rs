@@ -323,9 +323,6 @@ pub(crate) const INSERT_HISTORY: &str = "INSERT INTO order_history (event_id, se
 /// Claims the run of an event's after-payment hooks, in the transaction that changed the order.
 pub(crate) const INSERT_HOOK_RUN: &str = "INSERT INTO hook_runs (event_id, session_id, calls, attempts, claimed_at)
      VALUES ($1, $2, $3, 1, $4)";
-/// The order a PaymentIntent paid for.
-pub(crate) const SELECT_SESSION_FOR_PAYMENT_INTENT: &str =
-    "SELECT session_id FROM order_money WHERE payment_intent = $1";
 /// The order an order number names.
 pub(crate) const SELECT_SESSION_FOR_NUMBER: &str = "SELECT session_id FROM order_numbers WHERE order_number = $1";
 /// A reconciliation checkpoint: the last event a run handled (id, created as text).
@@ -484,7 +481,8 @@ impl RunKey<'_> {
     }
 }
 
-/// A message to the shopper as the outbox keeps it (rendered once, when its fact happened).
+/// A message to the shopper, as the outbox keeps it (rendered once, when its fact happened;
+/// [`crate::email`] renders and sends it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     /// The shopper's address.
@@ -846,11 +844,6 @@ impl Store {
     /// Whether a hook run was claimed and has not finished.
     pub async fn run_pending(&self, key: RunKey<'_>) -> Result<bool, StoreError> {
         Ok(self.count(run_sql(key).pending, key.id()).await? > 0)
-    }
-
-    /// The order a PaymentIntent paid for, if recorded.
-    pub async fn session_for_payment_intent(&self, payment_intent: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.row_texts(SELECT_SESSION_FOR_PAYMENT_INTENT, payment_intent, &[]).await?.and_then(|mut r| r.pop()))
     }
 
     /// The order an order number names, if any.

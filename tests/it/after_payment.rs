@@ -329,8 +329,10 @@ each_backend! {
         });
         let (status, json) = s.deliver(&serde_json::to_vec(&event).unwrap()).await;
         assert_eq!((status, json["result"].as_str()), (200, Some("ignored")), "{backend:?}");
-        assert!(!s.app.store.event_seen("evt_foreign_refund_0001").await.unwrap(), "nothing recorded");
-        assert_eq!(s.app.store.session_for_payment_intent("pi_foreign0001").await.unwrap(), None);
+        let (seen, session) =
+            s.app.store.event_seen_and_session("evt_foreign_refund_0001", "pi_foreign0001").await.unwrap();
+        assert!(!seen, "nothing recorded");
+        assert_eq!(session, None);
     }
 }
 
