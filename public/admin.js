@@ -138,6 +138,18 @@
     el.login.hidden = true;
   }
 
+  /** One request to the owner's API with the token (and any extra headers, a body): resolves to
+   *  {res, data}, `data` the parsed JSON or null. */
+  function ownerFetch(path, t, method, headers, body) {
+    var h = { 'Accept': 'application/json', 'Authorization': 'Bearer ' + t };
+    Object.keys(headers || {}).forEach(function (k) { h[k] = headers[k]; });
+    var init = { method: method || 'GET', headers: h, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) init.body = body;
+    return fetch(path, init).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (data) { return { res: res, data: data }; });
+    });
+  }
+
   function load(more) {
     var t = token();
     if (!t) return;
@@ -145,13 +157,7 @@
     var path = '/api/orders?limit=' + PAGE + '&state=' + encodeURIComponent(state) +
       (more && next ? '&starting_after=' + encodeURIComponent(next) : '');
     Shop.setMessage(el.message, 'Loading orders\u2026', 'info');
-    fetch(path, {
-      headers: { 'Accept': 'application/json', 'Authorization': 'Bearer ' + t },
-      credentials: 'same-origin',
-      cache: 'no-store'
-    }).then(function (res) {
-      return res.json().catch(function () { return null; }).then(function (data) { return { res: res, data: data }; });
-    }).then(function (r) {
+    ownerFetch(path, t).then(function (r) {
       if (r.res.ok && r.data && Array.isArray(r.data.data)) {
         rows = more ? rows.concat(r.data.data) : r.data.data;
         next = r.data.has_more ? r.data.next_starting_after : null;
@@ -427,13 +433,7 @@
     Shop.setMessage(el.ovMessage, 'Loading the order\u2026', 'info');
     el.view.scrollIntoView({ block: 'start' });
     el.ovTitle.focus({ preventScroll: true });
-    fetch('/api/orders?order=' + encodeURIComponent(number), {
-      headers: { 'Accept': 'application/json', 'Authorization': 'Bearer ' + t },
-      credentials: 'same-origin',
-      cache: 'no-store'
-    }).then(function (res) {
-      return res.json().catch(function () { return null; }).then(function (data) { return { res: res, data: data }; });
-    }).then(function (r) {
+    ownerFetch('/api/orders?order=' + encodeURIComponent(number), t).then(function (r) {
       if (loading !== view.loading) return;
       if (r.res.ok && r.data && r.data.order) {
         view.order = r.data.order;
@@ -493,20 +493,8 @@
       button.removeAttribute('aria-busy');
       button.disabled = false;
     };
-    fetch('/api/order-action', {
-      method: 'POST',
-      headers: {
-        'Accept': 'application/json',
-        'Content-Type': 'application/json',
-        'Authorization': 'Bearer ' + t,
-        'Idempotency-Key': intent.key
-      },
-      body: intent.body,
-      credentials: 'same-origin',
-      cache: 'no-store'
-    }).then(function (res) {
-      return res.json().catch(function () { return null; }).then(function (data) { return { res: res, data: data }; });
-    }).then(function (r) {
+    var headers = { 'Content-Type': 'application/json', 'Idempotency-Key': intent.key };
+    ownerFetch('/api/order-action', t, 'POST', headers, intent.body).then(function (r) {
       settle();
       var st = r.res.status;
       if (r.res.ok && r.data && r.data.session_id) {
