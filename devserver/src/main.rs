@@ -11,12 +11,13 @@
 //! `cargo run -p dev -- stripe-setup [--live] https://SHOP` instead creates (or updates) the
 //! shop's webhook endpoint in the owner's Stripe account (see [`setup`]).
 
+mod headers;
 mod setup;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use checkout::{App, Config, Route};
 use std::collections::HashMap;
@@ -38,7 +39,8 @@ const EMULATOR_PUBLISHABLE_KEY: &str = "pk_test_emulator";
 struct Dev {
     app: App,
     public: PathBuf,
-    static_headers: Vec<(HeaderName, HeaderValue)>,
+    /// vercel.json's headers, matched per path as Vercel matches them.
+    static_headers: headers::HeaderRules,
 }
 
 #[tokio::main]
@@ -131,8 +133,10 @@ async fn run() -> Result<(), String> {
         vars.entry("CRON_SECRET".into()).or_insert_with(|| format!("dev-{}", checkout::http::random_hex(16))).clone();
     let config = Config::from_lookup(|k| vars.get(k).cloned()).map_err(|e| format!("configuration error: {e}"))?;
     let app = App::new(config).map_err(|e| format!("store error: {e}"))?;
-    let dev =
-        Arc::new(Dev { static_headers: static_headers(&root.join("vercel.json"))?, public: root.join("public"), app });
+    let vercel_json =
+        std::fs::read_to_string(root.join("vercel.json")).map_err(|e| format!("cannot read vercel.json: {e}"))?;
+    let static_headers = headers::HeaderRules::from_vercel_json(&vercel_json)?;
+    let dev = Arc::new(Dev { static_headers, public: root.join("public"), app });
 
     println!();
     if let Some(emu) = &_emulator {
@@ -216,38 +220,19 @@ async fn serve(State(dev): State<Arc<Dev>>, ConnectInfo(peer): ConnectInfo<Socke
 }
 
 /// A file of `public/` (`tower_http`'s `ServeDir`: no path escapes it, `/` ⇒ `index.html`)
-/// with the headers vercel.json gives static files, never cached.
+/// with the headers vercel.json gives its path on Vercel, never cached.
 async fn static_file(dev: &Dev, req: Request) -> Response {
+    let path = req.uri().path().to_string();
     let mut resp = match ServeDir::new(&dev.public).oneshot(req).await {
         Ok(resp) => resp.map(Body::new),
         Err(never) => match never {},
     };
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    for (k, v) in &dev.static_headers {
-        h.insert(k.clone(), v.clone());
+    for (k, v) in dev.static_headers.for_path(&path) {
+        h.insert(k, v);
     }
     resp
-}
-
-/// The headers vercel.json applies to every path, so the dev server serves
-/// static files exactly as Vercel will.
-fn static_headers(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read vercel.json: {e}"))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("vercel.json: {e}"))?;
-    let mut out = Vec::new();
-    for rule in json["headers"].as_array().into_iter().flatten() {
-        if rule["source"] != "/(.*)" {
-            continue;
-        }
-        for h in rule["headers"].as_array().into_iter().flatten() {
-            let (Some(k), Some(v)) = (h["key"].as_str(), h["value"].as_str()) else { continue };
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
-            let value = HeaderValue::from_str(v).map_err(|e| e.to_string())?;
-            out.push((name, value));
-        }
-    }
-    Ok(out)
 }
 
 /// The variables of `root/.env`, with the process environment over them (it wins, as with
