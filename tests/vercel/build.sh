@@ -6,7 +6,10 @@
 #   - one function per api/*.rs (no more), each an `executable` Rust function whose binary is
 #     a Linux ELF executable, with maxDuration and memory from vercel.json;
 #   - every file of public/ among the static files, byte for byte;
-#   - the headers and crons of vercel.json in config.json.
+#   - the headers and crons of vercel.json in config.json, and per path the headers its routes
+#     give: the storefront (/ and /index.html) exactly one CSP, Stripe's for Stripe.js and
+#     embedded Checkout; every other path exactly one, the strict 'self' one; all paths the
+#     other security headers.
 #
 #   (cd tests/vercel && npm install)   # once
 #   bash tests/vercel/build.sh
@@ -157,6 +160,70 @@ for rule in vercel_json.get("headers", []):
           json.dumps(routes)[:600])
     check(bool(got) and got.get("continue") is True, f"headers for {rule['source']}: a `continue` route",
           got)
+
+# The headers each path ends up with: every header route (`continue`) whose `src` matches, in
+# order. A key set by two matching routes would be resolved by the edge (a later route
+# replaces it) or could be sent twice; either way the paths below must not need that rule:
+# each gets exactly one Content-Security-Policy from one route, so what the browser enforces
+# does not depend on how duplicates are merged.
+import re
+header_routes = [r for r in routes if isinstance(r, dict) and r.get("continue") and isinstance(r.get("headers"), dict)]
+def headers_for(path):
+    got = []
+    for r in header_routes:
+        if re.search(r["src"], path):  # case-sensitive, as Vercel matches vercel.json's headers
+            got += [(k.lower(), v) for k, v in r["headers"].items()]
+    return got
+
+def directive(csp, name):
+    for d in csp.split(";"):
+        parts = d.split()
+        if parts and parts[0] == name:
+            return set(parts[1:])
+    return None
+
+csps = {v for r in vercel_json["headers"] for h in r["headers"] if h["key"].lower() == "content-security-policy"
+        for v in [h["value"]]}
+stripe_csp = [c for c in csps if "https://js.stripe.com" in (directive(c, "script-src") or set())]
+strict_csp = [c for c in csps if directive(c, "script-src") == {"'self'"}]
+check(len(stripe_csp) == 1 and len(strict_csp) == 1 and len(csps) == 2,
+      "vercel.json: one CSP for Stripe.js + embedded Checkout, one strict 'self' CSP", csps)
+if stripe_csp:
+    # Stripe's CSP for Stripe.js and for (embedded) Checkout (docs.stripe.com/security/guide).
+    want = {
+        "script-src": {"'self'", "https://js.stripe.com", "https://*.js.stripe.com", "https://checkout.stripe.com"},
+        "frame-src": {"https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com",
+                      "https://checkout.stripe.com"},
+        "connect-src": {"'self'", "https://api.stripe.com", "https://checkout.stripe.com"},
+        "img-src": {"'self'", "data:", "https://*.stripe.com"},
+        "style-src": {"'self'"},
+        "frame-ancestors": {"'none'"},
+        "object-src": {"'none'"},
+        "base-uri": {"'none'"},
+        "form-action": {"'self'"},
+    }
+    got = {k: directive(stripe_csp[0], k) for k in want}
+    check(got == want and "unsafe" not in stripe_csp[0],
+          "storefront CSP: Stripe's directives for Stripe.js and Checkout, nothing inline or eval'd",
+          {k: sorted(v or []) for k, v in got.items() if v != want[k]})
+
+others = {"strict-transport-security", "x-content-type-options", "referrer-policy", "x-frame-options",
+          "permissions-policy"}
+all_values = {h["key"].lower(): h["value"] for r in vercel_json["headers"] for h in r["headers"]}
+storefront = ["/", "/index.html"]
+elsewhere = ["/admin.html", "/admin.js", "/success.html", "/cancel.html", "/app.js", "/common.js", "/style.css",
+             "/favicon.svg", "/no-such-page", "/index.html/", "/INDEX.HTML", "/x/index.html", "/index.htm",
+             "/api/products"]
+for path in storefront + elsewhere:
+    hs = headers_for(path)
+    csp = [v for k, v in hs if k == "content-security-policy"]
+    want_csp = (stripe_csp if path in storefront else strict_csp)[:1]
+    check(csp == want_csp and want_csp,
+          f"{path}: exactly one CSP, the {'Stripe' if path in storefront else 'strict'} one", csp)
+    keys = [k for k, _ in hs]
+    check(all(keys.count(k) == 1 and dict(hs)[k] == all_values[k] for k in others),
+          f"{path}: HSTS, nosniff, Referrer-Policy, X-Frame-Options, Permissions-Policy, once each", hs)
+
 check(config.get("crons") == vercel_json.get("crons"), f"crons: {vercel_json.get('crons')}",
       config.get("crons"))
 
