@@ -100,6 +100,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/_emulator/events", get(|s: S| async move { Json(json!(s.0.events())) }))
         .route("/_emulator/outbox", get(crate::email::outbox_page))
         .route("/_emulator/outbox.json", get(crate::email::outbox_json))
+        .route("/_emulator/stripe.js", get(stripe_js))
         .route("/_emulator/faults", get(|s: S| async move { Json(json!(s.0.faults())) }).post(set_faults))
         .route(
             "/_emulator/reset-faults",
@@ -133,6 +134,15 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/_emulator/sign", post(sign))
         .route("/_emulator/webhook-url", post(webhook_url))
         .route_layer(axum::middleware::from_fn(crate::guard::control_guard))
+}
+
+/// The stand-in for Stripe.js a browser test serves for `https://js.stripe.com/**` (the subset
+/// a storefront uses for embedded Checkout; see the script's own comment).
+pub(crate) const STRIPE_JS: &str = include_str!("stripe.js");
+
+/// `GET /_emulator/stripe.js`: [`STRIPE_JS`], as JavaScript.
+async fn stripe_js() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")], STRIPE_JS).into_response()
 }
 
 /// A control error: `{"error": {"type": "invalid_request_error", "message"}}`.

@@ -7,7 +7,9 @@
 //!   disputes, webhook endpoints), with Stripe's auth, error shapes, `Request-Id` and
 //!   idempotency semantics;
 //! - a hosted checkout page at `/c/pay/{session_id}` (buttons `#pay`, `#pay-delayed-success`,
-//!   `#pay-delayed-failure`, `#cancel`);
+//!   `#pay-delayed-failure`, `#cancel`); for an `embedded_page` session it is the page shown in
+//!   embedded Checkout's frame, and `GET /_emulator/stripe.js` is a stand-in for the part of
+//!   Stripe.js that mounts it (for browser tests that route `https://js.stripe.com` there);
 //! - signed webhook delivery with retries (to the configured URL with [`Options::webhook_secret`],
 //!   and to each endpoint created with `POST /v1/webhook_endpoints` on this machine with its own
 //!   secret, for its enabled events), and control endpoints under `/_emulator/` for tests

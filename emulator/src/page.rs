@@ -1,6 +1,11 @@
 //! The hosted checkout page at `/c/pay/{session_id}`: what the shopper sees, the email (and,
 //! when the session ships, the shipping rate, name and address) it asks for, and the buttons
 //! `#pay`, `#pay-delayed-success`, `#pay-delayed-failure` and `#cancel`.
+//!
+//! For an `embedded_page` session the same page is what embedded Checkout's frame shows (the
+//! Stripe.js stand-in, `GET /_emulator/stripe.js`, mounts it): no `#cancel` (the shop's own
+//! page is the way back), and once paid it does not redirect itself but tells the page that
+//! embeds it to go to the session's `return_url`, as Stripe's frame tells Stripe.js.
 
 use crate::checkout::CheckoutInput;
 use crate::form::parse_pairs;
@@ -99,6 +104,11 @@ pub(crate) async fn page(s: S, Path(id): Path<String>) -> Response {
         String::new()
     };
     let (extra_rows, fields) = shipping_parts(&st, o);
+    let cancel = if o["ui_mode"] == "embedded_page" {
+        ""
+    } else {
+        "<button id=\"cancel\" type=\"submit\" name=\"action\" value=\"cancel\">Cancel</button>"
+    };
     let body = format!(
         "<h1>Checkout</h1><table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Amount</th></tr></thead><tbody>{rows}\
 <tr class=\"sep\"><td>Subtotal</td><td></td><td class=\"n\" id=\"subtotal\">{}</td></tr>{disc_row}{extra_rows}\
@@ -107,7 +117,7 @@ pub(crate) async fn page(s: S, Path(id): Path<String>) -> Response {
 <button id=\"pay\" type=\"submit\" name=\"action\" value=\"pay\">Pay {}</button>\
 <button id=\"pay-delayed-success\" type=\"submit\" name=\"action\" value=\"delayed_success\">Pay with delayed method — succeeds</button>\
 <button id=\"pay-delayed-failure\" type=\"submit\" name=\"action\" value=\"delayed_failure\">Pay with delayed method — fails</button>\
-<button id=\"cancel\" type=\"submit\" name=\"action\" value=\"cancel\">Cancel</button></form>\
+{cancel}</form>\
 <p class=\"muted\">Session {}</p>",
         esc(&fmt_money(o["amount_subtotal"].as_i64().unwrap_or(0), cur)),
         esc(&fmt_money(o["amount_total"].as_i64().unwrap_or(0), cur)),
@@ -176,6 +186,23 @@ fn shipping_parts(st: &St, o: &Value) -> (String, String) {
     (rows, fields)
 }
 
+/// The embedded frame's answer to a completed payment: it posts
+/// `{type: "stripe-emulator:checkout-complete", return_url}` to the page that embeds it (only to
+/// `return_url`'s origin), whose Stripe.js stand-in then goes there; opened on its own, it goes
+/// there itself. The link is for a browser without JavaScript.
+fn embedded_complete(return_url: &str) -> String {
+    // A JSON string is a JavaScript string; `<` escaped so it cannot close the script.
+    let url_js = serde_json::to_string(return_url).unwrap_or_else(|_| "\"\"".into()).replace('<', "\\u003c");
+    format!(
+        "<h1 id=\"complete\">Payment complete</h1><p class=\"muted\">Returning to the shop…</p>\
+<p><a id=\"return\" href=\"{}\" target=\"_top\">Return to the shop</a></p>\
+<script>(function () {{ var url = {url_js};\
+ if (window.parent !== window) {{ window.parent.postMessage({{ type: 'stripe-emulator:checkout-complete', return_url: url }}, new URL(url).origin); }}\
+ else {{ window.location.replace(url); }} }})();</script>",
+        esc(return_url)
+    )
+}
+
 fn redirect(url: &str) -> Response {
     match HeaderValue::from_str(url) {
         Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
@@ -190,10 +217,13 @@ fn redirect(url: &str) -> Response {
 pub(crate) async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Response {
     let pairs = parse_pairs(&body);
     let action = pairs.iter().find(|(k, _)| k == "action").map(|(_, v)| v.clone()).unwrap_or_default();
-    if !s.0.st.lock().unwrap().sessions.contains_key(&id) {
-        return (StatusCode::NOT_FOUND, Html(page_shell("Not found", "<h1>Checkout session not found</h1>")))
-            .into_response();
-    }
+    let embedded = match s.0.st.lock().unwrap().sessions.get(&id) {
+        Some(sess) => sess.obj["ui_mode"] == "embedded_page",
+        None => {
+            return (StatusCode::NOT_FOUND, Html(page_shell("Not found", "<h1>Checkout session not found</h1>")))
+                .into_response();
+        }
+    };
     if action == "cancel" {
         return redirect(&cancel_target(&s.0, &id));
     }
@@ -210,6 +240,7 @@ pub(crate) async fn page_action(s: S, Path(id): Path<String>, body: Bytes) -> Re
         address,
     };
     match crate::lifecycle::complete(&s.0, &id, &action, &input) {
+        Ok(url) if embedded => Html(page_shell("Checkout complete", &embedded_complete(&url))).into_response(),
         Ok(url) => redirect(&url),
         Err(e) => (
             StatusCode::CONFLICT,

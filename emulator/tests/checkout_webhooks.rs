@@ -210,6 +210,55 @@ async fn cancel_and_delayed_payment_sequences() {
     assert_eq!(emu.pay(&id3, "pay").unwrap(), format!("https://shop.test/r?s={id3}"));
 }
 
+/// Embedded Checkout: the page is the frame's content (no Cancel); paying answers a page that
+/// tells the embedding page (the Stripe.js stand-in) where to go, not a redirect of the frame.
+#[tokio::test]
+async fn embedded_frame_page_and_stripe_js_stand_in() {
+    let rcv = Receiver::start(0, 0).await;
+    let emu = emu_with(&rcv, |_| {}).await;
+    let c = client();
+    let b = emu.base_url();
+    let js = c.get(format!("{b}/_emulator/stripe.js")).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let js = js.text().await.unwrap();
+    for s in [
+        "window.Stripe = Stripe",
+        "initEmbeddedCheckout",
+        "'https://checkout.stripe.com'",
+        "stripe-emulator:checkout-complete",
+    ] {
+        assert!(js.contains(s), "stand-in lacks {s}");
+    }
+
+    let emb = p(&[
+        ("mode", "payment"),
+        ("ui_mode", "embedded_page"),
+        ("return_url", "https://shop.test/r?s={CHECKOUT_SESSION_ID}&x=<b>"),
+        ("line_items[0][price]", "price_emu_mug"),
+        ("line_items[0][quantity]", "1"),
+    ]);
+    let r = create(&c, &emu, &emb).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    assert!(r.json["client_secret"].as_str().unwrap().starts_with(&format!("{id}_secret_")));
+    let html = get(&c, &format!("{b}/c/pay/{id}")).await.text;
+    assert!(html.contains("id=\"pay\"") && !html.contains("id=\"cancel\""), "{html}");
+
+    let r = c.post(format!("{b}/c/pay/{id}")).body("action=pay").send().await.unwrap();
+    assert_eq!(r.status(), 200, "no redirect of the frame itself");
+    let html = r.text().await.unwrap();
+    let url_js = format!("\"https://shop.test/r?s={id}&x=\\u003cb>\"");
+    assert!(html.contains(&format!("var url = {url_js};")), "{html}");
+    assert!(html.contains(
+        "window.parent.postMessage({ type: 'stripe-emulator:checkout-complete', return_url: url }, new URL(url).origin)"
+    ));
+    assert!(!html.contains("<b>"), "the return URL is escaped in the page: {html}");
+    assert_eq!(emu.session(&id).unwrap()["status"], "complete");
+    assert_eq!(emu.session(&id).unwrap()["payment_status"], "paid");
+    assert_eq!(types(&rcv.wait(1, WAIT).await), ["checkout.session.completed"]);
+}
+
 #[tokio::test]
 async fn duplicate_fault_delivers_twice() {
     let rcv = Receiver::start(0, 0).await;
