@@ -12,7 +12,16 @@
 //!   to `artifacts/browser/`. Needs `node`, `tests/oracle/node_modules` (`npm ci` there) and
 //!   Chromium (`CHROMIUM`, default `/usr/bin/chromium`); without them `cargo test` lists it as
 //!   ignored with that reason (devserver/build.rs), except under `CI`, where it runs and fails.
-//! - `security_headers_and_same_site_check`: plain HTTP, no browser needed.
+//! - `embedded_checkout_in_a_real_browser`: the same script with `UI_MODE=embedded_page` against
+//!   a dev server with `CHECKOUT_UI_MODE=embedded_page`: the storefront, under the headers
+//!   vercel.json gives it, loads Stripe.js from https://js.stripe.com and frames Checkout from
+//!   https://checkout.stripe.com (both answered by the emulator through playwright's routing:
+//!   its Stripe.js stand-in and its payment page), the shopper pays in the frame and lands on
+//!   the success page; and, as a control, the same page under the strict CSP every other page
+//!   gets cannot load Stripe.js and the test sees the violation. Screenshots go to
+//!   `artifacts/browser/embedded/`.
+//! - `security_headers_and_same_site_check`: plain HTTP, no browser needed: per path, the
+//!   headers vercel.json gives it (one CSP: Stripe's on the storefront, the strict one elsewhere).
 //!
 //! `cargo test -p dev --test browser -- --nocapture`
 
@@ -44,12 +53,18 @@ struct DevServer {
 }
 
 impl DevServer {
+    /// The dev server with hosted Checkout.
     async fn start() -> DevServer {
+        DevServer::start_with("hosted_page").await
+    }
+
+    /// The dev server with `CHECKOUT_UI_MODE=ui_mode`.
+    async fn start_with(ui_mode: &str) -> DevServer {
         // A port picked this way can be taken by someone else before the server binds it;
         // a few attempts make that harmless.
         let mut last_err = String::new();
         for _ in 0..3 {
-            match DevServer::try_start().await {
+            match DevServer::try_start(ui_mode).await {
                 Ok(s) => return s,
                 Err(e) => last_err = e,
             }
@@ -57,7 +72,7 @@ impl DevServer {
         panic!("dev server did not start: {last_err}");
     }
 
-    async fn try_start() -> Result<DevServer, String> {
+    async fn try_start(ui_mode: &str) -> Result<DevServer, String> {
         let port = free_port();
         let emu_port = free_port();
         let dir = std::env::temp_dir().join(format!("dev-browser-test-{}-{port}", std::process::id()));
@@ -78,7 +93,7 @@ impl DevServer {
             .env("STRIPE_SECRET_KEY", "")
             .env("STRIPE_API_BASE", "")
             .env("SITE_URL", &url)
-            .env("CHECKOUT_UI_MODE", "hosted_page")
+            .env("CHECKOUT_UI_MODE", ui_mode)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("VERCEL", "")
             .env("VERCEL_ENV", "")
@@ -148,21 +163,18 @@ fn browser_prerequisites(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(has_chromium),
-    ignore = "needs Chromium and playwright-core: apt-get install chromium; cd tests/oracle && npm ci"
-)]
-async fn storefront_in_a_real_browser() {
+/// Runs `tests/browser/e2e.mjs` with `UI_MODE=ui_mode` against a dev server in that mode; fails
+/// unless every scenario passed. Screenshots and the console log go to `artifacts`.
+async fn run_e2e(ui_mode: &str, artifacts: &str) {
     let root = repo_root();
     if let Err(why) = browser_prerequisites(&root) {
         // devserver/build.rs decided this test runs (tools found, or CI): they must be there.
         panic!("browser test cannot run: {why} (see README, Tests)");
     }
 
-    let server = DevServer::start().await;
-    let artifacts = root.join("artifacts/browser");
-    std::fs::create_dir_all(&artifacts).expect("create artifacts/browser");
+    let server = DevServer::start_with(ui_mode).await;
+    let artifacts = root.join(artifacts);
+    std::fs::create_dir_all(&artifacts).expect("create the artifacts directory");
     let started = Instant::now();
     let out = tokio::process::Command::new("node")
         .arg(root.join("tests/browser/e2e.mjs"))
@@ -171,6 +183,7 @@ async fn storefront_in_a_real_browser() {
         .env("EMULATOR_URL", &server.emulator)
         .env("ARTIFACTS", &artifacts)
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("UI_MODE", ui_mode)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -184,11 +197,11 @@ async fn storefront_in_a_real_browser() {
     if !stderr.trim().is_empty() {
         eprintln!("{stderr}");
     }
-    println!("browser test took {:.1}s", started.elapsed().as_secs_f64());
+    println!("browser test ({ui_mode}) took {:.1}s", started.elapsed().as_secs_f64());
     let summary_ok = stdout.lines().any(|l| l.starts_with("browser: ") && l.ends_with(" passed, 0 failed"));
     if !out.status.success() || !summary_ok {
         panic!(
-            "browser end-to-end test failed ({}); screenshots and console.log in {}\n--- dev server log ---\n{}",
+            "browser end-to-end test ({ui_mode}) failed ({}); screenshots and console.log in {}\n--- dev server log ---\n{}",
             out.status,
             artifacts.display(),
             server.log()
@@ -197,21 +210,63 @@ async fn storefront_in_a_real_browser() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs Chromium and playwright-core: apt-get install chromium; cd tests/oracle && npm ci"
+)]
+async fn storefront_in_a_real_browser() {
+    run_e2e("hosted_page", "artifacts/browser").await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs Chromium and playwright-core: apt-get install chromium; cd tests/oracle && npm ci"
+)]
+async fn embedded_checkout_in_a_real_browser() {
+    run_e2e("embedded_page", "artifacts/browser/embedded").await;
+}
+
+#[tokio::test]
 async fn security_headers_and_same_site_check() {
     let server = DevServer::start().await;
     let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
-    for path in
-        ["/", "/index.html", "/app.js", "/success.html", "/cancel.html", "/style.css", "/admin.html", "/admin.js"]
-    {
+    // Per path, what vercel.json gives it on Vercel: the storefront (/ and /index.html) one CSP
+    // letting Stripe.js and embedded Checkout's frames in; every other page and file (a missing
+    // one too) one strict 'self' CSP; all of them the other security headers.
+    for (path, status) in [
+        ("/", 200),
+        ("/index.html", 200),
+        ("/app.js", 200),
+        ("/success.html", 200),
+        ("/cancel.html", 200),
+        ("/style.css", 200),
+        ("/admin.html", 200),
+        ("/admin.js", 200),
+        ("/no-such-page", 404),
+    ] {
         let resp = client.get(format!("{}{path}", server.url)).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "GET {path}");
+        assert_eq!(resp.status(), status, "GET {path}");
         let h = resp.headers();
         let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(h.get_all("content-security-policy").iter().count(), 1, "GET {path}: one CSP");
         let csp = get("content-security-policy");
         assert!(csp.contains("frame-ancestors 'none'"), "GET {path}: CSP {csp:?}");
-        assert!(csp.contains("script-src 'self'"), "GET {path}: CSP {csp:?}");
         assert!(!csp.contains("unsafe-inline"), "GET {path}: CSP {csp:?}");
+        if path == "/" || path == "/index.html" {
+            for directive in [
+                "script-src 'self' https://js.stripe.com https://*.js.stripe.com https://checkout.stripe.com;",
+                "frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com https://checkout.stripe.com;",
+                "connect-src 'self' https://api.stripe.com https://checkout.stripe.com;",
+            ] {
+                assert!(csp.contains(directive), "GET {path}: CSP {csp:?} lacks {directive}");
+            }
+        } else {
+            assert!(csp.contains("script-src 'self';") && csp.contains("frame-src 'none'"), "GET {path}: CSP {csp:?}");
+            assert!(!csp.contains("stripe.com"), "GET {path}: CSP {csp:?}");
+        }
+        assert_eq!(get("x-frame-options"), "DENY", "GET {path}");
         assert_eq!(get("x-content-type-options"), "nosniff", "GET {path}");
         assert!(get("strict-transport-security").contains("max-age="), "GET {path}: HSTS");
         assert!(!get("referrer-policy").is_empty(), "GET {path}: Referrer-Policy");

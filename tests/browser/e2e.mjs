@@ -10,7 +10,12 @@
 //
 // Uses playwright-core from tests/oracle/node_modules (`npm ci` there) and a system Chromium
 // (`CHROMIUM`, default /usr/bin/chromium; Debian: `apt-get install chromium`). No browser is
-// downloaded. Every request to anything but localhost/127.0.0.1 is blocked and fails the run.
+// downloaded. Every request to anything but localhost/127.0.0.1 is blocked and fails the run,
+// except, in the embedded-Checkout scenarios (UI_MODE=embedded_page: the dev server runs with
+// CHECKOUT_UI_MODE=embedded_page), Stripe's own URLs: https://js.stripe.com/** is answered with
+// the emulator's Stripe.js stand-in (/_emulator/stripe.js) and https://checkout.stripe.com/**
+// with the emulator's pages, so the storefront loads Stripe.js and frames Checkout from their
+// real origins under the CSP vercel.json gives it.
 
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,6 +31,10 @@ const NEUTRAL = 'This code doesn\u2019t lower the total of this cart.';
 const ADMIN_TOKEN = process.env.ADMIN_TOKEN || '';
 // The dev server's Stripe emulator (its email outbox and request log), for the owner scenarios.
 const EMULATOR_URL = (process.env.EMULATOR_URL || '').replace(/\/+$/, '');
+// hosted_page (the default: the hosted-Checkout scenarios) or embedded_page (embedded Checkout).
+const UI_MODE = process.env.UI_MODE || 'hosted_page';
+const STRIPE_JS_ORIGIN = 'https://js.stripe.com';
+const CHECKOUT_ORIGIN = 'https://checkout.stripe.com';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
@@ -71,8 +80,45 @@ async function newContext(browser, opts = {}) {
     problems.push(`blocked off-host request: ${route.request().url()}`);
     return route.abort('blockedbyclient');
   });
+  // Registered later, so tried first: Stripe's origins answered by the emulator.
+  if (opts.stripe) await standInForStripe(context);
   context.on('page', (page) => watch(page));
   return context;
+}
+
+/** What the Stripe stand-in served, per context (the scenarios check the page asked for it). */
+const stripeRequests = new WeakMap();
+
+/** https://js.stripe.com/** ⇒ the emulator's Stripe.js stand-in; https://checkout.stripe.com/**
+ * ⇒ the emulator's page at the same path (GET and the payment form's POST, no redirect
+ * followed). The URLs the page uses stay Stripe's, so its CSP decides whether they load. */
+async function standInForStripe(context) {
+  assert(EMULATOR_URL, 'EMULATOR_URL (the dev server\'s Stripe emulator) must be set for embedded Checkout');
+  const seen = [];
+  stripeRequests.set(context, seen);
+  await context.route(`${STRIPE_JS_ORIGIN}/**`, async (route) => {
+    seen.push(`${route.request().method()} ${route.request().url()}`);
+    const res = await fetch(`${EMULATOR_URL}/_emulator/stripe.js`);
+    await route.fulfill({
+      status: res.status,
+      headers: { 'content-type': res.headers.get('content-type') || 'text/javascript' },
+      body: Buffer.from(await res.arrayBuffer()),
+    });
+  });
+  await context.route(`${CHECKOUT_ORIGIN}/**`, async (route) => {
+    const req = route.request();
+    seen.push(`${req.method()} ${req.url()}`);
+    const url = new URL(req.url());
+    const res = await fetch(`${EMULATOR_URL}${url.pathname}${url.search}`, {
+      method: req.method(),
+      headers: req.headers()['content-type'] ? { 'content-type': req.headers()['content-type'] } : {},
+      body: req.method() === 'GET' || req.method() === 'HEAD' ? undefined : req.postDataBuffer(),
+      redirect: 'manual',
+    });
+    const headers = { 'content-type': res.headers.get('content-type') || 'text/html' };
+    if (res.headers.get('location')) headers.location = res.headers.get('location');
+    await route.fulfill({ status: res.status, headers, body: Buffer.from(await res.arrayBuffer()) });
+  });
 }
 
 function watch(page) {
@@ -707,9 +753,110 @@ async function tooManyCodes(browser) {
   return `the ${tried}th different code: "${message}"`;
 }
 
+// ------------------------------------------------------------------ embedded Checkout
+
+/** The directives of a CSP header value: name ⇒ sources. */
+function directives(csp) {
+  const out = {};
+  for (const part of (csp || '').split(';')) {
+    const [name, ...sources] = part.trim().split(/\s+/);
+    if (name) out[name] = sources;
+  }
+  return out;
+}
+
+/** The one Content-Security-Policy of a response (fails on none or several). */
+async function onlyCsp(response, what) {
+  const csps = (await response.headersArray()).filter((h) => h.name.toLowerCase() === 'content-security-policy');
+  assert(csps.length === 1, `${what}: ${csps.length} Content-Security-Policy headers`);
+  return csps[0].value;
+}
+
+const EMBEDDED_FRAME = `#embedded-checkout iframe[src^="${CHECKOUT_ORIGIN}/c/pay/cs_"]`;
+
+async function embeddedBuy(browser) {
+  const context = await newContext(browser, { stripe: true });
+  const page = await context.newPage();
+  const doc = await page.goto(`${SHOP_URL}/`);
+  await page.locator('[data-product-id="tshirt"] button.inc').waitFor({ state: 'visible' });
+  // The storefront is served with the CSP a deployment gives it (vercel.json, via the dev
+  // server): Stripe.js and Checkout's frames allowed, nothing else from elsewhere.
+  const csp = directives(await onlyCsp(doc, 'GET /'));
+  assert(csp['script-src'].includes(STRIPE_JS_ORIGIN) && csp['frame-src'].includes(CHECKOUT_ORIGIN) &&
+    !csp['script-src'].some((s) => /unsafe/.test(s)), `storefront CSP: ${JSON.stringify(csp)}`);
+
+  await add(page, 'tshirt', 1);
+  await add(page, 'mug', 2);
+  assert((await applyCode(page, 'SAVE10')) === 'SAVE10 applied: \u2212$5.30.', 'SAVE10 status');
+  await page.click('#checkout');
+  await page.locator(EMBEDDED_FRAME).waitFor();
+  assert(await page.isHidden('#checkout'), 'the cart is hidden while Checkout is embedded');
+  const seen = stripeRequests.get(context);
+  assert(seen[0] === `GET ${STRIPE_JS_ORIGIN}/clover/stripe.js`, `first request to Stripe: ${seen[0]}`);
+  const frame = page.frameLocator(EMBEDDED_FRAME);
+  const rows = await frame.locator('tr.item').evaluateAll((trs) =>
+    trs.map((tr) => [tr.querySelector('.name').textContent.trim(), tr.querySelector('.qty').textContent.trim()]));
+  assert(rows.length === 2 && rows.some(([n, q]) => /mug/i.test(n) && q === '2'), `frame items: ${JSON.stringify(rows)}`);
+  assert((await frame.locator('#total').textContent()).trim() === '$52.70', 'frame total (with SAVE10 and shipping)');
+  const frameUrl = page.frames().map((f) => f.url()).find((u) => u.startsWith(`${CHECKOUT_ORIGIN}/c/pay/`));
+  assert(frameUrl, `no frame from ${CHECKOUT_ORIGIN}: ${page.frames().map((f) => f.url())}`);
+  await shot(page, '80-embedded.png');
+
+  // Back to the cart and again: the first frame is destroyed, a new session mounted.
+  await page.click('#embedded-close');
+  await page.locator('#checkout').waitFor({ state: 'visible' });
+  assert(await page.locator('#embedded-checkout iframe').count() === 0, 'frame left after "Back to cart"');
+  await page.click('#checkout');
+  await page.locator(EMBEDDED_FRAME).waitFor();
+  const second = await page.locator(EMBEDDED_FRAME).getAttribute('src');
+  assert(second !== new URL(frameUrl).href && await page.locator('#embedded-checkout iframe').count() === 1,
+    `second checkout: ${second} after ${frameUrl}`);
+
+  // Pay inside the frame: Checkout sends the shop page to return_url.
+  await page.frameLocator(EMBEDDED_FRAME).locator('#pay').click();
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html' &&
+    second.endsWith(`/${u.searchParams.get('session_id')}`));
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
+  const summary = await successSummary(page);
+  assert(summary.total === '$52.70', `success page total: ${summary.total}`);
+  assertAddsUp(summary, 'success page (embedded)');
+  await onlyCsp((await page.request.get(page.url())), 'GET /success.html');
+  await shot(page, '81-embedded-success.png');
+  await context.close();
+  return `Stripe.js from ${STRIPE_JS_ORIGIN}, Checkout framed from ${CHECKOUT_ORIGIN} under the storefront's CSP; ` +
+    `back to the cart and again; paid $52.70 in the frame, order fulfilled (${seen.length} requests to Stripe's origins)`;
+}
+
+// The negative control: the same storefront under the strict CSP every other page gets (what
+// vercel.json gave it before) cannot load Stripe.js, and this test sees the violation.
+async function embeddedUnderStrictCsp(browser) {
+  const strict = (await fetch(`${SHOP_URL}/admin.html`)).headers.get('content-security-policy');
+  assert(directives(strict)['script-src'].join(' ') === "'self'", `admin.html CSP: ${strict}`);
+  const context = await newContext(browser, { stripe: true });
+  const page = await context.newPage();
+  await page.route(`${SHOP_URL}/`, async (route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, headers: { ...res.headers(), 'content-security-policy': strict } });
+  });
+  await openShop(page);
+  await add(page, 'stickers', 1);
+  await page.click('#checkout');
+  await page.waitForFunction(() => /secure checkout could not be loaded/.test(document.getElementById('message').textContent));
+  assert(await page.locator('#embedded-checkout iframe').count() === 0, 'a frame mounted under the strict CSP');
+  assert(stripeRequests.get(context).length === 0, `requests reached Stripe: ${stripeRequests.get(context)}`);
+  const caught = problems.filter((p) => /CSP violation/.test(p) && p.includes(`${STRIPE_JS_ORIGIN}/clover/stripe.js`));
+  assert(caught.length > 0, `no CSP violation seen for Stripe.js: ${JSON.stringify(problems)}`);
+  problems = problems.filter((p) => !caught.includes(p)); // expected here, and only here
+  await context.close();
+  return `under the strict CSP Stripe.js is refused, the shop says so, and the test saw: ${caught[0].slice(0, 140)}…`;
+}
+
 // ------------------------------------------------------------------ runner
 
-const scenarios = [
+const scenarios = UI_MODE === 'embedded_page' ? [
+  ['embedded Checkout: Stripe.js and the Checkout frame under the deployed CSP, pay in the frame', embeddedBuy],
+  ['embedded Checkout under the strict CSP fails, and the violation is caught', embeddedUnderStrictCsp],
+] : [
   ['buy', buy],
   ['cancel', cancel],
   ['delayed payment', delayed],
