@@ -142,6 +142,24 @@ else
   ko "GET / serves the page (html, vercel.json CSP)" "status $code; headers: $headers"
 fi
 
+# vercel.json's headers as the CLI's router applies them: one CSP per page, Stripe's (Stripe.js
+# and embedded Checkout) on the storefront only, the strict 'self' one elsewhere.
+for page in / /index.html /admin.html /success.html; do
+  req GET "$page"
+  csps=$(grep -c '^content-security-policy:' <<<"$headers" || true)
+  if [[ $page = / || $page = /index.html ]]; then
+    want="script-src 'self' https://js.stripe.com https://\*.js.stripe.com https://checkout.stripe.com;"
+  else
+    want="script-src 'self'; .*frame-src 'none';"
+  fi
+  if [[ $code = 200 && $csps = 1 ]] && grep -q "^content-security-policy: .*$want" <<<"$headers" \
+    && grep -q '^x-frame-options: deny' <<<"$headers"; then
+    ok "GET $page: one CSP, the $([[ $page = / || $page = /index.html ]] && echo "storefront's (Stripe.js, Checkout)" || echo "strict 'self'") one"
+  else
+    ko "GET $page: one CSP, the right one" "status $code, $csps CSP headers: $(grep '^content-security-policy:' <<<"$headers")"
+  fi
+done
+
 req GET /api/products
 if [[ $code = 200 ]] && grep -q '^content-type: application/json' <<<"$headers" \
   && [[ $(json "len(j['products']) > 0 and j['publishable_key']") = pk_test_vercel_dev_e2e ]]; then
