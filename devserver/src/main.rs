@@ -1,8 +1,8 @@
 //! `cargo run -p dev`: the whole shop on http://localhost:3000, offline by default.
 //!
-//! Serves `public/` (with the headers vercel.json gives static files) and every
-//! `/api/*` route in-process through the same library code the Vercel functions
-//! run. Without a real `STRIPE_SECRET_KEY` it starts the Stripe emulator, points
+//! Serves `public/` (each path with the headers vercel.json gives it on Vercel, see
+//! [`headers`]) and every `/api/*` route in-process through the same library code the Vercel
+//! functions run. Without a real `STRIPE_SECRET_KEY` it starts the Stripe emulator, points
 //! the functions at it and creates the shop's webhook endpoint there (`/api/webhook`, the
 //! shop's events, as `stripe-setup` does in Stripe), whose secret it uses; with real
 //! test keys in `.env` it talks to Stripe (forward webhooks with `stripe listen`).
