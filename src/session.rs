@@ -27,7 +27,7 @@ pub fn params(config: &Config, cart: &Cart, discount: Option<&AppliedDiscount>) 
     let mut f = Form::new();
     f.push("mode", "payment").push("ui_mode", config.ui_mode.as_str());
     for (i, line) in cart.lines.iter().enumerate() {
-        let p = line.product;
+        let p = &line.product;
         match &p.price {
             Some(price) => {
                 f.push(format!("line_items[{i}][price]"), price.as_str());
