@@ -276,3 +276,22 @@ async fn the_file_catalog_answers_with_an_etag_and_304() {
     assert_eq!(other.status(), 200);
     assert!(s.emu.requests().is_empty(), "the file catalog never asks Stripe");
 }
+
+each_backend! {
+    #[tokio::test]
+    async fn the_reconciliation_run_applies_missed_product_and_price_events(backend) {
+        let (s, tag) = stripe_shop(backend, false).await;
+        let tee = product(&s, &tag, "Tee", 2500, &[]).await;
+        assert_eq!(listed(&s).await, vec![(tee.clone(), 2500)]);
+        change_price(&s, &tee, 2600).await;
+        let late = product(&s, &tag, "Late", 700, &[]).await;
+        assert_eq!(listed(&s).await.len(), 1, "no webhooks: the copy has not heard");
+        let report = checkout::reconcile::run_once(&s.app).await.expect("run");
+        assert!(report.processed >= 4, "{report:?}");
+        let mut now = listed(&s).await;
+        now.sort();
+        let mut want = vec![(tee, 2600), (late, 700)];
+        want.sort();
+        assert_eq!(now, want);
+    }
+}
