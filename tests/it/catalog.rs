@@ -295,3 +295,24 @@ each_backend! {
         assert_eq!(now, want);
     }
 }
+
+each_backend! {
+    #[tokio::test]
+    async fn a_copy_older_than_an_hour_is_refilled(backend) {
+        let (s, tag) = stripe_shop(backend, false).await;
+        let tee = product(&s, &tag, "Tee", 2500, &[]).await;
+        assert_eq!(listed(&s).await, vec![(tee.clone(), 2500)]);
+        change_price(&s, &tee, 2800).await;
+        assert!(!checkout::products::refresh_if_stale(&s.app).await.unwrap(), "a fresh copy is kept");
+        assert_eq!(listed(&s).await, vec![(tee.clone(), 2500)]);
+        let aged = sql(
+            &s.database_url,
+            "UPDATE catalog_fills SET filled_at = filled_at - 3600 WHERE tag = $1 RETURNING filled_at, filled_at",
+            &tag,
+        )
+        .await;
+        assert_eq!(aged.len(), 1);
+        assert!(checkout::products::refresh_if_stale(&s.app).await.unwrap());
+        assert_eq!(listed(&s).await, vec![(tee, 2800)]);
+    }
+}
