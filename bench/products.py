@@ -50,6 +50,14 @@ def read_response(s):
     return status, body
 
 
+def copy_db(src, dst):
+    """Copies a SQLite store with its write-ahead log (the filling process was killed, so the
+    copy may still be in the log)."""
+    for suffix in ("", "-wal"):
+        if os.path.exists(src + suffix):
+            shutil.copy(src + suffix, dst + suffix)
+
+
 def env_for(source, db, port, api_base):
     return dict(
         os.environ,
@@ -123,7 +131,7 @@ def main():
     for i in range(SPAWNS):
         for source in ("file", "stripe") if i % 2 == 0 else ("stripe", "file"):
             db = os.path.join(WORK, f"{source}-{i}.sqlite3")
-            shutil.copy(filled, db)
+            copy_db(filled, db)
             p, s, status, body, ms = spawn(source, db, closed)
             s.close(); p.kill(); p.wait()
             assert status == 200, (source, status, body[:200])
@@ -133,7 +141,7 @@ def main():
     warm = {}
     for source in ("file", "stripe"):
         db = os.path.join(WORK, f"{source}-warm.sqlite3")
-        shutil.copy(filled, db)
+        copy_db(filled, db)
         p, s, status, _, _ = spawn(source, db, closed)
         lat = []
         for _ in range(REQUESTS):
