@@ -107,7 +107,7 @@ pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ActError> 
             }
             Box::pin(on_checkout(app, event, session_id, kind)).await
         }
-        EventFamily::Catalog => on_catalog(app, event, kind).await,
+        EventFamily::Catalog => Box::pin(on_catalog(app, event, kind)).await,
     }
 }
 

@@ -266,29 +266,40 @@ fn build_price(st: &State, params: &Value, prefix: &str) -> Result<Value, ApiErr
     Ok(price)
 }
 
-/// Claims `price`'s lookup key (from the price holding it when `transfer`, else refusing) and
-/// stores it; returns the events (`price.updated` of the price that lost the key, then
-/// `price.created`).
-fn insert_price(inner: &Inner, st: &mut State, price: Value, transfer: bool) -> Result<Vec<String>, ApiError> {
-    let mut events = vec![];
-    if let Some(key) = price["lookup_key"].as_str() {
-        let holder = st.prices.values().find(|x| x["lookup_key"] == key).map(|x| x["id"].clone());
-        if let Some(holder) = holder.and_then(|h| h.as_str().map(String::from)) {
-            if !transfer {
-                return Err(ApiError::invalid(
-                    "lookup_key",
-                    format!(
-                        "A price (`{holder}`) already uses that lookup key. Use `transfer_lookup_key` to move it to this price."
-                    ),
-                ));
-            }
-            let old = st.prices.get_mut(&holder).expect("holder exists");
-            old["lookup_key"] = Value::Null;
-            let old = old.clone();
-            events.push(crate::state::new_event(inner, st, "price.updated", old));
-        }
+/// Gives lookup key `key` to price `to`: refused while another price holds it unless
+/// `transfer` (then that price loses it: its `price.updated` event is returned).
+fn claim_lookup_key(
+    inner: &Inner,
+    st: &mut State,
+    key: &str,
+    to: &str,
+    transfer: bool,
+) -> Result<Vec<String>, ApiError> {
+    let holder = st.prices.values().find(|x| x["lookup_key"] == key && x["id"] != to).map(|x| x["id"].clone());
+    let Some(holder) = holder.and_then(|h| h.as_str().map(String::from)) else {
+        return Ok(vec![]);
+    };
+    if !transfer {
+        return Err(ApiError::invalid(
+            "lookup_key",
+            format!(
+                "A price (`{holder}`) already uses that lookup key. Use `transfer_lookup_key` to move it to this price."
+            ),
+        ));
     }
+    let old = st.prices.get_mut(&holder).expect("holder exists");
+    old["lookup_key"] = Value::Null;
+    let old = old.clone();
+    Ok(vec![crate::state::new_event(inner, st, "price.updated", old)])
+}
+
+/// Stores a new price (its lookup key claimed, see [`claim_lookup_key`]); returns the events.
+fn insert_price(inner: &Inner, st: &mut State, price: Value, transfer: bool) -> Result<Vec<String>, ApiError> {
     let id = price["id"].as_str().unwrap_or_default().to_string();
+    let mut events = match price["lookup_key"].as_str() {
+        Some(key) => claim_lookup_key(inner, st, key, &id, transfer)?,
+        None => vec![],
+    };
     st.prices.insert(id.clone(), price.clone());
     st.catalog_order.push(id);
     events.push(crate::state::new_event(inner, st, "price.created", price));
@@ -322,19 +333,9 @@ pub(crate) fn update_price(inner: &Inner, st: &mut State, id: &str, params: &Val
     merge_metadata(&mut price, params)?;
     let mut events = vec![];
     if let Some(key) = str_at(params, "lookup_key", "lookup_key")? {
-        let transfer = bool_param(params, "transfer_lookup_key")?.unwrap_or(false);
-        let holder = st.prices.values().find(|x| x["lookup_key"] == key && x["id"] != id).map(|x| x["id"].clone());
-        if let Some(holder) = holder.and_then(|h| h.as_str().map(String::from)) {
-            if !transfer {
-                return Err(ApiError::invalid(
-                    "lookup_key",
-                    format!("A price (`{holder}`) already uses that lookup key."),
-                ));
-            }
-            let old = st.prices.get_mut(&holder).expect("holder exists");
-            old["lookup_key"] = Value::Null;
-            let old = old.clone();
-            events.push(crate::state::new_event(inner, st, "price.updated", old));
+        if !key.is_empty() {
+            let transfer = bool_param(params, "transfer_lookup_key")?.unwrap_or(false);
+            events = claim_lookup_key(inner, st, key, id, transfer)?;
         }
         price["lookup_key"] = if key.is_empty() { Value::Null } else { json!(key) };
     }
