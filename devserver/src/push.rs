@@ -229,3 +229,42 @@ fn differs(p: &Value, w: &Wanted) -> bool {
         || (w.tax_code.is_some() && p["tax_code"].as_str() != w.tax_code.as_deref())
         || w.metadata.iter().any(|(k, v)| p["metadata"][*k] != v.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Offline, `CATALOG_SOURCE=stripe` sells exactly catalog.json: the emulator seeded with
+    /// [`emulator_fixture`] and copied by the shop gives the file's products, in its order, each
+    /// priced by its `price_shop_<id>`.
+    #[tokio::test]
+    async fn the_seeded_emulator_sells_the_file_catalog() {
+        let catalog = checkout::catalog::catalog();
+        let emu = stripe_emulator::Emulator::start(stripe_emulator::Options {
+            catalog_json: Some(emulator_fixture(catalog, "seed-test")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let db = std::env::temp_dir().join(format!("push-seed-{}.sqlite3", checkout::http::random_hex(8)));
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("STRIPE_SECRET_KEY", "sk_test_seed_0123456789".to_string()),
+            ("STRIPE_API_BASE", emu.base_url()),
+            ("DATABASE_URL", format!("sqlite://{}", db.display())),
+            ("SITE_URL", "http://localhost:3000".to_string()),
+            ("CATALOG_SOURCE", "stripe".to_string()),
+            ("CATALOG_TAG", "seed-test".to_string()),
+        ]);
+        let config = checkout::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let app = checkout::App::new(config).unwrap();
+        let offer = checkout::products::offer(&app).await.unwrap();
+        let want: Vec<Product> = catalog
+            .products
+            .iter()
+            .map(|p| Product { price: Some(format!("price_shop_{}", p.id)), ..p.clone() })
+            .collect();
+        assert_eq!(offer.on_sale, want);
+        assert!(offer.withdrawn.is_empty());
+        let _ = std::fs::remove_file(&db);
+    }
+}
