@@ -18,7 +18,8 @@ pub const SESSION_TAG: (&str, &str) = ("shop", "checkout-rust");
 pub const MAX_SESSION_ID_LEN: usize = 66;
 
 /// The form sent to `POST /v1/checkout/sessions`. URLs come from `SITE_URL`,
-/// amounts from the catalog, the discount from [`crate::discount::resolve`]. A cart with a
+/// amounts from the catalog (`price_data`, or with the Stripe catalog the copy's Price id, whose
+/// amount is the one the cart was checked with), the discount from [`crate::discount::resolve`]. A cart with a
 /// shippable product collects an address in `SHIPPING_ALLOWED_COUNTRIES` and offers the
 /// catalog's rates; `STRIPE_AUTOMATIC_TAX=true` adds Stripe Tax with the catalog's tax codes
 /// and behaviour.
