@@ -123,6 +123,9 @@
     var text;
     if (res.status === 400 || res.status === 413 || res.status === 415) {
       text = 'Something in your cart is no longer available as it was. Please review your cart and try again.';
+    } else if (res.status === 409 && err && typeof err.message === 'string' && err.message.length <= 300) {
+      // The shop's own words about the cart (e.g. "Mug is no longer available"), shown as text.
+      text = err.message;
     } else if (res.status === 403) {
       text = 'This page was opened from another address. Please open the shop again and retry.';
     } else if (res.status === 502 || res.status === 503 || res.status === 504) {

@@ -4,16 +4,24 @@
 //! (a price, an amount, a promotion id) are refused, and every amount is
 //! computed here from [`crate::catalog`].
 
-use crate::catalog::{self, Product};
+use crate::catalog::{Lookup, Offer, Product};
 use serde::Deserialize;
 
-/// Why a cart was refused: a message naming the field, safe to show the shopper (400).
+/// Why a cart was refused: a message naming the field, safe to show the shopper.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CartError(pub String);
+pub enum CartError {
+    /// The cart is malformed or names an unknown product (400).
+    Invalid(String),
+    /// A product the shop no longer sells (archived, its price withdrawn): 409, the message
+    /// names it.
+    Unavailable(String),
+}
 
 impl std::fmt::Display for CartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            CartError::Invalid(m) | CartError::Unavailable(m) => f.write_str(m),
+        }
     }
 }
 
@@ -44,8 +52,8 @@ pub struct ItemRequest {
 /// A validated cart line.
 #[derive(Debug, Clone)]
 pub struct Line {
-    /// The catalog product.
-    pub product: &'static Product,
+    /// The product as sold now.
+    pub product: Product,
     /// Quantity, within the product's bounds.
     pub quantity: u32,
 }
@@ -62,25 +70,37 @@ pub struct Cart {
 }
 
 impl CartRequest {
-    /// Checks every line against the catalog; the error names the field.
+    /// Checks every line against the compiled-in catalog; the error names the field.
     pub fn validate(&self) -> Result<Cart, CartError> {
+        self.validate_in(Offer::file())
+    }
+
+    /// Checks every line against what the shop sells now; the error names the field (a
+    /// product no longer sold is [`CartError::Unavailable`]).
+    pub fn validate_in(&self, offer: &Offer) -> Result<Cart, CartError> {
+        let invalid = |m: String| Err(CartError::Invalid(m));
         if self.items.is_empty() {
-            return Err(CartError("items: the cart is empty".into()));
+            return invalid("items: the cart is empty".into());
         }
         if self.items.len() > MAX_LINES {
-            return Err(CartError(format!("items: at most {MAX_LINES} lines per order")));
+            return invalid(format!("items: at most {MAX_LINES} lines per order"));
         }
         let mut lines: Vec<Line> = Vec::with_capacity(self.items.len());
         for (i, item) in self.items.iter().enumerate() {
-            let product =
-                catalog::find(&item.id).ok_or_else(|| CartError(format!("items[{i}].id: unknown product")))?;
+            let product = match offer.find(&item.id) {
+                Lookup::OnSale(p) => p,
+                Lookup::Withdrawn(name) => {
+                    return Err(CartError::Unavailable(format!("{name} is no longer available")));
+                }
+                Lookup::Unknown => return invalid(format!("items[{i}].id: unknown product")),
+            };
             if lines.iter().any(|l| l.product.id == product.id) {
-                return Err(CartError(format!("items[{i}].id: product listed twice")));
+                return invalid(format!("items[{i}].id: product listed twice"));
             }
             if item.quantity < 1 || item.quantity > i64::from(product.max_quantity) {
-                return Err(CartError(format!("items[{i}].quantity: must be between 1 and {}", product.max_quantity)));
+                return invalid(format!("items[{i}].quantity: must be between 1 and {}", product.max_quantity));
             }
-            lines.push(Line { product, quantity: item.quantity as u32 });
+            lines.push(Line { product: product.clone(), quantity: item.quantity as u32 });
         }
         let currency = lines[0].product.currency.clone();
         let subtotal = lines.iter().map(|l| l.product.unit_amount * i64::from(l.quantity)).sum();

@@ -2,7 +2,9 @@
 //! settings.
 //!
 //! `src/catalog.json` is compiled into every function, so no request, header or environment
-//! variable can change what an item or its shipping costs.
+//! variable can change what an item or its shipping costs. With `CATALOG_SOURCE=stripe` the
+//! products and prices come from the store's copy of the Stripe account's instead (see
+//! [`Offer`], built by `crate::products`); shipping rates and tax settings stay here.
 
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -33,6 +35,71 @@ pub struct Product {
     /// Optional Stripe Price id; when set it is sent instead of `price_data`.
     #[serde(default, skip_serializing)]
     pub price: Option<String>,
+    /// Image URLs (the Stripe Product's `images`; none in the file catalog).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+}
+
+/// What the shop sells now: the products on sale, in display order, and those it knows but no
+/// longer sells (an archived product, an unusable price): a cart naming one is refused as "no
+/// longer available" rather than as unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// On sale, in display order.
+    pub on_sale: Vec<Product>,
+    /// Known but not sold: `(id, name)`.
+    pub withdrawn: Vec<(String, String)>,
+}
+
+/// A product id looked up in an [`Offer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// On sale.
+    OnSale(&'a Product),
+    /// Known, no longer sold: its name.
+    Withdrawn(&'a str),
+    /// Never heard of.
+    Unknown,
+}
+
+impl Offer {
+    /// The compiled-in catalog's offer (everything on sale), built once per instance.
+    pub fn file() -> &'static Offer {
+        static OFFER: OnceLock<Offer> = OnceLock::new();
+        OFFER.get_or_init(|| Offer { on_sale: products().to_vec(), withdrawn: vec![] })
+    }
+
+    /// Looks a product id up.
+    pub fn find(&self, id: &str) -> Lookup<'_> {
+        if let Some(p) = self.on_sale.iter().find(|p| p.id == id) {
+            return Lookup::OnSale(p);
+        }
+        match self.withdrawn.iter().find(|(w, _)| w == id) {
+            Some((_, name)) => Lookup::Withdrawn(name),
+            None => Lookup::Unknown,
+        }
+    }
+}
+
+/// The shop's one currency (the compiled-in catalog's; its shipping rates are in it).
+pub fn currency() -> &'static str {
+    &catalog().products[0].currency
+}
+
+/// Whether `id` may name a product to the browser: 1-64 of `[A-Za-z0-9_-]`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Largest unit amount the shop sells at (Stripe's 8 digits).
+pub const MAX_UNIT_AMOUNT: i64 = 99_999_999;
+
+/// Largest `max_quantity` of a product.
+pub const MAX_QUANTITY: u32 = 999;
+
+/// Whether `code` looks like a Stripe Tax code (`txcd_` and 8 digits).
+pub fn valid_tax_code(code: &str) -> bool {
+    code.strip_prefix("txcd_").is_some_and(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A shipping rate the server offers for carts with shippable goods (sent as
@@ -131,14 +198,6 @@ pub fn find(id: &str) -> Option<&'static Product> {
     products().iter().find(|p| p.id == id)
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn valid_tax_code(code: &str) -> bool {
-    code.strip_prefix("txcd_").is_some_and(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Parses and validates a catalog; the build's unit test runs this on the
 /// real file, so a bad edit fails the tests rather than a shopper's request.
 pub fn parse(text: &str) -> Result<Catalog, String> {
@@ -158,7 +217,7 @@ pub fn parse(text: &str) -> Result<Catalog, String> {
         if p.name.trim().is_empty() {
             return Err(format!("product {}: empty name", p.id));
         }
-        if p.unit_amount <= 0 || p.unit_amount > 99_999_999 {
+        if p.unit_amount <= 0 || p.unit_amount > MAX_UNIT_AMOUNT {
             return Err(format!("product {}: unit_amount out of range", p.id));
         }
         if p.currency.len() != 3 || !p.currency.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -167,7 +226,7 @@ pub fn parse(text: &str) -> Result<Catalog, String> {
         if &p.currency != currency {
             return Err(format!("product {}: all products must share one currency", p.id));
         }
-        if p.max_quantity == 0 || p.max_quantity > 999 {
+        if p.max_quantity == 0 || p.max_quantity > MAX_QUANTITY {
             return Err(format!("product {}: max_quantity must be 1..=999", p.id));
         }
         if let Some(price) = &p.price

@@ -221,6 +221,41 @@ pub struct Config {
     /// `RATE_LIMIT_ORDER_ACTIONS` as `N/SECONDS` (default 30/60): `/api/order-action` requests
     /// per client, counted before the token is checked.
     pub order_actions_limit: RateLimit,
+    /// `CATALOG_SOURCE` (`file`, the default, or `stripe`) and `CATALOG_TAG`: where the shop's
+    /// products and prices come from.
+    pub catalog_source: CatalogSource,
+}
+
+/// Where the products and their prices come from (`CATALOG_SOURCE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogSource {
+    /// `file`: `src/catalog.json`, compiled in.
+    File,
+    /// `stripe`: the account's Products whose `metadata[shop]` is `tag` (`CATALOG_TAG`), each
+    /// with its default Price, copied into the store (see [`crate::products`]).
+    Stripe {
+        /// The value of `metadata[shop]` that marks a Product as this shop's.
+        tag: String,
+    },
+}
+
+/// `CATALOG_TAG`'s default: the value every session's `metadata[shop]` carries too.
+pub const DEFAULT_CATALOG_TAG: &str = "checkout-rust";
+
+/// `CATALOG_SOURCE` and `CATALOG_TAG` (1-100 of `[A-Za-z0-9_.-]`).
+fn catalog_source(var: &impl Fn(&str) -> Option<String>) -> Result<CatalogSource, ConfigError> {
+    let tag = var("CATALOG_TAG").unwrap_or_else(|| DEFAULT_CATALOG_TAG.to_string());
+    if tag.is_empty()
+        || tag.len() > 100
+        || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(ConfigError("CATALOG_TAG: must be 1-100 of [A-Za-z0-9_.-]".into()));
+    }
+    match var("CATALOG_SOURCE").as_deref() {
+        None | Some("file") => Ok(CatalogSource::File),
+        Some("stripe") => Ok(CatalogSource::Stripe { tag }),
+        Some(_) => Err(ConfigError("CATALOG_SOURCE: must be file or stripe".into())),
+    }
 }
 
 /// Where the shop's transactional email goes (see [`crate::email`]).
@@ -569,6 +604,7 @@ impl Config {
             orders_limit: rate_limit(&var, "RATE_LIMIT_ORDERS", 30, 60)?,
             email: email_config(&var, production)?,
             order_actions_limit: rate_limit(&var, "RATE_LIMIT_ORDER_ACTIONS", 30, 60)?,
+            catalog_source: catalog_source(&var)?,
         })
     }
 

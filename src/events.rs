@@ -3,7 +3,8 @@
 //!
 //! The event's type is parsed once into [`EventType`]: Checkout Session events fulfil (see
 //! [`crate::fulfillment`]); refund and dispute events move the order's money (see
-//! [`crate::after_payment`]); every other type is acknowledged and ignored. An event is
+//! [`crate::after_payment`]); product and price events update the catalog copy (see
+//! [`crate::products`]); every other type is acknowledged and ignored. An event is
 //! acknowledged only once it was durably recorded and the owner's hook it caused has run;
 //! otherwise [`act`] fails with an [`ActError`] and the caller answers 5xx so Stripe retries.
 
@@ -106,6 +107,23 @@ pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ActError> 
             }
             Box::pin(on_checkout(app, event, session_id, kind)).await
         }
+        EventFamily::Catalog => Box::pin(on_catalog(app, event, kind)).await,
+    }
+}
+
+/// A Product or Price event: the store's copy of the catalog follows Stripe (the file catalog
+/// ignores it). Applying one is idempotent (the object is retrieved, not taken from the event),
+/// so nothing records it.
+async fn on_catalog(app: &App, event: &Event<'_>, kind: EventType) -> Result<Disposition, ActError> {
+    let Some(id) = event.object.id.as_deref() else {
+        crate::log::warn("catalog event without an object id", &[("event_id", &event.id)]);
+        return Ok(Disposition::Ignored);
+    };
+    match crate::products::on_event(app, kind, id).await {
+        Ok(true) => Ok(Disposition::Processed),
+        Ok(false) => Ok(Disposition::Ignored),
+        Err(crate::products::ProductsError::Stripe(e)) => Err(ActError::Stripe(e)),
+        Err(crate::products::ProductsError::Store(e)) => Err(ActError::Store(e)),
     }
 }
 

@@ -179,6 +179,11 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     with_headers(status, Bytes::from(bytes))
 }
 
+/// A response whose body is JSON already serialised, with the headers of [`json`].
+pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    with_headers(status, body)
+}
+
 fn with_headers(status: StatusCode, body: Bytes) -> Response {
     let mut resp = http::Response::new(Full::new(body));
     *resp.status_mut() = status;

@@ -12,7 +12,8 @@
 //!    recorded), [`after_payment`] (a refund or dispute changes it), [`hooks`] (the owner's
 //!    hooks and their claimed runs), [`email`] (the shopper hears from the shop),
 //!    [`reconcile`] (missed events recovered), [`owner_actions`] (refund, ship, deliver,
-//!    cancel, note: once per idempotency key), pricing: [`cart`],
+//!    cancel, note: once per idempotency key), [`products`] (what is on sale: the file catalog
+//!    or the store's copy of the Stripe catalog), pricing: [`cart`],
 //!    [`discount`], [`session`]. Each returns its own error type.
 //! 3. **Instance** — [`app`]: the validated config, the Stripe client, the store and the limiter.
 //! 4. **The order and its store** — [`order`] (the order as the shop knows it: states, money,
@@ -37,6 +38,7 @@ pub mod http;
 pub mod log;
 pub mod order;
 pub mod owner_actions;
+pub mod products;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod routes;

@@ -68,6 +68,10 @@ pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
     let started = Instant::now();
     // The shopper's messages a provider outage left queued go first (bounded, quick).
     let emails_sent = crate::email::retry_pending(app, EMAIL_RETRIES_PER_RUN).await as u64;
+    // The Stripe catalog's copy, refilled when old (events missed beyond the listing's reach).
+    if let Err(e) = crate::products::refresh_if_stale(app).await {
+        crate::log::warn("catalog copy not refreshed", &[("error", &e.to_string())]);
+    }
     let (mut report, error) = match run(app, started + app.config.reconcile.budget).await {
         Ok(report) => (report, None),
         Err((report, e)) => (report, Some(e)),

@@ -18,7 +18,8 @@ pub const SESSION_TAG: (&str, &str) = ("shop", "checkout-rust");
 pub const MAX_SESSION_ID_LEN: usize = 66;
 
 /// The form sent to `POST /v1/checkout/sessions`. URLs come from `SITE_URL`,
-/// amounts from the catalog, the discount from [`crate::discount::resolve`]. A cart with a
+/// amounts from the catalog (`price_data`, or with the Stripe catalog the copy's Price id, whose
+/// amount is the one the cart was checked with), the discount from [`crate::discount::resolve`]. A cart with a
 /// shippable product collects an address in `SHIPPING_ALLOWED_COUNTRIES` and offers the
 /// catalog's rates; `STRIPE_AUTOMATIC_TAX=true` adds Stripe Tax with the catalog's tax codes
 /// and behaviour.
@@ -27,7 +28,7 @@ pub fn params(config: &Config, cart: &Cart, discount: Option<&AppliedDiscount>) 
     let mut f = Form::new();
     f.push("mode", "payment").push("ui_mode", config.ui_mode.as_str());
     for (i, line) in cart.lines.iter().enumerate() {
-        let p = line.product;
+        let p = &line.product;
         match &p.price {
             Some(price) => {
                 f.push(format!("line_items[{i}][price]"), price.as_str());

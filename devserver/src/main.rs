@@ -9,9 +9,13 @@
 //! Never deployed.
 //!
 //! `cargo run -p dev -- stripe-setup [--live] https://SHOP` instead creates (or updates) the
-//! shop's webhook endpoint in the owner's Stripe account (see [`setup`]).
+//! shop's webhook endpoint in the owner's Stripe account (see [`setup`]);
+//! `cargo run -p dev -- catalog-push [--live]` copies `src/catalog.json` to it as Products and
+//! Prices (see [`push`]). The emulator starts with the same Products and Prices, so
+//! `CATALOG_SOURCE=stripe` works offline too.
 
 mod headers;
+mod push;
 mod setup;
 
 use axum::Router;
@@ -46,11 +50,13 @@ struct Dev {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("stripe-setup") {
+    let command = args.get(1).map(String::as_str);
+    if let Some(name @ ("stripe-setup" | "catalog-push")) = command {
         let code = match variables(&project_root()) {
-            Ok(vars) => setup::main(&args[2..], &vars).await,
+            Ok(vars) if name == "stripe-setup" => setup::main(&args[2..], &vars).await,
+            Ok(vars) => push::main(&args[2..], &vars).await,
             Err(e) => {
-                eprintln!("stripe-setup: {e}");
+                eprintln!("{name}: {e}");
                 1
             }
         };
@@ -85,8 +91,17 @@ async fn run() -> Result<(), String> {
             None => None,
         };
         // No configured webhook URL: the dev server creates its endpoint through the API below.
-        let mut options =
-            stripe_emulator::Options { port: chosen.unwrap_or(DEFAULT_EMULATOR_PORT), ..Default::default() };
+        // The catalog as Products and Prices, as `catalog-push` would make them.
+        let tag = vars
+            .get("CATALOG_TAG")
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or_else(|| checkout::config::DEFAULT_CATALOG_TAG.to_string());
+        let mut options = stripe_emulator::Options {
+            port: chosen.unwrap_or(DEFAULT_EMULATOR_PORT),
+            catalog_json: Some(push::emulator_fixture(checkout::catalog::catalog(), &tag)),
+            ..Default::default()
+        };
         // How long a delayed payment method "processes" (tests make it long enough to see).
         if let Some(ms) = vars.get("EMULATOR_ASYNC_DELAY_MS").and_then(|v| v.parse().ok()) {
             options.async_delay = std::time::Duration::from_millis(ms);

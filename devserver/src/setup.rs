@@ -58,28 +58,7 @@ async fn run(args: &[String], vars: &HashMap<String, String>) -> Result<i32, Str
     let url = format!("{origin}/api/webhook");
     let host = origin.trim_start_matches("https://").to_string();
 
-    let var = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let key = var("STRIPE_SECRET_KEY")
-        .ok_or("STRIPE_SECRET_KEY is not set (put your Stripe secret key in the environment or .env)")?;
-    if !(key.starts_with("sk_") || key.starts_with("rk_")) {
-        return Err("STRIPE_SECRET_KEY must be a secret (sk_...) or restricted (rk_...) key".into());
-    }
-    let base = var("STRIPE_API_BASE").unwrap_or(DEFAULT_API_BASE).trim_end_matches('/').to_string();
-    if key == crate::EMULATOR_SECRET_KEY && base == DEFAULT_API_BASE {
-        return Err("STRIPE_SECRET_KEY is the emulator's offline key: put your Stripe secret key (sk_test_... or \
-                    sk_live_...) in the environment or .env"
-            .into());
-    }
-    let key_is_live = key.starts_with("sk_live_") || key.starts_with("rk_live_");
-    if key_is_live && !live {
-        return Err("refusing a live key (sk_live_/rk_live_) without --live: run it again with --live to set up \
-                    the live account"
-            .into());
-    }
-    if key_is_live && base != DEFAULT_API_BASE {
-        return Err(format!("refusing to send a live key to {base}: live keys only go to {DEFAULT_API_BASE}"));
-    }
-    let api = Api::new(&base, key)?;
+    let Account { api, base, live: key_is_live } = account(vars, live)?;
     let mode = if key_is_live { "LIVE" } else { "test" };
     println!("Stripe ({mode} mode, {base}): webhook endpoint {url}");
 
@@ -133,6 +112,45 @@ async fn run(args: &[String], vars: &HashMap<String, String>) -> Result<i32, Str
     }
     println!("  api_version: {API_VERSION}");
     Ok(0)
+}
+
+/// The owner's Stripe account as a command reaches it: the API client, its base URL, and
+/// whether the key is live.
+pub(crate) struct Account {
+    /// The client (key, pinned version).
+    pub api: Api,
+    /// `STRIPE_API_BASE`, default `https://api.stripe.com`.
+    pub base: String,
+    /// A live key (`sk_live_`/`rk_live_`), accepted only with `--live`.
+    pub live: bool,
+}
+
+/// Reads the key as the owner's commands do: `STRIPE_SECRET_KEY` (process environment, else
+/// `.env`), a secret or restricted key, not the emulator's offline key against Stripe, a live
+/// key only with `--live` (`live_allowed`) and only to Stripe itself.
+pub(crate) fn account(vars: &HashMap<String, String>, live_allowed: bool) -> Result<Account, String> {
+    let var = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let key = var("STRIPE_SECRET_KEY")
+        .ok_or("STRIPE_SECRET_KEY is not set (put your Stripe secret key in the environment or .env)")?;
+    if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+        return Err("STRIPE_SECRET_KEY must be a secret (sk_...) or restricted (rk_...) key".into());
+    }
+    let base = var("STRIPE_API_BASE").unwrap_or(DEFAULT_API_BASE).trim_end_matches('/').to_string();
+    if key == crate::EMULATOR_SECRET_KEY && base == DEFAULT_API_BASE {
+        return Err("STRIPE_SECRET_KEY is the emulator's offline key: put your Stripe secret key (sk_test_... or \
+                    sk_live_...) in the environment or .env"
+            .into());
+    }
+    let live = key.starts_with("sk_live_") || key.starts_with("rk_live_");
+    if live && !live_allowed {
+        return Err("refusing a live key (sk_live_/rk_live_) without --live: run it again with --live to use \
+                    the live account"
+            .into());
+    }
+    if live && base != DEFAULT_API_BASE {
+        return Err(format!("refusing to send a live key to {base}: live keys only go to {DEFAULT_API_BASE}"));
+    }
+    Ok(Account { api: Api::new(&base, key)?, base, live })
 }
 
 /// `https://SHOP` (a bare origin, public host) as `https://host[:port]`; otherwise the one-line
@@ -219,8 +237,9 @@ pub async fn create_endpoint(base: &str, key: &str, url: &str, description: &str
     Api::new(base, key)?.create(url, description, shop).await
 }
 
-/// A small Stripe client for this command (the key, the pinned version, errors in one line).
-struct Api {
+/// A small Stripe client for the owner's commands (the key, the pinned version, errors in one
+/// line).
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     key: String,
@@ -273,8 +292,22 @@ impl Api {
         self.post("/v1/webhook_endpoints", &form).await
     }
 
+    /// `GET {path}?{query}`.
+    pub(crate) async fn get(&self, path: &str, query: &Form) -> Result<Value, String> {
+        self.send(self.http.get(format!("{}{path}?{}", self.base, query.encode()))).await
+    }
+
+    /// `GET {path}`; `None` when Stripe answers 404.
+    pub(crate) async fn find(&self, path: &str, query: &Form) -> Result<Option<Value>, String> {
+        let req = self.http.get(format!("{}{path}?{}", self.base, query.encode()));
+        match self.send_status(req).await? {
+            (404, _) => Ok(None),
+            (_, r) => r.map(Some),
+        }
+    }
+
     /// `POST {path}` with `form`, one idempotency key.
-    async fn post(&self, path: &str, form: &Form) -> Result<Value, String> {
+    pub(crate) async fn post(&self, path: &str, form: &Form) -> Result<Value, String> {
         let req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -285,6 +318,11 @@ impl Api {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        self.send_status(req).await?.1
+    }
+
+    /// Sends with the key and version: the status and the answer (an error in one line).
+    async fn send_status(&self, req: reqwest::RequestBuilder) -> Result<(u16, Result<Value, String>), String> {
         let resp = req
             .bearer_auth(&self.key)
             .header("Stripe-Version", API_VERSION)
@@ -296,12 +334,12 @@ impl Api {
         let body: Value =
             serde_json::from_slice(&bytes).map_err(|e| format!("unreadable answer from Stripe ({status}): {e}"))?;
         if status.is_success() {
-            return Ok(body);
+            return Ok((status.as_u16(), Ok(body)));
         }
         let err = &body["error"];
         let message = err["message"].as_str().unwrap_or("no message");
         let param = err["param"].as_str().map(|p| format!(" (param {p})")).unwrap_or_default();
-        Err(format!("Stripe answered {status}{param}: {message}"))
+        Ok((status.as_u16(), Err(format!("Stripe answered {status}{param}: {message}"))))
     }
 }
 

@@ -39,6 +39,13 @@ pub(crate) async fn handle(
     resp
 }
 
+/// The object of a change, its events kept for delivery.
+fn changed(events: &mut Vec<String>, result: Result<crate::products::Changed, ApiError>) -> Result<Value, ApiError> {
+    let (obj, made) = result?;
+    events.extend(made);
+    Ok(obj)
+}
+
 fn route(
     inner: &Inner,
     st: &mut State,
@@ -77,15 +84,19 @@ fn route(
         ("POST", ["webhook_endpoints", id]) => crate::endpoints::update(st, id, &params),
         ("GET", ["promotion_codes"]) => crate::promotions::list(st, pairs, &params),
         ("GET", ["promotion_codes", id]) => crate::promotions::retrieve(st, id, pairs, &params),
-        ("GET", [kind @ ("coupons" | "prices" | "products"), id]) => {
+        ("GET", ["coupons", id]) => {
             only_params(pairs, &["expand"])?;
-            let (objects, object) = match *kind {
-                "coupons" => (&st.coupons, "coupon"),
-                "prices" => (&st.prices, "price"),
-                _ => (&st.products, "product"),
-            };
-            objects.get(*id).cloned().ok_or_else(|| ApiError::no_such(404, "id", object, id))
+            st.coupons.get(*id).cloned().ok_or_else(|| ApiError::no_such(404, "id", "coupon", id))
         }
+        ("GET", ["products"]) => crate::products::list_products(st, &params),
+        ("GET", ["products", id]) => crate::products::retrieve_product(st, id, &params),
+        ("POST", ["products"]) => changed(events, crate::products::create_product(inner, st, &params)),
+        ("POST", ["products", id]) => changed(events, crate::products::update_product(inner, st, id, &params)),
+        ("DELETE", ["products", id]) => changed(events, crate::products::delete_product(inner, st, id)),
+        ("GET", ["prices"]) => crate::products::list_prices(st, &params),
+        ("GET", ["prices", id]) => crate::products::retrieve_price(st, id, &params),
+        ("POST", ["prices"]) => changed(events, crate::products::create_price(inner, st, &params)),
+        ("POST", ["prices", id]) => changed(events, crate::products::update_price(inner, st, id, &params)),
         ("GET", ["events"]) => {
             only_params(
                 pairs,

@@ -3,9 +3,10 @@
 //!
 //! It serves, on `127.0.0.1` only:
 //! - the `/v1` REST routes a checkout shop uses (Checkout Sessions, line items, promotion
-//!   codes, coupons, prices, events, charges, PaymentIntents, refunds and `POST /v1/refunds`,
-//!   disputes, webhook endpoints), with Stripe's auth, error shapes, `Request-Id` and
-//!   idempotency semantics;
+//!   codes, coupons, products and prices (create, retrieve, update, list with `lookup_keys[]`
+//!   and `active`, delete a product; `product.*` and `price.*` events), events, charges,
+//!   PaymentIntents, refunds and `POST /v1/refunds`, disputes, webhook endpoints), with Stripe's
+//!   auth, error shapes, `Request-Id` and idempotency semantics;
 //! - a hosted checkout page at `/c/pay/{session_id}` (buttons `#pay`, `#pay-delayed-success`,
 //!   `#pay-delayed-failure`, `#cancel`); for an `embedded_page` session it is the page shown in
 //!   embedded Checkout's frame, and `GET /_emulator/stripe.js` is a stand-in for the part of
@@ -47,6 +48,7 @@ mod page;
 mod params;
 mod payments;
 mod pipeline;
+mod products;
 mod promotions;
 mod server;
 mod sessions;
@@ -102,7 +104,10 @@ pub struct Options {
     pub reorder_quiet: Duration,
     /// Promotion codes + coupons fixture JSON; `None` uses [`DEFAULT_PROMOTION_CODES`].
     pub promotion_codes_json: Option<String>,
-    /// Products + prices fixture JSON; `None` uses [`DEFAULT_CATALOG`].
+    /// Products + prices fixture JSON; `None` uses [`DEFAULT_CATALOG`]. A product entry is the
+    /// Product's fields (`id`, `name`, `metadata`, `default_price`, ...); a price entry takes
+    /// `id`, `product`, `currency`, `unit_amount` and optionally `lookup_key`, `tax_behavior`,
+    /// `metadata`, `active`, `nickname`.
     pub catalog_json: Option<String>,
     /// The bearer key `POST /emails` takes; `None` (the default) takes any `re_...` key (for
     /// example [`EMAIL_API_KEY`]). Any other key is Resend's 403 `invalid_api_key`.

@@ -209,6 +209,18 @@ fn known_price(st: &State, pv: &Value, pp: &str) -> Result<(Value, String, Strin
     }
     let price = st.prices.get(id).cloned().ok_or_else(|| ApiError::no_such(400, pp, "price", id))?;
     let product = price["product"].as_str().unwrap_or_default().to_string();
+    if price["active"] != true {
+        return Err(ApiError::invalid(pp, "The price specified is inactive. This field only accepts active prices."));
+    }
+    if price["type"] != "one_time" {
+        return Err(ApiError::invalid(
+            pp,
+            "The price specified is set to `type=recurring` but this field only accepts prices with `type=one_time`.",
+        ));
+    }
+    if st.products.get(&product).is_some_and(|x| x["active"] != true) {
+        return Err(ApiError::invalid(pp, "The price specified belongs to a product that is inactive."));
+    }
     let name = st.products.get(&product).and_then(|x| x["name"].as_str()).unwrap_or("Item").to_string();
     let cur = price["currency"].as_str().unwrap_or("usd").to_string();
     Ok((price, name, product, cur))

@@ -76,6 +76,8 @@ pub(crate) struct State {
     pub session_order: Vec<String>,
     pub products: HashMap<String, Value>,
     pub prices: HashMap<String, Value>,
+    /// Ids of products and prices in the order they were created (lists are newest first).
+    pub catalog_order: Vec<String>,
     pub coupons: HashMap<String, Value>,
     pub promos: Vec<Value>,
     pub events: Vec<Value>,
@@ -147,17 +149,26 @@ impl Inner {
             .map_err(|e| bad(format!("catalog fixture: {e}")))?;
         for p in cat["products"].as_array().cloned().unwrap_or_default() {
             let p = product_obj(&p);
-            st.products.insert(p["id"].as_str().unwrap_or_default().to_string(), p);
+            let id = p["id"].as_str().unwrap_or_default().to_string();
+            st.catalog_order.push(id.clone());
+            st.products.insert(id, p);
         }
         for p in cat["prices"].as_array().cloned().unwrap_or_default() {
             let id = p["id"].as_str().unwrap_or_default().to_string();
-            let obj = price_obj(
+            let mut obj = price_obj(
                 &id,
                 p["product"].as_str().unwrap_or_default(),
                 p["currency"].as_str().unwrap_or("usd"),
                 p["unit_amount"].as_i64().unwrap_or(0),
                 true,
             );
+            // Whatever else the fixture sets (`lookup_key`, `tax_behavior`, `metadata`, `active`).
+            for key in ["lookup_key", "tax_behavior", "metadata", "active", "nickname"] {
+                if let Some(v) = p.get(key) {
+                    obj[key] = v.clone();
+                }
+            }
+            st.catalog_order.push(id.clone());
             st.prices.insert(id, obj);
         }
         let client = reqwest::Client::builder()

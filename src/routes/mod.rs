@@ -12,6 +12,7 @@ use crate::events::ActError;
 use crate::hooks::Run;
 use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Response, StatusCode};
 use crate::owner_actions::ActionError;
+use crate::products::ProductsError;
 use crate::ratelimit::Limited;
 use crate::reconcile::ReconcileError;
 use crate::store::StoreError;
@@ -112,7 +113,19 @@ impl From<StoreError> for ApiError {
 
 impl From<CartError> for ApiError {
     fn from(e: CartError) -> Self {
-        ApiError::bad_request(e.0)
+        match e {
+            CartError::Invalid(m) => ApiError::bad_request(m),
+            CartError::Unavailable(m) => ApiError::new(StatusCode::CONFLICT, m),
+        }
+    }
+}
+
+impl From<ProductsError> for ApiError {
+    fn from(e: ProductsError) -> Self {
+        match e {
+            ProductsError::Stripe(e) => ApiError::upstream(format!("catalog: stripe: {e}")),
+            ProductsError::Store(e) => store_error("catalog: store", &e),
+        }
     }
 }
 
@@ -206,7 +219,8 @@ pub struct CartPost {
 
 /// The shared front half of the cart routes (`create-checkout`, `apply-discount`): POST only,
 /// same-site, JSON, the per-IP rate limit `scope` (before any body is read), the body limit,
-/// then the cart checked against the catalog.
+/// then the cart checked against what is on sale ([`crate::products::offer`]: a product no
+/// longer sold is a 409 naming it).
 pub async fn read_cart<B>(app: &App, req: http::Request<B>, scope: &str, limit: RateLimit) -> Result<CartPost, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send,
@@ -220,6 +234,6 @@ where
     app.limiter.check(&app.store, scope, client_ip, limit).await?;
     let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
     let request: CartRequest = http::parse_json(&bytes)?;
-    let cart = request.validate()?;
+    let cart = request.validate_in(&*crate::products::offer(app).await?)?;
     Ok(CartPost { request, cart, client_ip })
 }

@@ -1,17 +1,28 @@
-//! `GET /api/products`: the catalog's public fields (which products ship, the shipping rates),
-//! whether Stripe Tax adds tax at checkout, the publishable key (the only key type that can
-//! reach the page), the Checkout UI mode, and whether the shop runs on test keys.
+//! `GET /api/products`: what is on sale ([`crate::products::offer`]: the compiled-in catalog, or
+//! the store's copy of the Stripe catalog) with its public fields, the shipping rates, whether
+//! Stripe Tax adds tax at checkout, the publishable key (the only key type that can reach the
+//! page), the Checkout UI mode, and whether the shop runs on test keys.
 //!
-//! Parse: GET or HEAD. Decide: nothing — every field is public. Answer: cacheable JSON
-//! (`public, max-age=60, s-maxage=300`). No rate limit: the CDN answers most of it.
+//! Parse: GET or HEAD, `If-None-Match`. Decide: nothing — every field is public. Answer: JSON
+//! with a strong `ETag` (the body's SHA-256) and a shared cache ([`CACHE_CONTROL`]: Vercel's CDN
+//! answers most requests and a price changed in the Dashboard reaches shoppers within a
+//! minute); `304 Not Modified` when `If-None-Match` names the current `ETag`. No rate limit: the
+//! CDN answers most of it. 502/503 only when the Stripe catalog's copy was never filled and
+//! cannot be now.
 
 use crate::app::App;
-use crate::http::{self, ApiError, Method, Response};
+use crate::http::{self, ApiError, Method, Response, header};
+use bytes::Bytes;
 use serde::Serialize;
 
-/// Answers the catalog.
+/// Browsers revalidate every time (a 304 is cheap); Vercel's CDN keeps the answer a minute and
+/// serves it stale for five more while it fetches the next.
+pub const CACHE_CONTROL: &str = "public, max-age=0, s-maxage=60, stale-while-revalidate=300";
+
+/// Answers what is on sale.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
     http::require_method(req.method(), &[Method::GET, Method::HEAD])?;
+    let offer = crate::products::offer(app).await?;
     #[derive(Serialize)]
     struct Products<'a> {
         products: &'a [crate::catalog::Product],
@@ -27,7 +38,7 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
         tax_behavior: &'static str,
     }
     let body = Products {
-        products: crate::catalog::products(),
+        products: &offer.on_sale,
         publishable_key: app.config.publishable_key.as_ref().map(|k| k.as_str()),
         ui_mode: app.config.ui_mode.as_str(),
         test_mode: app.config.mode() == crate::config::Mode::Test,
@@ -35,10 +46,45 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
         automatic_tax: app.config.automatic_tax,
         tax_behavior: crate::catalog::catalog().tax.behavior.as_str(),
     };
-    let mut resp = http::json(http::StatusCode::OK, &body);
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::header::HeaderValue::from_static("public, max-age=60, s-maxage=300"),
-    );
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("products: {e}")))?;
+    let etag = format!("\"{}\"", &http::sha256_hex(&bytes)[..32]);
+    let mut resp = if matches(req.headers().get(header::IF_NONE_MATCH), &etag) {
+        let mut resp = http::json_bytes(http::StatusCode::NOT_MODIFIED, Bytes::new());
+        resp.headers_mut().remove(header::CONTENT_TYPE);
+        resp
+    } else {
+        http::json_bytes(http::StatusCode::OK, Bytes::from(bytes))
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static(CACHE_CONTROL));
+    if let Ok(v) = header::HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
     Ok(resp)
+}
+
+/// Whether `If-None-Match` (`*`, or a list of entity tags, weak ones compared weakly as RFC 9110
+/// says for this header) names `etag`.
+fn matches(if_none_match: Option<&header::HeaderValue>, etag: &str) -> bool {
+    let Some(list) = if_none_match.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    list.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_names_the_tag() {
+        let v = |s: &'static str| header::HeaderValue::from_static(s);
+        let tag = "\"abc\"";
+        assert!(matches(Some(&v("\"abc\"")), tag));
+        assert!(matches(Some(&v("\"x\", W/\"abc\"")), tag));
+        assert!(matches(Some(&v("*")), tag));
+        assert!(!matches(Some(&v("\"abd\"")), tag));
+        assert!(!matches(Some(&v("abc")), tag));
+        assert!(!matches(None, tag));
+    }
 }

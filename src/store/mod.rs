@@ -165,7 +165,61 @@ pub(crate) const SCHEMA: &[&str] = &[
         window_start BIGINT NOT NULL,
         hits BIGINT NOT NULL,
         PRIMARY KEY (bucket, window_start))",
+    // The copy of the Stripe catalog (`CATALOG_SOURCE=stripe`): each Product and Price as
+    // Stripe answered it (JSON), and when the copy was last filled from the list endpoints.
+    "CREATE TABLE IF NOT EXISTS catalog_products (
+        product_id TEXT PRIMARY KEY,
+        tag TEXT NOT NULL,
+        default_price TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated BIGINT NOT NULL,
+        synced_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS catalog_prices (
+        price_id TEXT PRIMARY KEY,
+        product_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        synced_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS catalog_fills (
+        tag TEXT PRIMARY KEY,
+        filled_at BIGINT NOT NULL)",
 ];
+
+/// The catalog copy of shop tag `$1` in one statement: a `fill` row (when it was last filled,
+/// if ever) and a `product` row per Product with its default Price's JSON (`''` when not copied).
+pub(crate) const SELECT_CATALOG: &str = "SELECT 'fill', CAST(filled_at AS TEXT), '' FROM catalog_fills WHERE tag = $1
+     UNION ALL SELECT 'product', p.body, COALESCE(pr.body, '') FROM catalog_products p
+        LEFT JOIN catalog_prices pr ON pr.price_id = p.default_price WHERE p.tag = $1";
+/// Writes a Product (`$1` id, `$2` shop tag, `$3` default price id or `''`, `$4` JSON, `$5` its
+/// `updated`, `$6` now), unless the copy holds a newer version of it (by Stripe's `updated`).
+pub(crate) const UPSERT_CATALOG_PRODUCT: &str = "INSERT INTO catalog_products (product_id, tag, default_price, body,
+        updated, synced_at) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (product_id) DO UPDATE SET tag = excluded.tag, default_price = excluded.default_price,
+        body = excluded.body, updated = excluded.updated, synced_at = excluded.synced_at
+     WHERE catalog_products.updated <= excluded.updated";
+/// Writes a Price (`$1` id, `$2` product id, `$3` JSON, `$4` now).
+pub(crate) const UPSERT_CATALOG_PRICE: &str = "INSERT INTO catalog_prices (price_id, product_id, body, synced_at)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (price_id) DO UPDATE SET product_id = excluded.product_id, body = excluded.body,
+        synced_at = excluded.synced_at";
+/// Forgets a Product (deleted in Stripe, or no longer tagged for this shop).
+pub(crate) const DELETE_CATALOG_PRODUCT: &str = "DELETE FROM catalog_products WHERE product_id = $1";
+/// Forgets a Price (deleted in Stripe).
+pub(crate) const DELETE_CATALOG_PRICE: &str = "DELETE FROM catalog_prices WHERE price_id = $1";
+/// After a fill of tag `$1` that started at `$2`: forgets the products it did not list
+/// (archived or gone while no event told us).
+pub(crate) const DELETE_UNLISTED_PRODUCTS: &str = "DELETE FROM catalog_products WHERE tag = $1 AND synced_at < $2";
+/// Records a fill (`$1` tag, `$2` when it started).
+pub(crate) const SAVE_CATALOG_FILL: &str = "INSERT INTO catalog_fills (tag, filled_at) VALUES ($1, $2)
+     ON CONFLICT (tag) DO UPDATE SET filled_at = excluded.filled_at";
+
+/// The store's copy of the Stripe catalog (see [`Store::catalog_copy`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogCopy {
+    /// When the copy was last filled from the list endpoints (Unix seconds); `None`: never.
+    pub filled_at: Option<i64>,
+    /// Every Product copied, with its default Price when that is copied too.
+    pub products: Vec<(crate::stripe::types::Product, Option<crate::stripe::types::Price>)>,
+}
 
 /// Records an event id; 0 rows affected means it was processed before.
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO processed_events (event_id, event_type, session_id, received_at)
@@ -1179,6 +1233,63 @@ impl Store {
             Store::Sqlite(s) => s.orders_page(after, i64::from(limit), state).await,
             Store::Postgres(s) => s.orders_page(after, i64::from(limit), state).await,
         }
+    }
+
+    /// The copy of the Stripe catalog of shop tag `tag`, in one statement (rows that are not
+    /// valid JSON, which only a hand edit could write, are skipped).
+    pub async fn catalog_copy(&self, tag: &str) -> Result<CatalogCopy, StoreError> {
+        let mut copy = CatalogCopy::default();
+        for row in self.rows_texts(SELECT_CATALOG, &[tag], &[]).await? {
+            let [kind, a, b]: [String; 3] = match row.try_into() {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
+            if kind == "fill" {
+                copy.filled_at = a.parse().ok();
+            } else if let Ok(product) = serde_json::from_str(&a) {
+                copy.products.push((product, serde_json::from_str(&b).ok()));
+            }
+        }
+        Ok(copy)
+    }
+
+    /// Copies a Product of shop tag `tag` (its `default_price` kept as the id), unless a newer
+    /// version of it is copied already.
+    pub async fn save_catalog_product(
+        &self,
+        tag: &str,
+        product: &crate::stripe::types::Product,
+    ) -> Result<(), StoreError> {
+        let default_price = product.default_price.as_ref().map_or("", |p| p.id());
+        let mut stored = product.clone();
+        stored.default_price =
+            product.default_price.as_ref().map(|p| crate::stripe::types::Expandable::Id(p.id().into()));
+        let body = serde_json::to_string(&stored).map_err(|e| StoreError::new(e.to_string()))?;
+        let texts = [product.id.as_str(), tag, default_price, body.as_str()];
+        self.exec(UPSERT_CATALOG_PRODUCT, &texts, &[product.updated, now()]).await.map(drop)
+    }
+
+    /// Copies a Price.
+    pub async fn save_catalog_price(&self, price: &crate::stripe::types::Price) -> Result<(), StoreError> {
+        let body = serde_json::to_string(price).map_err(|e| StoreError::new(e.to_string()))?;
+        self.exec(UPSERT_CATALOG_PRICE, &[&price.id, &price.product, &body], &[now()]).await.map(drop)
+    }
+
+    /// Forgets a Product of the copy.
+    pub async fn forget_catalog_product(&self, product_id: &str) -> Result<(), StoreError> {
+        self.exec(DELETE_CATALOG_PRODUCT, &[product_id], &[]).await.map(drop)
+    }
+
+    /// Forgets a Price of the copy.
+    pub async fn forget_catalog_price(&self, price_id: &str) -> Result<(), StoreError> {
+        self.exec(DELETE_CATALOG_PRICE, &[price_id], &[]).await.map(drop)
+    }
+
+    /// Records a finished fill of tag `tag` that started at `started`: the products it did not
+    /// list are forgotten.
+    pub async fn catalog_filled(&self, tag: &str, started: i64) -> Result<(), StoreError> {
+        self.exec(DELETE_UNLISTED_PRODUCTS, &[tag], &[started]).await?;
+        self.exec(SAVE_CATALOG_FILL, &[tag], &[started]).await.map(drop)
     }
 
     /// Whether `bucket` was ever counted with [`Store::hit`] (a bucket whose

@@ -60,6 +60,18 @@ event_types! {
     ChargeDisputeFundsWithdrawn => "charge.dispute.funds_withdrawn",
     /// A dispute's funds came back.
     ChargeDisputeFundsReinstated => "charge.dispute.funds_reinstated",
+    /// A Product was created (the Stripe catalog source copies it).
+    ProductCreated => "product.created",
+    /// A Product changed (archived, renamed, a new default price).
+    ProductUpdated => "product.updated",
+    /// A Product was deleted.
+    ProductDeleted => "product.deleted",
+    /// A Price was created.
+    PriceCreated => "price.created",
+    /// A Price changed (archived, its lookup key moved).
+    PriceUpdated => "price.updated",
+    /// A Price was deleted.
+    PriceDeleted => "price.deleted",
 }
 
 /// What a handled event is about.
@@ -69,6 +81,8 @@ pub enum EventFamily {
     CheckoutSession,
     /// A charge, refund or dispute: the order's money.
     AfterPayment,
+    /// A Product or Price: the store's copy of the catalog.
+    Catalog,
 }
 
 impl EventType {
@@ -79,8 +93,19 @@ impl EventType {
             | EventType::CheckoutSessionAsyncPaymentSucceeded
             | EventType::CheckoutSessionAsyncPaymentFailed
             | EventType::CheckoutSessionExpired => EventFamily::CheckoutSession,
+            EventType::ProductCreated
+            | EventType::ProductUpdated
+            | EventType::ProductDeleted
+            | EventType::PriceCreated
+            | EventType::PriceUpdated
+            | EventType::PriceDeleted => EventFamily::Catalog,
             _ => EventFamily::AfterPayment,
         }
+    }
+
+    /// Whether the event's object is a Price (its product is found by retrieving it).
+    pub fn object_is_price(self) -> bool {
+        matches!(self, EventType::PriceCreated | EventType::PriceUpdated | EventType::PriceDeleted)
     }
 
     /// Whether the event's object is the Charge itself (`charge.refunded`), so its id is the
@@ -100,6 +125,8 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str()), Some(*t));
         }
         assert_eq!(EventType::parse("customer.created"), None);
-        assert_eq!(EventType::ALL.len(), 13);
+        assert_eq!(EventType::ALL.len(), 19);
+        // Stripe takes at most 20 `types[]` in one events listing (the reconciliation run's).
+        assert!(EventType::ALL.len() <= 20);
     }
 }

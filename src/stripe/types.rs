@@ -221,7 +221,7 @@ pub struct Promotion {
 }
 
 /// An id or, when expanded, the object.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum Expandable<T> {
     /// Expanded object.
@@ -318,4 +318,84 @@ pub struct PaymentIntent {
     pub id: String,
     /// The charge that captured the money, if any (an id: not expanded).
     pub latest_charge: Option<String>,
+}
+
+/// A Product (`prod_...` or an id the account chose), as listed and retrieved.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Product {
+    /// The product's id.
+    pub id: String,
+    /// `false` once archived.
+    pub active: bool,
+    /// Shown to shoppers.
+    pub name: String,
+    /// Shown to shoppers; may be unset.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Image URLs (up to 8).
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// The owner's key-value pairs (the shop's tag and attributes live here).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The Stripe Tax code (`txcd_...`), an id or, expanded, the object.
+    #[serde(default)]
+    pub tax_code: Option<Value>,
+    /// The default Price: its id, or the Price itself with `expand[]=default_price`.
+    #[serde(default)]
+    pub default_price: Option<Expandable<Price>>,
+    /// Unix seconds of creation.
+    #[serde(default)]
+    pub created: i64,
+    /// Unix seconds of the last change.
+    #[serde(default)]
+    pub updated: i64,
+    /// Live or test mode.
+    #[serde(default)]
+    pub livemode: bool,
+}
+
+/// A Price (`price_...`); its amount never changes (a new price replaces it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Price {
+    /// `price_...`.
+    pub id: String,
+    /// `false` once archived.
+    pub active: bool,
+    /// Lowercase currency.
+    pub currency: String,
+    /// Minor units per unit; unset for tiered or customer-chosen prices.
+    #[serde(default)]
+    pub unit_amount: Option<i64>,
+    /// `one_time` or `recurring`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The product's id.
+    pub product: String,
+    /// The owner's name for it (`shop:<product id>` for prices the push command made).
+    #[serde(default)]
+    pub lookup_key: Option<String>,
+    /// `exclusive`, `inclusive` or `unspecified`.
+    #[serde(default)]
+    pub tax_behavior: Option<String>,
+}
+
+impl<T> Expandable<T> {
+    /// The object, when expanded.
+    pub fn into_object(self) -> Option<T> {
+        match self {
+            Expandable::Object(o) => Some(*o),
+            Expandable::Id(_) => None,
+        }
+    }
+}
+
+impl Expandable<Price> {
+    /// The id, expanded or not.
+    pub fn id(&self) -> &str {
+        match self {
+            Expandable::Id(id) => id,
+            Expandable::Object(p) => &p.id,
+        }
+    }
 }

@@ -444,3 +444,28 @@ fn email_settings_are_all_or_nothing_and_the_key_stays_hidden() {
     ]);
     assert!(prod.unwrap_err().starts_with("EMAIL_API_BASE: must be https://api.resend.com"));
 }
+
+#[test]
+fn the_catalog_source_and_tag() {
+    use checkout::config::CatalogSource;
+    assert_eq!(load(&[]).unwrap().catalog_source, CatalogSource::File);
+    assert_eq!(load(&[("CATALOG_SOURCE", "file"), ("CATALOG_TAG", "x")]).unwrap().catalog_source, CatalogSource::File);
+    assert_eq!(
+        load(&[("CATALOG_SOURCE", "stripe")]).unwrap().catalog_source,
+        CatalogSource::Stripe { tag: checkout::config::DEFAULT_CATALOG_TAG.into() }
+    );
+    assert_eq!(
+        load(&[("CATALOG_SOURCE", "stripe"), ("CATALOG_TAG", "my-shop.eu")]).unwrap().catalog_source,
+        CatalogSource::Stripe { tag: "my-shop.eu".into() }
+    );
+    for (source, tag, error) in [
+        ("Stripe", "", "CATALOG_SOURCE: must be file or stripe"),
+        ("json", "", "CATALOG_SOURCE: must be file or stripe"),
+        ("stripe", "my shop", "CATALOG_TAG: must be 1-100 of [A-Za-z0-9_.-]"),
+        ("stripe", "ünï", "CATALOG_TAG"),
+    ] {
+        let e = load(&[("CATALOG_SOURCE", source), ("CATALOG_TAG", tag)]).unwrap_err();
+        assert!(e.contains(error), "{source} {tag}: {e}");
+        assert!(tag.is_empty() || !e.contains(tag), "the value is never repeated: {e}");
+    }
+}

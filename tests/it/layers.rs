@@ -15,6 +15,7 @@ const FLOORS: &[&[&str]] = &[
         "email",
         "reconcile",
         "owner_actions",
+        "products",
         "cart",
         "discount",
         "session",

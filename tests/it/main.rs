@@ -6,6 +6,7 @@
 mod common;
 mod after_payment;
 mod binaries;
+mod catalog;
 mod checkout;
 mod config;
 mod discount;

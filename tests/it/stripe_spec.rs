@@ -89,3 +89,29 @@ fn the_shipping_country_list_is_stripes() {
         assert!(spec_codes.contains(c));
     }
 }
+
+#[test]
+fn a_cart_priced_by_stripe_price_ids_validates_against_the_spec() {
+    // The Stripe catalog source: every product carries its default Price's id.
+    let offer = checkout::catalog::Offer {
+        on_sale: checkout::catalog::products()
+            .iter()
+            .map(|p| checkout::catalog::Product { price: Some(format!("price_1{}", p.id)), ..p.clone() })
+            .collect(),
+        withdrawn: vec![],
+    };
+    let request = CartRequest {
+        items: vec![
+            ItemRequest { id: "tshirt".into(), quantity: 2 },
+            ItemRequest { id: "wallpapers".into(), quantity: 1 },
+        ],
+        code: None,
+    };
+    let cart = request.validate_in(&offer).expect("valid cart");
+    for env in [vec![], vec![("STRIPE_AUTOMATIC_TAX", "true")]] {
+        let form = session::params(&config(&env), &cart, None);
+        assert!(form.pairs().iter().any(|(k, v)| k == "line_items[0][price]" && v == "price_1tshirt"));
+        assert!(!form.pairs().iter().any(|(k, _)| k.contains("price_data")), "{:?}", form.pairs());
+        spec::check_form("POST", "/v1/checkout/sessions", form.pairs()).expect("Stripe takes it");
+    }
+}
