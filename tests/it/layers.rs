@@ -15,12 +15,13 @@ const FLOORS: &[&[&str]] = &[
         "email",
         "reconcile",
         "owner_actions",
+        "doctor",
         "cart",
         "discount",
         "session",
     ],
     &["app"],
-    &["order", "store", "ratelimit"],
+    &["order", "store", "ratelimit", "refusals"],
     &["stripe", "signature", "catalog", "config", "http", "log", "clock"],
 ];
 
