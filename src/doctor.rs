@@ -84,6 +84,8 @@ impl Check {
 /// The answer of `GET /api/health`.
 #[derive(Debug, Serialize)]
 pub struct Health {
+    /// The deployment's `SITE_URL` (the command line compares it with the shop it was given).
+    pub site_url: String,
     /// The worst status of the checks.
     pub status: Status,
     /// Every check, in a fixed order.
@@ -470,7 +472,7 @@ pub async fn examine(app: &App) -> Health {
         }
     }
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Pass);
-    Health { status, checks, record: record.ok().map(|r| r.view) }
+    Health { site_url: config.site_url.clone(), status, checks, record: record.ok().map(|r| r.view) }
 }
 
 /// What the store says, with the checks that read it.

@@ -9,8 +9,10 @@
 //! Never deployed.
 //!
 //! `cargo run -p dev -- stripe-setup [--live] https://SHOP` instead creates (or updates) the
-//! shop's webhook endpoint in the owner's Stripe account (see [`setup`]).
+//! shop's webhook endpoint in the owner's Stripe account (see [`setup`]), and `cargo run -p dev --
+//! doctor https://SHOP` checks a deployment (see [`doctor`]).
 
+mod doctor;
 mod setup;
 
 use axum::Router;
@@ -44,11 +46,12 @@ struct Dev {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("stripe-setup") {
+    if let Some(command @ ("stripe-setup" | "doctor")) = args.get(1).map(String::as_str) {
         let code = match variables(&project_root()) {
+            Ok(vars) if command == "doctor" => doctor::main(&args[2..], &vars).await,
             Ok(vars) => setup::main(&args[2..], &vars).await,
             Err(e) => {
-                eprintln!("stripe-setup: {e}");
+                eprintln!("{command}: {e}");
                 1
             }
         };
@@ -109,7 +112,10 @@ async fn run() -> Result<(), String> {
         vars.insert("STRIPE_API_BASE".into(), emu.base_url());
         // The shop's webhook endpoint, created as `stripe-setup` creates it in Stripe (the same
         // events and version); its secret signs the deliveries to /api/webhook.
-        let hook = format!("http://127.0.0.1:{port}/api/webhook");
+        // At SITE_URL when it is this machine (so `doctor` finds it), else at the loopback port.
+        let site_url = vars.get("SITE_URL").map(|s| s.trim_end_matches('/').to_string()).unwrap_or_default();
+        let local_site = ["http://localhost:", "http://127.0.0.1:"].iter().any(|p| site_url.starts_with(p));
+        let hook = if local_site { format!("{site_url}/api/webhook") } else { format!("http://127.0.0.1:{port}/api/webhook") };
         let endpoint = setup::create_endpoint(&emu.base_url(), EMULATOR_SECRET_KEY, &hook, "dev server", "localhost")
             .await
             .map_err(|e| format!("cannot create the dev server's webhook endpoint on the emulator: {e}"))?;
