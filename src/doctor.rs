@@ -427,24 +427,35 @@ async fn keys_and_endpoints(app: &App) -> (Check, Result<Vec<WebhookEndpoint>, C
         }
         None => "no publishable key (hosted Checkout needs none)",
     };
-    let check = if config.allow_test_keys_in_production {
-        Check::warn(
+    (keys_check(config, publishable), endpoints)
+}
+
+/// The keys check once the secret key worked: test keys in production (allowed on purpose by
+/// `ALLOW_TEST_KEYS_IN_PRODUCTION=true`, refused at start-up otherwise) warn.
+pub fn keys_check(config: &crate::config::Config, publishable: &str) -> Check {
+    const NAME: &str = "keys";
+    if config.allow_test_keys_in_production {
+        return Check::warn(
             NAME,
             "test keys with VERCEL_ENV=production, allowed by ALLOW_TEST_KEYS_IN_PRODUCTION=true: orders paid with public test cards are fulfilled",
             "set the live keys (sk_live_, pk_live_) and remove ALLOW_TEST_KEYS_IN_PRODUCTION (without it, production refuses test keys at start-up)",
-        )
-    } else {
-        let production = if config.production { ", production" } else { "" };
-        Check::pass(NAME, format!("{mode} mode{production}: the secret key works (GET /v1/webhook_endpoints); {publishable}"))
+        );
+    }
+    let mode = match config.mode() {
+        Mode::Test => "test",
+        Mode::Live => "live",
     };
-    (check, endpoints)
+    let production = if config.production { ", production" } else { "" };
+    Check::pass(NAME, format!("{mode} mode{production}: the secret key works (GET /v1/webhook_endpoints); {publishable}"))
 }
 
 /// Runs every check and reads the health view.
 pub async fn examine(app: &App) -> Health {
     let config = &app.config;
     let url = format!("{}/api/webhook", config.site_url);
-    let ((keys, endpoints), answer, record) = tokio::join!(keys_and_endpoints(app), probe(&url), read_record(app));
+    let ((keys, endpoints), answer) = tokio::join!(keys_and_endpoints(app), probe(&url));
+    // After the probe, so the record counts its refusal (`no_header`) too.
+    let record = read_record(app).await;
     let endpoint = match endpoints {
         Ok(list) => endpoint_check(&url, &list),
         Err(check) => check,
@@ -453,12 +464,12 @@ pub async fn examine(app: &App) -> Health {
     checks.push(webhook_secret_check(app, record.as_ref().ok()));
     checks.push(cron_secret_check(app));
     checks.push(Check::pass("admin_token", "set (32+ characters, no whitespace): this request used it"));
-    checks.push(database_url_check(app));
+    checks.push(database_url_check(config));
     match &record {
         Ok(r) => {
             checks.push(Check::pass("store", format!("reachable ({})", config.database.describe())));
             checks.push(r.schema.clone());
-            checks.push(reconcile_check(app, r));
+            checks.push(reconcile_check(config.production, r.view.last_reconcile_run.as_ref(), r.failed_events, crate::clock::now()));
             checks.push(hook_runs_check(r));
         }
         Err(e) => {
@@ -480,7 +491,8 @@ struct Read {
     view: Record,
     schema: Check,
     failed_events: usize,
-    last_webhook_refusals: i64,
+    /// Signature mismatches over the last day: how many, and the last one's time.
+    mismatches: Option<(i64, i64)>,
 }
 
 async fn read_record(app: &App) -> Result<Read, StoreError> {
@@ -501,7 +513,7 @@ async fn read_record(app: &App) -> Result<Read, StoreError> {
         .iter()
         .max_by_key(|(_, (_, at))| *at)
         .map(|(class, (_, at))| Refusal { class: class.clone(), at: *at });
-    let mismatches = refusals.get(RefusalClass::SignatureMismatch.as_str()).map_or(0, |(n, _)| *n);
+    let mismatches = refusals.get(RefusalClass::SignatureMismatch.as_str()).copied();
     let run = store.reconcile_run(&app.source).await?;
     let (runs, open) = store.open_runs(HOOK_RUNS_SHOWN).await?;
     let versions = store.schema_versions(5).await?;
@@ -539,7 +551,7 @@ async fn read_record(app: &App) -> Result<Read, StoreError> {
             .collect(),
         hook_runs_open: open,
     };
-    Ok(Read { view, schema, failed_events, last_webhook_refusals: mismatches })
+    Ok(Read { view, schema, failed_events, mismatches })
 }
 
 fn webhook_secret_check(app: &App, read: Option<&Read>) -> Check {
@@ -557,18 +569,11 @@ fn webhook_secret_check(app: &App, read: Option<&Read>) -> Check {
         return Check::pass(NAME, format!("{set}; no whitespace or newline (refused at start-up)"));
     };
     let last_ok = read.view.last_event.as_ref().map(|e| e.at);
-    let last_mismatch = read
-        .view
-        .last_refusal
-        .as_ref()
-        .filter(|r| r.class == RefusalClass::SignatureMismatch.as_str())
-        .map(|r| r.at);
-    match last_mismatch {
-        Some(at) if read.last_webhook_refusals > 0 && last_ok.is_none_or(|ok| ok < at) => Check::warn(
+    match read.mismatches {
+        Some((n, at)) if n > 0 && last_ok.is_none_or(|ok| ok < at) => Check::warn(
             NAME,
             format!(
-                "{} deliveries in 24 h were signed with no configured secret, and none verified since: STRIPE_WEBHOOK_SECRET may not be this endpoint's",
-                read.last_webhook_refusals
+                "{n} deliveries in 24 h were signed with no configured secret, and none verified since: STRIPE_WEBHOOK_SECRET may not be this endpoint's"
             ),
             "copy the endpoint's signing secret (Dashboard → Developers → Webhooks → the endpoint) into STRIPE_WEBHOOK_SECRET and redeploy",
         ),
@@ -589,9 +594,10 @@ fn cron_secret_check(app: &App) -> Check {
     }
 }
 
-fn database_url_check(app: &App) -> Check {
+/// The `DATABASE_URL` check: a production shop on Postgres should use a pooled endpoint
+/// (by [`crate::config::is_pooled_url`]'s heuristic).
+pub fn database_url_check(config: &crate::config::Config) -> Check {
     const NAME: &str = "database_url";
-    let config = &app.config;
     match (&config.database, config.database_pooled) {
         (Database::Sqlite(_), _) => Check::pass(NAME, "an SQLite file (local only; Vercel requires Postgres)"),
         (_, Some(true)) => Check::pass(NAME, "Postgres through a pooled endpoint"),
@@ -604,12 +610,13 @@ fn database_url_check(app: &App) -> Check {
     }
 }
 
-fn reconcile_check(app: &App, read: &Read) -> Check {
+/// The reconciliation check: the last run's age and outcome (`production`: a shop that never
+/// ran one fails), and the events it could not act on.
+pub fn reconcile_check(production: bool, last: Option<&ReconcileRunView>, failed_events: usize, now: i64) -> Check {
     const NAME: &str = "reconcile";
     let free_plan = "on Vercel's Hobby plan the cron runs once a day, so a missed webhook waits up to a day";
-    let now = crate::clock::now();
-    let mut check = match &read.view.last_reconcile_run {
-        None if app.config.production => Check::fail(
+    let mut check = match last {
+        None if production => Check::fail(
             NAME,
             format!("the reconciliation run never ran: missed webhooks are never recovered ({free_plan})"),
             "check vercel.json's crons and CRON_SECRET, then run it once: curl -H \"Authorization: Bearer $CRON_SECRET\" SITE_URL/api/reconcile",
@@ -634,10 +641,10 @@ fn reconcile_check(app: &App, read: &Read) -> Check {
             Check::pass(NAME, format!("last run {} min ago: {} processed, {finished}", (now - run.at) / 60, run.processed))
         }
     };
-    if read.failed_events > 0 && check.status == Status::Pass {
+    if failed_events > 0 && check.status == Status::Pass {
         check = Check::warn(
             NAME,
-            format!("{} event(s) the run could not act on", read.failed_events),
+            format!("{failed_events} event(s) the run could not act on"),
             "see failed_events on the admin page's first page of orders, and the reconcile function's log",
         );
     }
