@@ -250,7 +250,12 @@ pub fn endpoint_check(expected: &str, endpoints: &[WebhookEndpoint]) -> Check {
     if !missing.is_empty() {
         return Check::fail(
             NAME,
-            format!("endpoint {} does not receive {} event(s) the shop needs: {}", endpoint.id, missing.len(), missing.join(", ")),
+            format!(
+                "endpoint {} does not receive {} event(s) the shop needs: {}",
+                endpoint.id,
+                missing.len(),
+                missing.join(", ")
+            ),
             format!("run `cargo run -p dev -- stripe-setup {site}` again (it adds the events)"),
         );
     }
@@ -267,7 +272,11 @@ pub fn endpoint_check(expected: &str, endpoints: &[WebhookEndpoint]) -> Check {
     }
     Check::pass(
         NAME,
-        format!("{} at {expected}: enabled, {} event types, API version {API_VERSION}", endpoint.id, EventType::ALL.len()),
+        format!(
+            "{} at {expected}: enabled, {} event types, API version {API_VERSION}",
+            endpoint.id,
+            EventType::ALL.len()
+        ),
     )
 }
 
@@ -388,7 +397,8 @@ async fn keys_and_endpoints(app: &App) -> (Check, Result<Vec<WebhookEndpoint>, C
         Mode::Test => "test",
         Mode::Live => "live",
     };
-    let unknown = |why: &str| Check::warn("webhook_endpoint", format!("not checked: {why}"), "fix the keys check first");
+    let unknown =
+        |why: &str| Check::warn("webhook_endpoint", format!("not checked: {why}"), "fix the keys check first");
     let listed = list_endpoints(app).await;
     let endpoints = match listed {
         Ok(list) => Ok(list),
@@ -446,7 +456,10 @@ pub fn keys_check(config: &crate::config::Config, publishable: &str) -> Check {
         Mode::Live => "live",
     };
     let production = if config.production { ", production" } else { "" };
-    Check::pass(NAME, format!("{mode} mode{production}: the secret key works (GET /v1/webhook_endpoints); {publishable}"))
+    Check::pass(
+        NAME,
+        format!("{mode} mode{production}: the secret key works (GET /v1/webhook_endpoints); {publishable}"),
+    )
 }
 
 /// Runs every check and reads the health view.
@@ -469,7 +482,14 @@ pub async fn examine(app: &App) -> Health {
         Ok(r) => {
             checks.push(Check::pass("store", format!("reachable ({})", config.database.describe())));
             checks.push(r.schema.clone());
-            checks.push(reconcile_check(config.production, r.view.last_reconcile_run.as_ref(), r.failed_events, crate::clock::now()));
+            let last = r.view.last_reconcile_run.as_ref();
+            checks.push(reconcile_check(
+                config.production,
+                &config.site_url,
+                last,
+                r.failed_events,
+                crate::clock::now(),
+            ));
             checks.push(hook_runs_check(r));
         }
         Err(e) => {
@@ -523,10 +543,16 @@ async fn read_record(app: &App) -> Result<Read, StoreError> {
         Some((v, _)) if *v == ours => Check::pass("schema", format!("current (version {ours})")),
         Some((v, _)) if versions.iter().any(|(x, _)| *x == ours) => Check::warn(
             "schema",
-            format!("version {ours} is applied, but another deployment applied {v} after it: two versions of the code share this database"),
+            format!(
+                "version {ours} is applied, but another deployment applied {v} after it: two versions of the code share this database"
+            ),
             "give each deployment (Preview, Production) its own database, or redeploy the same commit everywhere",
         ),
-        _ => Check::fail("schema", format!("version {ours} is not recorded"), "redeploy: a new connection applies the schema"),
+        _ => Check::fail(
+            "schema",
+            format!("version {ours} is not recorded"),
+            "redeploy: a new connection applies the schema",
+        ),
     };
     let lease = crate::hooks::RUN_LEASE_SECS;
     let view = Record {
@@ -612,19 +638,29 @@ pub fn database_url_check(config: &crate::config::Config) -> Check {
 
 /// The reconciliation check: the last run's age and outcome (`production`: a shop that never
 /// ran one fails), and the events it could not act on.
-pub fn reconcile_check(production: bool, last: Option<&ReconcileRunView>, failed_events: usize, now: i64) -> Check {
+pub fn reconcile_check(
+    production: bool,
+    site_url: &str,
+    last: Option<&ReconcileRunView>,
+    failed_events: usize,
+    now: i64,
+) -> Check {
     const NAME: &str = "reconcile";
     let free_plan = "on Vercel's Hobby plan the cron runs once a day, so a missed webhook waits up to a day";
     let mut check = match last {
         None if production => Check::fail(
             NAME,
             format!("the reconciliation run never ran: missed webhooks are never recovered ({free_plan})"),
-            "check vercel.json's crons and CRON_SECRET, then run it once: curl -H \"Authorization: Bearer $CRON_SECRET\" SITE_URL/api/reconcile",
+            format!(
+                "check vercel.json's crons and CRON_SECRET, then run it once: curl -H \"Authorization: Bearer $CRON_SECRET\" {site_url}/api/reconcile"
+            ),
         ),
         None => Check::warn(
             NAME,
             "the reconciliation run never ran here",
-            "run it once: curl -H \"Authorization: Bearer $CRON_SECRET\" SITE_URL/api/reconcile (Vercel Cron calls it when deployed)",
+            format!(
+                "run it once: curl -H \"Authorization: Bearer $CRON_SECRET\" {site_url}/api/reconcile (Vercel Cron calls it when deployed)"
+            ),
         ),
         Some(run) if now - run.at > RECONCILE_STALE_SECS => Check::warn(
             NAME,
@@ -638,7 +674,10 @@ pub fn reconcile_check(production: bool, last: Option<&ReconcileRunView>, failed
         ),
         Some(run) => {
             let finished = if run.finished { "finished" } else { "out of time, the next run resumes" };
-            Check::pass(NAME, format!("last run {} min ago: {} processed, {finished}", (now - run.at) / 60, run.processed))
+            Check::pass(
+                NAME,
+                format!("last run {} min ago: {} processed, {finished}", (now - run.at) / 60, run.processed),
+            )
         }
     };
     if failed_events > 0 && check.status == Status::Pass {
@@ -666,9 +705,7 @@ fn hook_runs_check(read: &Read) -> Check {
             ),
             "read the hook's error in the function log (src/hooks.rs); the next delivery or reconciliation run retries it",
         ),
-        None if read.view.hook_runs_open > 0 => {
-            Check::pass(NAME, format!("{} running now", read.view.hook_runs_open))
-        }
+        None if read.view.hook_runs_open > 0 => Check::pass(NAME, format!("{} running now", read.view.hook_runs_open)),
         None => Check::pass(NAME, "none unfinished"),
     }
 }

@@ -200,7 +200,9 @@ impl Walk<'_> {
             };
             let outcome = match &fetched {
                 Ok(event) => match Event::from_value(event) {
-                    Ok(event) => events::act(self.app, &event, Via::Reconcile).await.map_err(|e| (reason(&e), state(&e))),
+                    Ok(event) => {
+                        events::act(self.app, &event, Via::Reconcile).await.map_err(|e| (reason(&e), state(&e)))
+                    }
                     Err(_) => Ok(Disposition::Ignored),
                 },
                 Err(e) if e.is_not_found() => Err(("event_not_found", FailureState::Failed)),

@@ -71,14 +71,15 @@ async fn run(args: &[String], vars: &HashMap<String, String>) -> Result<i32, Str
         _ => return Err(USAGE.into()),
     };
     let (origin, local) = origin(shop)?;
-    let token = vars
-        .get("ADMIN_TOKEN")
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .ok_or("ADMIN_TOKEN is not set (the doctor calls /api/health with it: put it in the environment or .env)")?;
+    let token =
+        vars.get("ADMIN_TOKEN").map(|t| t.trim()).filter(|t| !t.is_empty()).ok_or(
+            "ADMIN_TOKEN is not set (the doctor calls /api/health with it: put it in the environment or .env)",
+        )?;
     println!("Doctor for {origin}");
     if local {
-        println!("note: {origin} is a local shop (http on loopback): Stripe cannot reach it; checked as a deployment would be");
+        println!(
+            "note: {origin} is a local shop (http on loopback): Stripe cannot reach it; checked as a deployment would be"
+        );
     }
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -119,7 +120,9 @@ async fn run(args: &[String], vars: &HashMap<String, String>) -> Result<i32, Str
                             check: "site_url".into(),
                             status: Status::Warn,
                             message: format!("the deployment's SITE_URL is {site}, not {origin}"),
-                            fix: Some(format!("run the doctor on {site}, or set SITE_URL to {origin} if that is the shop's name")),
+                            fix: Some(format!(
+                                "run the doctor on {site}, or set SITE_URL to {origin} if that is the shop's name"
+                            )),
                         });
                     }
                 }
@@ -148,17 +151,25 @@ async fn run(args: &[String], vars: &HashMap<String, String>) -> Result<i32, Str
                 404 => {
                     failed |= print(&fail(
                         "health",
-                        format!("GET {health_url} answered 404: ADMIN_TOKEN is not set in the deployment, or it predates /api/health"),
+                        format!(
+                            "GET {health_url} answered 404: ADMIN_TOKEN is not set in the deployment, or it predates /api/health"
+                        ),
                         "set ADMIN_TOKEN in Vercel (`openssl rand -hex 32`) and redeploy",
                     ));
                 }
                 429 => {
-                    failed |= print(&fail("health", "the shop answered 429 (RATE_LIMIT_ORDERS)", "wait a minute and run again"));
+                    failed |= print(&fail(
+                        "health",
+                        "the shop answered 429 (RATE_LIMIT_ORDERS)",
+                        "wait a minute and run again",
+                    ));
                 }
                 500..=599 => {
                     failed |= print(&fail(
                         "health",
-                        format!("GET {health_url} answered {status}: the shop's configuration or store failed at start-up"),
+                        format!(
+                            "GET {health_url} answered {status}: the shop's configuration or store failed at start-up"
+                        ),
                         "open the function log in Vercel: it names the variable and the rule, never the value",
                     ));
                     failed |= local_config(vars);
@@ -193,7 +204,9 @@ async fn run(args: &[String], vars: &HashMap<String, String>) -> Result<i32, Str
 fn local_config(vars: &HashMap<String, String>) -> bool {
     let get = |k: &str| vars.get(k).cloned();
     if get("STRIPE_SECRET_KEY").is_none() {
-        println!("     (no STRIPE_SECRET_KEY here to check: `vercel env pull .env` fetches the deployment's variables)");
+        println!(
+            "     (no STRIPE_SECRET_KEY here to check: `vercel env pull .env` fetches the deployment's variables)"
+        );
         return false;
     }
     match checkout::Config::from_lookup(get) {

@@ -115,7 +115,8 @@ async fn run() -> Result<(), String> {
         // At SITE_URL when it is this machine (so `doctor` finds it), else at the loopback port.
         let site_url = vars.get("SITE_URL").map(|s| s.trim_end_matches('/').to_string()).unwrap_or_default();
         let local_site = ["http://localhost:", "http://127.0.0.1:"].iter().any(|p| site_url.starts_with(p));
-        let hook = if local_site { format!("{site_url}/api/webhook") } else { format!("http://127.0.0.1:{port}/api/webhook") };
+        let hook =
+            if local_site { format!("{site_url}/api/webhook") } else { format!("http://127.0.0.1:{port}/api/webhook") };
         let endpoint = setup::create_endpoint(&emu.base_url(), EMULATOR_SECRET_KEY, &hook, "dev server", "localhost")
             .await
             .map_err(|e| format!("cannot create the dev server's webhook endpoint on the emulator: {e}"))?;

@@ -61,7 +61,8 @@ impl DevServer {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("dev server exited with {status}:\n{}", server.log());
             }
-            let ok = client.get(format!("{}/api/products", server.url)).send().await.is_ok_and(|r| r.status().is_success());
+            let ok =
+                client.get(format!("{}/api/products", server.url)).send().await.is_ok_and(|r| r.status().is_success());
             if ok {
                 return server;
             }
@@ -92,7 +93,8 @@ fn http() -> reqwest::Client {
 async fn doctor(shop: &str, env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dev"));
     cmd.arg("doctor").arg(shop).env("NO_PROXY", "127.0.0.1,localhost");
-    for name in ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SITE_URL"] {
+    for name in ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SITE_URL"]
+    {
         cmd.env(name, "");
     }
     cmd.env("ADMIN_TOKEN", ADMIN_TOKEN);
@@ -192,10 +194,18 @@ async fn a_redirect_to_www_and_deployment_protection_fail() {
     assert_eq!(code, 1, "{out}");
     lines_are_well_formed(&out);
     let line = out.lines().find(|l| l.starts_with("FAIL outside_reachability: ")).unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("308") && line.contains("http://www.localhost:9/") && line.contains("www and apex"), "{line}");
+    assert!(
+        line.contains("308") && line.contains("http://www.localhost:9/") && line.contains("www and apex"),
+        "{line}"
+    );
     assert!(out.contains("FAIL health: ") && out.contains("308"), "{out}");
 
-    let wall = fixed_server(response("401 Unauthorized", "Content-Type: text/html\r\n", "<html>Authentication Required</html>")).await;
+    let wall = fixed_server(response(
+        "401 Unauthorized",
+        "Content-Type: text/html\r\n",
+        "<html>Authentication Required</html>",
+    ))
+    .await;
     let (code, out) = doctor(&wall, &[]).await;
     println!("{out}");
     assert_eq!(code, 1, "{out}");
@@ -209,7 +219,8 @@ async fn a_redirect_to_www_and_deployment_protection_fail() {
 #[tokio::test]
 async fn a_refused_configuration_is_named_by_its_variable() {
     // What every function answers when its configuration is refused.
-    let generic = r#"{"error":{"message":"Something went wrong on our side. Please try again.","reference":"ref_0123456789ab"}}"#;
+    let generic =
+        r#"{"error":{"message":"Something went wrong on our side. Please try again.","reference":"ref_0123456789ab"}}"#;
     let shop = fixed_server(response("500 Internal Server Error", "Content-Type: application/json\r\n", generic)).await;
     let base = [("STRIPE_SECRET_KEY", "sk_test_doctor0123456789")];
 

@@ -198,7 +198,12 @@ impl PgStore {
             let tx = client.transaction().await?;
             let now = now();
             if let Some(e) = &event {
-                let n = tx.execute_typed(INSERT_EVENT, &typed(&[&e.id, &e.kind, &u.session_id, &now, &e.via.as_str(), &e.source])).await?;
+                let n = tx
+                    .execute_typed(
+                        INSERT_EVENT,
+                        &typed(&[&e.id, &e.kind, &u.session_id, &now, &e.via.as_str(), &e.source]),
+                    )
+                    .await?;
                 if n == 0 {
                     return Ok(Ok(Applied::DuplicateEvent));
                 }
@@ -259,7 +264,10 @@ impl PgStore {
         self.with(async |client| {
             let none: Option<String> = None;
             let n = client
-                .execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &none, &now(), &event.via.as_str(), &event.source]))
+                .execute_typed(
+                    INSERT_EVENT,
+                    &typed(&[&event.id, &event.kind, &none, &now(), &event.via.as_str(), &event.source]),
+                )
                 .await?;
             Ok(n == 1)
         })
@@ -305,8 +313,14 @@ impl PgStore {
         self.with(async |client| {
             let tx = client.transaction().await?;
             let now = now();
-            if tx.execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &session_id, &now, &event.via.as_str(), &event.source])).await?
-                == 0 {
+            if tx
+                .execute_typed(
+                    INSERT_EVENT,
+                    &typed(&[&event.id, &event.kind, &session_id, &now, &event.via.as_str(), &event.source]),
+                )
+                .await?
+                == 0
+            {
                 return Ok(Applied::DuplicateEvent);
             }
             // Concurrent events for one order take turns from here.

@@ -71,7 +71,10 @@ impl SqliteStore {
             }
         }
         // The schema's version, recorded as Postgres records it (the health view reads it).
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)", [])?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            [],
+        )?;
         conn.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2) ON CONFLICT (version) DO NOTHING",
             params![schema_version(), now()],
@@ -107,9 +110,14 @@ impl SqliteStore {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();
             if let Some((id, kind, via, source)) = &ev {
-                let n = tx
-                    .prepare_cached(&sql(INSERT_EVENT))?
-                    .execute(params![id, kind, u.session_id, now, via, source])?;
+                let n = tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![
+                    id,
+                    kind,
+                    u.session_id,
+                    now,
+                    via,
+                    source
+                ])?;
                 if n == 0 {
                     return Ok(Applied::DuplicateEvent);
                 }
@@ -174,11 +182,17 @@ impl SqliteStore {
     }
 
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
-        let (id, kind, via, source) = (event.id.to_string(), event.kind.to_string(), event.via.as_str(), event.source.to_string());
+        let (id, kind, via, source) =
+            (event.id.to_string(), event.kind.to_string(), event.via.as_str(), event.source.to_string());
         self.run(move |conn| {
-            let n = conn
-                .prepare_cached(&sql(INSERT_EVENT))?
-                .execute(params![id, kind, Option::<String>::None, now(), via, source])?;
+            let n = conn.prepare_cached(&sql(INSERT_EVENT))?.execute(params![
+                id,
+                kind,
+                Option::<String>::None,
+                now(),
+                via,
+                source
+            ])?;
             Ok(n == 1)
         })
         .await
@@ -219,7 +233,8 @@ impl SqliteStore {
         event: EventRef<'_>,
     ) -> Result<Applied<Option<Change>>, StoreError> {
         let (sid, pi, fresh) = (session_id.to_string(), payment_intent.to_string(), fresh.clone());
-        let (eid, kind, via, source) = (event.id.to_string(), event.kind.to_string(), event.via.as_str(), event.source.to_string());
+        let (eid, kind, via, source) =
+            (event.id.to_string(), event.kind.to_string(), event.via.as_str(), event.source.to_string());
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();

@@ -56,7 +56,12 @@ async fn health(s: &Shop, also_secret: &[&str]) -> Value {
 
 /// One check of an answer: status, message, fix.
 fn check<'a>(h: &'a Value, name: &str) -> (&'a str, &'a str, &'a str) {
-    let c = h["checks"].as_array().unwrap().iter().find(|c| c["check"] == name).unwrap_or_else(|| panic!("no {name}: {h:#}"));
+    let c = h["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {h:#}"));
     (c["status"].as_str().unwrap(), c["message"].as_str().unwrap(), c["fix"].as_str().unwrap_or(""))
 }
 
@@ -70,13 +75,27 @@ async fn create_endpoint(s: &Shop, url: &str, events: &[&str], version: &str) ->
     for (i, e) in events.iter().enumerate() {
         form.push((format!("enabled_events[{i}]"), e.to_string()));
     }
-    let r = s.http.post(format!("{}/v1/webhook_endpoints", s.emu.base_url())).bearer_auth(SECRET_KEY).form(&form).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/webhook_endpoints", s.emu.base_url()))
+        .bearer_auth(SECRET_KEY)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     body["id"].as_str().unwrap_or_else(|| panic!("endpoint not created: {body}")).to_string()
 }
 
 async fn update_endpoint(s: &Shop, id: &str, form: &[(String, String)]) {
-    let r = s.http.post(format!("{}/v1/webhook_endpoints/{id}", s.emu.base_url())).bearer_auth(SECRET_KEY).form(form).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/webhook_endpoints/{id}", s.emu.base_url()))
+        .bearer_auth(SECRET_KEY)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
@@ -224,7 +243,8 @@ async fn the_webhook_endpoint_fails_for_each_set_up_mistake() {
 #[tokio::test]
 async fn reachability_fails_behind_a_redirect_or_deployment_protection() {
     // SITE_URL's apex redirects to www, as a Vercel domain set to redirect does.
-    let redirect = fixed_server("308 Permanent Redirect", vec!["Location: http://www.localhost:9/api/webhook".into()], "").await;
+    let redirect =
+        fixed_server("308 Permanent Redirect", vec!["Location: http://www.localhost:9/api/webhook".into()], "").await;
     let s = owner_shop(vec![("SITE_URL", redirect.clone())]).await;
     let h = health(&s, &[]).await;
     let (status, message, fix) = check(&h, "reachability");
@@ -235,7 +255,12 @@ async fn reachability_fails_behind_a_redirect_or_deployment_protection() {
     assert_eq!(h["status"], "fail");
 
     // Deployment Protection's login wall.
-    let wall = fixed_server("401 Unauthorized", vec!["Content-Type: text/html".into()], "<html>Authentication Required</html>").await;
+    let wall = fixed_server(
+        "401 Unauthorized",
+        vec!["Content-Type: text/html".into()],
+        "<html>Authentication Required</html>",
+    )
+    .await;
     let s = owner_shop(vec![("SITE_URL", wall)]).await;
     let h = health(&s, &[]).await;
     let (status, message, fix) = check(&h, "reachability");
@@ -304,7 +329,12 @@ async fn the_store_checks_warn_on_a_stale_run_a_failed_hook_and_another_schema()
 
     // A run 30 hours ago: stale, with the free plan's note.
     let store = common::open_store(&s.database_url);
-    let run = checkout::store::ReconcileRun { at: checkout::clock::now() - 30 * 3600, processed: 2, finished: true, failed: false };
+    let run = checkout::store::ReconcileRun {
+        at: checkout::clock::now() - 30 * 3600,
+        processed: 2,
+        finished: true,
+        failed: false,
+    };
     store.save_reconcile_run(&s.app.source, &run).await.unwrap();
     let h = health(&s, &[]).await;
     let (status, message, _) = check(&h, "reconcile");
@@ -472,10 +502,11 @@ fn production_outcomes() {
         checkout::Config::from_lookup(|k| env.get(k).cloned()).unwrap()
     };
     // Never ran in production: fail, with the free plan's note; outside production: warn.
-    let never = reconcile_check(true, None, 0, 0);
+    let never = reconcile_check(true, "https://shop.example.com", None, 0, 0);
     assert_eq!(never.status, Status::Fail);
-    assert!(never.message.contains("Hobby") && never.fix.as_deref().unwrap().contains("/api/reconcile"));
-    assert_eq!(reconcile_check(false, None, 0, 0).status, Status::Warn);
+    assert!(never.message.contains("Hobby"));
+    assert!(never.fix.as_deref().unwrap().contains("https://shop.example.com/api/reconcile"));
+    assert_eq!(reconcile_check(false, "http://localhost:3000", None, 0, 0).status, Status::Warn);
 
     // A direct Postgres endpoint in production warns; the pooled marks pass.
     let direct = database_url_check(&config(&[]));
@@ -490,10 +521,8 @@ fn production_outcomes() {
     }
 
     // Test keys in production, allowed on purpose: a warning that says what it means.
-    let test_keys = config(&[
-        ("STRIPE_SECRET_KEY", "sk_test_health0123456789"),
-        ("ALLOW_TEST_KEYS_IN_PRODUCTION", "true"),
-    ]);
+    let test_keys =
+        config(&[("STRIPE_SECRET_KEY", "sk_test_health0123456789"), ("ALLOW_TEST_KEYS_IN_PRODUCTION", "true")]);
     let keys = keys_check(&test_keys, "no publishable key");
     assert_eq!(keys.status, Status::Warn);
     assert!(keys.message.contains("test cards") && keys.fix.as_deref().unwrap().contains("refuses test keys"));
