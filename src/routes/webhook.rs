@@ -70,7 +70,8 @@ where
         Ok(event) => event,
         Err(e) => {
             // Counted for the health view in memory; written in bounded batches (crate::refusals).
-            app.refusals.count(&app.store, &app.source, e.class(), now).await;
+            // Boxed: its store write would otherwise grow every delivery's future.
+            Box::pin(app.refusals.count(&app.store, &app.source, e.class(), now)).await;
             return Err(match e {
                 SignatureError::NoSecretConfigured => {
                     ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
