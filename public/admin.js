@@ -3,7 +3,9 @@
  * opens the order view (GET /api/orders?order=NUMBER: lines, totals, money and delivery, the
  * shopper's email and address, the note) with the owner's actions (POST /api/order-action:
  * refund, ship, deliver, cancel, note), each sent under one Idempotency-Key per intent, reused
- * on a retry. Everything the server sends is rendered with textContent. */
+ * on a retry. Above the orders, a health line from GET /api/health: green when every check
+ * passes, otherwise each warning or failure with its fix. Everything the server sends is
+ * rendered with textContent. */
 (function () {
   'use strict';
 
@@ -163,6 +165,7 @@
         next = r.data.has_more ? r.data.next_starting_after : null;
         Shop.setMessage(el.message, '');
         render();
+        if (!more) loadHealth(t);
         return;
       }
       if (r.res.status === 401) {
@@ -179,6 +182,47 @@
       }
     }, function () {
       Shop.setMessage(el.message, Shop.NETWORK_MESSAGE, 'error');
+    });
+  }
+
+  /** The health line: "All checks pass" (green), or each check that warns or fails with its fix;
+   *  below it, what the webhook saw. A health answer that cannot be read hides the line. */
+  function loadHealth(t) {
+    ownerFetch('/api/health', t).then(function (r) {
+      var d = r.data;
+      if (!r.res.ok || !d || !Array.isArray(d.checks)) {
+        el.health.hidden = true;
+        return;
+      }
+      var problems = d.checks.filter(function (c) { return c.status === 'warn' || c.status === 'fail'; });
+      clear(el.healthProblems);
+      el.health.className = 'health ' + (d.status === 'fail' ? 'is-fail' : problems.length ? 'is-warn' : 'is-ok');
+      el.healthLine.textContent = problems.length
+        ? problems.length + (problems.length === 1 ? ' check needs' : ' checks need') + ' attention (' +
+          (d.status === 'fail' ? 'orders can be lost' : 'warnings') + ')'
+        : 'All checks pass';
+      problems.forEach(function (c) {
+        var li = document.createElement('li');
+        li.textContent = (c.status === 'fail' ? 'FAIL ' : 'WARN ') + c.check + ': ' + c.message;
+        if (c.fix) {
+          var fix = document.createElement('span');
+          fix.className = 'fix';
+          fix.textContent = 'Fix: ' + c.fix;
+          li.appendChild(fix);
+        }
+        el.healthProblems.appendChild(li);
+      });
+      var rec = d.record || {};
+      var parts = [];
+      parts.push(rec.last_event ? 'Last verified event: ' + rec.last_event.type + ', ' + when(rec.last_event.at)
+        : 'No verified event yet');
+      var refused = Object.keys(rec.refusals_24h || {}).map(function (k) { return k + ' ' + rec.refusals_24h[k]; });
+      if (refused.length) parts.push('refused in 24 h: ' + refused.join(', '));
+      if (rec.last_reconcile_run) parts.push('last reconciliation run: ' + when(rec.last_reconcile_run.at));
+      el.healthRecord.textContent = parts.join(' \u00b7 ');
+      el.health.hidden = false;
+    }, function () {
+      el.health.hidden = true;
     });
   }
 
@@ -678,6 +722,10 @@
     el.body = $('orders-body');
     el.empty = $('orders-empty');
     el.more = $('more');
+    el.health = $('health');
+    el.healthLine = $('health-line');
+    el.healthProblems = $('health-problems');
+    el.healthRecord = $('health-record');
     el.filter = $('state-filter');
     initView();
 
@@ -700,6 +748,7 @@
       rows = [];
       next = null;
       el.orders.hidden = true;
+      el.health.hidden = true;
       el.view.hidden = true;
       view.order = null;
       el.login.hidden = false;

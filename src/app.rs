@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::ratelimit::Limiter;
+use crate::refusals::RefusalTally;
 use crate::store::{Store, StoreError};
 use crate::stripe;
 use std::sync::OnceLock;
@@ -18,6 +19,12 @@ pub struct App {
     pub store: Store,
     /// In-instance token buckets (the shared counter lives in `store`).
     pub limiter: Limiter,
+    /// Whose events this instance handles: one Stripe account and mode (`test
+    /// https://api.stripe.com`); the reconciliation checkpoint and the health view are kept per
+    /// source, so a shop that moves from test to live keys starts afresh.
+    pub source: String,
+    /// The webhook's refusals not yet written (see [`crate::refusals`]).
+    pub refusals: RefusalTally,
 }
 
 impl App {
@@ -32,7 +39,12 @@ impl App {
         if config.email.is_none() {
             crate::log::info("shopper email off: EMAIL_API_KEY and EMAIL_FROM are unset", &[]);
         }
-        Ok(App { config, stripe, store, limiter: Limiter::default() })
+        let mode = match config.mode() {
+            crate::config::Mode::Test => "test",
+            crate::config::Mode::Live => "live",
+        };
+        let source = format!("{mode} {}", config.api_base);
+        Ok(App { config, stripe, store, limiter: Limiter::default(), source, refusals: RefusalTally::default() })
     }
 
     /// The instance's state, from the environment, built on first use; or why it cannot be

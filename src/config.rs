@@ -224,6 +224,12 @@ pub struct Config {
     /// `CATALOG_SOURCE` (`file`, the default, or `stripe`) and `CATALOG_TAG`: where the shop's
     /// products and prices come from.
     pub catalog_source: CatalogSource,
+    /// `VERCEL_ENV=production`.
+    pub production: bool,
+    /// `ALLOW_TEST_KEYS_IN_PRODUCTION=true` (test keys in production, on purpose).
+    pub allow_test_keys_in_production: bool,
+    /// Whether `DATABASE_URL` looks like a pooled endpoint ([`is_pooled_url`]); `None` for SQLite.
+    pub database_pooled: Option<bool>,
 }
 
 /// Where the products and their prices come from (`CATALOG_SOURCE`).
@@ -256,6 +262,21 @@ fn catalog_source(var: &impl Fn(&str) -> Option<String>) -> Result<CatalogSource
         Some("stripe") => Ok(CatalogSource::Stripe { tag }),
         Some(_) => Err(ConfigError("CATALOG_SOURCE: must be file or stripe".into())),
     }
+}
+
+/// Whether a Postgres URL looks like a connection pooler's endpoint, by the usual marks: a host
+/// containing `-pooler` (Neon's pooled hosts), port 6432 (PgBouncer's default) or
+/// `pgbouncer=true` (Prisma's marker, which Supabase's pooled strings carry). A heuristic: a
+/// pooler on another name and port is not recognised (the doctor then only warns).
+pub fn is_pooled_url(url: &str) -> bool {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let flagged = query.split('&').any(|p| p.eq_ignore_ascii_case("pgbouncer=true"));
+    let authority = base.split_once("://").map_or(base, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or("");
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let pooler_host = hosts.to_ascii_lowercase().contains("-pooler");
+    let port_6432 = hosts.split(',').any(|h| h.rsplit_once(':').is_some_and(|(_, port)| port == "6432"));
+    flagged || pooler_host || port_6432
 }
 
 /// Where the shop's transactional email goes (see [`crate::email`]).
@@ -550,6 +571,10 @@ impl Config {
             }
             None => Database::parse(DEFAULT_LOCAL_DATABASE)?,
         };
+        let database_pooled = match &database {
+            Database::Sqlite(_) => None,
+            Database::Postgres(..) => Some(var("DATABASE_URL").is_some_and(|url| is_pooled_url(&url))),
+        };
         let pool = PoolConfig::from_lookup(var)?;
         let database = database.with_pool(pool);
 
@@ -605,6 +630,9 @@ impl Config {
             email: email_config(&var, production)?,
             order_actions_limit: rate_limit(&var, "RATE_LIMIT_ORDER_ACTIONS", 30, 60)?,
             catalog_source: catalog_source(&var)?,
+            production,
+            allow_test_keys_in_production: production && allow_test_keys,
+            database_pooled,
         })
     }
 
@@ -846,6 +874,9 @@ pub fn postgres_config(url: &str) -> Result<tokio_postgres::Config, ConfigError>
                     return Err(bad("sslmode given twice"));
                 }
             }
+            // Prisma's marker for a PgBouncer endpoint (in Supabase's pooled strings): nothing
+            // to do here (every statement is pooler-safe), kept for the doctor's pooled check.
+            Some(("pgbouncer", "true" | "false")) => {}
             _ => kept.push(piece),
         }
     }

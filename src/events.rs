@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::config::Mode;
 use crate::fulfillment::{self, FulfillError, Trigger};
 use crate::hooks::{self, Run};
-use crate::store::{Applied, EventRef, RunKey, StoreError};
+use crate::store::{Applied, EventRef, RunKey, StoreError, Via};
 use crate::stripe::types::Event;
 use crate::stripe::{EventFamily, EventType, StripeError};
 use std::fmt;
@@ -79,8 +79,8 @@ impl From<StoreError> for ActError {
     }
 }
 
-/// Acts on a verified event.
-pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ActError> {
+/// Acts on a verified event brought `via` the webhook or the reconciliation run.
+pub async fn act(app: &App, event: &Event<'_>, via: Via) -> Result<Disposition, ActError> {
     let live = app.config.mode() == Mode::Live;
     if event.livemode != live {
         crate::log::warn("event from the other mode ignored", &[("event_id", &event.id)]);
@@ -98,14 +98,14 @@ pub async fn act(app: &App, event: &Event<'_>) -> Result<Disposition, ActError> 
         // Boxed: what an event causes (Stripe calls, a transaction, the owner's hook) is a
         // future of several KB, which every request would otherwise carry and move, including
         // the many acknowledged and ignored.
-        EventFamily::AfterPayment => Box::pin(on_after_payment(app, event, kind)).await,
+        EventFamily::AfterPayment => Box::pin(on_after_payment(app, event, kind, via)).await,
         EventFamily::CheckoutSession => {
             let session_id = event.object.id.as_deref().unwrap_or("");
             if !crate::session::is_session_id(session_id) {
                 crate::log::warn("checkout event without a session id", &[("event_id", &event.id)]);
                 return Ok(Disposition::Ignored);
             }
-            Box::pin(on_checkout(app, event, session_id, kind)).await
+            Box::pin(on_checkout(app, event, session_id, kind, via)).await
         }
         EventFamily::Catalog => Box::pin(on_catalog(app, event, kind)).await,
     }
@@ -128,14 +128,20 @@ async fn on_catalog(app: &App, event: &Event<'_>, kind: EventType) -> Result<Dis
 }
 
 /// Records a checkout event for one of our sessions, once; runs the owner's action.
-async fn on_checkout(app: &App, event: &Event<'_>, session_id: &str, kind: EventType) -> Result<Disposition, ActError> {
+async fn on_checkout(
+    app: &App,
+    event: &Event<'_>,
+    session_id: &str,
+    kind: EventType,
+    via: Via,
+) -> Result<Disposition, ActError> {
     if app.store.event_seen(&event.id).await? {
         // A redelivery: the event counted already, but the owner's action may
         // not have finished (the answer to our commit can be lost).
         let run = hooks::resume(app, RunKey::Fulfillment(session_id), hooks::HELD_WAIT).await;
         return settled(run).map(|()| Disposition::Duplicate);
     }
-    let ev = EventRef { id: &event.id, kind: &event.kind };
+    let ev = EventRef { id: &event.id, kind: &event.kind, via, source: &app.source };
     match fulfillment::fulfill(app, session_id, Trigger::Event(ev, kind)).await {
         Ok(outcome) => {
             settled(outcome.run)?;
@@ -162,12 +168,12 @@ async fn on_checkout(app: &App, event: &Event<'_>, session_id: &str, kind: Event
 
 /// A refund or dispute event: acknowledged once the order's money is recorded as Stripe has
 /// it now and the owner's hook ran; an error when Stripe or the store failed, so Stripe retries.
-async fn on_after_payment(app: &App, event: &Event<'_>, kind: EventType) -> Result<Disposition, ActError> {
+async fn on_after_payment(app: &App, event: &Event<'_>, kind: EventType, via: Via) -> Result<Disposition, ActError> {
     let Some(subject) = after_payment::subject(kind, &event.object) else {
         crate::log::info("after-payment event without a PaymentIntent", &[("event_id", &event.id)]);
         return Ok(Disposition::Ignored);
     };
-    let ev = EventRef { id: &event.id, kind: &event.kind };
+    let ev = EventRef { id: &event.id, kind: &event.kind, via, source: &app.source };
     match after_payment::handle(app, ev, &subject).await {
         Ok(Handled::Processed) => Ok(Disposition::Processed),
         Ok(Handled::Duplicate) => Ok(Disposition::Duplicate),

@@ -13,12 +13,14 @@
 //!    hooks and their claimed runs), [`email`] (the shopper hears from the shop),
 //!    [`reconcile`] (missed events recovered), [`owner_actions`] (refund, ship, deliver,
 //!    cancel, note: once per idempotency key), [`products`] (what is on sale: the file catalog
-//!    or the store's copy of the Stripe catalog), pricing: [`cart`],
+//!    or the store's copy of the Stripe catalog), [`doctor`] (the set-up checks and the health
+//!    view), pricing: [`cart`],
 //!    [`discount`], [`session`]. Each returns its own error type.
 //! 3. **Instance** — [`app`]: the validated config, the Stripe client, the store and the limiter.
 //! 4. **The order and its store** — [`order`] (the order as the shop knows it: states, money,
 //!    shipping, history, the transition rules, order numbers), [`store`] (persists `order` types, SQLite or
-//!    Postgres) and [`ratelimit`] (counters kept in the store).
+//!    Postgres), [`ratelimit`] (counters kept in the store) and [`refusals`] (the webhook's
+//!    refusals, counted in-instance and written in bounded batches).
 //! 5. **Ground** — [`stripe`] (our REST client, typed objects, the one-pass event reader, the
 //!    one [`stripe::EventType`] enum), [`signature`] (pure), [`catalog`], [`config`],
 //!    [`http`] (request/response plumbing, security headers), [`log`], [`clock`].
@@ -30,6 +32,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod discount;
+pub mod doctor;
 pub mod email;
 pub mod events;
 pub mod fulfillment;
@@ -41,6 +44,7 @@ pub mod owner_actions;
 pub mod products;
 pub mod ratelimit;
 pub mod reconcile;
+pub mod refusals;
 pub mod routes;
 pub mod session;
 pub mod signature;

@@ -14,7 +14,7 @@
 use crate::app::App;
 use crate::hooks::{self, Run};
 use crate::order::{IllegalMove, MoneyFacts, Order, OrderState, RefundRef, ShipmentMove};
-use crate::store::{ActionApplied, ActionRecord, Applied, EventRef, KeyClaim, OrderLog, RunKey, StoreError};
+use crate::store::{ActionApplied, ActionRecord, Applied, EventRef, KeyClaim, OrderLog, RunKey, StoreError, Via};
 use crate::stripe::types::Refund;
 use crate::stripe::{Form, StripeError};
 use serde::{Deserialize, Serialize};
@@ -261,7 +261,7 @@ async fn refund(
     reason: Option<RefundReason>,
 ) -> Result<Option<RefundRef>, ActionError> {
     let event_id = format!("order-action:{key}:refund");
-    let event = EventRef { id: &event_id, kind: "order_action.refund" };
+    let event = EventRef { id: &event_id, kind: "order_action.refund", via: Via::Owner, source: &app.source };
     if app.store.event_seen(&event_id).await? {
         // A retry after the refund was made and recorded: its hooks may still be owed.
         let run = hooks::resume(app, RunKey::Event(&event_id), hooks::HELD_WAIT).await;

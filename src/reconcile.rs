@@ -23,7 +23,7 @@
 
 use crate::app::App;
 use crate::events::{self, ActError, Disposition};
-use crate::store::{EventRef, FailureState, StoreError};
+use crate::store::{EventRef, FailureState, StoreError, Via};
 use crate::stripe::types::{Event, List};
 use crate::stripe::{EventFamily, EventType, Form, StripeError};
 use serde::Serialize;
@@ -77,6 +77,16 @@ pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
         Err((report, e)) => (report, Some(e)),
     };
     report.emails_sent = emails_sent;
+    // The health view's "last reconciliation run" (one row per source; a failure is logged).
+    let run = crate::store::ReconcileRun {
+        at: crate::clock::now(),
+        processed: report.processed as i64,
+        finished: report.finished,
+        failed: error.is_some(),
+    };
+    if let Err(e) = app.store.save_reconcile_run(&app.source, &run).await {
+        crate::log::warn("reconciliation run not recorded for the health view", &[("error", &e.to_string())]);
+    }
     let fields = [
         ("processed", report.processed.to_string()),
         ("seen", report.seen.to_string()),
@@ -185,7 +195,7 @@ impl Walk<'_> {
             if Instant::now() >= self.deadline {
                 return Ok(());
             }
-            let ev = EventRef { id: &failure.event_id, kind: &failure.kind };
+            let ev = EventRef { id: &failure.event_id, kind: &failure.kind, via: Via::Reconcile, source: &self.source };
             let object_id = failure.object_id.as_deref().unwrap_or("");
             let fetched: Result<Value, StripeError> = if is_event_id(&failure.event_id) {
                 self.app.stripe.get(&format!("/v1/events/{}", failure.event_id), &Form::new()).await
@@ -194,7 +204,9 @@ impl Walk<'_> {
             };
             let outcome = match &fetched {
                 Ok(event) => match Event::from_value(event) {
-                    Ok(event) => events::act(self.app, &event).await.map_err(|e| (reason(&e), state(&e))),
+                    Ok(event) => {
+                        events::act(self.app, &event, Via::Reconcile).await.map_err(|e| (reason(&e), state(&e)))
+                    }
                     Err(_) => Ok(Disposition::Ignored),
                 },
                 Err(e) if e.is_not_found() => Err(("event_not_found", FailureState::Failed)),
@@ -333,7 +345,7 @@ impl Walk<'_> {
         let created = event["created"].as_i64().unwrap_or(0);
         self.report.seen += 1;
         let disposition = match Event::from_value(&event) {
-            Ok(event) => match events::act(self.app, &event).await {
+            Ok(event) => match events::act(self.app, &event, Via::Reconcile).await {
                 Ok(d) => Some(d),
                 Err(e) => {
                     self.failed_attempt(&event, e).await?;
@@ -364,7 +376,7 @@ impl Walk<'_> {
     /// failed at the bound), the error when the run stops there (the next run tries again).
     async fn failed_attempt(&mut self, event: &Event<'_>, e: ActError) -> Result<(), ReconcileError> {
         let why = reason(&e);
-        let ev = EventRef { id: &event.id, kind: &event.kind };
+        let ev = EventRef { id: &event.id, kind: &event.kind, via: Via::Reconcile, source: &self.source };
         let attempts = match self.app.store.record_failed_attempt(&self.source, ev, &object_id(event), why).await {
             Ok(n) => n,
             Err(store) => {
@@ -440,13 +452,9 @@ fn gone(e: &StripeError) -> bool {
 }
 
 /// Whose events a checkpoint follows: one Stripe account in one mode (a shop that moves from
-/// test to live keys, or to another API base, starts afresh).
+/// test to live keys, or to another API base, starts afresh); see [`App::source`].
 pub fn source(app: &App) -> String {
-    let mode = match app.config.mode() {
-        crate::config::Mode::Test => "test",
-        crate::config::Mode::Live => "live",
-    };
-    format!("{mode} {}", app.config.api_base)
+    app.source.clone()
 }
 
 fn window_start(app: &App) -> i64 {

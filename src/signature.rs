@@ -63,6 +63,64 @@ impl fmt::Display for SignatureError {
 
 impl std::error::Error for SignatureError {}
 
+/// What kind of refusal a [`SignatureError`] is, as the health view counts them. Stripe always
+/// sends a header, so [`RefusalClass::NoHeader`] is never Stripe (scanners, the doctor's own
+/// probe); a burst of [`RefusalClass::SignatureMismatch`] with no verified event is the classic
+/// wrong `STRIPE_WEBHOOK_SECRET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalClass {
+    /// No `Stripe-Signature` header.
+    NoHeader,
+    /// The header is not shaped as Stripe sends it, or carries no `v1`.
+    MalformedHeader,
+    /// `t` is outside [`TOLERANCE_SECS`] (too old, or in the future).
+    TimestampOutsideTolerance,
+    /// No `v1` matches any configured secret.
+    SignatureMismatch,
+    /// Signed, but not a UTF-8 JSON body.
+    MalformedBody,
+    /// No `STRIPE_WEBHOOK_SECRET` configured: every delivery is refused.
+    NoSecretConfigured,
+}
+
+impl RefusalClass {
+    /// Every class.
+    pub const ALL: [RefusalClass; 6] = [
+        RefusalClass::NoHeader,
+        RefusalClass::MalformedHeader,
+        RefusalClass::TimestampOutsideTolerance,
+        RefusalClass::SignatureMismatch,
+        RefusalClass::MalformedBody,
+        RefusalClass::NoSecretConfigured,
+    ];
+
+    /// The class's name as stored and shown (`signature_mismatch`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalClass::NoHeader => "no_header",
+            RefusalClass::MalformedHeader => "malformed_header",
+            RefusalClass::TimestampOutsideTolerance => "timestamp_outside_tolerance",
+            RefusalClass::SignatureMismatch => "signature_mismatch",
+            RefusalClass::MalformedBody => "malformed_body",
+            RefusalClass::NoSecretConfigured => "no_secret_configured",
+        }
+    }
+}
+
+impl SignatureError {
+    /// The refusal's class.
+    pub fn class(self) -> RefusalClass {
+        match self {
+            Self::NoSecretConfigured => RefusalClass::NoSecretConfigured,
+            Self::MissingHeader => RefusalClass::NoHeader,
+            Self::MalformedHeader(_) | Self::NoV1Signature => RefusalClass::MalformedHeader,
+            Self::TimestampTooOld | Self::TimestampInFuture => RefusalClass::TimestampOutsideTolerance,
+            Self::NoMatch => RefusalClass::SignatureMismatch,
+            Self::BodyNotUtf8 | Self::BodyNotJson => RefusalClass::MalformedBody,
+        }
+    }
+}
+
 /// A parsed header: the timestamp and every `v1` signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeader {

@@ -12,8 +12,10 @@
 //! shop's webhook endpoint in the owner's Stripe account (see [`setup`]);
 //! `cargo run -p dev -- catalog-push [--live]` copies `src/catalog.json` to it as Products and
 //! Prices (see [`push`]). The emulator starts with the same Products and Prices, so
-//! `CATALOG_SOURCE=stripe` works offline too.
+//! `CATALOG_SOURCE=stripe` works offline too. `cargo run -p dev -- doctor https://SHOP` checks a
+//! deployment (see [`doctor`]).
 
+mod doctor;
 mod headers;
 mod push;
 mod setup;
@@ -51,9 +53,10 @@ struct Dev {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let command = args.get(1).map(String::as_str);
-    if let Some(name @ ("stripe-setup" | "catalog-push")) = command {
+    if let Some(name @ ("stripe-setup" | "catalog-push" | "doctor")) = command {
         let code = match variables(&project_root()) {
             Ok(vars) if name == "stripe-setup" => setup::main(&args[2..], &vars).await,
+            Ok(vars) if name == "doctor" => doctor::main(&args[2..], &vars).await,
             Ok(vars) => push::main(&args[2..], &vars).await,
             Err(e) => {
                 eprintln!("{name}: {e}");
@@ -126,7 +129,11 @@ async fn run() -> Result<(), String> {
         vars.insert("STRIPE_API_BASE".into(), emu.base_url());
         // The shop's webhook endpoint, created as `stripe-setup` creates it in Stripe (the same
         // events and version); its secret signs the deliveries to /api/webhook.
-        let hook = format!("http://127.0.0.1:{port}/api/webhook");
+        // At SITE_URL when it is this machine (so `doctor` finds it), else at the loopback port.
+        let site_url = vars.get("SITE_URL").map(|s| s.trim_end_matches('/').to_string()).unwrap_or_default();
+        let local_site = ["http://localhost:", "http://127.0.0.1:"].iter().any(|p| site_url.starts_with(p));
+        let hook =
+            if local_site { format!("{site_url}/api/webhook") } else { format!("http://127.0.0.1:{port}/api/webhook") };
         let endpoint = setup::create_endpoint(&emu.base_url(), EMULATOR_SECRET_KEY, &hook, "dev server", "localhost")
             .await
             .map_err(|e| format!("cannot create the dev server's webhook endpoint on the emulator: {e}"))?;

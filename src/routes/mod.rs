@@ -78,6 +78,8 @@ route_table! {
     Orders => "/api/orders", orders;
     /// `POST /api/order-action` (the owner's actions on an order).
     OrderAction => "/api/order-action", order_action;
+    /// `GET /api/health` (the doctor's checks and the health view).
+    Health => "/api/health", health;
 }
 
 impl Route {

@@ -8,12 +8,15 @@
 //! authentic event is acknowledged with 2xx — including types we do not handle and shapes we
 //! do not expect — except when recording it (or the owner's hook it caused) failed, which
 //! answers 5xx so Stripe retries: nothing is acknowledged that was not durably recorded. No
-//! rate limit: only a correctly signed body does any work.
+//! rate limit: only a correctly signed body does any work. For the health view, the statement
+//! that records an event also records that the webhook brought it (no extra round trip), and a
+//! refusal is counted by class in memory and written in bounded batches ([`crate::refusals`]).
 
 use crate::app::App;
 use crate::events::{self, Disposition};
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::signature::{self, SignatureError};
+use crate::store::Via;
 use crate::stripe::event::{self, Event, Shape};
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -62,15 +65,23 @@ where
     B::Error: Into<BoxError>,
 {
     let delivery = Delivery::parse(req).await?;
-    let event = authenticate(&delivery.payload, delivery.signature.as_deref(), &app.config.webhook_secrets, crate::clock::now())
-        .map_err(|e| match e {
-            SignatureError::NoSecretConfigured => {
-                ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
-            }
-            e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
-        })?;
+    let now = crate::clock::now();
+    let event = match authenticate(&delivery.payload, delivery.signature.as_deref(), &app.config.webhook_secrets, now) {
+        Ok(event) => event,
+        Err(e) => {
+            // Counted for the health view in memory; written in bounded batches (crate::refusals).
+            // Boxed: its store write would otherwise grow every delivery's future.
+            Box::pin(app.refusals.count(&app.store, &app.source, e.class(), now)).await;
+            return Err(match e {
+                SignatureError::NoSecretConfigured => {
+                    ApiError::internal("STRIPE_WEBHOOK_SECRET is not set: refusing every event")
+                }
+                e => ApiError::bad_request("invalid webhook").with_reason(format!("webhook rejected: {e}")),
+            });
+        }
+    };
     let disposition = match event {
-        Ok(event) => events::act(app, &event).await.map_err(|e| {
+        Ok(event) => events::act(app, &event, Via::Webhook).await.map_err(|e| {
             // The log line names the event (its id and type), never a response.
             let mut error = ApiError::from(e);
             error.reason = format!("{} {}: {}", event.kind, event.id, error.reason);

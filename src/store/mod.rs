@@ -182,7 +182,40 @@ pub(crate) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS catalog_fills (
         tag TEXT PRIMARY KEY,
         filled_at BIGINT NOT NULL)",
+    // The health view (`GET /api/health`): who recorded an event (`webhook`, `reconcile`,
+    // `owner`) and for which event source, written by the statement that records the event.
+    "ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS via TEXT",
+    "ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS source TEXT",
+    "CREATE INDEX IF NOT EXISTS processed_events_by_via ON processed_events (source, via, received_at)",
+    // The webhook's refusals: one row per source, class and hour, pruned to the last day.
+    "CREATE TABLE IF NOT EXISTS webhook_refusals (
+        source TEXT NOT NULL,
+        class TEXT NOT NULL,
+        hour BIGINT NOT NULL,
+        refusals BIGINT NOT NULL,
+        last_at BIGINT NOT NULL,
+        PRIMARY KEY (source, class, hour))",
+    // The last reconciliation run per source.
+    "CREATE TABLE IF NOT EXISTS reconcile_runs (
+        source TEXT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        processed BIGINT NOT NULL,
+        finished BIGINT NOT NULL,
+        failed BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS fulfillment_runs_open ON fulfillment_runs (claimed_at) WHERE done_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS hook_runs_open ON hook_runs (claimed_at) WHERE done_at IS NULL",
 ];
+
+/// The schema's own version: a hash (FNV-1a, hex) of [`SCHEMA`]'s text. Postgres records it in
+/// `schema_version` and re-runs the DDL only when it changes; SQLite records it too, so
+/// `GET /api/health` reads the same table on both.
+pub fn schema_version() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in SCHEMA.iter().flat_map(|s| s.bytes().chain([b';'])) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
 
 /// The catalog copy of shop tag `$1` in one statement: a `fill` row (when it was last filled,
 /// if ever) and a `product` row per Product with its default Price's JSON (`''` when not copied).
@@ -221,9 +254,11 @@ pub struct CatalogCopy {
     pub products: Vec<(crate::stripe::types::Product, Option<crate::stripe::types::Price>)>,
 }
 
-/// Records an event id; 0 rows affected means it was processed before.
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO processed_events (event_id, event_type, session_id, received_at)
-     VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING";
+/// Records an event id, who brought it (`$5`, [`Via`]) and its source (`$6`); 0 rows affected
+/// means it was processed before.
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO processed_events (event_id, event_type, session_id, received_at, via, source)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING";
 /// Upserts an order, only ever moving its state forward.
 pub(crate) const UPSERT_ORDER: &str =
     "INSERT INTO orders (session_id, state, state_rank, payment_status, amount_total, currency,
@@ -496,6 +531,58 @@ pub(crate) const PENDING_EMAILS: &str = "SELECT message_key FROM email_outbox
 pub(crate) const SELECT_EVENT_AND_SESSION: &str =
     "SELECT CAST((SELECT COUNT(*) FROM processed_events WHERE event_id = $1) AS TEXT),
         COALESCE((SELECT session_id FROM order_money WHERE payment_intent = $2), '')";
+/// The last event source `$1` recorded via `$2`: its type and time.
+pub(crate) const SELECT_LAST_EVENT: &str = "SELECT event_type, CAST(received_at AS TEXT) FROM processed_events
+     WHERE source = $1 AND via = $2 ORDER BY received_at DESC, event_id LIMIT 1";
+/// Source `$1`'s refusals per class since hour `$2`: class, count, last time.
+pub(crate) const SELECT_REFUSALS: &str = "SELECT class, CAST(SUM(refusals) AS TEXT), CAST(MAX(last_at) AS TEXT)
+     FROM webhook_refusals WHERE source = $1 AND hour >= $2 GROUP BY class ORDER BY class";
+/// Forgets refusal rows older than hour `$1` (every source).
+pub(crate) const PRUNE_REFUSALS: &str = "DELETE FROM webhook_refusals WHERE hour < $1";
+/// Records source `$1`'s last reconciliation run: at `$2`, processed `$3`, finished `$4`
+/// (0/1), stopped by an error `$5` (0/1).
+pub(crate) const SAVE_RECONCILE_RUN: &str = "INSERT INTO reconcile_runs (source, at, processed, finished, failed)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (source) DO UPDATE SET at = excluded.at, processed = excluded.processed,
+        finished = excluded.finished, failed = excluded.failed";
+/// Source `$1`'s last reconciliation run.
+pub(crate) const SELECT_RECONCILE_RUN: &str = "SELECT CAST(at AS TEXT), CAST(processed AS TEXT),
+        CAST(finished AS TEXT), CAST(failed AS TEXT) FROM reconcile_runs WHERE source = $1";
+/// Hook runs claimed and not finished, oldest claim first, at most `$1`: kind, key, attempts,
+/// claimed at.
+pub(crate) const SELECT_OPEN_RUNS: &str = "SELECT kind, id, attempts, claimed_at FROM (
+        SELECT 'fulfillment' AS kind, session_id AS id, CAST(attempts AS TEXT) AS attempts,
+            CAST(claimed_at AS TEXT) AS claimed_at, claimed_at AS t FROM fulfillment_runs WHERE done_at IS NULL
+        UNION ALL
+        SELECT 'after_payment', event_id, CAST(attempts AS TEXT), CAST(claimed_at AS TEXT), claimed_at
+            FROM hook_runs WHERE done_at IS NULL) AS open_runs
+     ORDER BY t, id LIMIT $1";
+/// How many hook runs are claimed and not finished.
+pub(crate) const COUNT_OPEN_RUNS: &str = "SELECT CAST(
+        (SELECT COUNT(*) FROM fulfillment_runs WHERE done_at IS NULL)
+        + (SELECT COUNT(*) FROM hook_runs WHERE done_at IS NULL) AS TEXT)";
+/// The schema versions recorded, newest first.
+pub(crate) const SELECT_SCHEMA_VERSIONS: &str =
+    "SELECT version, CAST(applied_at AS TEXT) FROM schema_version ORDER BY applied_at DESC, version LIMIT $1";
+
+/// Counts refusals: `n` rows of (class, hour, refusals, last time) for source `$1` — classes are
+/// `$2..=$(n+1)`, then each row's three integers — added to what other instances counted.
+pub(crate) fn upsert_refusals(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let int = n + 2 + 3 * i;
+            format!("($1, ${}, ${int}, ${}, ${})", i + 2, int + 1, int + 2)
+        })
+        .collect();
+    format!(
+        "INSERT INTO webhook_refusals (source, class, hour, refusals, last_at) VALUES {}
+         ON CONFLICT (source, class, hour) DO UPDATE SET refusals = webhook_refusals.refusals + excluded.refusals,
+            last_at = CASE WHEN excluded.last_at > webhook_refusals.last_at THEN excluded.last_at
+                ELSE webhook_refusals.last_at END",
+        rows.join(", ")
+    )
+}
+
 /// Whether an event id was processed.
 pub(crate) const SELECT_EVENT: &str = "SELECT COUNT(*) FROM processed_events WHERE event_id = $1";
 /// Counts one hit in a rate-limit window and returns the window's total.
@@ -514,6 +601,32 @@ pub struct EventRef<'a> {
     pub id: &'a str,
     /// Event type.
     pub kind: &'a str,
+    /// Who brought it (the health view's "last event the webhook verified" reads it).
+    pub via: Via,
+    /// Whose events: one Stripe account and mode (`App::source`).
+    pub source: &'a str,
+}
+
+/// Who brought an event to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A webhook delivery, verified.
+    Webhook,
+    /// The reconciliation run, listing missed events.
+    Reconcile,
+    /// An owner action (a refund made from the admin page).
+    Owner,
+}
+
+impl Via {
+    /// `webhook`, `reconcile` or `owner`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Webhook => "webhook",
+            Via::Reconcile => "reconcile",
+            Via::Owner => "owner",
+        }
+    }
 }
 
 /// Which run: an order's fulfilment (the owner's `on_fulfilled`, keyed by session id), or the
@@ -793,6 +906,45 @@ impl Order {
     }
 }
 
+/// Refusals of one class in one hour, as [`Store::add_refusals`] adds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusalCount {
+    /// The refusal's class (`signature_mismatch`, ...).
+    pub class: &'static str,
+    /// Unix hours (seconds / 3600).
+    pub hour: i64,
+    /// How many.
+    pub refusals: i64,
+    /// The last one's time (Unix seconds).
+    pub last_at: i64,
+}
+
+/// A reconciliation run as the store keeps the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileRun {
+    /// When it ended (Unix seconds).
+    pub at: i64,
+    /// Events it acted on.
+    pub processed: i64,
+    /// Whether it reached the newest event.
+    pub finished: bool,
+    /// Whether an error stopped it.
+    pub failed: bool,
+}
+
+/// A hook run claimed and not finished ([`Store::open_runs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRun {
+    /// `fulfillment` (`on_fulfilled`, keyed by session) or `after_payment` (keyed by event).
+    pub kind: String,
+    /// The Checkout Session or event id.
+    pub id: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When it was last claimed (Unix seconds).
+    pub claimed_at: i64,
+}
+
 /// A store failure (unreachable, refused, locked, corrupt). Logged; the caller answers 5xx:
 /// 503 with `Retry-After` when [`StoreError::is_unavailable`], else 500.
 #[derive(Debug, Clone)]
@@ -839,12 +991,13 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// The order store.
+/// The order store. A clone is another handle on the same file or pool.
+#[derive(Clone)]
 pub enum Store {
     /// Embedded SQLite file.
     Sqlite(SqliteStore),
     /// Postgres over TLS (or plain on loopback).
-    Postgres(Box<PgStore>),
+    Postgres(std::sync::Arc<PgStore>),
 }
 
 impl Store {
@@ -853,7 +1006,9 @@ impl Store {
     pub fn open(database: &Database) -> Result<Store, StoreError> {
         match database {
             Database::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path)?)),
-            Database::Postgres(config, pool) => Ok(Store::Postgres(Box::new(PgStore::new((**config).clone(), *pool)?))),
+            Database::Postgres(config, pool) => {
+                Ok(Store::Postgres(std::sync::Arc::new(PgStore::new((**config).clone(), *pool)?)))
+            }
         }
     }
 
@@ -1123,6 +1278,96 @@ impl Store {
     /// Lets go of an unanswered key (the action failed on our side; a retry acts again).
     pub async fn release_action_key(&self, key: &str) -> Result<(), StoreError> {
         self.exec(RELEASE_ACTION_KEY, &[key], &[]).await.map(drop)
+    }
+
+    /// The last event `via` recorded for `source`: its type and time (the health view).
+    pub async fn last_event(&self, source: &str, via: Via) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self.row_of_texts(SELECT_LAST_EVENT, &[source, via.as_str()], &[]).await?;
+        Ok(row.and_then(|r| {
+            let [kind, at]: [String; 2] = r.try_into().ok()?;
+            Some((kind, at.parse().ok()?))
+        }))
+    }
+
+    /// Adds refusal counts to `source`'s rows (one per class and hour, summed across
+    /// instances) in one statement; with `prune_before`, first forgets every row older than
+    /// that hour, so the table keeps at most a day of hours per class.
+    pub async fn add_refusals(
+        &self,
+        source: &str,
+        counts: &[RefusalCount],
+        prune_before: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if let Some(hour) = prune_before {
+            self.exec(PRUNE_REFUSALS, &[], &[hour]).await?;
+        }
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = std::iter::once(source).chain(counts.iter().map(|c| c.class)).collect();
+        let ints: Vec<i64> = counts.iter().flat_map(|c| [c.hour, c.refusals, c.last_at]).collect();
+        self.exec(&upsert_refusals(counts.len()), &texts, &ints).await.map(drop)
+    }
+
+    /// `source`'s refusals per class since `since_hour` (Unix hours): class, count, last time.
+    pub async fn refusals(&self, source: &str, since_hour: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = self.rows_texts(SELECT_REFUSALS, &[source], &[since_hour]).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let [class, n, at]: [String; 3] = r.try_into().ok()?;
+                Some((class, n.parse().ok()?, at.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Records `source`'s last reconciliation run.
+    pub async fn save_reconcile_run(&self, source: &str, run: &ReconcileRun) -> Result<(), StoreError> {
+        let ints = [run.at, run.processed, i64::from(run.finished), i64::from(run.failed)];
+        self.exec(SAVE_RECONCILE_RUN, &[source], &ints).await.map(drop)
+    }
+
+    /// `source`'s last reconciliation run, if one ever ran.
+    pub async fn reconcile_run(&self, source: &str) -> Result<Option<ReconcileRun>, StoreError> {
+        let row = self.row_texts(SELECT_RECONCILE_RUN, source, &[]).await?;
+        Ok(row.and_then(|r| {
+            let [at, processed, finished, failed]: [String; 4] = r.try_into().ok()?;
+            Some(ReconcileRun {
+                at: at.parse().ok()?,
+                processed: processed.parse().ok()?,
+                finished: finished == "1",
+                failed: failed == "1",
+            })
+        }))
+    }
+
+    /// Up to `limit` hook runs claimed and not finished (oldest claim first), and how many
+    /// there are in all.
+    pub async fn open_runs(&self, limit: u32) -> Result<(Vec<OpenRun>, i64), StoreError> {
+        let rows = self.rows_texts(SELECT_OPEN_RUNS, &[], &[i64::from(limit)]).await?;
+        let runs = rows
+            .into_iter()
+            .filter_map(|r| {
+                let [kind, id, attempts, claimed_at]: [String; 4] = r.try_into().ok()?;
+                Some(OpenRun { kind, id, attempts: attempts.parse().ok()?, claimed_at: claimed_at.parse().ok()? })
+            })
+            .collect();
+        let total = self.rows_texts(COUNT_OPEN_RUNS, &[], &[]).await?;
+        let total = total.into_iter().next().and_then(|mut r| r.pop()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        Ok((runs, total))
+    }
+
+    /// The schema versions this database recorded (see [`schema_version`]), newest first, at
+    /// most `limit`: `(version, applied at)`.
+    pub async fn schema_versions(&self, limit: u32) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self.rows_texts(SELECT_SCHEMA_VERSIONS, &[], &[i64::from(limit)]).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let [version, at]: [String; 2] = r.try_into().ok()?;
+                Some((version, at.parse().ok()?))
+            })
+            .collect())
     }
 
     async fn row_texts(&self, sql: &str, key: &str, ints: &[i64]) -> Result<Option<Vec<String>>, StoreError> {

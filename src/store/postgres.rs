@@ -198,7 +198,12 @@ impl PgStore {
             let tx = client.transaction().await?;
             let now = now();
             if let Some(e) = &event {
-                let n = tx.execute_typed(INSERT_EVENT, &typed(&[&e.id, &e.kind, &u.session_id, &now])).await?;
+                let n = tx
+                    .execute_typed(
+                        INSERT_EVENT,
+                        &typed(&[&e.id, &e.kind, &u.session_id, &now, &e.via.as_str(), &e.source]),
+                    )
+                    .await?;
                 if n == 0 {
                     return Ok(Ok(Applied::DuplicateEvent));
                 }
@@ -258,7 +263,12 @@ impl PgStore {
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
         self.with(async |client| {
             let none: Option<String> = None;
-            let n = client.execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &none, &now()])).await?;
+            let n = client
+                .execute_typed(
+                    INSERT_EVENT,
+                    &typed(&[&event.id, &event.kind, &none, &now(), &event.via.as_str(), &event.source]),
+                )
+                .await?;
             Ok(n == 1)
         })
         .await
@@ -303,7 +313,14 @@ impl PgStore {
         self.with(async |client| {
             let tx = client.transaction().await?;
             let now = now();
-            if tx.execute_typed(INSERT_EVENT, &typed(&[&event.id, &event.kind, &session_id, &now])).await? == 0 {
+            if tx
+                .execute_typed(
+                    INSERT_EVENT,
+                    &typed(&[&event.id, &event.kind, &session_id, &now, &event.via.as_str(), &event.source]),
+                )
+                .await?
+                == 0
+            {
                 return Ok(Applied::DuplicateEvent);
             }
             // Concurrent events for one order take turns from here.
@@ -572,19 +589,16 @@ fn args<'a>(texts: &'a [&'a str], ints: &'a [i64]) -> Vec<(&'a (dyn ToSql + Sync
 /// The schema as one simple-query message: the advisory lock and every statement of
 /// [`SCHEMA`] in one transaction.
 fn migration() -> String {
-    // The schema's own version: a hash of its text (FNV-1a). Once a database has it, connecting
+    // The schema's own version (see [`schema_version`]). Once a database has it, connecting
     // runs no DDL at all: `CREATE INDEX IF NOT EXISTS` and `ALTER TABLE` lock their tables even
     // when there is nothing to do, which made connecting instances deadlock with live traffic.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in SCHEMA.iter().flat_map(|s| s.bytes().chain([b';'])) {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = schema_version();
     let mut sql = String::from(
         "BEGIN; SELECT pg_advisory_xact_lock(72430001);
          CREATE TABLE IF NOT EXISTS schema_version (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL);",
     );
     sql.push_str(&format!(
-        "DO $migrate$ BEGIN IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = '{hash:016x}') THEN "
+        "DO $migrate$ BEGIN IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = '{hash}') THEN "
     ));
     for stmt in SCHEMA {
         sql.push_str("EXECUTE $stmt$");
@@ -592,7 +606,7 @@ fn migration() -> String {
         sql.push_str("$stmt$; ");
     }
     sql.push_str(&format!(
-        "INSERT INTO schema_version VALUES ('{hash:016x}', EXTRACT(EPOCH FROM now())::BIGINT); \
+        "INSERT INTO schema_version VALUES ('{hash}', EXTRACT(EPOCH FROM now())::BIGINT); \
          END IF; END $migrate$; COMMIT;"
     ));
     sql

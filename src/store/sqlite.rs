@@ -70,6 +70,15 @@ impl SqliteStore {
                 None => drop(conn.execute(stmt, [])?),
             }
         }
+        // The schema's version, recorded as Postgres records it (the health view reads it).
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            [],
+        )?;
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2) ON CONFLICT (version) DO NOTHING",
+            params![schema_version(), now()],
+        )?;
         Ok(conn)
     }
 
@@ -96,12 +105,19 @@ impl SqliteStore {
         event: Option<EventRef<'_>>,
     ) -> Result<Applied<bool>, StoreError> {
         let u = update.clone();
-        let ev = event.map(|e| (e.id.to_string(), e.kind.to_string()));
+        let ev = event.map(|e| (e.id.to_string(), e.kind.to_string(), e.via.as_str(), e.source.to_string()));
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();
-            if let Some((id, kind)) = &ev {
-                let n = tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![id, kind, u.session_id, now])?;
+            if let Some((id, kind, via, source)) = &ev {
+                let n = tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![
+                    id,
+                    kind,
+                    u.session_id,
+                    now,
+                    via,
+                    source
+                ])?;
                 if n == 0 {
                     return Ok(Applied::DuplicateEvent);
                 }
@@ -166,10 +182,17 @@ impl SqliteStore {
     }
 
     pub(super) async fn record_event(&self, event: EventRef<'_>) -> Result<bool, StoreError> {
-        let (id, kind) = (event.id.to_string(), event.kind.to_string());
+        let (id, kind, via, source) =
+            (event.id.to_string(), event.kind.to_string(), event.via.as_str(), event.source.to_string());
         self.run(move |conn| {
-            let n =
-                conn.prepare_cached(&sql(INSERT_EVENT))?.execute(params![id, kind, Option::<String>::None, now()])?;
+            let n = conn.prepare_cached(&sql(INSERT_EVENT))?.execute(params![
+                id,
+                kind,
+                Option::<String>::None,
+                now(),
+                via,
+                source
+            ])?;
             Ok(n == 1)
         })
         .await
@@ -210,11 +233,12 @@ impl SqliteStore {
         event: EventRef<'_>,
     ) -> Result<Applied<Option<Change>>, StoreError> {
         let (sid, pi, fresh) = (session_id.to_string(), payment_intent.to_string(), fresh.clone());
-        let (eid, kind) = (event.id.to_string(), event.kind.to_string());
+        let (eid, kind, via, source) =
+            (event.id.to_string(), event.kind.to_string(), event.via.as_str(), event.source.to_string());
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now();
-            if tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![eid, kind, sid, now])? == 0 {
+            if tx.prepare_cached(&sql(INSERT_EVENT))?.execute(params![eid, kind, sid, now, via, source])? == 0 {
                 return Ok(Applied::DuplicateEvent);
             }
             let old = facts_in(&tx, &sid)?;

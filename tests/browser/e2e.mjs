@@ -440,6 +440,13 @@ async function admin(browser) {
   assert(rows.length >= 3, `admin rows: ${rows.length}`);
   assert(rows.every((r) => /^RR-/.test(r[0]) || r[2] !== 'Fulfilled'), `fulfilled rows without a number: ${JSON.stringify(rows)}`);
   assert(rows.some((r) => r[9] === 'US'), `no order shipping to US: ${JSON.stringify(rows)}`);
+  // The health line above the orders (GET /api/health): green, or each problem with its fix.
+  await page.locator('#health:not([hidden]) #health-line:not(:empty)').waitFor();
+  const healthLine = await text(page, '#health-line');
+  assert(/^All checks pass$|needs? attention/.test(healthLine), `health line: ${healthLine}`);
+  if (healthLine !== 'All checks pass') {
+    assert(/Fix: /.test(await text(page, '#health-problems')), `a problem without its fix: ${await text(page, '#health-problems')}`);
+  }
   const stored = await page.evaluate(() => ({
     session: sessionStorage.getItem('rr-shop.admin-token'),
     local: localStorage.length,

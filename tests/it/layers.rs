@@ -16,12 +16,13 @@ const FLOORS: &[&[&str]] = &[
         "reconcile",
         "owner_actions",
         "products",
+        "doctor",
         "cart",
         "discount",
         "session",
     ],
     &["app"],
-    &["order", "store", "ratelimit"],
+    &["order", "store", "ratelimit", "refusals"],
     &["stripe", "signature", "catalog", "config", "http", "log", "clock"],
 ];
 

@@ -12,6 +12,7 @@ mod config;
 mod discount;
 mod email;
 mod faults;
+mod health;
 mod layers;
 mod money_model;
 mod order_action;

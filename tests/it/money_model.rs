@@ -147,7 +147,7 @@ async fn run_case(store: &checkout::store::Store, steps: &[(u8, u8)], deliveries
     let mut calls: Vec<HookCall> = Vec::new();
     for (e, read) in queue {
         let id = format!("evt_{sid}_{e}");
-        let event = EventRef { id: &id, kind: events[e].0 };
+        let event = EventRef { id: &id, kind: events[e].0, via: checkout::store::Via::Webhook, source: "test" };
         let r = store.apply_money(&sid, &pi, &events[read].1.facts(), event).await.unwrap();
         if std::env::var("MODEL_DEBUG").is_ok() {
             eprintln!("deliver {e} read {read}: {:?} => {r:?}", events[read].1.facts());

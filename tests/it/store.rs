@@ -49,7 +49,7 @@ each_backend! {
         let r = store
             .apply(
                 &update(&id, OrderState::AwaitingPayment),
-                Some(EventRef { id: &ev1, kind: "checkout.session.completed" }),
+                Some(EventRef { id: &ev1, kind: "checkout.session.completed", via: checkout::store::Via::Webhook, source: "test" }),
             )
             .await
             .unwrap();
@@ -57,7 +57,7 @@ each_backend! {
         let r = store
             .apply(
                 &update(&id, OrderState::AwaitingPayment),
-                Some(EventRef { id: &ev1, kind: "checkout.session.completed" }),
+                Some(EventRef { id: &ev1, kind: "checkout.session.completed", via: checkout::store::Via::Webhook, source: "test" }),
             )
             .await
             .unwrap();
@@ -102,7 +102,7 @@ each_backend! {
             tasks.push(tokio::spawn(async move {
                 let kind =
                     if i % 2 == 0 { "checkout.session.completed" } else { "checkout.session.async_payment_succeeded" };
-                store.apply(&update(&id, OrderState::Fulfilled), Some(EventRef { id: &ev, kind })).await.unwrap()
+                store.apply(&update(&id, OrderState::Fulfilled), Some(EventRef { id: &ev, kind, via: checkout::store::Via::Webhook, source: "test" })).await.unwrap()
             }));
         }
         let mut newly = 0;

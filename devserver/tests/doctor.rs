@@ -1,0 +1,259 @@
+//! `cargo run -p dev -- doctor https://SHOP`: the real `dev` binary against the real dev server
+//! (offline: its emulator, a temporary SQLite store) and against small local servers standing
+//! for the deployment mistakes — a redirect to `www`, Vercel's Deployment Protection, a
+//! configuration the functions refuse — checking its lines and its exit status.
+//!
+//! `cargo test -p dev --test doctor`
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ADMIN_TOKEN: &str = "doctor-test-admin-token-0123456789abcdef";
+const CRON_SECRET: &str = "doctor-test-cron-secret-0123456789abcdef";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The dev server as a child process, killed (and its store deleted) on drop.
+struct DevServer {
+    child: Child,
+    url: String,
+    emulator: String,
+    dir: PathBuf,
+}
+
+impl DevServer {
+    async fn start() -> DevServer {
+        let (port, emu_port) = (free_port(), free_port());
+        let dir = std::env::temp_dir().join(format!("dev-doctor-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("dev.log")).unwrap();
+        let url = format!("http://localhost:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_dev"))
+            .current_dir(repo_root())
+            .env("PORT", port.to_string())
+            .env("EMULATOR_PORT", emu_port.to_string())
+            .env("DATABASE_URL", format!("sqlite://{}", dir.join("store.sqlite3").display()))
+            .env("STRIPE_SECRET_KEY", "")
+            .env("STRIPE_API_BASE", "")
+            .env("SITE_URL", &url)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("CRON_SECRET", CRON_SECRET)
+            .env("VERCEL", "")
+            .env("VERCEL_ENV", "")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut server = DevServer { child, url, emulator: format!("http://127.0.0.1:{emu_port}"), dir };
+        let client = http();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("dev server exited with {status}:\n{}", server.log());
+            }
+            let ok =
+                client.get(format!("{}/api/products", server.url)).send().await.is_ok_and(|r| r.status().is_success());
+            if ok {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "dev server did not start:\n{}", server.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dev.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// Runs `dev doctor {shop}` with `env` (and nothing from a developer's `.env` that matters):
+/// exit code and stdout (stderr appended).
+async fn doctor(shop: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dev"));
+    cmd.arg("doctor").arg(shop).env("NO_PROXY", "127.0.0.1,localhost");
+    for name in ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SITE_URL"]
+    {
+        cmd.env(name, "");
+    }
+    cmd.env("ADMIN_TOKEN", ADMIN_TOKEN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Every check line starts PASS, WARN or FAIL; each FAIL is followed by its fix.
+fn lines_are_well_formed(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("FAIL ") {
+            assert!(lines.get(i + 1).is_some_and(|n| n.starts_with("     fix: ")), "a FAIL without its fix:\n{out}");
+        }
+    }
+    assert!(lines.iter().any(|l| l.starts_with("PASS ") || l.starts_with("FAIL ") || l.starts_with("WARN ")), "{out}");
+}
+
+/// A local server answering every request with `reply` (a whole HTTP/1.1 response head and body).
+async fn fixed_server(reply: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(reply.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://localhost:{port}")
+}
+
+fn response(status: &str, headers: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+}
+
+#[tokio::test]
+async fn the_dev_server_passes_and_a_missing_event_subscription_fails() {
+    let dev = DevServer::start().await;
+    let r = http().get(format!("{}/api/reconcile", dev.url)).bearer_auth(CRON_SECRET).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (code, out) = doctor(&dev.url, &[]).await;
+    println!("{out}");
+    assert_eq!(code, 0, "{out}\n{}", dev.log());
+    lines_are_well_formed(&out);
+    assert!(!out.lines().any(|l| l.starts_with("FAIL ")), "{out}");
+    assert!(out.contains("Nothing FAILs."), "{out}");
+    assert!(out.contains("note: ") && out.contains("local shop"), "a loopback http shop is noted:\n{out}");
+    for check in ["keys", "webhook_endpoint", "reachability", "store", "outside_reachability"] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("PASS {check}: "))), "{check}:\n{out}");
+    }
+    assert!(!out.contains(ADMIN_TOKEN) && !out.contains(CRON_SECRET) && !out.contains("whsec_"), "{out}");
+
+    // The dev server's endpoint (made as stripe-setup makes it) loses one event.
+    let list = http().get(format!("{}/v1/webhook_endpoints", dev.emulator)).bearer_auth("sk_test_emulator").send();
+    let list: serde_json::Value = serde_json::from_slice(&list.await.unwrap().bytes().await.unwrap()).unwrap();
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let events: Vec<&str> = checkout::stripe::EventType::ALL.iter().skip(1).map(|t| t.as_str()).collect();
+    let form: Vec<(String, String)> =
+        events.iter().enumerate().map(|(i, e)| (format!("enabled_events[{i}]"), e.to_string())).collect();
+    let r = http()
+        .post(format!("{}/v1/webhook_endpoints/{id}", dev.emulator))
+        .bearer_auth("sk_test_emulator")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (code, out) = doctor(&dev.url, &[]).await;
+    assert_eq!(code, 1, "{out}");
+    lines_are_well_formed(&out);
+    let dropped = checkout::stripe::EventType::ALL[0].as_str();
+    let line = out.lines().find(|l| l.starts_with("FAIL webhook_endpoint: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(dropped), "{line}");
+
+    // A wrong token.
+    let (code, out) = doctor(&dev.url, &[("ADMIN_TOKEN", "not-the-token-0123456789abcdefghijkl")]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL health: the shop refused ADMIN_TOKEN (401)"), "{out}");
+}
+
+#[tokio::test]
+async fn a_redirect_to_www_and_deployment_protection_fail() {
+    let apex = fixed_server(response("308 Permanent Redirect", "Location: http://www.localhost:9/\r\n", "")).await;
+    let (code, out) = doctor(&apex, &[]).await;
+    println!("{out}");
+    assert_eq!(code, 1, "{out}");
+    lines_are_well_formed(&out);
+    let line = out.lines().find(|l| l.starts_with("FAIL outside_reachability: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("308") && line.contains("http://www.localhost:9/") && line.contains("www and apex"),
+        "{line}"
+    );
+    assert!(out.contains("FAIL health: ") && out.contains("308"), "{out}");
+
+    let wall = fixed_server(response(
+        "401 Unauthorized",
+        "Content-Type: text/html\r\n",
+        "<html>Authentication Required</html>",
+    ))
+    .await;
+    let (code, out) = doctor(&wall, &[]).await;
+    println!("{out}");
+    assert_eq!(code, 1, "{out}");
+    lines_are_well_formed(&out);
+    assert!(out.lines().any(|l| l.starts_with("FAIL health: ") && l.contains("Deployment Protection")), "{out}");
+    let line = out.lines().find(|l| l.starts_with("FAIL outside_reachability: ")).unwrap();
+    assert!(line.contains("401") && line.contains("Deployment Protection"), "{line}");
+    assert!(out.contains("Protection Bypass for Automation"), "{out}");
+}
+
+#[tokio::test]
+async fn a_refused_configuration_is_named_by_its_variable() {
+    // What every function answers when its configuration is refused.
+    let generic =
+        r#"{"error":{"message":"Something went wrong on our side. Please try again.","reference":"ref_0123456789ab"}}"#;
+    let shop = fixed_server(response("500 Internal Server Error", "Content-Type: application/json\r\n", generic)).await;
+    let base = [("STRIPE_SECRET_KEY", "sk_test_doctor0123456789")];
+
+    // A signing secret pasted with a trailing newline.
+    let secret = "whsec_doctor0123456789abcdef";
+    let newline = format!("{secret}\n");
+    let env = [base[0], ("STRIPE_WEBHOOK_SECRET", newline.as_str())];
+    let (code, out) = doctor(&shop, &env).await;
+    println!("{out}");
+    assert_eq!(code, 1, "{out}");
+    lines_are_well_formed(&out);
+    assert!(out.contains("FAIL health: ") && out.contains("500"), "{out}");
+    let line = out.lines().find(|l| l.starts_with("FAIL config: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("STRIPE_WEBHOOK_SECRET") && line.contains("whitespace"), "{line}");
+    assert!(!out.contains(secret), "the value is never printed:\n{out}");
+
+    // Test and live keys mixed.
+    let env = [base[0], ("STRIPE_PUBLISHABLE_KEY", "pk_live_doctor0123456789")];
+    let (code, out) = doctor(&shop, &env).await;
+    assert_eq!(code, 1, "{out}");
+    let line = out.lines().find(|l| l.starts_with("FAIL config: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("STRIPE_PUBLISHABLE_KEY") && line.contains("mixed"), "{line}");
+    assert!(!out.contains("pk_live_doctor0123456789") && !out.contains("sk_test_doctor0123456789"), "{out}");
+}
+
+#[tokio::test]
+async fn refusals_before_any_request() {
+    let (code, out) = doctor("https://shop.example.com", &[("ADMIN_TOKEN", "")]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("ADMIN_TOKEN is not set"), "{out}");
+    for bad in ["http://shop.example.com", "https://localhost", "https://192.168.1.2", "https://shop.example.com/x"] {
+        let (code, out) = doctor(bad, &[]).await;
+        assert_eq!(code, 1, "{bad}: {out}");
+        assert!(out.starts_with("doctor: refusing"), "{bad}: {out}");
+    }
+}
