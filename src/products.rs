@@ -2,7 +2,8 @@
 //! `catalog.json`, or the Stripe account's Products tagged `metadata[shop]=CATALOG_TAG`, each
 //! with its default Price, through the store's copy.
 //!
-//! The copy is filled on first use from `GET /v1/products?active=true` (paginated, the default
+//! The copy is filled on first use from `GET /v1/products` (every Product, archived ones too, so
+//! a cart naming an archived product is told it is no longer available; paginated, the default
 //! prices expanded), kept current by `product.*` and `price.*` events (webhook and
 //! reconciliation) and refilled by the reconciliation run once it is older than
 //! [`COPY_MAX_AGE_SECS`]. An event is never applied as delivered: the Product (and its default
@@ -92,15 +93,15 @@ pub async fn offer(app: &App) -> Result<Arc<Offer>, ProductsError> {
     Ok(Arc::new(offer_from(&copy, tag)))
 }
 
-/// Fills the copy from `GET /v1/products?active=true` (every page, default prices expanded);
-/// the products it does not list are forgotten. Returns how many products of the shop it copied.
+/// Fills the copy from `GET /v1/products` (every page, archived products too, default prices
+/// expanded); the products it does not list (deleted) are forgotten. Returns how many products of the shop it copied.
 pub async fn fill(app: &App, tag: &str) -> Result<usize, ProductsError> {
     let started = now();
     let mut after: Option<String> = None;
     let mut copied = 0;
     loop {
         let mut q = Form::new();
-        q.push("active", "true").push("limit", FILL_PAGE_SIZE.to_string()).push("expand[]", "data.default_price");
+        q.push("limit", FILL_PAGE_SIZE.to_string()).push("expand[]", "data.default_price");
         if let Some(a) = &after {
             q.push("starting_after", a.as_str());
         }

@@ -223,12 +223,18 @@ pub(crate) const SELECT_CATALOG: &str = "SELECT 'fill', CAST(filled_at AS TEXT),
      UNION ALL SELECT 'product', p.body, COALESCE(pr.body, '') FROM catalog_products p
         LEFT JOIN catalog_prices pr ON pr.price_id = p.default_price WHERE p.tag = $1";
 /// Writes a Product (`$1` id, `$2` shop tag, `$3` default price id or `''`, `$4` JSON, `$5` its
-/// `updated`, `$6` now), unless the copy holds a newer version of it (by Stripe's `updated`).
+/// `updated`, `$6` now), unless the copy holds a newer version of it (by Stripe's `updated`):
+/// then only `synced_at` moves (Stripe still has the product, so a fill must not forget it).
 pub(crate) const UPSERT_CATALOG_PRODUCT: &str = "INSERT INTO catalog_products (product_id, tag, default_price, body,
         updated, synced_at) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (product_id) DO UPDATE SET tag = excluded.tag, default_price = excluded.default_price,
-        body = excluded.body, updated = excluded.updated, synced_at = excluded.synced_at
-     WHERE catalog_products.updated <= excluded.updated";
+     ON CONFLICT (product_id) DO UPDATE SET
+        tag = CASE WHEN catalog_products.updated <= excluded.updated THEN excluded.tag ELSE catalog_products.tag END,
+        default_price = CASE WHEN catalog_products.updated <= excluded.updated
+            THEN excluded.default_price ELSE catalog_products.default_price END,
+        body = CASE WHEN catalog_products.updated <= excluded.updated THEN excluded.body ELSE catalog_products.body END,
+        updated = CASE WHEN catalog_products.updated <= excluded.updated
+            THEN excluded.updated ELSE catalog_products.updated END,
+        synced_at = excluded.synced_at";
 /// Writes a Price (`$1` id, `$2` product id, `$3` JSON, `$4` now).
 pub(crate) const UPSERT_CATALOG_PRICE: &str = "INSERT INTO catalog_prices (price_id, product_id, body, synced_at)
      VALUES ($1, $2, $3, $4)
@@ -239,7 +245,7 @@ pub(crate) const DELETE_CATALOG_PRODUCT: &str = "DELETE FROM catalog_products WH
 /// Forgets a Price (deleted in Stripe).
 pub(crate) const DELETE_CATALOG_PRICE: &str = "DELETE FROM catalog_prices WHERE price_id = $1";
 /// After a fill of tag `$1` that started at `$2`: forgets the products it did not list
-/// (archived or gone while no event told us).
+/// (deleted while no event told us; archived ones are listed, and kept as withdrawn).
 pub(crate) const DELETE_UNLISTED_PRODUCTS: &str = "DELETE FROM catalog_products WHERE tag = $1 AND synced_at < $2";
 /// Records a fill (`$1` tag, `$2` when it started).
 pub(crate) const SAVE_CATALOG_FILL: &str = "INSERT INTO catalog_fills (tag, filled_at) VALUES ($1, $2)

@@ -200,6 +200,7 @@ each_backend! {
         .await;
         let copied = checkout::products::offer(&fresh.app).await.unwrap();
         assert_eq!(copied.on_sale, offer.on_sale);
+        assert_eq!(copied.withdrawn, offer.withdrawn, "a fill keeps archived products, as withdrawn");
     }
 }
 
@@ -314,5 +315,30 @@ each_backend! {
         assert_eq!(aged.len(), 1);
         assert!(checkout::products::refresh_if_stale(&s.app).await.unwrap());
         assert_eq!(listed(&s).await, vec![(tee, 2800)]);
+    }
+}
+
+each_backend! {
+    #[tokio::test]
+    async fn a_fill_never_forgets_a_product_whose_copy_is_newer_than_its_listing(backend) {
+        let store = open_store(&database_url(backend));
+        let tag = format!("t{}", checkout::http::random_hex(6));
+        let product = |updated: i64, name: &str| -> checkout::stripe::types::Product {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("prod_{tag}"), "active": true, "name": name,
+                "metadata": {"shop": tag}, "created": 1, "updated": updated
+            }))
+            .unwrap()
+        };
+        // An event copied the product as Stripe has it now...
+        store.save_catalog_product(&tag, &product(200, "New name")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // ... while a fill that started later lists an older version of it.
+        let started = checkout::clock::now();
+        store.save_catalog_product(&tag, &product(100, "Old name")).await.unwrap();
+        store.catalog_filled(&tag, started).await.unwrap();
+        let copy = store.catalog_copy(&tag).await.unwrap();
+        let names: Vec<&str> = copy.products.iter().map(|(p, _)| p.name.as_str()).collect();
+        assert_eq!(names, ["New name"], "kept, and not rolled back");
     }
 }
