@@ -33,6 +33,11 @@ pub struct Product {
     /// Optional Stripe Price id; when set it is sent instead of `price_data`.
     #[serde(default, skip_serializing)]
     pub price: Option<String>,
+    /// Optional initial units on hand (limited stock): the store's row is seeded with it the
+    /// first time a checkout names the product, only when it has none (see [`crate::stock`]
+    /// — after that the owner's `POST /api/stock` rules). Never shown as such.
+    #[serde(default, skip_serializing)]
+    pub stock: Option<u32>,
 }
 
 /// A shipping rate the server offers for carts with shippable goods (sent as

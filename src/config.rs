@@ -221,6 +221,20 @@ pub struct Config {
     /// `RATE_LIMIT_ORDER_ACTIONS` as `N/SECONDS` (default 30/60): `/api/order-action` requests
     /// per client, counted before the token is checked.
     pub order_actions_limit: RateLimit,
+    /// `STOCK_OVERSOLD`: what happens to a payment that completes after its reservation was
+    /// released and finds too few units (default [`OversoldRule::Fulfill`]).
+    pub stock_oversold: OversoldRule,
+}
+
+/// What the shop does with a payment that completed after its stock reservation was released
+/// (a sweep raced it) when the units are no longer there: `STOCK_OVERSOLD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OversoldRule {
+    /// `fulfill` (default): the order is fulfilled; the missing units are counted oversold
+    /// (stock never goes below zero) and the owner's `on_oversold` hook hears of it.
+    Fulfill,
+    /// `refund`: the order is refunded in full at once and not fulfilled; `on_oversold` hears.
+    Refund,
 }
 
 /// Where the shop's transactional email goes (see [`crate::email`]).
@@ -569,6 +583,11 @@ impl Config {
             orders_limit: rate_limit(&var, "RATE_LIMIT_ORDERS", 30, 60)?,
             email: email_config(&var, production)?,
             order_actions_limit: rate_limit(&var, "RATE_LIMIT_ORDER_ACTIONS", 30, 60)?,
+            stock_oversold: match var("STOCK_OVERSOLD").as_deref() {
+                None | Some("fulfill") => OversoldRule::Fulfill,
+                Some("refund") => OversoldRule::Refund,
+                Some(_) => return Err(ConfigError("STOCK_OVERSOLD: must be fulfill or refund".into())),
+            },
         })
     }
 

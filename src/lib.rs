@@ -42,6 +42,7 @@ pub mod reconcile;
 pub mod routes;
 pub mod session;
 pub mod signature;
+pub mod stock;
 pub mod store;
 pub mod stripe;
 pub mod vercel;

@@ -6,6 +6,12 @@
 //! guess, then [`discount::resolve`]; the session's parameters ([`session::params`]). Answer:
 //! `{"url"}` (hosted) or `{"client_secret"}` (embedded); 4xx for a bad cart, 429 past the
 //! limits, 502 when Stripe fails (its message is logged, never answered).
+//!
+//! Stock ([`stock::reserve`]): before Stripe is called, the cart's units are reserved in one
+//! transaction; a product short of units is 409 `{"error": "NAME is sold out"}` (or `"only N
+//! left of NAME"`) and nothing is sent to Stripe. The session expires
+//! [`stock::CHECKOUT_EXPIRY_SECS`] ahead and names its reservation; a failed Stripe call
+//! releases it at once.
 
 use crate::app::App;
 use crate::config::UiMode;
@@ -13,6 +19,7 @@ use crate::discount;
 use crate::ratelimit::Guess;
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::session;
+use crate::stock;
 use crate::stripe::{Client, types::Session};
 use bytes::Bytes;
 use http::StatusCode;
@@ -39,12 +46,23 @@ where
         }
         None => None,
     };
-    let form = session::params(&app.config, &cart, discount.as_ref());
-    let session: Session = app
-        .stripe
-        .post("/v1/checkout/sessions", &form, &Client::new_idempotency_key())
-        .await
-        .map_err(|e| ApiError::upstream(format!("create session: {e}")))?;
+    // Stock first: nothing is sent to Stripe for a cart the shop cannot fill.
+    let held = stock::reserve(app, &cart).await?;
+    let mut form = session::params(&app.config, &cart, discount.as_ref());
+    session::hold(&mut form, &held.id, held.expires_at);
+    let created: Result<Session, _> =
+        app.stripe.post("/v1/checkout/sessions", &form, &Client::new_idempotency_key()).await;
+    let session = match created {
+        Ok(session) => session,
+        Err(e) => {
+            stock::release_now(app, &held).await;
+            return Err(ApiError::upstream(format!("create session: {e}")));
+        }
+    };
+    if let Err(e) = app.store.set_reservation_session(&held.id, &session.id).await {
+        // The sweep releases it once expired; its events find it by the session's metadata.
+        crate::log::warn("reservation's session not recorded", &[("reservation", &held.id), ("error", &e.to_string())]);
+    }
     let answer = match app.config.ui_mode {
         UiMode::Hosted => json!({ "url": session.url.ok_or_else(|| ApiError::upstream("session without url"))? }),
         UiMode::Embedded => json!({

@@ -18,6 +18,7 @@ const FLOORS: &[&[&str]] = &[
         "cart",
         "discount",
         "session",
+        "stock",
     ],
     &["app"],
     &["order", "store", "ratelimit"],
