@@ -707,6 +707,51 @@ async function tooManyCodes(browser) {
   return `the ${tried}th different code: "${message}"`;
 }
 
+// ------------------------------------------------------------------ limited stock
+
+/** The owner sets the mug's stock to 1 on the admin page; a shopper sees "Only 1 left", buys
+ *  the last unit, and the next shopper sees "Sold out" with the button disabled. */
+async function lastUnit(browser) {
+  const owner = await openAdmin(browser);
+  await owner.page.selectOption('#stock-product', 'mug');
+  await owner.page.fill('#stock-units', '1');
+  await owner.page.click('#stock-save');
+  await owner.page.locator('#stock-message.is-success').waitFor();
+  const set = await text(owner.page, '#stock-message');
+  assert(/mug: 1 on hand, 0 reserved, 1 available/.test(set), `the stock form said ${JSON.stringify(set)}`);
+  await shot(owner.page, '50-stock-form.png');
+
+  const buyer = await newContext(browser);
+  let page = await buyer.newPage();
+  await openShop(page);
+  const left = (await card(page, 'mug').locator('.product-limit').textContent()).trim();
+  assert(left === 'Only 1 left', `before: ${JSON.stringify(left)}`);
+  await add(page, 'mug', 1);
+  assert(await card(page, 'mug').locator('button.inc').isDisabled(), 'one unit left: no second one');
+  await checkoutToHosted(page);
+  await page.click('#pay');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html');
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
+  await buyer.close();
+
+  const next = await newContext(browser);
+  page = await next.newPage();
+  await openShop(page);
+  const sold = (await card(page, 'mug').locator('.product-limit').textContent()).trim();
+  assert(sold === 'Sold out', `after: ${JSON.stringify(sold)}`);
+  assert(await card(page, 'mug').locator('button.inc').isDisabled(), 'a sold-out product cannot be added');
+  await shot(page, '51-sold-out.png');
+  await next.close();
+
+  // Back to unlimited, through the same form.
+  await owner.page.fill('#stock-units', '');
+  await owner.page.click('#stock-save');
+  await owner.page.locator('#stock-message.is-success').waitFor();
+  await owner.page.waitForFunction(() => /unlimited/.test(document.getElementById('stock-message').textContent));
+  await owner.context.close();
+  return 'the last mug bought; the storefront says "Sold out"';
+}
+
 // ------------------------------------------------------------------ runner
 
 const scenarios = [
@@ -720,6 +765,7 @@ const scenarios = [
   ['owner refunds part, shopper sees it and is emailed', ownerRefundsPart],
   ['a double click on Refund refunds once', refundOnce],
   ['too many codes', tooManyCodes],
+  ['the last unit, then "Sold out"', lastUnit],
 ];
 
 const browser = await chromium.launch({
