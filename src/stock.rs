@@ -73,7 +73,10 @@ pub async fn reserve(app: &App, cart: &Cart) -> Result<Held, StockError> {
     let items: Vec<ReservedItem> = cart.lines.iter().map(|l| (l.product.id.clone(), i64::from(l.quantity))).collect();
     let seed: Vec<ReservedItem> =
         cart.lines.iter().filter_map(|l| Some((l.product.id.clone(), i64::from(l.product.stock?)))).collect();
-    let held = Held { id: format!("rsv_{}", crate::http::random_hex(16)), expires_at: crate::clock::now() + CHECKOUT_EXPIRY_SECS };
+    let held = Held {
+        id: format!("rsv_{}", crate::http::random_hex(16)),
+        expires_at: crate::clock::now() + CHECKOUT_EXPIRY_SECS,
+    };
     match app.store.reserve(&held.id, &items, &seed, held.expires_at).await.map_err(StockError::Store)? {
         Ok(()) => Ok(held),
         Err(SoldOut { product, available }) => {
@@ -164,7 +167,9 @@ async fn refund_order(app: &App, session_id: &str) -> Result<(), String> {
     let order = app.store.order(session_id).await.map_err(|e| e.to_string())?;
     let pi = order.and_then(|o| o.payment_intent).ok_or("order without a PaymentIntent")?;
     let mut form = Form::new();
-    form.push("payment_intent", pi.as_str()).push("reason", "requested_by_customer").push("metadata[shop]", "stock-oversold");
+    form.push("payment_intent", pi.as_str())
+        .push("reason", "requested_by_customer")
+        .push("metadata[shop]", "stock-oversold");
     let key = format!("stock-oversold-refund-{session_id}");
     let refunded: Result<serde_json::Value, StripeError> = app.stripe.post("/v1/refunds", &form, &key).await;
     refunded.map(drop).map_err(|e| e.to_string())

@@ -9,7 +9,7 @@
 
 use crate::common::{Backend, Instance, Shop, ShopOptions, instance, shop_with_emulator};
 use checkout::order::OrderState;
-use checkout::store::{Store, StockLevel};
+use checkout::store::{StockLevel, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -361,7 +361,8 @@ async fn oversold_race(s: &Shop, refund: bool) {
             .is_some_and(|(_, done)| done.is_some())
     })
     .await;
-    let runs = crate::common::sql(&s.database_url, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &run).await;
+    let runs =
+        crate::common::sql(&s.database_url, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &run).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].0, 1, "on_oversold ran once");
     let l = level(&s.app.store, "mug").await;
@@ -394,7 +395,8 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
     let s = stock_shop(Backend::Sqlite, &[]).await;
     let body = json!({"product": "mug", "stock": 4});
     let send = |token: Option<&'static str>, origin: &str, ctype: &str, key: Option<&str>, body: String| {
-        let mut req = s.http.post(s.url("/api/stock")).header("origin", origin).header("content-type", ctype).body(body);
+        let mut req =
+            s.http.post(s.url("/api/stock")).header("origin", origin).header("content-type", ctype).body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -404,7 +406,11 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
         async move { req.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(send(None, &s.site, "application/json", Some("a"), body.to_string()).await, 401);
-    assert_eq!(send(Some("wrong-token-0123456789abcdefghijklmnop"), &s.site, "application/json", Some("a"), body.to_string()).await, 401);
+    assert_eq!(
+        send(Some("wrong-token-0123456789abcdefghijklmnop"), &s.site, "application/json", Some("a"), body.to_string())
+            .await,
+        401
+    );
     assert_eq!(send(Some(TOKEN), "https://evil.example", "application/json", Some("a"), body.to_string()).await, 403);
     assert_eq!(send(Some(TOKEN), &s.site, "text/plain", Some("a"), body.to_string()).await, 415);
     assert_eq!(send(Some(TOKEN), &s.site, "application/json", None, body.to_string()).await, 400);
@@ -475,14 +481,24 @@ async fn the_emulator_checks_expires_at_and_expires_by_its_control_route() {
     for bad in [now + 29 * 60, now + 24 * 3600 + 120] {
         let (status, e) = create(bad).await;
         assert_eq!(status, 400, "{e}");
-        assert_eq!((e["error"]["type"].as_str(), e["error"]["param"].as_str()), (Some("invalid_request_error"), Some("expires_at")));
+        assert_eq!(
+            (e["error"]["type"].as_str(), e["error"]["param"].as_str()),
+            (Some("invalid_request_error"), Some("expires_at"))
+        );
     }
     let (status, session) = create(now + 3600).await;
     assert_eq!((status, session["expires_at"].as_i64()), (200, Some(now + 3600)), "{session}");
     let id = session["id"].as_str().unwrap();
     let (status, _) = control(&s, "/_emulator/sessions/cs_test_nope/expire").await;
     assert_eq!(status, 404);
-    let r = s.http.post(format!("{}/_emulator/sessions/{id}/expire", s.emu.base_url())).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/_emulator/sessions/{id}/expire", s.emu.base_url()))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(r.status().as_u16(), 200, "control routes take JSON only");
     let (status, expired) = control(&s, &format!("/_emulator/sessions/{id}/expire")).await;
     assert_eq!((status, expired["status"].as_str()), (200, Some("expired")));
@@ -497,5 +513,33 @@ trait StatusAndBody {
 impl StatusAndBody for (u16, reqwest::header::HeaderMap, Value) {
     fn into_status_and_body(self) -> (u16, Value) {
         (self.0, self.2)
+    }
+}
+
+each_backend! {
+    #[tokio::test]
+    async fn a_catalog_stock_seeds_a_product_only_once(backend) {
+        let store = crate::common::open_store(&fresh_database(backend).await);
+        let later = checkout::clock::now() + 1800;
+        let mug = |n: i64| vec![("mug".to_string(), n)];
+        store.reserve("rsv_seed1", &mug(1), &mug(3), later).await.unwrap().unwrap();
+        let l = level(&store, "mug").await;
+        assert_eq!((l.on_hand, l.reserved), (Some(3), 1), "seeded from the catalog: {l:?}");
+        // A later seed (a redeploy with another number) changes nothing: the store rules.
+        store.reserve("rsv_seed2", &mug(2), &mug(10), later).await.unwrap().unwrap();
+        let l = level(&store, "mug").await;
+        assert_eq!((l.on_hand, l.reserved), (Some(3), 3), "{l:?}");
+        let refused = store.reserve("rsv_seed3", &mug(1), &mug(10), later).await.unwrap();
+        assert_eq!(refused, Err(checkout::store::SoldOut { product: "mug".into(), available: 0 }));
+        assert!(store.reservation("rsv_seed3").await.unwrap().is_none(), "nothing recorded for a refused cart");
+        // A cart is all or nothing: the sticker has units, the mug none, so neither is taken.
+        let cart = vec![("stickers".to_string(), 2), ("mug".to_string(), 1)];
+        let refused = store.reserve("rsv_seed4", &cart, &[("stickers".to_string(), 5)], later).await.unwrap();
+        assert!(refused.is_err());
+        let stickers = store.stock_levels().await.unwrap().into_iter().find(|l| l.product == "stickers");
+        assert!(stickers.is_none_or(|l| l.reserved == 0), "the sticker's units went back with the refusal");
+        assert!(store.release("rsv_seed1").await.unwrap());
+        assert!(!store.release("rsv_seed1").await.unwrap(), "once");
+        assert_eq!(level(&store, "mug").await.reserved, 2);
     }
 }
