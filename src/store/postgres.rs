@@ -246,7 +246,7 @@ impl PgStore {
                     return Ok(Err(StoreError::new("postgres: no free order number")));
                 }
             }
-            let outcomes = run_steps(&tx, &groups).await?;
+            let outcomes = run_steps(&tx, &groups, true).await?;
             tx.commit().await?;
             Ok(Ok((Applied::Recorded(newly_fulfilled), outcomes)))
         })
@@ -257,8 +257,12 @@ impl PgStore {
     pub(super) async fn run_groups(&self, groups: Vec<stock::Group>) -> Result<Vec<stock::GroupOutcome>, StoreError> {
         self.with(async |client| {
             let tx = client.transaction().await?;
-            let outcomes = run_steps(&tx, &groups).await?;
-            tx.commit().await?;
+            let outcomes = run_steps(&tx, &groups, false).await?;
+            if outcomes.iter().any(|o| matches!(o, stock::GroupOutcome::Failed(_))) {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
             Ok(outcomes)
         })
         .await
@@ -576,8 +580,9 @@ impl<T: Param> Typed for T {
 async fn run_steps(
     tx: &tokio_postgres::Transaction<'_>,
     groups: &[stock::Group],
+    savepoints: bool,
 ) -> Result<Vec<stock::GroupOutcome>, tokio_postgres::Error> {
-    let mut plan = stock::Plan::new(groups);
+    let mut plan = stock::Plan::new(groups, savepoints);
     let mut rows = None;
     loop {
         match plan.next(rows.take()) {

@@ -154,7 +154,7 @@ impl SqliteStore {
                     return Err(rusqlite::Error::ToSqlConversionFailure("no free order number".into()));
                 }
             }
-            let outcomes = run_steps(&tx, &groups)?;
+            let outcomes = run_steps(&tx, &groups, true)?;
             tx.commit()?;
             Ok((Applied::Recorded(newly_fulfilled), outcomes))
         })
@@ -165,8 +165,10 @@ impl SqliteStore {
     pub(super) async fn run_groups(&self, groups: Vec<stock::Group>) -> Result<Vec<stock::GroupOutcome>, StoreError> {
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let outcomes = run_steps(&tx, &groups)?;
-            tx.commit()?;
+            let outcomes = run_steps(&tx, &groups, false)?;
+            if !outcomes.iter().any(|o| matches!(o, stock::GroupOutcome::Failed(_))) {
+                tx.commit()?; // else dropped: rolled back
+            }
             Ok(outcomes)
         })
         .await
@@ -426,8 +428,12 @@ impl SqliteStore {
 }
 
 /// Runs stock steps in the transaction `tx` is in (see [`stock::Plan`]).
-fn run_steps(tx: &Connection, groups: &[stock::Group]) -> Result<Vec<stock::GroupOutcome>, rusqlite::Error> {
-    let mut plan = stock::Plan::new(groups);
+fn run_steps(
+    tx: &Connection,
+    groups: &[stock::Group],
+    savepoints: bool,
+) -> Result<Vec<stock::GroupOutcome>, rusqlite::Error> {
+    let mut plan = stock::Plan::new(groups, savepoints);
     let mut rows = None;
     loop {
         match plan.next(rows.take()) {

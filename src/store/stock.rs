@@ -130,26 +130,31 @@ pub(crate) enum Next<'a> {
 }
 
 /// Groups of steps run inside the caller's transaction: the logic both backends share (each
-/// only runs what [`Plan::next`] asks, in a plain loop).
+/// only runs what [`Plan::next`] asks, in a plain loop). The groups are alternatives: the first
+/// that completes ends the plan (its guards make the others moot), so a common case costs one
+/// statement per step it runs. A group with a [`Kind::Require`] step runs inside a savepoint
+/// when `savepoints` is on; with it off, the caller rolls the whole transaction back when a group
+/// failed (a plan standing alone).
 pub(crate) struct Plan<'a> {
     groups: &'a [Group],
+    savepoints: bool,
     group: usize,
-    step: usize,
+    /// The next step; `None` while the group has not started.
+    step: Option<usize>,
     outcome: GroupOutcome,
-    skip_next: bool,
     out: Vec<GroupOutcome>,
     rolling_back: bool,
 }
 
 impl<'a> Plan<'a> {
-    /// A plan for `groups`.
-    pub(crate) fn new(groups: &'a [Group]) -> Plan<'a> {
+    /// A plan for `groups`, with savepoints for groups that may fail or without.
+    pub(crate) fn new(groups: &'a [Group], savepoints: bool) -> Plan<'a> {
         Plan {
             groups,
+            savepoints,
             group: 0,
-            step: 0,
+            step: None,
             outcome: GroupOutcome::Done { short: false },
-            skip_next: false,
             out: Vec::new(),
             rolling_back: false,
         }
@@ -157,52 +162,57 @@ impl<'a> Plan<'a> {
 
     /// What to do next, given the rows the last [`Next::Exec`] affected (`None` otherwise).
     pub(crate) fn next(&mut self, rows: Option<u64>) -> Next<'a> {
+        if std::mem::take(&mut self.rolling_back) {
+            return self.end_group();
+        }
+        let Some(group) = self.groups.get(self.group) else {
+            return Next::Done(std::mem::take(&mut self.out));
+        };
+        let mut at = match self.step {
+            None => {
+                self.step = Some(0);
+                if self.savepoints && group.0.iter().any(|s| s.kind == Kind::Require) {
+                    return Next::Savepoint;
+                }
+                0
+            }
+            Some(at) => at,
+        };
         if let Some(n) = rows {
-            let step = &self.groups[self.group].0[self.step];
-            self.step += 1;
+            let step = &group.0[at];
+            at += 1;
             match step.kind {
                 Kind::Guard if n == 0 => {
                     self.outcome = GroupOutcome::Skipped;
                     return self.end_group();
                 }
                 Kind::Require if n == 0 => {
-                    self.outcome = GroupOutcome::Failed(self.step - 1);
-                    self.rolling_back = true;
-                    return Next::Rollback;
+                    self.outcome = GroupOutcome::Failed(at - 1);
+                    if self.savepoints {
+                        self.rolling_back = true;
+                        return Next::Rollback;
+                    }
+                    return self.end_group();
                 }
                 Kind::Try if n == 0 => self.outcome = GroupOutcome::Done { short: true },
-                Kind::Try => self.skip_next = true,
+                Kind::Try => at += 1, // its fallback is not needed
                 _ => {}
             }
-        } else if std::mem::take(&mut self.rolling_back) {
-            return self.end_group();
         }
-        let Some(group) = self.groups.get(self.group) else {
-            return Next::Done(std::mem::take(&mut self.out));
-        };
-        if self.step == 0 && rows.is_none() {
-            // A group starts: its savepoint, then its first step.
-            self.step = usize::MAX;
-            return Next::Savepoint;
-        }
-        if self.step == usize::MAX {
-            self.step = 0;
-        }
-        if std::mem::take(&mut self.skip_next) {
-            self.step += 1;
-        }
-        match group.0.get(self.step) {
+        self.step = Some(at);
+        match group.0.get(at) {
             Some(step) => Next::Exec(step),
             None => self.end_group(),
         }
     }
 
-    /// Records the group's outcome and moves to the next group.
+    /// Records the group's outcome and moves to the next group, or ends the plan after a group
+    /// that completed.
     fn end_group(&mut self) -> Next<'a> {
-        self.out.push(std::mem::replace(&mut self.outcome, GroupOutcome::Done { short: false }));
-        self.group += 1;
-        self.step = 0;
-        self.skip_next = false;
+        let outcome = std::mem::replace(&mut self.outcome, GroupOutcome::Done { short: false });
+        self.out.push(outcome);
+        self.group = if matches!(outcome, GroupOutcome::Done { .. }) { self.groups.len() } else { self.group + 1 };
+        self.step = None;
         self.next(None)
     }
 }

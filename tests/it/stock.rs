@@ -20,26 +20,52 @@ const TOKEN: &str = "stock-owner-token-0123456789abcdefghijkl";
 const CRON_SECRET: &str = "stock-cron-secret-0123456789abcdef";
 const MUG: &str = r#"{"items":[{"id":"mug","quantity":1}]}"#;
 
-/// A database of the test's own for `backend`.
-async fn fresh_database(backend: Backend) -> String {
+/// The Postgres database the stock tests share (made once; its tables are emptied by each test,
+/// which holds [`PG_LOCK`]): one database, so PgBouncer keeps one pool for them all.
+const PG_DATABASE: &str = "checkout_stock_tests";
+
+/// Serialises the Postgres stock tests of this process (they share [`PG_DATABASE`]).
+static PG_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A test's store: its URL, and for Postgres the hold on the shared database.
+struct Db {
+    url: String,
+    _held: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+/// A database of the test's own for `backend`: a fresh SQLite file, or [`PG_DATABASE`] emptied.
+async fn fresh_database(backend: Backend) -> Db {
     if backend == Backend::Sqlite {
-        return crate::common::sqlite_url();
+        return Db { url: crate::common::sqlite_url(), _held: None };
     }
-    let name = format!("stock_{}", checkout::http::random_hex(6));
+    let held = PG_LOCK.lock().await;
     let admin = crate::common::postgres_url().expect("TEST_DATABASE_URL");
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&PG_DATABASE]).await.unwrap();
+    if exists.is_none()
+        && let Err(e) = client.batch_execute(&format!("CREATE DATABASE {PG_DATABASE}")).await
+    {
+        // Another run created it first.
+        let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+        assert!(code == "42P04" || code == "23505", "CREATE DATABASE: {e:?}");
+    }
+    let mut direct: reqwest::Url = admin.parse().unwrap();
+    direct.set_path(&format!("/{PG_DATABASE}"));
+    let (db, conn) = tokio_postgres::connect(direct.as_str(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    db.batch_execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;").await.unwrap();
     let mut url: reqwest::Url = crate::common::database_url(backend).parse().unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
+    url.set_path(&format!("/{PG_DATABASE}"));
+    Db { url: url.to_string(), _held: Some(held) }
 }
 
 /// A shop (instance 0, which receives the webhooks) on its own database, with the owner's
-/// token and the cron secret, plus `env`.
-async fn stock_shop(backend: Backend, env: &[(&'static str, &str)]) -> Shop {
+/// token and the cron secret, plus `env`; the database's hold lives as long as the shop.
+async fn stock_shop(backend: Backend, env: &[(&'static str, &str)]) -> (Shop, Db) {
+    let db = fresh_database(backend).await;
     let emu = Emulator::start(crate::common::emulator_options()).await.unwrap();
-    shop_with_emulator(emu, options(fresh_database(backend).await, env)).await
+    (shop_with_emulator(emu, options(db.url.clone(), env)).await, db)
 }
 
 fn options(database_url: String, env: &[(&'static str, &str)]) -> ShopOptions {
@@ -134,7 +160,7 @@ async fn reconcile(s: &Shop) -> Value {
 each_backend! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_rush_of_100_buyers_on_8_instances_takes_exactly_10_units(backend) {
-        let s = stock_shop(backend, &[]).await;
+        let (s, _db) = stock_shop(backend, &[]).await;
         let answer = set_stock(&s, "mug", Some(10)).await;
         assert_eq!(answer, json!({"product": "mug", "stock": 10, "reserved": 0, "available": 10, "sold": 0, "oversold": 0}));
         let mut instances = vec![Arc::new(Instance { app: s.app.clone(), addr: s.addr, site: s.site.clone(), database_url: s.database_url.clone() })];
@@ -209,7 +235,7 @@ each_backend! {
 each_backend! {
     #[tokio::test]
     async fn expired_sessions_give_their_units_back_once(backend) {
-        let s = stock_shop(backend, &[]).await;
+        let (s, _db) = stock_shop(backend, &[]).await;
         set_stock(&s, "mug", Some(3)).await;
         let mut ids = Vec::new();
         for _ in 0..3 {
@@ -258,7 +284,7 @@ each_backend! {
 each_backend! {
     #[tokio::test]
     async fn a_failed_stripe_call_or_async_payment_releases_at_once(backend) {
-        let s = stock_shop(backend, &[("STRIPE_MAX_RETRIES", "0")]).await;
+        let (s, _db) = stock_shop(backend, &[("STRIPE_MAX_RETRIES", "0")]).await;
         set_stock(&s, "mug", Some(1)).await;
         s.emu.set_api_fault(ApiFault { status: Some(500), count: 1, ..Default::default() });
         let (status, _) = s.post_json("/api/create-checkout", MUG, "203.0.113.9").await.into_status_and_body();
@@ -279,7 +305,7 @@ each_backend! {
 each_backend! {
     #[tokio::test]
     async fn the_sweep_releases_only_what_stripe_says_expired(backend) {
-        let s = stock_shop(backend, &[]).await;
+        let (s, _db) = stock_shop(backend, &[]).await;
         set_stock(&s, "mug", Some(5)).await;
         // The shop hears nothing: the sweep must ask Stripe.
         s.emu.set_webhook_faults(WebhookFaults { drop: true, ..Default::default() });
@@ -328,7 +354,7 @@ each_backend! {
 each_backend! {
     #[tokio::test]
     async fn a_payment_after_its_release_is_fulfilled_by_default_and_stock_stays_at_zero(backend) {
-        let s = stock_shop(backend, &[]).await;
+        let (s, _db) = stock_shop(backend, &[]).await;
         oversold_race(&s, false).await;
     }
 }
@@ -336,7 +362,7 @@ each_backend! {
 each_backend! {
     #[tokio::test]
     async fn a_payment_after_its_release_is_refunded_when_the_owner_says_so(backend) {
-        let s = stock_shop(backend, &[("STOCK_OVERSOLD", "refund")]).await;
+        let (s, _db) = stock_shop(backend, &[("STOCK_OVERSOLD", "refund")]).await;
         oversold_race(&s, true).await;
     }
 }
@@ -392,7 +418,7 @@ async fn oversold_race(s: &Shop, refund: bool) {
 
 #[tokio::test]
 async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
-    let s = stock_shop(Backend::Sqlite, &[]).await;
+    let (s, _db) = stock_shop(Backend::Sqlite, &[]).await;
     let body = json!({"product": "mug", "stock": 4});
     let send = |token: Option<&'static str>, origin: &str, ctype: &str, key: Option<&str>, body: String| {
         let mut req =
@@ -455,7 +481,7 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
 
 #[tokio::test]
 async fn the_emulator_checks_expires_at_and_expires_by_its_control_route() {
-    let s = stock_shop(Backend::Sqlite, &[]).await;
+    let (s, _db) = stock_shop(Backend::Sqlite, &[]).await;
     let now = checkout::clock::now();
     let create = async |expires_at: i64| {
         let form = [
@@ -519,7 +545,8 @@ impl StatusAndBody for (u16, reqwest::header::HeaderMap, Value) {
 each_backend! {
     #[tokio::test]
     async fn a_catalog_stock_seeds_a_product_only_once(backend) {
-        let store = crate::common::open_store(&fresh_database(backend).await);
+        let db = fresh_database(backend).await;
+        let store = crate::common::open_store(&db.url);
         let later = checkout::clock::now() + 1800;
         let mug = |n: i64| vec![("mug".to_string(), n)];
         store.reserve("rsv_seed1", &mug(1), &mug(3), later).await.unwrap().unwrap();
