@@ -169,3 +169,33 @@ async fn async_outcome(inner: Arc<Inner>, id: String, success: bool) {
     };
     crate::webhook::dispatch(&inner, vec![ev]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Session;
+
+    /// An open session, its `expires_at` `ahead` seconds from now.
+    fn open(st: &mut State, id: &str, ahead: i64) {
+        let obj = json!({"id": id, "object": "checkout.session", "status": "open", "expires_at": crate::state::now() + ahead});
+        st.sessions.insert(id.to_string(), Session { obj, line_items: vec![], promo: None, coupon: None });
+    }
+
+    #[test]
+    fn an_open_session_expires_at_its_expires_at_once_with_its_event() {
+        let inner = Inner::new(crate::Options::default(), "127.0.0.1:9".parse().unwrap()).unwrap();
+        let mut st = State::default();
+        open(&mut st, "cs_test_due", -1);
+        open(&mut st, "cs_test_later", 1800);
+        let events = expire_due(&inner, &mut st);
+        assert_eq!(events.len(), 1, "only the one past its expires_at");
+        assert_eq!(st.sessions["cs_test_due"].obj["status"], "expired");
+        assert_eq!(st.sessions["cs_test_later"].obj["status"], "open");
+        let event = st.events.iter().find(|e| e["id"] == events[0].as_str()).unwrap();
+        assert_eq!(event["type"], "checkout.session.expired");
+        assert_eq!(event["data"]["object"]["id"], "cs_test_due");
+        assert!(expire_due(&inner, &mut st).is_empty(), "an expired session expires once");
+        // Expiring it by hand afterwards is Stripe's 400.
+        assert_eq!(expire(&inner, &mut st, "cs_test_due", &[]).unwrap_err().status, 400);
+    }
+}
