@@ -85,6 +85,12 @@ pub struct Swept {
 pub async fn sweep_stock(app: &App, limit: u32) -> Result<Swept, StoreError> {
     let lapsed = app.store.lapsed_reservations(crate::clock::now() - crate::stock::SWEEP_MARGIN_SECS, limit).await?;
     let mut swept = Swept::default();
+    // Refunds for want of stock (and their hook) left unfinished: taken over once lapsed.
+    for session_id in app.store.lapsed_oversold_runs(crate::hooks::RUN_LEASE_SECS, limit).await? {
+        if !crate::stock::resume(app, &session_id).await.settled() {
+            crate::log::warn("oversold run not finished", &[("session_id", &session_id)]);
+        }
+    }
     for (id, session) in lapsed {
         swept.looked_at += 1;
         let released = match session {

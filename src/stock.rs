@@ -137,15 +137,21 @@ pub async fn after_sale(app: &App, session_id: &str, outcome: SaleOutcome) -> Ru
 }
 
 /// Takes over an `on_oversold` run left unfinished (its refund or hook failed, or its instance
-/// died), as [`hooks::resume`] does for the other runs.
+/// died) once its lease lapsed, as [`hooks::resume`] does for the other runs; a run still
+/// leased to another caller is [`Run::Held`] (a webhook answers 5xx and Stripe retries).
 pub async fn resume(app: &App, session_id: &str) -> Run {
     let key_id = crate::store::oversold_run(session_id);
-    match app.store.reclaim_run(RunKey::Event(&key_id), crate::clock::now(), hooks::RUN_LEASE_SECS).await {
+    let key = RunKey::Event(&key_id);
+    match app.store.reclaim_run(key, crate::clock::now(), hooks::RUN_LEASE_SECS).await {
         Ok(Some(claimed)) => {
             let refund = claimed.calls.iter().any(|c| matches!(c, hooks::HookCall::Oversold { refunded: true }));
             run_oversold(app, session_id, refund).await
         }
-        Ok(None) => Run::Done,
+        Ok(None) => match app.store.run_pending(key).await {
+            Ok(true) => Run::Held,
+            Ok(false) => Run::Done,
+            Err(e) => Run::failed(&e),
+        },
         Err(e) => Run::failed(&e),
     }
 }

@@ -73,6 +73,12 @@ pub(crate) const SELECT_RESERVATION: &str = "SELECT items, state, COALESCE(sessi
 pub(crate) const SELECT_LAPSED: &str = "SELECT reservation_id, COALESCE(session_id, '') FROM stock_reservations
      WHERE state = 'held' AND expires_at <= $1 ORDER BY expires_at, reservation_id LIMIT $2";
 
+/// Unfinished `on_oversold` runs claimed at or before `$1` (their lease lapsed), at most `$2`:
+/// their orders' session ids.
+pub(crate) const SELECT_LAPSED_OVERSOLD: &str = "SELECT session_id FROM hook_runs
+     WHERE event_id LIKE 'stock-oversold:%' AND done_at IS NULL AND claimed_at <= $1
+     ORDER BY claimed_at, event_id LIMIT $2";
+
 /// What a step's rows-affected count means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -444,6 +450,13 @@ impl Store {
                 Some((id, Some(session).filter(|s| !s.is_empty())))
             })
             .collect())
+    }
+
+    /// Orders whose `on_oversold` run (a refund for want of stock, then the hook) was left
+    /// unfinished `lease_secs` or more ago: the reconciliation run takes them over.
+    pub async fn lapsed_oversold_runs(&self, lease_secs: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        let rows = self.rows_texts(SELECT_LAPSED_OVERSOLD, &[], &[now() - lease_secs, i64::from(limit)]).await?;
+        Ok(rows.into_iter().filter_map(|mut r| r.pop()).collect())
     }
 
     /// Sets a product's units on hand (`None`: unlimited); reserved and sold units are kept.

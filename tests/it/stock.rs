@@ -367,6 +367,49 @@ each_backend! {
     }
 }
 
+each_backend! {
+    #[tokio::test]
+    async fn a_refund_for_want_of_stock_that_failed_is_finished_by_the_reconciliation_run(backend) {
+        let (s, _db) = stock_shop(backend, &[("STOCK_OVERSOLD", "refund"), ("STRIPE_MAX_RETRIES", "0")]).await;
+        set_stock(&s, "mug", Some(1)).await;
+        let a = s.checkout(MUG).await;
+        assert!(s.app.store.release(&reservation_of(&s, &a)).await.unwrap());
+        let b = s.checkout(MUG).await;
+        s.pay(&b, "pay").await;
+        s.wait_order(&b, |o| o.state == OrderState::Fulfilled).await;
+        // Stripe refuses every refund for now: the run stays unfinished.
+        let refunds = Some("/v1/refunds".to_string());
+        s.emu.set_api_fault(ApiFault { status: Some(500), count: 1000, path: refunds, ..Default::default() });
+        s.pay(&a, "pay").await;
+        s.wait_order(&a, |o| o.state == OrderState::Fulfilled).await;
+        let run = format!("stock-oversold:{a}");
+        let runs = async || {
+            crate::common::sql(&s.database_url, "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1", &run).await
+        };
+        eventually("a refund was tried", async || !s.requests_to("/v1/refunds").is_empty()).await;
+        assert!(runs().await[0].1.is_none(), "unfinished while Stripe refuses");
+        s.emu.reset_faults();
+        // Its lease lapsed (as if two minutes passed): the run takes it over, refunds once.
+        crate::common::sql(
+            &s.database_url,
+            "UPDATE hook_runs SET claimed_at = 0 WHERE event_id = $1 RETURNING attempts, done_at",
+            &run,
+        )
+        .await;
+        reconcile(&s).await;
+        let done = runs().await;
+        assert!(done[0].1.is_some(), "finished by the run: {done:?}");
+        let made = || {
+            let requests = s.emu.requests().into_iter();
+            requests.filter(|r| r.method == "POST" && r.path == "/v1/refunds" && r.status == 200 && !r.idempotent_replayed).count()
+        };
+        assert_eq!(made(), 1, "one refund made");
+        s.wait_order(&a, |o| o.money.amount_refunded == o.money.amount && o.money.amount > 0).await;
+        reconcile(&s).await;
+        assert_eq!(made(), 1, "a later run refunds nothing more");
+    }
+}
+
 /// One unit: A's reservation is released while A is still being paid (the sweep raced the
 /// payment), B takes the unit, then A's payment completes.
 async fn oversold_race(s: &Shop, refund: bool) {
