@@ -742,6 +742,13 @@
         showCheckoutError(codeLimitMessage(res.retryAfter));
         return;
       }
+      var stockMessage = res.status === 409 && data && data.error && typeof data.error.message === 'string'
+        ? data.error.message : '';
+      if (/^(.{1,200} is sold out|only \d{1,7} left of .{1,200})$/.test(stockMessage)) {
+        // Limited stock: the server's word is the truth (the product list may be minutes old).
+        showCheckoutError(stockMessage.charAt(0).toUpperCase() + stockMessage.slice(1) + '. Please change your cart.');
+        return;
+      }
       var err = Shop.describeError(res, 'The checkout could not be started. Please try again.');
       showCheckoutError(err.text, err.reference);
     });

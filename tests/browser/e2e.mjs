@@ -721,6 +721,12 @@ async function lastUnit(browser) {
   assert(/mug: 1 on hand, 0 reserved, 1 available/.test(set), `the stock form said ${JSON.stringify(set)}`);
   await shot(owner.page, '50-stock-form.png');
 
+  // A slower shopper loads the page while one is left and puts it in the cart.
+  const slow = await newContext(browser);
+  const late = await slow.newPage();
+  await openShop(late);
+  await add(late, 'mug', 1);
+
   const buyer = await newContext(browser);
   let page = await buyer.newPage();
   await openShop(page);
@@ -733,6 +739,16 @@ async function lastUnit(browser) {
   await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html');
   await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
   await buyer.close();
+
+  // The slower shopper's page is stale; checkout's answer (409) is the truth.
+  expectedConsoleError = /status of 409/;
+  await late.click('#checkout');
+  await late.waitForFunction(() => /sold out/.test(document.getElementById('message').textContent));
+  const refused = await text(late, '#message');
+  assert(refused === 'Borrow-checked Mug is sold out. Please change your cart.', `stale page: ${JSON.stringify(refused)}`);
+  assert(late.url().startsWith(SHOP_URL), 'still on the shop');
+  await shot(late, '52-sold-out-at-checkout.png');
+  await slow.close();
 
   const next = await newContext(browser);
   page = await next.newPage();
