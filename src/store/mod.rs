@@ -1,6 +1,7 @@
 //! The order store: orders, fulfilments, processed event ids, the reconciliation run's
-//! progress (its checkpoint, its listing cursor, the events it could not act on) and the shared
-//! rate-limit counters, behind one small interface with two backends —
+//! progress (its checkpoint, its listing cursor, the events it could not act on), the shared
+//! rate-limit counters, and stock with its reservations (`stock.rs`), behind one small
+//! interface with two backends —
 //! embedded SQLite (local default) and Postgres (production).
 //!
 //! Exactly-once comes from the database, not from a read-then-write: every
