@@ -410,6 +410,30 @@ each_backend! {
     }
 }
 
+each_backend! {
+    #[tokio::test]
+    async fn a_payment_after_its_release_with_its_units_still_free_is_a_plain_sale(backend) {
+        let (s, _db) = stock_shop(backend, &[("STOCK_OVERSOLD", "refund")]).await;
+        set_stock(&s, "mug", Some(2)).await;
+        let a = s.checkout(MUG).await;
+        assert!(s.app.store.release(&reservation_of(&s, &a)).await.unwrap());
+        s.pay(&a, "pay").await;
+        s.wait_order(&a, |o| o.state == OrderState::Fulfilled).await;
+        let l = level(&s.app.store, "mug").await;
+        assert_eq!((l.on_hand, l.reserved, l.sold, l.oversold), (Some(1), 0, 1, 0), "{l:?}");
+        let r = s.app.store.reservation(&reservation_of(&s, &a)).await.unwrap().unwrap();
+        assert_eq!(r.state, "sold");
+        assert!(s.requests_to("/v1/refunds").is_empty(), "nothing refunded: the unit was there");
+        let runs = crate::common::sql(
+            &s.database_url,
+            "SELECT attempts, done_at FROM hook_runs WHERE event_id = $1",
+            &format!("stock-oversold:{a}"),
+        )
+        .await;
+        assert!(runs.is_empty(), "on_oversold does not run");
+    }
+}
+
 /// One unit: A's reservation is released while A is still being paid (the sweep raced the
 /// payment), B takes the unit, then A's payment completes.
 async fn oversold_race(s: &Shop, refund: bool) {
