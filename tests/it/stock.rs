@@ -547,6 +547,43 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
 }
 
 #[tokio::test]
+async fn the_stock_route_is_off_without_a_token_and_counts_against_the_owners_limit() {
+    let off = crate::common::shop(ShopOptions::default()).await;
+    let r = off
+        .http
+        .post(off.url("/api/stock"))
+        .bearer_auth(TOKEN)
+        .header("origin", &off.site)
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k")
+        .body(r#"{"product":"mug","stock":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "ADMIN_TOKEN unset: no such route");
+    // RATE_LIMIT_ORDER_ACTIONS counts before the token is checked.
+    let (s, _db) = stock_shop(Backend::Sqlite, &[("RATE_LIMIT_ORDER_ACTIONS", "2/60")]).await;
+    crate::common::within_one_window(60, 10).await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let r = s
+            .http
+            .post(s.url("/api/stock"))
+            .bearer_auth("wrong-token-0123456789abcdefghijklmnop")
+            .header("origin", &s.site)
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("k{i}"))
+            .header("x-real-ip", "198.51.100.77")
+            .body(r#"{"product":"mug","stock":1}"#)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
+}
+
+#[tokio::test]
 async fn the_emulator_checks_expires_at_and_expires_by_its_control_route() {
     let (s, _db) = stock_shop(Backend::Sqlite, &[]).await;
     let now = checkout::clock::now();
