@@ -32,6 +32,10 @@ pub(crate) const SET_RESERVATION_SESSION: &str =
 /// Moves reservation `$1` from state `$2` to `$3` at `$4`; 0 rows: it was not in `$2`.
 pub(crate) const MOVE_RESERVATION: &str =
     "UPDATE stock_reservations SET state = $3, updated_at = $4 WHERE reservation_id = $1 AND state = $2";
+/// Moves reservation `$1`, while it holds its units (`held`, or `awaiting` a delayed payment),
+/// to `$2` at `$3`; 0 rows: it no longer holds them.
+pub(crate) const MOVE_HOLDING: &str = "UPDATE stock_reservations SET state = $2, updated_at = $3
+     WHERE reservation_id = $1 AND state IN ('held', 'awaiting')";
 /// Gives back `$2` reserved units of `$1` (never below zero).
 pub(crate) const UNRESERVE: &str = "UPDATE stock SET
         reserved = CASE WHEN reserved >= $2 THEN reserved - $2 ELSE 0 END, updated_at = $3
@@ -233,7 +237,8 @@ pub struct Reservation {
     pub id: String,
     /// `(product id, quantity)` per product.
     pub items: Vec<ReservedItem>,
-    /// `held`, `released`, `sold`, `oversold` (sold without every unit) or `refunded` (paid
+    /// `held`, `awaiting` (its session completed, a delayed payment pending: still holding its
+    /// units), `released`, `sold`, `oversold` (sold without every unit) or `refunded` (paid
     /// after its release with too few units left, and refunded by the rule).
     pub state: String,
     /// The Checkout Session, once Stripe created it.
@@ -299,7 +304,7 @@ pub(crate) fn sale_groups(id: &str, items: &[ReservedItem], rule: OversoldRule) 
     let now = Some(now());
     let moved = |from: &str, to: &str, kind| Step::new(kind, MOVE_RESERVATION, &[id, from, to], &[now]);
     let per_item = |sql, kind| items.iter().map(move |(p, q)| Step::new(kind, sql, &[p], &[Some(*q), now]));
-    let mut held = vec![moved("held", "sold", Kind::Guard)];
+    let mut held = vec![Step::new(Kind::Guard, MOVE_HOLDING, &[id, "sold"], &[now])];
     held.extend(per_item(SELL_RESERVED, Kind::Plain));
     // All the units are free again: sold as if still held.
     let mut late = vec![moved("released", "sold", Kind::Guard)];
@@ -340,7 +345,12 @@ pub(crate) fn order_groups(order: &OrderUpdate, r: &Reservation, rule: OversoldR
             groups
         }
         OrderState::Expired | OrderState::PaymentFailed => vec![release_group(&r.id, &r.items)],
-        OrderState::AwaitingPayment => Vec::new(),
+        // Paid by a delayed method: its units stay reserved until the outcome, and the sweep
+        // stops asking Stripe about it (its outcome's event, or the run's walk, settles it).
+        OrderState::AwaitingPayment => {
+            let moved = Step::new(Kind::Guard, MOVE_RESERVATION, &[&r.id, "held", "awaiting"], &[Some(now())]);
+            vec![Group(vec![moved])]
+        }
     }
 }
 
@@ -367,7 +377,7 @@ pub(crate) fn outcome_of(order: &OrderUpdate, outcomes: &[GroupOutcome]) -> Sale
 /// The group that releases reservation `id` (of `items`) once: its units go back.
 fn release_group(id: &str, items: &[ReservedItem]) -> Group {
     let now = Some(now());
-    let mut steps = vec![Step::new(Kind::Guard, MOVE_RESERVATION, &[id, "held", "released"], &[now])];
+    let mut steps = vec![Step::new(Kind::Guard, MOVE_HOLDING, &[id, "released"], &[now])];
     steps.extend(items.iter().map(|(p, q)| Step::new(Kind::Plain, UNRESERVE, &[p], &[Some(*q), now])));
     Group(steps)
 }
