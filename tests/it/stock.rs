@@ -550,7 +550,26 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
     let two = r#"{"items":[{"id":"mug","quantity":2}]}"#;
     let (status, answer) = s.post_json("/api/create-checkout", two, "203.0.113.5").await.into_status_and_body();
     assert_eq!((status, answer["error"]["message"].as_str()), (409, Some("only 1 left of Borrow-checked Mug")));
-    assert!(s.requests_to("/v1/checkout/sessions").is_empty(), "nothing sent to Stripe");
+    let with_code = r#"{"items":[{"id":"mug","quantity":2}],"code":"SAVE10"}"#;
+    let (status, _) = s.post_json("/api/create-checkout", with_code, "203.0.113.5").await.into_status_and_body();
+    assert_eq!(status, 409);
+    assert!(s.emu.requests().is_empty(), "nothing sent to Stripe, not even the code's look-up");
+    // A failure after the reservation (too many codes tried) gives the units back at once.
+    let limited = [("RATE_LIMIT_APPLY_DISCOUNT", "1/60")];
+    let (t, _db) = stock_shop(Backend::Sqlite, &limited).await;
+    set_stock(&t, "mug", Some(1)).await;
+    crate::common::within_one_window(60, 10).await;
+    for (code, want) in [("SAVE10", 200), ("FIVEOFF", 429)] {
+        let cart = format!(r#"{{"items":[{{"id":"mug","quantity":1}}],"code":"{code}"}}"#);
+        let (status, answer) = t.post_json("/api/create-checkout", &cart, "203.0.113.6").await.into_status_and_body();
+        assert_eq!(status, want, "{code}: {answer}");
+        if status == 200 {
+            control(&t, &format!("/_emulator/sessions/{}/expire", session_of(&answer))).await;
+            eventually("the expired session's unit back", async || level(&t.app.store, "mug").await.reserved == 0)
+                .await;
+        }
+    }
+    assert_eq!(level(&t.app.store, "mug").await.reserved, 0, "the refused checkout's unit went back");
 }
 
 #[tokio::test]
