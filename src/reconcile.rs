@@ -85,6 +85,7 @@ pub struct Swept {
 pub async fn sweep_stock(app: &App, limit: u32) -> Result<Swept, StoreError> {
     let lapsed = app.store.lapsed_reservations(crate::clock::now() - crate::stock::SWEEP_MARGIN_SECS, limit).await?;
     let mut swept = Swept::default();
+    app.store.prune_reservations(crate::clock::now() - crate::stock::KEEP_SETTLED_SECS).await?;
     // Refunds for want of stock (and their hook) left unfinished: taken over once lapsed.
     for session_id in app.store.lapsed_oversold_runs(crate::hooks::RUN_LEASE_SECS, limit).await? {
         if !crate::stock::resume(app, &session_id).await.settled() {

@@ -30,6 +30,10 @@ pub const SWEEP_MARGIN_SECS: i64 = 5 * 60;
 /// Reservations one sweep looks at, at most (each may cost one Stripe call).
 pub const SWEEP_PER_RUN: u32 = 20;
 
+/// How long a settled reservation is kept (Stripe lists events for 30 days; one about a
+/// forgotten reservation changes nothing).
+pub const KEEP_SETTLED_SECS: i64 = 30 * 86_400;
+
 /// At or below this many units left, shoppers are told the exact number ("Only 3 left").
 pub const EXACT_BELOW: i64 = 5;
 

@@ -83,6 +83,11 @@ pub(crate) const SELECT_LAPSED_OVERSOLD: &str = "SELECT session_id FROM hook_run
      WHERE event_id LIKE 'stock-oversold:%' AND done_at IS NULL AND claimed_at <= $1
      ORDER BY claimed_at, event_id LIMIT $2";
 
+/// Forgets settled reservations (sold, released, oversold, refunded) last changed before `$1`:
+/// a later event about one finds no reservation and changes nothing, as a settled one would.
+pub(crate) const PRUNE_RESERVATIONS: &str = "DELETE FROM stock_reservations
+     WHERE state NOT IN ('held', 'awaiting') AND updated_at < $1";
+
 /// What a step's rows-affected count means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -467,6 +472,11 @@ impl Store {
     pub async fn lapsed_oversold_runs(&self, lease_secs: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         let rows = self.rows_texts(SELECT_LAPSED_OVERSOLD, &[], &[now() - lease_secs, i64::from(limit)]).await?;
         Ok(rows.into_iter().filter_map(|mut r| r.pop()).collect())
+    }
+
+    /// Forgets reservations settled before `before` (Unix seconds); how many.
+    pub async fn prune_reservations(&self, before: i64) -> Result<u64, StoreError> {
+        self.exec(PRUNE_RESERVATIONS, &[], &[before]).await
     }
 
     /// Sets a product's units on hand (`None`: unlimited); reserved and sold units are kept.

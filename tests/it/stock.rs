@@ -355,6 +355,19 @@ each_backend! {
         assert_eq!(report["stock"], json!({"looked_at": 1, "released": 0}), "only the open one is asked about again");
         assert_eq!(state(&open).await, "held");
         assert_eq!(level(&s.app.store, "mug").await.reserved, 2, "the open and the awaiting one hold their units");
+        // Settled reservations are forgotten after 30 days; held ones never.
+        crate::common::sql(
+            &s.database_url,
+            "UPDATE stock_reservations SET updated_at = 0 WHERE session_id <> $1
+             RETURNING CAST(0 AS BIGINT), CAST(NULL AS BIGINT)",
+            "none",
+        )
+        .await;
+        reconcile(&s).await;
+        assert!(db.reservation(&reservation_of(&s, &paid)).await.unwrap().is_none(), "a sold one forgotten");
+        assert!(db.reservation(&reservation_of(&s, &expired)).await.unwrap().is_none(), "a released one forgotten");
+        assert_eq!(state(&open).await, "held");
+        assert_eq!(state(&pending).await, "awaiting");
     }
 }
 
