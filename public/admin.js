@@ -754,7 +754,58 @@
       el.login.hidden = false;
       Shop.setMessage(el.message, 'The token is forgotten in this tab.', 'info');
     });
+    initStock();
     if (token()) load(false);
+  }
+
+  // ---------------------------------------------------------------- stock
+
+  /** The stock form: POST /api/stock {"product", "stock"} under one Idempotency-Key per intent. */
+  function initStock() {
+    var form = $('stock-form');
+    var product = $('stock-product');
+    var units = $('stock-units');
+    var message = $('stock-message');
+    if (!form) return;
+    fetch('/api/products', { headers: { 'Accept': 'application/json' } }).then(function (r) { return r.json(); }).then(function (data) {
+      (data && Array.isArray(data.products) ? data.products : []).forEach(function (p) {
+        if (!p || typeof p.id !== 'string' || typeof p.name !== 'string') return;
+        var o = document.createElement('option');
+        o.value = p.id;
+        o.textContent = p.name;
+        product.appendChild(o);
+      });
+    }, function () { Shop.setMessage(message, 'The products could not be loaded.', 'error'); });
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var t = token();
+      var raw = units.value.trim();
+      var n = raw === '' ? null : Number(raw);
+      if (!product.value || (n !== null && !(Number.isInteger(n) && n >= 0 && n <= 1000000))) {
+        Shop.setMessage(message, 'Choose a product and a whole number of units (0 to 1000000), or leave it empty for unlimited.', 'error');
+        return;
+      }
+      var intent = intentFor('stock', { product: product.value, stock: n });
+      var headers = { 'Content-Type': 'application/json', 'Idempotency-Key': intent.key };
+      $('stock-save').disabled = true;
+      ownerFetch('/api/stock', t, 'POST', headers, intent.body).then(function (r) {
+        $('stock-save').disabled = false;
+        if (r.res.ok && r.data) {
+          delete intents.stock;
+          var d = r.data;
+          Shop.setMessage(message, d.stock === null ? d.product + ': unlimited (' + d.sold + ' sold).'
+            : d.product + ': ' + d.stock + ' on hand, ' + d.reserved + ' reserved, ' + d.available + ' available, ' +
+              d.sold + ' sold, ' + d.oversold + ' oversold.', 'success');
+          return;
+        }
+        if (r.res.status === 401) { tokenRefused(); return; }
+        if (r.res.status < 500 && r.res.status !== 429) delete intents.stock;
+        Shop.setMessage(message, failure(r.res, r.data, 'The stock could not be set.'), 'error');
+      }, function () {
+        $('stock-save').disabled = false;
+        Shop.setMessage(message, Shop.NETWORK_MESSAGE, 'error');
+      });
+    });
   }
 
   if (document.readyState === 'loading') {

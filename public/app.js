@@ -117,6 +117,10 @@
         if (!validProduct(p) || seen[p.id]) return;
         seen[p.id] = true;
         var max = isNonNegInt(p.max_quantity) ? Math.min(p.max_quantity, 999) : 10;
+        // Limited stock: the exact units left when few (0: sold out); "in_stock" or absent
+        // says nothing. The list is cached, so checkout's answer stays the truth.
+        var left = isNonNegInt(p.available) ? p.available : null;
+        if (left !== null) max = Math.min(max, left);
         state.products.push({
           id: p.id,
           name: p.name.trim(),
@@ -124,6 +128,7 @@
           unitAmount: p.unit_amount,
           currency: p.currency.toLowerCase(),
           max: max,
+          left: left,
           shippable: p.shippable === true
         });
       });
@@ -278,7 +283,15 @@
 
       var limit = document.createElement('p');
       limit.className = 'product-limit';
-      limit.textContent = p.max > 0 ? 'Max ' + p.max + ' per order' : 'Currently unavailable';
+      if (p.left === 0) {
+        limit.textContent = 'Sold out';
+        limit.classList.add('is-stock');
+      } else if (p.left !== null) {
+        limit.textContent = 'Only ' + p.left + ' left';
+        limit.classList.add('is-stock');
+      } else {
+        limit.textContent = p.max > 0 ? 'Max ' + p.max + ' per order' : 'Currently unavailable';
+      }
       foot.appendChild(limit);
 
       card.appendChild(foot);
@@ -288,6 +301,7 @@
         inc.disabled = true;
         dec.disabled = true;
         card.classList.add('is-unavailable');
+        if (p.left === 0) card.classList.add('is-sold-out');
       }
 
       dec.addEventListener('click', function () {
@@ -726,6 +740,13 @@
       }
       if (res.status === 429 && code) {
         showCheckoutError(codeLimitMessage(res.retryAfter));
+        return;
+      }
+      var stockMessage = res.status === 409 && data && data.error && typeof data.error.message === 'string'
+        ? data.error.message : '';
+      if (/^(.{1,200} is sold out|only \d{1,7} left of .{1,200})$/.test(stockMessage)) {
+        // Limited stock: the server's word is the truth (the product list may be minutes old).
+        showCheckoutError(stockMessage.charAt(0).toUpperCase() + stockMessage.slice(1) + '. Please change your cart.');
         return;
       }
       var err = Shop.describeError(res, 'The checkout could not be started. Please try again.');

@@ -38,6 +38,11 @@ pub struct Product {
     /// Image URLs (the Stripe Product's `images`; none in the file catalog).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// Optional initial units on hand (limited stock): the store's row is seeded with it the
+    /// first time a checkout names the product, only when it has none (see [`crate::stock`]
+    /// — after that the owner's `POST /api/stock` rules). Never shown as such.
+    #[serde(default, skip_serializing)]
+    pub stock: Option<u32>,
 }
 
 /// What the shop sells now: the products on sale, in display order, and those it knows but no

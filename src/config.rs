@@ -230,6 +230,9 @@ pub struct Config {
     pub allow_test_keys_in_production: bool,
     /// Whether `DATABASE_URL` looks like a pooled endpoint ([`is_pooled_url`]); `None` for SQLite.
     pub database_pooled: Option<bool>,
+    /// `STOCK_OVERSOLD`: what happens to a payment that completes after its reservation was
+    /// released and finds too few units (default [`OversoldRule::Fulfill`]).
+    pub stock_oversold: OversoldRule,
 }
 
 /// Where the products and their prices come from (`CATALOG_SOURCE`).
@@ -277,6 +280,17 @@ pub fn is_pooled_url(url: &str) -> bool {
     let pooler_host = hosts.to_ascii_lowercase().contains("-pooler");
     let port_6432 = hosts.split(',').any(|h| h.rsplit_once(':').is_some_and(|(_, port)| port == "6432"));
     flagged || pooler_host || port_6432
+}
+
+/// What the shop does with a payment that completed after its stock reservation was released
+/// (a sweep raced it) when the units are no longer there: `STOCK_OVERSOLD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OversoldRule {
+    /// `fulfill` (default): the order is fulfilled; the missing units are counted oversold
+    /// (stock never goes below zero) and the owner's `on_oversold` hook hears of it.
+    Fulfill,
+    /// `refund`: the order is refunded in full at once and not fulfilled; `on_oversold` hears.
+    Refund,
 }
 
 /// Where the shop's transactional email goes (see [`crate::email`]).
@@ -633,6 +647,11 @@ impl Config {
             production,
             allow_test_keys_in_production: production && allow_test_keys,
             database_pooled,
+            stock_oversold: match var("STOCK_OVERSOLD").as_deref() {
+                None | Some("fulfill") => OversoldRule::Fulfill,
+                Some("refund") => OversoldRule::Refund,
+                Some(_) => return Err(ConfigError("STOCK_OVERSOLD: must be fulfill or refund".into())),
+            },
         })
     }
 

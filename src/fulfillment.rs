@@ -7,9 +7,9 @@
 
 use crate::app::App;
 use crate::hooks::{self, Run};
-use crate::order::{OrderItem, OrderState, OrderTotals, OrderUpdate};
+use crate::order::{OrderItem, OrderState, OrderTotals, OrderUpdate, StockSale};
 use crate::session::is_ours;
-use crate::store::{Applied, EventRef, RunKey, StoreError};
+use crate::store::{Applied, EventRef, RunKey, SaleOutcome, StoreError};
 use crate::stripe::{
     EventType, Form, StripeError,
     types::{Expandable, LineItem, List, Session},
@@ -98,11 +98,22 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
         totals: totals(&session),
         shipping: session.collected_information.as_ref().and_then(|c| c.shipping_details.clone()),
         customer_email: session.customer_details.as_ref().and_then(|c| c.email.clone()),
+        stock: session
+            .metadata
+            .get(crate::session::RESERVATION_KEY)
+            .map(|r| StockSale { reservation: r.clone(), rule: app.config.stock_oversold }),
     };
     // A webhook waits briefly for another caller's run; the success page does not.
     let wait = if event.is_some() { hooks::HELD_WAIT } else { Duration::ZERO };
-    let applied = app.store.apply(&order, event).await.map_err(FulfillError::Store)?;
-    let run = if applied == Applied::Recorded(true) {
+    let (applied, sale) = app.store.apply_sale(&order, event).await.map_err(FulfillError::Store)?;
+    let stock_run = match sale {
+        SaleOutcome::None if state == OrderState::Fulfilled && order.stock.is_some() => {
+            crate::stock::resume(app, &order.session_id).await
+        }
+        sale => crate::stock::after_sale(app, &order.session_id, sale).await,
+    };
+    // A payment refunded for want of stock is not fulfilled: its run was closed unrun.
+    let run = if applied == Applied::Recorded(true) && sale != SaleOutcome::Refund {
         // This call fulfilled it: the hook gets the order as recorded, its number included.
         match app.store.order(&order.session_id).await {
             Ok(Some(recorded)) => hooks::run_fulfillment(app, &recorded).await,
@@ -124,6 +135,8 @@ pub async fn fulfill(app: &App, session_id: &str, trigger: Trigger<'_>) -> Resul
     } else {
         Run::Done
     };
+    // An unfinished `on_oversold` run keeps the event unacknowledged, as the fulfilment's does.
+    let run = if run.settled() { stock_run } else { run };
     Ok(Outcome { session, applied: Some(applied), run })
 }
 

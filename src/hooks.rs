@@ -1,5 +1,5 @@
 //! The shop owner's hooks — [`on_fulfilled`], [`on_refunded`], [`on_refund_failed`], [`on_dispute`],
-//! [`on_shipped`], [`on_cancelled`] — and the one
+//! [`on_shipped`], [`on_cancelled`], [`on_oversold`] — and the one
 //! discipline that runs them: a run is claimed in the same transaction that changed the
 //! order, the hook runs after the commit, then the run is marked done. A delivery is
 //! acknowledged only once its run is done; a run whose instance died is taken over after
@@ -95,6 +95,18 @@ pub fn on_cancelled(order: &Order) {
     let number = order.number.as_deref().unwrap_or("-");
     crate::log::info("order cancelled", &[("order_number", number), ("session_id", &order.session_id)]);
 }
+/// The order was paid after its stock reservation was released (the session's expiry sweep
+/// raced the payment) and too few units were left (`STOCK_OVERSOLD`): `refunded` says whether
+/// the rule refunded it (else it is fulfilled anyway and its missing units are counted
+/// oversold in the store: restock, or tell the shopper). Runs once per order. Ours logs.
+pub fn on_oversold(order: &Order, refunded: bool) {
+    let number = order.number.as_deref().unwrap_or("-");
+    let what = if refunded { "refunded" } else { "fulfilled" };
+    crate::log::warn(
+        "order paid without stock",
+        &[("order_number", number), ("session_id", &order.session_id), ("outcome", what)],
+    );
+}
 // ─────────────────────────────────────────────────────────────────────────
 
 /// What [`on_shipped`] is told.
@@ -160,6 +172,7 @@ fn call(call: &HookCall, order: &Order) {
             on_shipped(order, &Shipped { carrier, tracking_number, tracking_url })
         }
         HookCall::Cancelled => on_cancelled(order),
+        HookCall::Oversold { refunded } => on_oversold(order, refunded),
     }
 }
 

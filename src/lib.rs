@@ -48,6 +48,7 @@ pub mod refusals;
 pub mod routes;
 pub mod session;
 pub mod signature;
+pub mod stock;
 pub mod store;
 pub mod stripe;
 pub mod vercel;

@@ -153,6 +153,18 @@ pub struct OrderUpdate {
     pub shipping: Option<ShippingDetails>,
     /// The shopper's email, when the session has one.
     pub customer_email: Option<String>,
+    /// The stock reservation the session carries (`metadata[reservation]`), if any: sold when
+    /// the order is fulfilled, released when it expires or its payment fails.
+    pub stock: Option<StockSale>,
+}
+
+/// An order's stock reservation, as its fulfilment's transaction reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockSale {
+    /// The reservation id.
+    pub reservation: String,
+    /// What to do when it was released before the payment completed and its units are gone.
+    pub rule: crate::config::OversoldRule,
 }
 
 impl Order {
@@ -745,6 +757,12 @@ pub enum HookCall {
     },
     /// `on_cancelled`: the owner cancelled the order (what was left is refunded).
     Cancelled,
+    /// `on_oversold`: the order was paid after its stock reservation was released and its
+    /// units were gone (`STOCK_OVERSOLD`).
+    Oversold {
+        /// Whether the rule refunds it (else it is fulfilled anyway).
+        refunded: bool,
+    },
 }
 
 /// The characters of an order number: Crockford's base 32 (no I, L, O or U to misread).

@@ -264,6 +264,7 @@ fn sellable(product: &types::Product, price: Option<&Price>) -> Result<Product, 
         shippable,
         tax_code,
         price: Some(price.id.clone()),
+        stock: None,
         images: product.images.clone(),
     })
 }

@@ -44,6 +44,8 @@ pub const EMAIL_RETRIES_PER_RUN: u32 = 20;
 pub struct Report {
     /// Queued shopper messages (left by a provider outage) sent by this run.
     pub emails_sent: u64,
+    /// The stock sweep: reservations looked at and released.
+    pub stock: Swept,
     /// Events acted on in this run (the webhook had not handled them).
     pub processed: u64,
     /// Events listed and looked at.
@@ -63,6 +65,52 @@ pub struct Report {
     pub checkpoint: Option<String>,
 }
 
+/// What a sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Swept {
+    /// Reservations looked at.
+    pub looked_at: u64,
+    /// Reservations released (their session is expired, or never existed).
+    pub released: u64,
+}
+
+/// The stock sweep: looks at held reservations whose session expired more than
+/// [`crate::stock::SWEEP_MARGIN_SECS`] ago
+/// without the shop hearing of it, and asks Stripe: the session is recorded as it stands
+/// ([`crate::fulfillment::fulfill`]), which releases the reservation only when Stripe says it
+/// is expired (or its payment failed), and sells it when it was paid. A reservation whose
+/// session was never recorded (its instance died between Stripe's answer and the store) is
+/// released: any session it had is past its `expires_at`, so can no longer be paid; if one
+/// was paid before, its event takes the oversold path.
+pub async fn sweep_stock(app: &App, limit: u32) -> Result<Swept, StoreError> {
+    let lapsed = app.store.lapsed_reservations(crate::clock::now() - crate::stock::SWEEP_MARGIN_SECS, limit).await?;
+    let mut swept = Swept::default();
+    app.store.prune_reservations(crate::clock::now() - crate::stock::KEEP_SETTLED_SECS).await?;
+    // Refunds for want of stock (and their hook) left unfinished: taken over once lapsed.
+    for session_id in app.store.lapsed_oversold_runs(crate::hooks::RUN_LEASE_SECS, limit).await? {
+        if !crate::stock::resume(app, &session_id).await.settled() {
+            crate::log::warn("oversold run not finished", &[("session_id", &session_id)]);
+        }
+    }
+    for (id, session) in lapsed {
+        swept.looked_at += 1;
+        let released = match session {
+            None => app.store.release(&id).await?,
+            Some(session_id) => {
+                match crate::fulfillment::fulfill(app, &session_id, crate::fulfillment::Trigger::AfterPayment).await {
+                    Ok(_) => app.store.reservation(&id).await?.is_some_and(|r| r.state == "released"),
+                    Err(e) => {
+                        crate::log::warn("reservation not swept", &[("reservation", &id), ("error", &e.to_string())]);
+                        false
+                    }
+                }
+            }
+        };
+        swept.released += u64::from(released);
+    }
+    Ok(swept)
+}
+
 /// One run within the configured budget, logged as one summary line.
 pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
     let started = Instant::now();
@@ -77,6 +125,11 @@ pub async fn run_once(app: &App) -> Result<Report, ReconcileError> {
         Err((report, e)) => (report, Some(e)),
     };
     report.emails_sent = emails_sent;
+    // After the walk (its events settle most reservations first), bounded.
+    match sweep_stock(app, crate::stock::SWEEP_PER_RUN).await {
+        Ok(swept) => report.stock = swept,
+        Err(e) => crate::log::warn("stock sweep failed", &[("error", &e.to_string())]),
+    }
     // The health view's "last reconciliation run" (one row per source; a failure is logged).
     let run = crate::store::ReconcileRun {
         at: crate::clock::now(),

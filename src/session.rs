@@ -14,6 +14,15 @@ use crate::stripe::types::Session;
 /// other integrations on the same account) are never fulfilled here.
 pub const SESSION_TAG: (&str, &str) = ("shop", "checkout-rust");
 
+/// The metadata key naming a session's stock reservation ([`crate::stock`]).
+pub const RESERVATION_KEY: &str = "reservation";
+
+/// Adds a checkout's reservation to its session's form: `expires_at` (when the reservation
+/// lapses) and `metadata[reservation]` (so every event about the session finds it).
+pub fn hold(form: &mut Form, reservation: &str, expires_at: i64) {
+    form.push("expires_at", expires_at.to_string()).push(format!("metadata[{RESERVATION_KEY}]"), reservation);
+}
+
 /// Longest Checkout Session id Stripe issues (`maxLength` 66 in its OpenAPI spec).
 pub const MAX_SESSION_ID_LEN: usize = 66;
 

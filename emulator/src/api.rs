@@ -23,12 +23,16 @@ pub(crate) async fn handle(
     let mut events = vec![];
     let result = {
         let mut st = inner.st.lock().unwrap();
+        // Sessions past their `expires_at` expire before the request sees them (no request
+        // caused their events).
+        let due = crate::lifecycle::expire_due(&inner, &mut st);
         let result = route(&inner, &mut st, &method, uri.path(), &call.pairs, &mut events);
         for ev in &events {
             if let Some(e) = st.events.iter_mut().find(|e| e["id"] == ev.as_str()) {
                 e["request"] = json!({"id": call.rid, "idempotency_key": call.idempotency_key});
             }
         }
+        events.splice(0..0, due);
         result
     };
     let mut resp = match result {

@@ -125,6 +125,7 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         )
         .route("/_emulator/sessions/{id}/pay", post(pay))
         .route("/_emulator/sessions/{id}/refund", post(refund))
+        .route("/_emulator/sessions/{id}/expire", post(expire))
         .route("/_emulator/sessions/{id}/dispute", post(dispute))
         .route("/_emulator/disputes/{id}/close", post(dispute_status))
         .route("/_emulator/disputes/{id}/update", post(dispute_status))
@@ -251,6 +252,18 @@ async fn refund(s: S, Path(id): Path<String>, body: Bytes) -> Response {
         Some(_) => return bad_json("pending must be a boolean"),
     };
     acted(s.0.act(|inner, st| crate::payments::refund(inner, st, &id, amount, pending)))
+}
+
+/// `POST /_emulator/sessions/{id}/expire` (body empty or `{}`): the open session expires now,
+/// as at its `expires_at`, with its `checkout.session.expired` event; answers the session (404
+/// unknown, 400 not open, as Stripe's expire endpoint).
+async fn expire(s: S, Path(id): Path<String>, body: Bytes) -> Response {
+    match parse_json(&body) {
+        Ok(v) if v.as_object().is_some_and(|o| o.is_empty()) => {}
+        Ok(_) => return bad_json("the body must be empty or {}"),
+        Err(r) => return r,
+    }
+    acted(s.0.act(|inner, st| crate::lifecycle::expire(inner, st, &id, &[]).map(|(obj, ev)| (obj, vec![ev]))))
 }
 
 /// `POST /_emulator/sessions/{id}/dispute` `{"inquiry"?: true}`.

@@ -283,6 +283,15 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let inner = Arc::new(state::Inner::new(opts, addr)?);
         let app = server::router(inner.clone());
+        // Sessions expire at their `expires_at` even when nobody asks about them.
+        let ticking = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let Some(inner) = ticking.upgrade() else { return };
+                crate::lifecycle::expire_due_now(&inner);
+            }
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

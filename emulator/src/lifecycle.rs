@@ -16,7 +16,7 @@ pub(crate) fn expire(
     pairs: &[(String, String)],
 ) -> Result<(Value, String), ApiError> {
     only_params(pairs, &["expand"])?;
-    let s = st.sessions.get_mut(id).ok_or_else(|| ApiError::no_such(404, "id", "checkout.session", id))?;
+    let s = st.sessions.get(id).ok_or_else(|| ApiError::no_such(404, "id", "checkout.session", id))?;
     if s.obj["status"] != "open" {
         return Err(ApiError::new(
             400,
@@ -29,10 +29,37 @@ pub(crate) fn expire(
             ),
         ));
     }
+    Ok(expire_open(inner, st, id))
+}
+
+/// Expires an open session now: the session and its `checkout.session.expired` event's id.
+fn expire_open(inner: &Inner, st: &mut State, id: &str) -> (Value, String) {
+    let s = st.sessions.get_mut(id).expect("an open session");
     s.obj["status"] = json!("expired");
     let snap = s.obj.clone();
     let ev = new_event(inner, st, "checkout.session.expired", snap.clone());
-    Ok((snap, ev))
+    (snap, ev)
+}
+
+/// Expires every open session whose `expires_at` has passed, as Stripe does (each with its
+/// `checkout.session.expired` event); returns the events' ids. Run lazily before each `/v1`
+/// request and hosted-page payment, and by a background tick ([`crate::Emulator::start`]).
+pub(crate) fn expire_due(inner: &Inner, st: &mut State) -> Vec<String> {
+    let now = crate::state::now();
+    let mut due: Vec<String> = st
+        .sessions
+        .iter()
+        .filter(|(_, s)| s.obj["status"] == "open" && s.obj["expires_at"].as_i64().is_some_and(|t| t <= now))
+        .map(|(id, _)| id.clone())
+        .collect();
+    due.sort();
+    due.iter().map(|id| expire_open(inner, st, id).1).collect()
+}
+
+/// [`expire_due`] under the state lock, then delivers the events.
+pub(crate) fn expire_due_now(inner: &Arc<Inner>) {
+    let events = expire_due(inner, &mut inner.st.lock().unwrap());
+    crate::webhook::dispatch(inner, events);
 }
 
 /// Where the hosted page's Cancel button leads: the session's `cancel_url`, else the page.
@@ -50,6 +77,7 @@ pub(crate) fn complete(inner: &Arc<Inner>, id: &str, action: &str, input: &Check
     if !matches!(action, "pay" | "delayed_success" | "delayed_failure") {
         return Err(format!("unknown action '{action}'"));
     }
+    expire_due_now(inner);
     let (ev, redirect) = {
         let mut st = inner.st.lock().unwrap();
         let st = &mut *st;
@@ -140,4 +168,34 @@ async fn async_outcome(inner: Arc<Inner>, id: String, success: bool) {
         new_event(&inner, st, typ, snap)
     };
     crate::webhook::dispatch(&inner, vec![ev]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Session;
+
+    /// An open session, its `expires_at` `ahead` seconds from now.
+    fn open(st: &mut State, id: &str, ahead: i64) {
+        let obj = json!({"id": id, "object": "checkout.session", "status": "open", "expires_at": crate::state::now() + ahead});
+        st.sessions.insert(id.to_string(), Session { obj, line_items: vec![], promo: None, coupon: None });
+    }
+
+    #[test]
+    fn an_open_session_expires_at_its_expires_at_once_with_its_event() {
+        let inner = Inner::new(crate::Options::default(), "127.0.0.1:9".parse().unwrap()).unwrap();
+        let mut st = State::default();
+        open(&mut st, "cs_test_due", -1);
+        open(&mut st, "cs_test_later", 1800);
+        let events = expire_due(&inner, &mut st);
+        assert_eq!(events.len(), 1, "only the one past its expires_at");
+        assert_eq!(st.sessions["cs_test_due"].obj["status"], "expired");
+        assert_eq!(st.sessions["cs_test_later"].obj["status"], "open");
+        let event = st.events.iter().find(|e| e["id"] == events[0].as_str()).unwrap();
+        assert_eq!(event["type"], "checkout.session.expired");
+        assert_eq!(event["data"]["object"]["id"], "cs_test_due");
+        assert!(expire_due(&inner, &mut st).is_empty(), "an expired session expires once");
+        // Expiring it by hand afterwards is Stripe's 400.
+        assert_eq!(expire(&inner, &mut st, "cs_test_due", &[]).unwrap_err().status, 400);
+    }
 }

@@ -30,7 +30,13 @@ const SESSION_PARAMS: &[&str] = &[
     "shipping_address_collection",
     "shipping_options",
     "automatic_tax",
+    "expires_at",
 ];
+
+/// The earliest `expires_at` Stripe accepts, from creation: 30 minutes.
+pub const MIN_EXPIRY_SECS: i64 = 30 * 60;
+/// The latest `expires_at` Stripe accepts (and its default), from creation: 24 hours.
+pub const MAX_EXPIRY_SECS: i64 = 24 * 3600;
 
 const SESSION_EXPANDS: &[&str] = &["line_items", "line_items.data.price.product", "shipping_cost.shipping_rate"];
 
@@ -72,12 +78,36 @@ pub(crate) fn create(
     let expand = expands(params, SESSION_EXPANDS)?;
     let applied = apply_discounts(st, params, details.allow_promo, &currency, details.email.as_deref(), &mut lines)?;
     let id = rand_id("cs_test_a1", 56);
+    let expires_at = expires_at(params)?;
     let mut obj = session_obj(&id, &inner.public_url, &flow, &details, &currency, &lines, &applied);
+    if let Some(t) = expires_at {
+        obj["expires_at"] = json!(t);
+    }
     crate::shipping::apply(&mut obj, &shipping);
     let items = lines.into_iter().map(|l| item_obj(l, &currency)).collect();
     st.sessions.insert(id.clone(), Session { obj, line_items: items, promo: applied.promo, coupon: applied.coupon });
     st.session_order.push(id.clone());
     Ok(render(st, &id, &expand).expect("just inserted"))
+}
+
+/// Step: `expires_at`, 30 minutes to 24 hours after creation (Stripe's range and messages).
+fn expires_at(params: &Value) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = str_at(params, "expires_at", "expires_at")? else { return Ok(None) };
+    let t = parse_int(raw, "expires_at")?;
+    let created = now();
+    if t < created + MIN_EXPIRY_SECS {
+        return Err(ApiError::invalid(
+            "expires_at",
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+        ));
+    }
+    if t > created + MAX_EXPIRY_SECS {
+        return Err(ApiError::invalid(
+            "expires_at",
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// Step: `mode`, `ui_mode` and the URLs each UI mode needs.
@@ -374,7 +404,7 @@ fn session_obj(
         "customer_details": null,
         "customer_email": details.email,
         "discounts": discounts,
-        "expires_at": created + 24 * 3600,
+        "expires_at": created + MAX_EXPIRY_SECS,
         "integration_identifier": null,
         "invoice": null,
         "invoice_creation": { "enabled": false, "invoice_data": { "account_tax_ids": null, "custom_fields": null, "description": null, "footer": null, "issuer": null, "metadata": {}, "rendering_options": null } },

@@ -15,6 +15,7 @@ use crate::owner_actions::ActionError;
 use crate::products::ProductsError;
 use crate::ratelimit::Limited;
 use crate::reconcile::ReconcileError;
+use crate::stock::StockError;
 use crate::store::StoreError;
 use bytes::Bytes;
 use http::Method;
@@ -80,6 +81,8 @@ route_table! {
     OrderAction => "/api/order-action", order_action;
     /// `GET /api/health` (the doctor's checks and the health view).
     Health => "/api/health", health;
+    /// `POST /api/stock` (the owner sets a product's stock).
+    Stock => "/api/stock", stock;
 }
 
 impl Route {
@@ -127,6 +130,15 @@ impl From<ProductsError> for ApiError {
         match e {
             ProductsError::Stripe(e) => ApiError::upstream(format!("catalog: stripe: {e}")),
             ProductsError::Store(e) => store_error("catalog: store", &e),
+        }
+    }
+}
+
+impl From<StockError> for ApiError {
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::SoldOut { .. } => ApiError::new(StatusCode::CONFLICT, e.message()),
+            StockError::Store(e) => store_error("stock: store", &e),
         }
     }
 }
@@ -206,6 +218,99 @@ pub fn order_reference(raw: &str) -> Result<String, ApiError> {
         return Err(ApiError::bad_request("order: not an order number"));
     }
     Ok(order.to_ascii_uppercase())
+}
+
+/// An owner's action as POSTed (see [`read_owner_post`]).
+#[derive(Debug)]
+pub struct OwnerPost {
+    /// The `Idempotency-Key` header.
+    pub key: String,
+    /// The body, at most [`JSON_BODY_LIMIT`].
+    pub body: Bytes,
+}
+
+/// The shared front half of the owner's actions (`order-action`, `stock`): POST;
+/// `ADMIN_TOKEN` unset ⇒ 404; the per-IP limit `RATE_LIMIT_ORDER_ACTIONS`, counted before the
+/// token is checked (429); `Authorization: Bearer <ADMIN_TOKEN>` in constant time (401);
+/// same-site only (403); `application/json` only (415); an `Idempotency-Key` (400 without);
+/// the body within the limit.
+pub async fn read_owner_post<B>(app: &App, req: http::Request<B>) -> Result<OwnerPost, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    http::require_method(&parts.method, &[Method::POST])?;
+    let Some(token) = &app.config.admin_token else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route").with_reason("ADMIN_TOKEN is not set"));
+    };
+    let ip = http::client_ip(&parts.headers);
+    app.limiter.check(&app.store, "order_actions", ip, app.config.order_actions_limit).await?;
+    http::authorize_bearer(token, &parts.headers, "ADMIN_TOKEN")?;
+    http::require_same_site(&parts.headers, &app.config.site_url)?;
+    http::require_json(&parts.headers)?;
+    let key = order_action::idempotency_key(&parts.headers)?;
+    let body = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
+    Ok(OwnerPost { key, body })
+}
+
+/// The shared back half of the owner's actions: the key is claimed in the store for the
+/// request (its canonical JSON) before anything is done ([`crate::owner_actions::claim`]); the
+/// same key with the same request answers the first answer again (`Idempotent-Replayed:
+/// true`; a concurrent duplicate is told 409 that it is in progress), with another request
+/// 409. Then `act`: its answer (200) or its 4xx is kept with the key; on a 5xx the key is let
+/// go, so a retry acts again.
+pub async fn idempotent(
+    app: &App,
+    key: &str,
+    canonical: &str,
+    act: impl AsyncFnOnce() -> Result<serde_json::Value, ApiError>,
+) -> Result<Response, ApiError> {
+    use crate::store::KeyClaim;
+    match crate::owner_actions::claim(app, key, &crate::owner_actions::request_hash(canonical)).await? {
+        KeyClaim::Claimed => {}
+        KeyClaim::Done(status, answer) => return Ok(replay(status, &answer)),
+        KeyClaim::InProgress => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "an action with this Idempotency-Key is still in progress; retry in a moment",
+            ));
+        }
+        KeyClaim::Mismatch => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "this Idempotency-Key was already used for another request; use a fresh key for a new action",
+            ));
+        }
+    }
+    let (status, answer) = match act().await {
+        Ok(answer) => (StatusCode::OK, answer),
+        Err(e) if e.status.is_client_error() => {
+            e.log();
+            (e.status, serde_json::json!({"error": {"message": e.message}}))
+        }
+        Err(e) => {
+            if let Err(release) = app.store.release_action_key(key).await {
+                crate::log::warn("idempotency key not released", &[("error", &release.to_string())]);
+            }
+            return Err(e);
+        }
+    };
+    if let Err(e) = app.store.finish_action_key(key, status.as_u16(), &answer.to_string()).await {
+        // Done, but its answer is not kept: a retry within the lease is told "in progress",
+        // after it acts again (every step is idempotent under this key).
+        crate::log::warn("owner action answer not kept", &[("error", &e.to_string())]);
+    }
+    Ok(http::json(status, &answer))
+}
+
+/// A kept answer, answered again.
+fn replay(status: u16, answer: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_str(answer).unwrap_or_default();
+    let mut resp = http::json(status, &body);
+    resp.headers_mut().insert("idempotent-replayed", http::header::HeaderValue::from_static("true"));
+    resp
 }
 
 /// A cart POSTed by the storefront, read and checked (see [`read_cart`]).

@@ -24,10 +24,9 @@
 
 use super::orders::OrderRow;
 use crate::app::App;
-use crate::http::{self, ApiError, BoxError, JSON_BODY_LIMIT, Method, Response, StatusCode, header};
+use crate::http::{self, ApiError, BoxError, Response, StatusCode, header};
 use crate::order::ShipmentMove;
 use crate::owner_actions::{self, Acted, Action, RefundReason};
-use crate::store::KeyClaim;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -199,68 +198,17 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let (parts, body) = req.into_parts();
-    http::require_method(&parts.method, &[Method::POST])?;
-    let Some(token) = &app.config.admin_token else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route").with_reason("ADMIN_TOKEN is not set"));
-    };
-    let ip = http::client_ip(&parts.headers);
-    app.limiter.check(&app.store, "order_actions", ip, app.config.order_actions_limit).await?;
-    http::authorize_bearer(token, &parts.headers, "ADMIN_TOKEN")?;
-    http::require_same_site(&parts.headers, &app.config.site_url)?;
-    http::require_json(&parts.headers)?;
-    let key = idempotency_key(&parts.headers)?;
-    let bytes = http::read_body(&parts.headers, body, JSON_BODY_LIMIT).await?;
-    let request: ActionRequest = http::parse_json(&bytes)?;
+    let super::OwnerPost { key, body } = super::read_owner_post(app, req).await?;
+    let request: ActionRequest = http::parse_json(&body)?;
     let (number, action) = request.validate()?;
     let canonical = serde_json::to_string(&request).map_err(|e| ApiError::internal(format!("order action: {e}")))?;
-    match owner_actions::claim(app, &key, &owner_actions::request_hash(&canonical)).await? {
-        KeyClaim::Claimed => {}
-        KeyClaim::Done(status, answer) => return Ok(replay(status, &answer)),
-        KeyClaim::InProgress => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "an action with this Idempotency-Key is still in progress; retry in a moment",
-            ));
-        }
-        KeyClaim::Mismatch => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "this Idempotency-Key was already used for another request; use a fresh key for a new action",
-            ));
-        }
-    }
-    let result = match owner_actions::find(app, &number).await {
-        Ok(Some(order)) => owner_actions::act(app, &order, &key, &action).await.map_err(ApiError::from),
-        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "no such order")),
-        Err(e) => Err(e.into()),
-    };
-    let (status, answer) = match result {
-        Ok(acted) => (StatusCode::OK, serde_json::to_value(ActionAnswer::from(acted)).unwrap_or_default()),
-        Err(e) if e.status.is_client_error() => {
-            e.log();
-            (e.status, serde_json::json!({"error": {"message": e.message}}))
-        }
-        Err(e) => {
-            if let Err(release) = app.store.release_action_key(&key).await {
-                crate::log::warn("idempotency key not released", &[("error", &release.to_string())]);
-            }
-            return Err(e);
-        }
-    };
-    if let Err(e) = app.store.finish_action_key(&key, status.as_u16(), &answer.to_string()).await {
-        // Done, but its answer is not kept: a retry within the lease is told "in progress",
-        // after it acts again (every step is idempotent under this key).
-        crate::log::warn("order action answer not kept", &[("error", &e.to_string())]);
-    }
-    Ok(http::json(status, &answer))
-}
-
-/// A kept answer, answered again.
-fn replay(status: u16, answer: &str) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let body: serde_json::Value = serde_json::from_str(answer).unwrap_or_default();
-    let mut resp = http::json(status, &body);
-    resp.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
-    resp
+    super::idempotent(app, &key, &canonical, async || {
+        let acted = match owner_actions::find(app, &number).await {
+            Ok(Some(order)) => owner_actions::act(app, &order, &key, &action).await?,
+            Ok(None) => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such order")),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(serde_json::to_value(ActionAnswer::from(acted)).unwrap_or_default())
+    })
+    .await
 }

@@ -9,9 +9,15 @@
 //! minute); `304 Not Modified` when `If-None-Match` names the current `ETag`. No rate limit: the
 //! CDN answers most of it. 502/503 only when the Stripe catalog's copy was never filled and
 //! cannot be now.
+//!
+//! Each product with limited stock says `available`: the units left when at most
+//! [`stock::EXACT_BELOW`] (0: sold out), else `"in_stock"`; unlimited products have no
+//! `available`. Being cached, it can be a minute or more old: `create-checkout`'s 409 is the truth.
 
 use crate::app::App;
+use crate::catalog::Product;
 use crate::http::{self, ApiError, Method, Response, header};
+use crate::stock;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -19,13 +25,40 @@ use serde::Serialize;
 /// serves it stale for five more while it fetches the next.
 pub const CACHE_CONTROL: &str = "public, max-age=0, s-maxage=60, stale-while-revalidate=300";
 
+/// A product as listed: the catalog's public fields and, for limited stock, what is left.
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    product: &'a Product,
+    /// Absent: unlimited. Else the exact units left when few (0: sold out), or `"in_stock"`
+    /// (see [`stock::Availability`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available: Option<stock::Availability>,
+}
+
+/// Every product with its availability; when the store cannot be read, without it (the
+/// checkout's 409 is the truth either way).
+async fn listed<'a>(app: &App, on_sale: &'a [Product]) -> Vec<Listed<'a>> {
+    let levels = app.store.stock_levels().await.unwrap_or_else(|e| {
+        crate::log::warn("stock not read for the product list", &[("error", &e.to_string())]);
+        Vec::new()
+    });
+    on_sale
+        .iter()
+        .map(|product| {
+            let level = levels.iter().find(|l| l.product == product.id);
+            Listed { product, available: stock::Availability::of(level, product.stock) }
+        })
+        .collect()
+}
+
 /// Answers what is on sale.
 pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, ApiError> {
     http::require_method(req.method(), &[Method::GET, Method::HEAD])?;
     let offer = crate::products::offer(app).await?;
     #[derive(Serialize)]
     struct Products<'a> {
-        products: &'a [crate::catalog::Product],
+        products: Vec<Listed<'a>>,
         publishable_key: Option<&'a str>,
         ui_mode: &'static str,
         /// The keys are test keys: the storefront shows a "Test mode" ribbon.
@@ -38,7 +71,7 @@ pub async fn handle<B>(app: &App, req: http::Request<B>) -> Result<Response, Api
         tax_behavior: &'static str,
     }
     let body = Products {
-        products: &offer.on_sale,
+        products: listed(app, &offer.on_sale).await,
         publishable_key: app.config.publishable_key.as_ref().map(|k| k.as_str()),
         ui_mode: app.config.ui_mode.as_str(),
         test_mode: app.config.mode() == crate::config::Mode::Test,

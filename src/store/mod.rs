@@ -1,6 +1,7 @@
 //! The order store: orders, fulfilments, processed event ids, the reconciliation run's
-//! progress (its checkpoint, its listing cursor, the events it could not act on) and the shared
-//! rate-limit counters, behind one small interface with two backends —
+//! progress (its checkpoint, its listing cursor, the events it could not act on), the shared
+//! rate-limit counters, and stock with its reservations (`stock.rs`), behind one small
+//! interface with two backends —
 //! embedded SQLite (local default) and Postgres (production).
 //!
 //! Exactly-once comes from the database, not from a read-then-write: every
@@ -9,9 +10,11 @@
 
 mod postgres;
 mod sqlite;
+mod stock;
 
 pub use postgres::{CONNECT_TIMEOUT, PgStore, STATEMENT_TIMEOUT};
 pub use sqlite::SqliteStore;
+pub use stock::{Reservation, ReservedItem, SaleOutcome, SoldOut, StockLevel, oversold_run};
 
 use crate::config::Database;
 use crate::order::{
@@ -160,6 +163,22 @@ pub(crate) const SCHEMA: &[&str] = &[
         answer TEXT,
         claimed_at BIGINT NOT NULL,
         done_at BIGINT)",
+    "CREATE TABLE IF NOT EXISTS stock (
+        product_id TEXT PRIMARY KEY,
+        on_hand BIGINT,
+        reserved BIGINT NOT NULL,
+        sold BIGINT NOT NULL,
+        oversold BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS stock_reservations (
+        reservation_id TEXT PRIMARY KEY,
+        session_id TEXT,
+        items TEXT NOT NULL,
+        state TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS stock_reservations_held ON stock_reservations (state, expires_at)",
     "CREATE TABLE IF NOT EXISTS rate_limits (
         bucket TEXT NOT NULL,
         window_start BIGINT NOT NULL,
@@ -1021,10 +1040,29 @@ impl Store {
     /// In one transaction: records the event id (if any; a duplicate stops
     /// here), moves the order forward, and records the fulfilment once.
     pub async fn apply(&self, order: &OrderUpdate, event: Option<EventRef<'_>>) -> Result<Applied<bool>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.apply(order, event).await,
-            Store::Postgres(s) => s.apply(order, event).await,
-        }
+        self.apply_sale(order, event).await.map(|(applied, _)| applied)
+    }
+
+    /// As [`Store::apply`], and in the same transaction, moves the order's stock reservation
+    /// (see [`stock`]): a fulfilled order sells it, an expired or failed one releases it, each
+    /// once; a payment that outran its release claims the run of `on_oversold`.
+    pub async fn apply_sale(
+        &self,
+        order: &OrderUpdate,
+        event: Option<EventRef<'_>>,
+    ) -> Result<(Applied<bool>, SaleOutcome), StoreError> {
+        let groups = match &order.stock {
+            Some(sale) => match self.reservation(&sale.reservation).await? {
+                Some(r) => stock::order_groups(order, &r, sale.rule),
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let (applied, outcomes) = match self {
+            Store::Sqlite(s) => s.apply(order, event, groups).await,
+            Store::Postgres(s) => s.apply(order, event, groups).await,
+        }?;
+        Ok((applied, stock::outcome_of(order, &outcomes)))
     }
 
     /// Records an event id that needs no order change; false if seen before.

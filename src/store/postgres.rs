@@ -193,8 +193,10 @@ impl PgStore {
         &self,
         u: &OrderUpdate,
         event: Option<EventRef<'_>>,
-    ) -> Result<Applied<bool>, StoreError> {
-        self.with(async |client| -> Result<Result<Applied<bool>, StoreError>, tokio_postgres::Error> {
+        groups: Vec<stock::Group>,
+    ) -> Result<(Applied<bool>, Vec<stock::GroupOutcome>), StoreError> {
+        type Answer = (Applied<bool>, Vec<stock::GroupOutcome>);
+        self.with(async |client| -> Result<Result<Answer, StoreError>, tokio_postgres::Error> {
             let tx = client.transaction().await?;
             let now = now();
             if let Some(e) = &event {
@@ -205,7 +207,7 @@ impl PgStore {
                     )
                     .await?;
                 if n == 0 {
-                    return Ok(Ok(Applied::DuplicateEvent));
+                    return Ok(Ok((Applied::DuplicateEvent, Vec::new())));
                 }
             }
             tx.execute_typed(
@@ -249,10 +251,26 @@ impl PgStore {
                     return Ok(Err(StoreError::new("postgres: no free order number")));
                 }
             }
+            let outcomes = run_steps(&tx, &groups, true).await?;
             tx.commit().await?;
-            Ok(Ok(Applied::Recorded(newly_fulfilled)))
+            Ok(Ok((Applied::Recorded(newly_fulfilled), outcomes)))
         })
         .await?
+    }
+
+    /// Runs groups of steps in one transaction (see [`stock::run_with`]).
+    pub(super) async fn run_groups(&self, groups: Vec<stock::Group>) -> Result<Vec<stock::GroupOutcome>, StoreError> {
+        self.with(async |client| {
+            let tx = client.transaction().await?;
+            let outcomes = run_steps(&tx, &groups, false).await?;
+            if outcomes.iter().any(|o| matches!(o, stock::GroupOutcome::Failed(_))) {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+            Ok(outcomes)
+        })
+        .await
     }
 
     /// Runs one statement taking texts then integers; rows affected.
@@ -572,6 +590,28 @@ trait Typed: Sync {
 impl<T: Param> Typed for T {
     fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
         (self, T::TYPE)
+    }
+}
+
+/// Runs stock steps in the transaction `tx` (see [`stock::Plan`]).
+async fn run_steps(
+    tx: &tokio_postgres::Transaction<'_>,
+    groups: &[stock::Group],
+    savepoints: bool,
+) -> Result<Vec<stock::GroupOutcome>, tokio_postgres::Error> {
+    let mut plan = stock::Plan::new(groups, savepoints);
+    let mut rows = None;
+    loop {
+        match plan.next(rows.take()) {
+            stock::Next::Exec(step) => {
+                let mut params: Vec<(&(dyn ToSql + Sync), Type)> = step.texts.iter().map(|t| t.typed()).collect();
+                params.extend(step.ints.iter().map(|i| i.typed()));
+                rows = Some(tx.execute_typed(step.sql, &params).await?);
+            }
+            stock::Next::Savepoint => tx.batch_execute("SAVEPOINT stock").await?,
+            stock::Next::Rollback => tx.batch_execute("ROLLBACK TO SAVEPOINT stock").await?,
+            stock::Next::Done(outcomes) => return Ok(outcomes),
+        }
     }
 }
 

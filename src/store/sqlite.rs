@@ -103,7 +103,8 @@ impl SqliteStore {
         &self,
         update: &OrderUpdate,
         event: Option<EventRef<'_>>,
-    ) -> Result<Applied<bool>, StoreError> {
+        groups: Vec<stock::Group>,
+    ) -> Result<(Applied<bool>, Vec<stock::GroupOutcome>), StoreError> {
         let u = update.clone();
         let ev = event.map(|e| (e.id.to_string(), e.kind.to_string(), e.via.as_str(), e.source.to_string()));
         self.run(move |conn| {
@@ -119,7 +120,7 @@ impl SqliteStore {
                     source
                 ])?;
                 if n == 0 {
-                    return Ok(Applied::DuplicateEvent);
+                    return Ok((Applied::DuplicateEvent, Vec::new()));
                 }
             }
             tx.prepare_cached(&sql(UPSERT_ORDER))?.execute(params![
@@ -169,8 +170,22 @@ impl SqliteStore {
                     return Err(rusqlite::Error::ToSqlConversionFailure("no free order number".into()));
                 }
             }
+            let outcomes = run_steps(&tx, &groups, true)?;
             tx.commit()?;
-            Ok(Applied::Recorded(newly_fulfilled))
+            Ok((Applied::Recorded(newly_fulfilled), outcomes))
+        })
+        .await
+    }
+
+    /// Runs groups of steps in one transaction (see [`stock::run_with`]).
+    pub(super) async fn run_groups(&self, groups: Vec<stock::Group>) -> Result<Vec<stock::GroupOutcome>, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let outcomes = run_steps(&tx, &groups, false)?;
+            if !outcomes.iter().any(|o| matches!(o, stock::GroupOutcome::Failed(_))) {
+                tx.commit()?; // else dropped: rolled back
+            }
+            Ok(outcomes)
         })
         .await
     }
@@ -433,6 +448,29 @@ impl SqliteStore {
             Ok(hits)
         })
         .await
+    }
+}
+
+/// Runs stock steps in the transaction `tx` is in (see [`stock::Plan`]).
+fn run_steps(
+    tx: &Connection,
+    groups: &[stock::Group],
+    savepoints: bool,
+) -> Result<Vec<stock::GroupOutcome>, rusqlite::Error> {
+    let mut plan = stock::Plan::new(groups, savepoints);
+    let mut rows = None;
+    loop {
+        match plan.next(rows.take()) {
+            stock::Next::Exec(step) => {
+                let mut args: Vec<&dyn rusqlite::ToSql> =
+                    step.texts.iter().map(|t| t as &dyn rusqlite::ToSql).collect();
+                args.extend(step.ints.iter().map(|i| i as &dyn rusqlite::ToSql));
+                rows = Some(tx.prepare_cached(&sql(step.sql))?.execute(args.as_slice())? as u64);
+            }
+            stock::Next::Savepoint => tx.execute_batch("SAVEPOINT stock")?,
+            stock::Next::Rollback => tx.execute_batch("ROLLBACK TO SAVEPOINT stock")?,
+            stock::Next::Done(outcomes) => return Ok(outcomes),
+        }
     }
 }
 

@@ -858,6 +858,67 @@ async function embeddedUnderStrictCsp(browser) {
   return `under the strict CSP Stripe.js is refused, the shop says so, and the test saw: ${caught[0].slice(0, 140)}…`;
 }
 
+// ------------------------------------------------------------------ limited stock
+
+/** The owner sets the mug's stock to 1 on the admin page; a shopper sees "Only 1 left", buys
+ *  the last unit, and the next shopper sees "Sold out" with the button disabled. */
+async function lastUnit(browser) {
+  const owner = await openAdmin(browser);
+  await owner.page.selectOption('#stock-product', 'mug');
+  await owner.page.fill('#stock-units', '1');
+  await owner.page.click('#stock-save');
+  await owner.page.locator('#stock-message.is-success').waitFor();
+  const set = await text(owner.page, '#stock-message');
+  assert(/mug: 1 on hand, 0 reserved, 1 available/.test(set), `the stock form said ${JSON.stringify(set)}`);
+  await shot(owner.page, '50-stock-form.png');
+
+  // A slower shopper loads the page while one is left and puts it in the cart.
+  const slow = await newContext(browser);
+  const late = await slow.newPage();
+  await openShop(late);
+  await add(late, 'mug', 1);
+
+  const buyer = await newContext(browser);
+  let page = await buyer.newPage();
+  await openShop(page);
+  const left = (await card(page, 'mug').locator('.product-limit').textContent()).trim();
+  assert(left === 'Only 1 left', `before: ${JSON.stringify(left)}`);
+  await add(page, 'mug', 1);
+  assert(await card(page, 'mug').locator('button.inc').isDisabled(), 'one unit left: no second one');
+  await checkoutToHosted(page);
+  await page.click('#pay');
+  await page.waitForURL((u) => u.origin === SHOP_ORIGIN && u.pathname === '/success.html');
+  await page.locator('#order-status[data-state="fulfilled"]').waitFor({ timeout: 15_000 });
+  await buyer.close();
+
+  // The slower shopper's page is stale; checkout's answer (409) is the truth.
+  expectedConsoleError = /status of 409/;
+  await late.click('#checkout');
+  await late.waitForFunction(() => /sold out/.test(document.getElementById('message').textContent));
+  const refused = await text(late, '#message');
+  assert(refused === 'Borrow-checked Mug is sold out. Please change your cart.', `stale page: ${JSON.stringify(refused)}`);
+  assert(late.url().startsWith(SHOP_URL), 'still on the shop');
+  await shot(late, '52-sold-out-at-checkout.png');
+  await slow.close();
+
+  const next = await newContext(browser);
+  page = await next.newPage();
+  await openShop(page);
+  const sold = (await card(page, 'mug').locator('.product-limit').textContent()).trim();
+  assert(sold === 'Sold out', `after: ${JSON.stringify(sold)}`);
+  assert(await card(page, 'mug').locator('button.inc').isDisabled(), 'a sold-out product cannot be added');
+  await shot(page, '51-sold-out.png');
+  await next.close();
+
+  // Back to unlimited, through the same form.
+  await owner.page.fill('#stock-units', '');
+  await owner.page.click('#stock-save');
+  await owner.page.locator('#stock-message.is-success').waitFor();
+  await owner.page.waitForFunction(() => /unlimited/.test(document.getElementById('stock-message').textContent));
+  await owner.context.close();
+  return 'the last mug bought; the storefront says "Sold out"';
+}
+
 // ------------------------------------------------------------------ runner
 
 const scenarios = UI_MODE === 'embedded_page' ? [
@@ -874,6 +935,7 @@ const scenarios = UI_MODE === 'embedded_page' ? [
   ['owner refunds part, shopper sees it and is emailed', ownerRefundsPart],
   ['a double click on Refund refunds once', refundOnce],
   ['too many codes', tooManyCodes],
+  ['the last unit, then "Sold out"', lastUnit],
 ];
 
 const browser = await chromium.launch({

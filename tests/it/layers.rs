@@ -20,6 +20,7 @@ const FLOORS: &[&[&str]] = &[
         "cart",
         "discount",
         "session",
+        "stock",
     ],
     &["app"],
     &["order", "store", "ratelimit", "refusals"],

@@ -23,6 +23,7 @@ mod round_trips;
 mod signature;
 mod slow_database;
 mod status;
+mod stock;
 mod store;
 mod stripe_spec;
 mod webhook;

@@ -121,6 +121,7 @@ async fn run_case(store: &checkout::store::Store, steps: &[(u8, u8)], deliveries
         totals: None,
         shipping: None,
         customer_email: None,
+        stock: None,
     };
     store.apply(&paid, None).await.unwrap();
     // Stripe's history: the snapshot after each step that emitted an event.
@@ -190,7 +191,9 @@ async fn run_case(store: &checkout::store::Store, steps: &[(u8, u8)], deliveries
             HookCall::RefundFailed { amount, .. } => ("refund_failed", amount.to_string()),
             HookCall::DisputeOpened { status, .. } => ("opened", status.clone()),
             HookCall::DisputeClosed { status, .. } => ("closed", status.clone()),
-            HookCall::Shipped { .. } | HookCall::Cancelled => panic!("money changes never ship or cancel: {call:?}"),
+            HookCall::Shipped { .. } | HookCall::Cancelled | HookCall::Oversold { .. } => {
+                panic!("money changes never ship, cancel or oversell: {call:?}")
+            }
         };
         *told.entry((kind, subject)).or_default() += 1;
     }

@@ -1,7 +1,8 @@
 //! A hung database (a Postgres address that accepts connections and never
 //! answers) must not serialise an instance: concurrent requests each pay at
 //! most one bounded wait, the shared rate-limit counter falls back to the
-//! in-instance bucket within its short budget, and nothing waits in a queue
+//! in-instance bucket within its short budget (then checkout's stock reservation answers 503
+//! within one connect timeout), and nothing waits in a queue
 //! behind another request's connection. Needs no Postgres.
 
 use checkout::ratelimit::SHARED_COUNTER_BUDGET;
@@ -19,6 +20,31 @@ async fn blackhole() -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// A session of this shop created at the emulator directly (the shop's own checkout needs the
+/// store).
+async fn session_at_stripe(shop: &crate::common::Shop) -> String {
+    let form = [
+        ("mode", "payment"),
+        ("success_url", "http://localhost/success.html?session_id={CHECKOUT_SESSION_ID}"),
+        ("line_items[0][price_data][currency]", "usd"),
+        ("line_items[0][price_data][unit_amount]", "1400"),
+        ("line_items[0][price_data][product_data][name]", "Borrow-checked Mug"),
+        ("line_items[0][quantity]", "1"),
+        ("metadata[shop]", "checkout-rust"),
+    ];
+    let r = shop
+        .http
+        .post(format!("{}/v1/checkout/sessions", shop.emu.base_url()))
+        .bearer_auth(crate::common::SECRET_KEY)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, session) = crate::common::split(r).await;
+    assert_eq!(status, 200, "{session}");
+    session["id"].as_str().unwrap().to_string()
 }
 
 /// Runs `n` copies of `f` at once; their statuses and the slowest answer's time.
@@ -57,19 +83,23 @@ async fn a_hung_database_costs_each_request_one_timeout_not_a_queue() {
     );
     let cart = r#"{"items":[{"id":"mug","quantity":1}]}"#;
 
-    // Checkout needs the store only for the shared rate-limit counter: over its
-    // budget, the in-instance bucket decides and Stripe is called.
+    // The shared rate-limit counter gives up within its budget (the in-instance bucket
+    // decides), then the stock reservation needs the store: 503 within one connect timeout,
+    // every one of them, and nothing is sent to Stripe.
     let s = shop.clone();
     let (statuses, slowest) = concurrently(5, move |i| {
         let s = s.clone();
         async move { s.post_json("/api/create-checkout", cart, &format!("203.0.113.{}", i + 1)).await.0 }
     })
     .await;
-    assert_eq!(statuses, vec![200; 5], "checkout works without the shared counter");
-    assert!(slowest < SHARED_COUNTER_BUDGET + Duration::from_millis(1500), "slowest checkout took {slowest:?}");
+    assert_eq!(statuses, vec![503; 5], "no checkout without a reservation");
+    let bound = SHARED_COUNTER_BUDGET + CONNECT_TIMEOUT + Duration::from_millis(1500);
+    assert!(slowest < bound, "slowest checkout took {slowest:?} (bound {bound:?})");
+    assert!(shop.requests_to("/v1/checkout/sessions").is_empty(), "nothing sent to Stripe");
 
-    // Requests that need the store answer (5xx) within one connect timeout, all of them.
-    let session = shop.checkout(cart).await;
+    // Requests that need the store answer (5xx) within one connect timeout, all of them (a
+    // session made at Stripe directly, as the shop would have).
+    let session = session_at_stripe(&shop).await;
     let s = shop.clone();
     let (statuses, slowest) = concurrently(5, move |_| {
         let s = s.clone();

@@ -29,6 +29,7 @@ fn update(session_id: &str, state: OrderState) -> OrderUpdate {
         }),
         shipping: None,
         customer_email: Some("shopper@example.com".into()),
+        stock: None,
     }
 }
 
