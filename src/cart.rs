@@ -17,6 +17,14 @@ pub enum CartError {
     Unavailable(String),
 }
 
+impl CartError {
+    /// `NAME is no longer available` (409): the one sentence for a product the shop stopped
+    /// selling, whether the copy knew it already or Stripe told us at checkout.
+    pub fn no_longer_available(name: &str) -> CartError {
+        CartError::Unavailable(format!("{name} is no longer available"))
+    }
+}
+
 impl std::fmt::Display for CartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -90,7 +98,7 @@ impl CartRequest {
             let product = match offer.find(&item.id) {
                 Lookup::OnSale(p) => p,
                 Lookup::Withdrawn(name) => {
-                    return Err(CartError::Unavailable(format!("{name} is no longer available")));
+                    return Err(CartError::no_longer_available(name));
                 }
                 Lookup::Unknown => return invalid(format!("items[{i}].id: unknown product")),
             };

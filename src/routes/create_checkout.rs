@@ -8,17 +8,21 @@
 //! [`stock::CHECKOUT_EXPIRY_SECS`] ahead and naming its reservation. Answer: `{"url"}` (hosted)
 //! or `{"client_secret"}` (embedded); 4xx for a bad cart, 409 `{"error": {"message": "NAME is
 //! sold out"}}` (or `"only N left of NAME"`) with nothing sent to Stripe, 429 past the limits,
-//! 502 when Stripe fails (its message is logged, never answered), 503 when the store cannot
+//! 409 "NAME is no longer available" (or "The price of NAME has changed") when Stripe refuses
+//! a line's Price that the Stripe catalog's copy still sold (the copy is refreshed), 502 when
+//! Stripe fails otherwise (its message is logged, never answered), 503 when the store cannot
 //! take the reservation. Any failure after the reservation releases it at once.
 
 use crate::app::App;
-use crate::config::UiMode;
+use crate::cart::{Cart, CartError, Line};
+use crate::catalog::Lookup;
+use crate::config::{CatalogSource, UiMode};
 use crate::discount;
 use crate::ratelimit::Guess;
 use crate::http::{self, ApiError, BoxError, Response};
 use crate::session;
 use crate::stock;
-use crate::stripe::{Client, types::Session};
+use crate::stripe::{Client, EventType, StripeError, types::Session};
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
@@ -28,7 +32,7 @@ use serde_json::json;
 async fn create(
     app: &App,
     request: &crate::cart::CartRequest,
-    cart: &crate::cart::Cart,
+    cart: &Cart,
     client_ip: Option<std::net::IpAddr>,
     held: &stock::Held,
 ) -> Result<Session, ApiError> {
@@ -47,10 +51,49 @@ async fn create(
     };
     let mut form = session::params(&app.config, cart, discount.as_ref());
     session::hold(&mut form, &held.id, held.expires_at);
-    app.stripe
-        .post("/v1/checkout/sessions", &form, &Client::new_idempotency_key())
-        .await
-        .map_err(|e| ApiError::upstream(format!("create session: {e}")))
+    match app.stripe.post("/v1/checkout/sessions", &form, &Client::new_idempotency_key()).await {
+        Ok(session) => Ok(session),
+        Err(e) => match stale_line(app, cart, &e) {
+            Some(line) => Err(withdrawn_at_checkout(app, line, &e).await),
+            None => Err(ApiError::upstream(format!("create session: {e}"))),
+        },
+    }
+}
+
+/// The cart line whose Price Stripe refused (`param` `line_items[i][price]`: archived, or its
+/// product archived, since the store's copy last heard), with the Stripe catalog only.
+fn stale_line<'a>(app: &App, cart: &'a Cart, e: &StripeError) -> Option<&'a Line> {
+    if app.config.catalog_source == CatalogSource::File {
+        return None;
+    }
+    let StripeError::Api { status: 400, param: Some(param), .. } = e else {
+        return None;
+    };
+    let index = param.strip_prefix("line_items[")?.strip_suffix("][price]")?;
+    cart.lines.get(index.parse::<usize>().ok()?)
+}
+
+/// Stripe refused a line's Price the copy still sold: the copy learns of it now (the Product
+/// retrieved, as its event would have it), and the shopper gets the 409 a withdrawn product
+/// gets ("no longer available"; "price changed" when the Product has a new usable Price), never
+/// Stripe's message, which is logged.
+async fn withdrawn_at_checkout(app: &App, line: &Line, e: &StripeError) -> ApiError {
+    let product = &line.product;
+    crate::log::warn("stripe refused a price the catalog copy sold", &[("product", &product.id), ("error", &e.to_string())]);
+    if let Err(e) = crate::products::on_event(app, EventType::ProductUpdated, &product.id).await {
+        crate::log::warn("catalog copy not refreshed", &[("product", &product.id), ("error", &e.to_string())]);
+    }
+    let still_sold = match crate::products::offer(app).await {
+        Ok(offer) => matches!(offer.find(&product.id), Lookup::OnSale(p) if p.price != product.price),
+        Err(_) => false,
+    };
+    if still_sold {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            format!("The price of {} has changed. Please check your cart.", product.name),
+        );
+    }
+    CartError::no_longer_available(&product.name).into()
 }
 
 /// Creates the session and answers `{"url"}` (hosted) or `{"client_secret"}` (embedded).

@@ -342,3 +342,32 @@ each_backend! {
         assert_eq!(names, ["New name"], "kept, and not rolled back");
     }
 }
+
+each_backend! {
+    #[tokio::test]
+    async fn a_price_archived_before_the_copy_heard_of_it_is_a_409_and_the_copy_learns(backend) {
+        // No webhooks: the copy hears of nothing until Stripe refuses the session.
+        let (s, tag) = stripe_shop(backend, false).await;
+        let tee = product(&s, &tag, "Tee", 2500, &[]).await;
+        let cap = product(&s, &tag, "Cap", 1800, &[]).await;
+        assert_eq!(listed(&s).await.len(), 2, "the first use fills the copy");
+        let tee_price = stripe_get(&s, &format!("products/{tee}")).await["default_price"].as_str().unwrap().to_string();
+        stripe_post(&s, &format!("prices/{tee_price}"), &[("active", "false")]).await;
+        let cart = |id: &str| format!(r#"{{"items":[{{"id":"{id}","quantity":1}}]}}"#);
+        let (status, _, json) = s.post_json("/api/create-checkout", &cart(&tee), "203.0.113.9").await;
+        assert_eq!(status, 409, "{json}");
+        assert_eq!(json["error"]["message"], "Tee is no longer available", "never Stripe's message");
+        let ids: Vec<String> = listed(&s).await.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [cap.clone()], "the copy learnt it at checkout");
+        // A new default price, the old one archived (the Dashboard's "change price"): the
+        // refusal says so, and the next checkout sends the new Price.
+        let cap_price = change_price(&s, &cap, 2000).await;
+        let (status, _, json) = s.post_json("/api/create-checkout", &cart(&cap), "203.0.113.9").await;
+        assert_eq!(status, 409, "{json}");
+        assert_eq!(json["error"]["message"], "The price of Cap has changed. Please check your cart.");
+        let (status, _, json) = s.post_json("/api/create-checkout", &cart(&cap), "203.0.113.9").await;
+        assert_eq!(status, 200, "the next checkout is priced anew: {json}");
+        let sent = s.requests_to("/v1/checkout/sessions").pop().unwrap();
+        assert!(sent.params.iter().any(|(k, v)| k == "line_items[0][price]" && *v == cap_price), "{:?}", sent.params);
+    }
+}
