@@ -25,121 +25,21 @@
 //!
 //! `cargo test -p dev --test browser -- --nocapture`
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{DevServer, repo_root};
 
 /// The owner's token the dev server is started with (the admin page scenario signs in with it).
 const ADMIN_TOKEN: &str = "browser-test-admin-token-0123456789abcdef";
 
-fn repo_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().expect("devserver/ has a parent").to_path_buf()
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
-/// The dev server as a child process; killed (and its store deleted) on drop, panics included.
-struct DevServer {
-    child: Child,
-    url: String,
-    /// The Stripe emulator's base URL (its `/_emulator/outbox.json` and request log).
-    emulator: String,
-    dir: PathBuf,
-}
-
-impl DevServer {
-    /// The dev server with hosted Checkout.
-    async fn start() -> DevServer {
-        DevServer::start_with("hosted_page").await
-    }
-
-    /// The dev server with `CHECKOUT_UI_MODE=ui_mode`.
-    async fn start_with(ui_mode: &str) -> DevServer {
-        // A port picked this way can be taken by someone else before the server binds it;
-        // a few attempts make that harmless.
-        let mut last_err = String::new();
-        for _ in 0..3 {
-            match DevServer::try_start(ui_mode).await {
-                Ok(s) => return s,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("dev server did not start: {last_err}");
-    }
-
-    async fn try_start(ui_mode: &str) -> Result<DevServer, String> {
-        let port = free_port();
-        let emu_port = free_port();
-        let dir = std::env::temp_dir().join(format!("dev-browser-test-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.join("dev.log")).map_err(|e| e.to_string())?;
-        let db = dir.join("store.sqlite3");
-        let url = format!("http://localhost:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_dev"))
-            .current_dir(repo_root())
-            .env("PORT", port.to_string())
-            .env("EMULATOR_PORT", emu_port.to_string())
-            // Delayed payments stay "processing" for 6 s, so the success page's processing
-            // state is observable however slowly the page loads.
-            .env("EMULATOR_ASYNC_DELAY_MS", "6000")
-            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-            // Offline mode whatever the environment or a developer's .env says: the process
-            // environment wins over .env, and an empty value counts as unset.
-            .env("STRIPE_SECRET_KEY", "")
-            .env("STRIPE_API_BASE", "")
-            .env("SITE_URL", &url)
-            .env("CHECKOUT_UI_MODE", ui_mode)
-            .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("VERCEL", "")
-            .env("VERCEL_ENV", "")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_dev")))?;
-        let emulator = format!("http://127.0.0.1:{emu_port}");
-        let mut server = DevServer { child, url, emulator, dir };
-
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("dev server exited with {status}:\n{}", server.log()));
-            }
-            let ok = client
-                .get(format!("{}/api/products", server.url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                let log = server.log();
-                drop(server);
-                panic!("dev server did not answer GET /api/products within 20 s:\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dev.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The dev server with `CHECKOUT_UI_MODE=ui_mode`; delayed payments stay "processing" for 6 s,
+/// so the success page's processing state is observable however slowly the page loads.
+async fn dev_server(ui_mode: &str) -> DevServer {
+    let env = [("EMULATOR_ASYNC_DELAY_MS", "6000"), ("CHECKOUT_UI_MODE", ui_mode), ("ADMIN_TOKEN", ADMIN_TOKEN)];
+    DevServer::start("browser", &env).await
 }
 
 /// What the browser test needs, or why it cannot run and how to fix that.
@@ -172,7 +72,7 @@ async fn run_e2e(ui_mode: &str, artifacts: &str) {
         panic!("browser test cannot run: {why} (see README, Tests)");
     }
 
-    let server = DevServer::start_with(ui_mode).await;
+    let server = dev_server(ui_mode).await;
     let artifacts = root.join(artifacts);
     std::fs::create_dir_all(&artifacts).expect("create the artifacts directory");
     let started = Instant::now();
@@ -229,7 +129,7 @@ async fn embedded_checkout_in_a_real_browser() {
 
 #[tokio::test]
 async fn security_headers_and_same_site_check() {
-    let server = DevServer::start().await;
+    let server = dev_server("hosted_page").await;
     let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     // Per path, what vercel.json gives it on Vercel: the storefront (/ and /index.html) one CSP

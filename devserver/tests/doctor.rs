@@ -5,83 +5,18 @@
 //!
 //! `cargo test -p dev --test doctor`
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
+use support::DevServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ADMIN_TOKEN: &str = "doctor-test-admin-token-0123456789abcdef";
 const CRON_SECRET: &str = "doctor-test-cron-secret-0123456789abcdef";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The dev server as a child process, killed (and its store deleted) on drop.
-struct DevServer {
-    child: Child,
-    url: String,
-    emulator: String,
-    dir: PathBuf,
-}
-
-impl DevServer {
-    async fn start() -> DevServer {
-        let (port, emu_port) = (free_port(), free_port());
-        let dir = std::env::temp_dir().join(format!("dev-doctor-test-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("dev.log")).unwrap();
-        let url = format!("http://localhost:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_dev"))
-            .current_dir(repo_root())
-            .env("PORT", port.to_string())
-            .env("EMULATOR_PORT", emu_port.to_string())
-            .env("DATABASE_URL", format!("sqlite://{}", dir.join("store.sqlite3").display()))
-            .env("STRIPE_SECRET_KEY", "")
-            .env("STRIPE_API_BASE", "")
-            .env("SITE_URL", &url)
-            .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("CRON_SECRET", CRON_SECRET)
-            .env("VERCEL", "")
-            .env("VERCEL_ENV", "")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut server = DevServer { child, url, emulator: format!("http://127.0.0.1:{emu_port}"), dir };
-        let client = http();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("dev server exited with {status}:\n{}", server.log());
-            }
-            let ok =
-                client.get(format!("{}/api/products", server.url)).send().await.is_ok_and(|r| r.status().is_success());
-            if ok {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "dev server did not start:\n{}", server.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dev.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The dev server with the owner's token and a cron secret (the doctor checks both).
+async fn dev_server() -> DevServer {
+    DevServer::start("doctor", &[("ADMIN_TOKEN", ADMIN_TOKEN), ("CRON_SECRET", CRON_SECRET)]).await
 }
 
 fn http() -> reqwest::Client {
@@ -142,7 +77,7 @@ fn response(status: &str, headers: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn the_dev_server_passes_and_a_missing_event_subscription_fails() {
-    let dev = DevServer::start().await;
+    let dev = dev_server().await;
     let r = http().get(format!("{}/api/reconcile", dev.url)).bearer_auth(CRON_SECRET).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
