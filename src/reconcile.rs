@@ -81,9 +81,16 @@ pub struct Swept {
 /// is expired (or its payment failed), and sells it when it was paid. A reservation whose
 /// session was never recorded (its instance died between Stripe's answer and the store) is
 /// released: any session it had is past its `expires_at`, so can no longer be paid; if one
-/// was paid before, its event takes the oversold path.
+/// was paid before, its event takes the oversold path. So is one whose session Stripe does not
+/// have (404: made with another account's or mode's key, it can never be paid with this one).
+/// A reservation waiting on a delayed payment is asked about too, once
+/// [`crate::stock::AWAITING_SWEEP_AFTER_SECS`] old. The least recently looked-at go first, so
+/// one Stripe keeps failing on never blocks the rest.
 pub async fn sweep_stock(app: &App, limit: u32) -> Result<Swept, StoreError> {
-    let lapsed = app.store.lapsed_reservations(crate::clock::now() - crate::stock::SWEEP_MARGIN_SECS, limit).await?;
+    let now = crate::clock::now();
+    let (held_before, awaiting_before) =
+        (now - crate::stock::SWEEP_MARGIN_SECS, now - crate::stock::AWAITING_SWEEP_AFTER_SECS);
+    let lapsed = app.store.lapsed_reservations(held_before, awaiting_before, limit).await?;
     let mut swept = Swept::default();
     app.store.prune_reservations(crate::clock::now() - crate::stock::KEEP_SETTLED_SECS).await?;
     // Refunds for want of stock (and their hook) left unfinished: taken over once lapsed.
@@ -94,11 +101,19 @@ pub async fn sweep_stock(app: &App, limit: u32) -> Result<Swept, StoreError> {
     }
     for (id, session) in lapsed {
         swept.looked_at += 1;
+        app.store.mark_swept(&id).await?;
         let released = match session {
             None => app.store.release(&id).await?,
             Some(session_id) => {
                 match crate::fulfillment::fulfill(app, &session_id, crate::fulfillment::Trigger::AfterPayment).await {
                     Ok(_) => app.store.reservation(&id).await?.is_some_and(|r| r.state == "released"),
+                    Err(crate::fulfillment::FulfillError::Stripe(e)) if e.is_not_found() => {
+                        crate::log::warn(
+                            "reservation released: Stripe has no such session for this key",
+                            &[("reservation", &id), ("session_id", &session_id)],
+                        );
+                        app.store.release(&id).await?
+                    }
                     Err(e) => {
                         crate::log::warn("reservation not swept", &[("reservation", &id), ("error", &e.to_string())]);
                         false

@@ -27,6 +27,11 @@ pub const CHECKOUT_EXPIRY_SECS: i64 = 31 * 60;
 /// nothing about (the `checkout.session.expired` event's usual delay, with room).
 pub const SWEEP_MARGIN_SECS: i64 = 5 * 60;
 
+/// How long after its session's `expires_at` the sweep also asks Stripe about a reservation
+/// waiting on a delayed payment (`awaiting`) whose outcome event never came: bank debits
+/// settle within days.
+pub const AWAITING_SWEEP_AFTER_SECS: i64 = 3 * 86_400;
+
 /// Reservations one sweep looks at, at most (each may cost one Stripe call).
 pub const SWEEP_PER_RUN: u32 = 20;
 
@@ -61,11 +66,16 @@ pub enum StockError {
 }
 
 impl StockError {
-    /// The shopper's message: `"NAME is sold out"` or `"only N left of NAME"`.
+    /// The shopper's message: `"NAME is sold out"`, `"only N left of NAME"` when N is at most
+    /// [`EXACT_BELOW`] (as `/api/products` says), else `"not enough left of NAME"` (exact
+    /// stock is not disclosed).
     pub fn message(&self) -> String {
         match self {
             StockError::SoldOut { name, available: 0 } => format!("{name} is sold out"),
-            StockError::SoldOut { name, available } => format!("only {available} left of {name}"),
+            StockError::SoldOut { name, available } if *available <= EXACT_BELOW => {
+                format!("only {available} left of {name}")
+            }
+            StockError::SoldOut { name, .. } => format!("not enough left of {name}"),
             StockError::Store(e) => e.to_string(),
         }
     }
@@ -174,15 +184,24 @@ async fn run_oversold(app: &App, session_id: &str, refund: bool) -> Run {
 /// Refunds an order's payment in full (Stripe's idempotency key is derived from the order, so
 /// a retry refunds once).
 async fn refund_order(app: &App, session_id: &str) -> Result<(), String> {
-    let order = app.store.order(session_id).await.map_err(|e| e.to_string())?;
-    let pi = order.and_then(|o| o.payment_intent).ok_or("order without a PaymentIntent")?;
+    let order = app.store.order(session_id).await.map_err(|e| e.to_string())?.ok_or("order not recorded")?;
+    let Some(pi) = order.payment_intent else {
+        // A free order (a 100% discount) has no payment to refund.
+        return if order.amount_total == Some(0) { Ok(()) } else { Err("order without a PaymentIntent".into()) };
+    };
     let mut form = Form::new();
     form.push("payment_intent", pi.as_str())
         .push("reason", "requested_by_customer")
         .push("metadata[shop]", "stock-oversold");
     let key = format!("stock-oversold-refund-{session_id}");
     let refunded: Result<serde_json::Value, StripeError> = app.stripe.post("/v1/refunds", &form, &key).await;
-    refunded.map(drop).map_err(|e| e.to_string())
+    match refunded {
+        Ok(_) => Ok(()),
+        // Refunded already (this run's earlier attempt, after Stripe forgot its idempotency key
+        // at 24 h, or the owner): the refund this run owes exists, so the hook may run.
+        Err(StripeError::Api { code: Some(code), .. }) if code == "charge_already_refunded" => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A product's stock for the owner (`POST /api/stock`'s answer).
@@ -215,4 +234,18 @@ pub async fn set(app: &App, product: &str, stock: Option<i64>) -> Result<StockSt
         sold: level.sold,
         oversold: level.oversold,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_tells_the_exact_count_only_when_few_are_left() {
+        let refusal = |available| StockError::SoldOut { name: "Mug".into(), available }.message();
+        assert_eq!(refusal(0), "Mug is sold out");
+        assert_eq!(refusal(EXACT_BELOW), format!("only {EXACT_BELOW} left of Mug"));
+        assert_eq!(refusal(EXACT_BELOW + 1), "not enough left of Mug", "as /api/products: no exact count");
+        assert_eq!(refusal(998), "not enough left of Mug");
+    }
 }

@@ -223,6 +223,9 @@ pub(crate) const SCHEMA: &[&str] = &[
         failed BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS fulfillment_runs_open ON fulfillment_runs (claimed_at) WHERE done_at IS NULL",
     "CREATE INDEX IF NOT EXISTS hook_runs_open ON hook_runs (claimed_at) WHERE done_at IS NULL",
+    // When the sweep last looked at a reservation: it takes the least recently looked-at first,
+    // so reservations Stripe cannot settle never block the others.
+    "ALTER TABLE stock_reservations ADD COLUMN IF NOT EXISTS swept_at BIGINT",
 ];
 
 /// The schema's own version: a hash (FNV-1a, hex) of [`SCHEMA`]'s text. Postgres records it in

@@ -72,10 +72,14 @@ pub(crate) const SELECT_STOCK: &str = "SELECT product_id, COALESCE(CAST(on_hand 
 /// A reservation: `items, state, session_id ('' when not known), expires_at`.
 pub(crate) const SELECT_RESERVATION: &str = "SELECT items, state, COALESCE(session_id, ''), CAST(expires_at AS TEXT)
      FROM stock_reservations WHERE reservation_id = $1";
-/// Held reservations that expired at or before `$1`, oldest first, at most `$2`:
-/// `reservation_id, session_id ('' when not known)`.
+/// Held reservations that expired at or before `$1`, and awaiting ones (a delayed payment)
+/// that expired at or before `$3`; the least recently swept first, then the oldest; at most
+/// `$2`: `reservation_id, session_id ('' when not known)`.
 pub(crate) const SELECT_LAPSED: &str = "SELECT reservation_id, COALESCE(session_id, '') FROM stock_reservations
-     WHERE state = 'held' AND expires_at <= $1 ORDER BY expires_at, reservation_id LIMIT $2";
+     WHERE (state = 'held' AND expires_at <= $1) OR (state = 'awaiting' AND expires_at <= $3)
+     ORDER BY COALESCE(swept_at, 0), expires_at, reservation_id LIMIT $2";
+/// Notes that the sweep looked at reservation `$1` at `$2`.
+pub(crate) const MARK_SWEPT: &str = "UPDATE stock_reservations SET swept_at = $2 WHERE reservation_id = $1";
 
 /// Unfinished `on_oversold` runs claimed at or before `$1` (their lease lapsed), at most `$2`:
 /// their orders' session ids.
@@ -396,7 +400,7 @@ impl Store {
     /// product without a row), takes `items`' units if every product has enough free (one
     /// conditional upsert each; a product without a row gets an unlimited one), and records the
     /// reservation `id` expiring at `expires_at`. All or nothing: the first product short is
-    /// the error.
+    /// the error. Rows are taken in product-id order.
     pub async fn reserve(
         &self,
         id: &str,
@@ -404,6 +408,13 @@ impl Store {
         seed: &[ReservedItem],
         expires_at: i64,
     ) -> Result<Result<(), SoldOut>, StoreError> {
+        // Every transaction on stock rows takes them in product-id order (the sale and the
+        // release follow the recorded items, kept in this order), so carts [A, B] and [B, A]
+        // never deadlock each other on Postgres.
+        let (mut items, mut seed) = (items.to_vec(), seed.to_vec());
+        items.sort();
+        seed.sort();
+        let (items, seed) = (&items[..], &seed[..]);
         let now = Some(now());
         let mut steps: Vec<Step> =
             seed.iter().map(|(p, n)| Step::new(Kind::Plain, SEED, &[p], &[Some(*n), now])).collect();
@@ -455,9 +466,10 @@ impl Store {
     pub async fn lapsed_reservations(
         &self,
         before: i64,
+        awaiting_before: i64,
         limit: u32,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        let rows = self.rows_texts(SELECT_LAPSED, &[], &[before, i64::from(limit)]).await?;
+        let rows = self.rows_texts(SELECT_LAPSED, &[], &[before, i64::from(limit), awaiting_before]).await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -465,6 +477,11 @@ impl Store {
                 Some((id, Some(session).filter(|s| !s.is_empty())))
             })
             .collect())
+    }
+
+    /// Notes that the sweep looked at reservation `id` now (it then comes after the others).
+    pub async fn mark_swept(&self, id: &str) -> Result<(), StoreError> {
+        self.exec(MARK_SWEPT, &[id], &[now()]).await.map(drop)
     }
 
     /// Orders whose `on_oversold` run (a refund for want of stock, then the hook) was left

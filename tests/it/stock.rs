@@ -352,7 +352,11 @@ each_backend! {
         assert!(l.on_hand.unwrap() - l.reserved >= 0);
         // The run sweeps too, and says so; nothing is left to release but the open one.
         let report = reconcile(&s).await;
-        assert_eq!(report["stock"], json!({"looked_at": 1, "released": 0}), "only the open one is asked about again");
+        assert_eq!(
+            report["stock"],
+            json!({"looked_at": 2, "released": 0}),
+            "the open one is asked about again, and the one awaiting a delayed payment (days past its expiry)"
+        );
         assert_eq!(state(&open).await, "held");
         assert_eq!(level(&s.app.store, "mug").await.reserved, 2, "the open and the awaiting one hold their units");
         // Settled reservations are forgotten after 30 days; held ones never.
@@ -368,6 +372,44 @@ each_backend! {
         assert!(db.reservation(&reservation_of(&s, &expired)).await.unwrap().is_none(), "a released one forgotten");
         assert_eq!(state(&open).await, "held");
         assert_eq!(state(&pending).await, "awaiting");
+    }
+}
+
+each_backend! {
+    #[tokio::test]
+    async fn the_sweep_releases_a_session_stripe_does_not_have_and_is_never_blocked(backend) {
+        let (s, _db) = stock_shop(backend, &[("STRIPE_MAX_RETRIES", "0")]).await;
+        set_stock(&s, "mug", Some(5)).await;
+        s.emu.set_webhook_faults(WebhookFaults { drop: true, ..Default::default() });
+        let (a, b) = (s.checkout(MUG).await, s.checkout(MUG).await);
+        let lapse = "UPDATE stock_reservations SET expires_at = 0 WHERE session_id <> $1
+             RETURNING CAST(0 AS BIGINT), CAST(NULL AS BIGINT)";
+        crate::common::sql(&s.database_url, lapse, "none").await;
+        // Stripe fails on the next two look-ups: a sweep of one looks at one reservation, the
+        // next sweep at the other (never the same one again first).
+        let sessions = Some("/v1/checkout/sessions/".to_string());
+        s.emu.clear_logs();
+        s.emu.set_api_fault(ApiFault { status: Some(500), count: 2, path: sessions, ..Default::default() });
+        for _ in 0..2 {
+            let swept = checkout::reconcile::sweep_stock(&s.app, 1).await.unwrap();
+            assert_eq!((swept.looked_at, swept.released), (1, 0), "{swept:?}");
+        }
+        let asked: Vec<String> = s.emu.requests().into_iter().map(|r| r.path).filter(|p| p.contains("/cs_")).collect();
+        let mut asked_sorted = asked.clone();
+        asked_sorted.sort();
+        let mut want = vec![format!("/v1/checkout/sessions/{a}"), format!("/v1/checkout/sessions/{b}")];
+        want.sort();
+        assert_eq!(asked_sorted, want, "each reservation looked at once: {asked:?}");
+        // A session Stripe does not have with this key (made with another account's or mode's
+        // key): it can never be paid here, so its units come back.
+        let gone = "UPDATE stock_reservations SET session_id = 'cs_test_gone' WHERE session_id = $1
+             RETURNING CAST(0 AS BIGINT), CAST(NULL AS BIGINT)";
+        crate::common::sql(&s.database_url, gone, &a).await;
+        let swept = checkout::reconcile::sweep_stock(&s.app, 5).await.unwrap();
+        assert_eq!((swept.looked_at, swept.released), (2, 1), "{swept:?}");
+        let db = crate::common::open_store(&s.database_url);
+        assert_eq!(db.reservation(&reservation_of(&s, &b)).await.unwrap().unwrap().state, "held", "b is still open");
+        assert_eq!(level(&s.app.store, "mug").await.reserved, 1);
     }
 }
 
