@@ -90,7 +90,7 @@ pub async fn offer(app: &App) -> Result<Arc<Offer>, ProductsError> {
         fill(app, tag).await?;
         copy = app.store.catalog_copy(tag).await?;
     }
-    Ok(Arc::new(offer_from(&copy, tag)))
+    Ok(Arc::new(offer_from(&copy, tag, app.config.automatic_tax)))
 }
 
 /// Fills the copy from `GET /v1/products` (every page, archived products too, default prices
@@ -188,11 +188,11 @@ async fn save(app: &App, tag: &str, mut product: types::Product) -> Result<(), S
 }
 
 /// The offer a copy makes: each tagged product on sale or withdrawn (why logged once).
-pub fn offer_from(copy: &CatalogCopy, tag: &str) -> Offer {
+pub fn offer_from(copy: &CatalogCopy, tag: &str, automatic_tax: bool) -> Offer {
     let mut listed: Vec<(i64, i64, Product)> = Vec::new();
     let mut withdrawn = Vec::new();
     for (product, price) in copy.products.iter().filter(|(p, _)| is_tagged(p, tag)) {
-        match sellable(product, price.as_ref()) {
+        match sellable(product, price.as_ref(), automatic_tax) {
             Ok(p) => {
                 let order = product.metadata.get(METADATA_ORDER).and_then(|o| o.parse().ok()).unwrap_or(i64::MAX);
                 listed.push((order, product.created, p));
@@ -207,8 +207,10 @@ pub fn offer_from(copy: &CatalogCopy, tag: &str) -> Offer {
     Offer { on_sale: listed.into_iter().map(|(_, _, p)| p).collect(), withdrawn }
 }
 
-/// The product as sold, or why it is not.
-fn sellable(product: &types::Product, price: Option<&Price>) -> Result<Product, &'static str> {
+/// The product as sold, or why it is not. With automatic tax its Price must carry catalog.json's
+/// `tax_behavior` (the one `/api/products` tells the page), or the page's prices would not be
+/// what the shopper pays.
+fn sellable(product: &types::Product, price: Option<&Price>, automatic_tax: bool) -> Result<Product, &'static str> {
     if !product.active {
         return Err("the product is archived");
     }
@@ -226,6 +228,9 @@ fn sellable(product: &types::Product, price: Option<&Price>) -> Result<Product, 
     }
     if price.currency != catalog::currency() {
         return Err("its default price is in another currency than the shop's");
+    }
+    if automatic_tax && price.tax_behavior.as_deref() != Some(catalog::catalog().tax.behavior.as_str()) {
+        return Err("its default price's tax_behavior is not catalog.json's (automatic tax is on)");
     }
     let unit_amount = match price.unit_amount {
         Some(a) if (1..=catalog::MAX_UNIT_AMOUNT).contains(&a) => a,
@@ -314,7 +319,7 @@ mod tests {
     #[test]
     fn a_product_is_sold_only_with_a_usable_default_price() {
         let tagged = [("shop", "t")];
-        let p = sellable(&product(&tagged), Some(&price())).unwrap();
+        let p = sellable(&product(&tagged), Some(&price()), false).unwrap();
         assert_eq!((p.unit_amount, p.max_quantity, p.shippable), (2500, DEFAULT_MAX_QUANTITY, false));
         assert_eq!(p.price.as_deref(), Some("price_1"));
         let unusable: [(Price, &str); 4] = [
@@ -324,18 +329,32 @@ mod tests {
             (Price { unit_amount: None, ..price() }, "unit amount"),
         ];
         for (bad, why) in unusable {
-            assert!(sellable(&product(&tagged), Some(&bad)).unwrap_err().contains(why), "{why}");
+            assert!(sellable(&product(&tagged), Some(&bad), false).unwrap_err().contains(why), "{why}");
         }
-        assert!(sellable(&product(&tagged), None).is_err());
-        assert!(sellable(&types::Product { active: false, ..product(&tagged) }, Some(&price())).is_err());
+        assert!(sellable(&product(&tagged), None, false).is_err());
+        assert!(sellable(&types::Product { active: false, ..product(&tagged) }, Some(&price()), false).is_err());
         for meta in [[("max_quantity", "0")], [("max_quantity", "x")], [("shippable", "yes")]] {
-            assert!(sellable(&product(&meta), Some(&price())).is_err(), "{meta:?}");
+            assert!(sellable(&product(&meta), Some(&price()), false).is_err(), "{meta:?}");
         }
         let copy = CatalogCopy {
             filled_at: Some(1),
             products: vec![(product(&tagged), Some(price())), (product(&[("shop", "other")]), Some(price()))],
         };
-        assert_eq!(offer_from(&copy, "t").on_sale.len(), 1);
-        assert_eq!(offer_from(&copy, "nobody"), Offer::default());
+        assert_eq!(offer_from(&copy, "t", false).on_sale.len(), 1);
+        assert_eq!(offer_from(&copy, "nobody", false), Offer::default());
+    }
+
+    #[test]
+    fn with_automatic_tax_a_price_carries_the_catalogs_tax_behavior() {
+        let tagged = [("shop", "t")];
+        let ours = catalog::catalog().tax.behavior.as_str();
+        let other = if ours == "inclusive" { "exclusive" } else { "inclusive" };
+        let with = |b: Option<&str>| Price { tax_behavior: b.map(String::from), ..price() };
+        assert!(sellable(&product(&tagged), Some(&with(Some(ours))), true).is_ok());
+        for b in [None, Some("unspecified"), Some(other)] {
+            let why = sellable(&product(&tagged), Some(&with(b)), true).unwrap_err();
+            assert!(why.contains("tax_behavior"), "{b:?}: {why}");
+            assert!(sellable(&product(&tagged), Some(&with(b)), false).is_ok(), "no automatic tax: {b:?} is fine");
+        }
     }
 }
