@@ -25,6 +25,9 @@ pub struct App {
     pub source: String,
     /// The webhook's refusals not yet written (see [`crate::refusals`]).
     pub refusals: RefusalTally,
+    /// The Stripe catalog's first fill: one at a time per instance, and when it last failed
+    /// (requests within a few seconds of a failure are refused instead of asking Stripe again).
+    pub catalog_fill: tokio::sync::Mutex<Option<i64>>,
 }
 
 impl App {
@@ -44,7 +47,15 @@ impl App {
             crate::config::Mode::Live => "live",
         };
         let source = format!("{mode} {}", config.api_base);
-        Ok(App { config, stripe, store, limiter: Limiter::default(), source, refusals: RefusalTally::default() })
+        Ok(App {
+            config,
+            stripe,
+            store,
+            limiter: Limiter::default(),
+            source,
+            refusals: RefusalTally::default(),
+            catalog_fill: tokio::sync::Mutex::new(None),
+        })
     }
 
     /// The instance's state, from the environment, built on first use; or why it cannot be

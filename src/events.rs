@@ -124,6 +124,10 @@ async fn on_catalog(app: &App, event: &Event<'_>, kind: EventType) -> Result<Dis
         Ok(false) => Ok(Disposition::Ignored),
         Err(crate::products::ProductsError::Stripe(e)) => Err(ActError::Stripe(e)),
         Err(crate::products::ProductsError::Store(e)) => Err(ActError::Store(e)),
+        // Only a first fill refuses this way, and an event never fills: a 5xx all the same.
+        Err(e @ crate::products::ProductsError::NotFilled) => {
+            Err(ActError::Store(crate::store::StoreError::new(e.to_string())))
+        }
     }
 }
 

@@ -45,9 +45,14 @@ pub const COPY_MAX_AGE_SECS: i64 = 3600;
 /// Products per list page when filling the copy (Stripe's maximum).
 pub const FILL_PAGE_SIZE: u32 = 100;
 
+/// After a failed first fill, for this long an instance refuses instead of filling again.
+pub const FILL_RETRY_SECS: i64 = 5;
+
 /// Why the products could not be read.
 #[derive(Debug)]
 pub enum ProductsError {
+    /// The copy was never filled and the last fill failed a moment ago (503, retry later).
+    NotFilled,
     /// Stripe failed while filling the copy (boxed: large, rare).
     Stripe(Box<StripeError>),
     /// The store failed.
@@ -57,6 +62,7 @@ pub enum ProductsError {
 impl fmt::Display for ProductsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ProductsError::NotFilled => f.write_str("catalog copy not filled: the last fill failed a moment ago"),
             ProductsError::Stripe(e) => write!(f, "stripe: {e}"),
             ProductsError::Store(e) => write!(f, "store: {e}"),
         }
@@ -87,8 +93,22 @@ pub async fn offer(app: &App) -> Result<Arc<Offer>, ProductsError> {
     };
     let mut copy = app.store.catalog_copy(tag).await?;
     if copy.filled_at.is_none() {
-        fill(app, tag).await?;
+        // One fill at a time per instance: the requests that arrive meanwhile wait for it and
+        // read its copy; after a failure, requests are refused for a few seconds rather than
+        // each listing the whole catalog again (Stripe's rate limit is the owner's).
+        let mut last_failure = app.catalog_fill.lock().await;
         copy = app.store.catalog_copy(tag).await?;
+        if copy.filled_at.is_none() {
+            if last_failure.is_some_and(|at| now() - at < FILL_RETRY_SECS) {
+                return Err(ProductsError::NotFilled);
+            }
+            if let Err(e) = fill(app, tag).await {
+                *last_failure = Some(now());
+                return Err(e);
+            }
+            *last_failure = None;
+            copy = app.store.catalog_copy(tag).await?;
+        }
     }
     Ok(Arc::new(offer_from(&copy, tag, app.config.automatic_tax)))
 }

@@ -128,6 +128,10 @@ impl From<CartError> for ApiError {
 impl From<ProductsError> for ApiError {
     fn from(e: ProductsError) -> Self {
         match e {
+            ProductsError::NotFilled => ApiError::unavailable(
+                e.to_string(),
+                std::time::Duration::from_secs(crate::products::FILL_RETRY_SECS as u64),
+            ),
             ProductsError::Stripe(e) => ApiError::upstream(format!("catalog: stripe: {e}")),
             ProductsError::Store(e) => store_error("catalog: store", &e),
         }

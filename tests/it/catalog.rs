@@ -371,3 +371,49 @@ each_backend! {
         assert!(sent.params.iter().any(|(k, v)| k == "line_items[0][price]" && *v == cap_price), "{:?}", sent.params);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_fill_runs_once_per_instance_and_a_failed_one_is_not_retried_at_once() {
+    let tag = format!("t{}", checkout::http::random_hex(6));
+    let env = vec![
+        ("CATALOG_SOURCE", "stripe".to_string()),
+        ("CATALOG_TAG", tag.clone()),
+        ("STRIPE_MAX_RETRIES", "0".to_string()),
+    ];
+    let s = shop(ShopOptions { backend: Some(Backend::Sqlite), env, no_webhooks: true, ..Default::default() }).await;
+    product(&s, &tag, "Tee", 2500, &[]).await;
+    let lists = |s: &Shop| s.requests_to("/v1/products").into_iter().filter(|r| r.method == "GET").count();
+    // Stripe fails: ten requests at once make one list call; the next ones within the retry
+    // window are told to come back (503, Retry-After) without asking Stripe.
+    s.emu.clear_logs();
+    let fault = stripe_emulator::ApiFault {
+        status: Some(500),
+        count: 1000,
+        path: Some("/v1/products".into()),
+        ..Default::default()
+    };
+    s.emu.set_api_fault(fault);
+    let statuses = ten_at_once(&s).await;
+    assert!(statuses.iter().all(|st| *st == 502 || *st == 503), "{statuses:?}");
+    assert_eq!(lists(&s), 1, "one fill for ten requests: {statuses:?}");
+    let (status, headers, _) = s.get("/api/products").await;
+    assert_eq!(status, 503);
+    assert!(headers.get("retry-after").is_some());
+    assert_eq!(lists(&s), 1, "not asked again within the retry window");
+    // Stripe answers again: after the window one fill serves everyone.
+    s.emu.set_api_fault(stripe_emulator::ApiFault { count: 0, ..Default::default() });
+    tokio::time::sleep(Duration::from_secs(checkout::products::FILL_RETRY_SECS as u64)).await;
+    let statuses = ten_at_once(&s).await;
+    assert!(statuses.iter().all(|st| *st == 200), "{statuses:?}");
+    assert_eq!(lists(&s), 2, "one more list call in all");
+}
+
+/// Ten `GET /api/products` at once; their statuses.
+async fn ten_at_once(s: &Shop) -> Vec<u16> {
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (http, url) = (s.http.clone(), s.url("/api/products"));
+        calls.spawn(async move { http.get(url).send().await.unwrap().status().as_u16() });
+    }
+    calls.join_all().await
+}
