@@ -186,6 +186,16 @@ pub fn missing_events(enabled: &[String]) -> Vec<&'static str> {
     EventType::ALL.iter().map(|t| t.as_str()).filter(|t| !enabled.iter().any(|e| e == t)).collect()
 }
 
+/// The URL Stripe delivers to when exactly one enabled endpoint is `expected` (its query
+/// included); `None` otherwise.
+pub fn delivery_url<'a>(expected: &str, endpoints: &'a [WebhookEndpoint]) -> Option<&'a str> {
+    let mut at = endpoints.iter().filter(|e| e.status == "enabled" && without_query(&e.url) == expected);
+    match (at.next(), at.next()) {
+        (Some(one), None) => Some(one.url.as_str()),
+        _ => None,
+    }
+}
+
 /// A URL without its query and fragment (a Deployment Protection bypass secret can sit in an
 /// endpoint's query; it is never shown).
 pub fn without_query(url: &str) -> &str {
@@ -466,7 +476,11 @@ pub fn keys_check(config: &crate::config::Config, publishable: &str) -> Check {
 pub async fn examine(app: &App) -> Health {
     let config = &app.config;
     let url = format!("{}/api/webhook", config.site_url);
-    let ((keys, endpoints), answer) = tokio::join!(keys_and_endpoints(app), probe(&url));
+    let (keys, endpoints) = keys_and_endpoints(app).await;
+    // The probe goes where Stripe delivers: the one enabled endpoint's own URL, with the
+    // Deployment Protection bypass its query may carry (used, never shown), else SITE_URL's.
+    let target = endpoints.as_ref().ok().and_then(|list| delivery_url(&url, list)).unwrap_or(&url);
+    let answer = probe(target).await;
     // After the probe, so the record counts its refusal (`no_header`) too.
     let record = read_record(app).await;
     let endpoint = match endpoints {

@@ -152,6 +152,49 @@ async fn a_redirect_to_www_and_deployment_protection_fail() {
 }
 
 #[tokio::test]
+async fn behind_deployment_protection_the_bypass_secret_lets_the_doctor_through() {
+    // Deployment Protection with Protection Bypass for Automation: only requests carrying the
+    // secret (header or query, as Vercel accepts both) reach the shop behind it.
+    const SECRET: &str = "bypassdoctor0123456789abcdef";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let site = origin.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let site = site.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let line = head.lines().next().unwrap_or("").to_string();
+                let through = head.contains(&format!("x-vercel-protection-bypass: {SECRET}"))
+                    || line.contains(&format!("x-vercel-protection-bypass={SECRET}"));
+                let reply = if !through {
+                    response("401 Unauthorized", "Content-Type: text/html\r\n", "<html>Authentication Required</html>")
+                } else if line.starts_with("get /api/health") {
+                    let body = format!(r#"{{"site_url":"{site}","status":"pass","checks":[],"record":null}}"#);
+                    response("200 OK", "Content-Type: application/json\r\n", &body)
+                } else {
+                    let body = format!(r#"{{"error":{{"message":"{}"}}}}"#, checkout::doctor::VERIFIER_REFUSAL);
+                    response("400 Bad Request", "Content-Type: application/json\r\n", &body)
+                };
+                let _ = sock.write_all(reply.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    let (code, out) = doctor(&origin, &[]).await;
+    assert_eq!(code, 1, "without the secret the wall refuses:\n{out}");
+    assert!(out.contains("VERCEL_AUTOMATION_BYPASS_SECRET"), "the fix names it:\n{out}");
+    let (code, out) = doctor(&origin, &[("VERCEL_AUTOMATION_BYPASS_SECRET", SECRET)]).await;
+    println!("{out}");
+    assert_eq!(code, 0, "{out}");
+    lines_are_well_formed(&out);
+    assert!(out.contains("PASS outside_reachability: "), "{out}");
+    assert!(!out.contains(SECRET), "the secret is never printed:\n{out}");
+}
+
+#[tokio::test]
 async fn a_refused_configuration_is_named_by_its_variable() {
     // What every function answers when its configuration is refused.
     let generic =

@@ -281,6 +281,52 @@ async fn reachability_fails_behind_a_redirect_or_deployment_protection() {
 }
 
 #[tokio::test]
+async fn the_probe_follows_the_endpoints_bypass_as_stripe_does_and_never_shows_it() {
+    // Deployment Protection with Protection Bypass for Automation: the wall lets through only a
+    // request carrying the bypass secret in its query, as Stripe's deliveries to an endpoint
+    // whose URL has it do; behind it, the shop's verifier.
+    const BYPASS: &str = "x-vercel-protection-bypass=bypass0123456789secret";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let request_line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+                let (status, body) = if request_line.contains(&format!("/api/webhook?{BYPASS} ")) {
+                    (
+                        "400 Bad Request",
+                        format!(r#"{{"error":{{"message":"{}"}}}}"#, checkout::doctor::VERIFIER_REFUSAL),
+                    )
+                } else {
+                    ("401 Unauthorized", "<html>Authentication Required</html>".to_string())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let s = owner_shop(vec![("SITE_URL", site.clone())]).await;
+    let hook = format!("{site}/api/webhook");
+    // Without the bypass in the endpoint's URL the wall refuses: the fix says where to put it.
+    let plain = create_endpoint(&s, &hook, &all_events(), API_VERSION).await;
+    let h = health(&s, &[]).await;
+    let (status, message, _) = check(&h, "reachability");
+    assert_eq!(status, "fail", "{message}");
+    assert!(message.contains("401"), "{message}");
+    // With it (the fix followed): the probe goes where Stripe delivers, and passes.
+    update_endpoint(&s, &plain, &[("url".into(), format!("{hook}?{BYPASS}"))]).await;
+    let h = health(&s, &["bypass0123456789secret"]).await;
+    let (status, message, _) = check(&h, "reachability");
+    assert_eq!(status, "pass", "{message}");
+    assert_eq!(check(&h, "webhook_endpoint").0, "pass", "{h:#}");
+}
+
+#[tokio::test]
 async fn keys_and_secrets_fail_with_their_fix() {
     // Stripe refuses the key.
     let stripe = fixed_server(
