@@ -248,7 +248,7 @@ mod tests {
         .unwrap();
         let db = std::env::temp_dir().join(format!("push-seed-{}.sqlite3", checkout::http::random_hex(8)));
         let vars: HashMap<&str, String> = HashMap::from([
-            ("STRIPE_SECRET_KEY", "sk_test_seed_0123456789".to_string()),
+            ("STRIPE_SECRET_KEY", "sk_test_fake_seed_key".to_string()),
             ("STRIPE_API_BASE", emu.base_url()),
             ("DATABASE_URL", format!("sqlite://{}", db.display())),
             ("SITE_URL", "http://localhost:3000".to_string()),

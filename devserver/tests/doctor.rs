@@ -200,10 +200,10 @@ async fn a_refused_configuration_is_named_by_its_variable() {
     let generic =
         r#"{"error":{"message":"Something went wrong on our side. Please try again.","reference":"ref_0123456789ab"}}"#;
     let shop = fixed_server(response("500 Internal Server Error", "Content-Type: application/json\r\n", generic)).await;
-    let base = [("STRIPE_SECRET_KEY", "sk_test_doctor0123456789")];
+    let base = [("STRIPE_SECRET_KEY", "sk_test_fake_doctor_key")];
 
     // A signing secret pasted with a trailing newline.
-    let secret = "whsec_doctor0123456789abcdef";
+    let secret = "whsec_fake_doctor_secret";
     let newline = format!("{secret}\n");
     let env = [base[0], ("STRIPE_WEBHOOK_SECRET", newline.as_str())];
     let (code, out) = doctor(&shop, &env).await;
@@ -216,12 +216,12 @@ async fn a_refused_configuration_is_named_by_its_variable() {
     assert!(!out.contains(secret), "the value is never printed:\n{out}");
 
     // Test and live keys mixed.
-    let env = [base[0], ("STRIPE_PUBLISHABLE_KEY", "pk_live_doctor0123456789")];
+    let env = [base[0], ("STRIPE_PUBLISHABLE_KEY", "pk_live_fake_doctor_key")];
     let (code, out) = doctor(&shop, &env).await;
     assert_eq!(code, 1, "{out}");
     let line = out.lines().find(|l| l.starts_with("FAIL config: ")).unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("STRIPE_PUBLISHABLE_KEY") && line.contains("mixed"), "{line}");
-    assert!(!out.contains("pk_live_doctor0123456789") && !out.contains("sk_test_doctor0123456789"), "{out}");
+    assert!(!out.contains("pk_live_fake_doctor_key") && !out.contains("sk_test_fake_doctor_key"), "{out}");
 }
 
 #[tokio::test]

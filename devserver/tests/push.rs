@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::process::Output;
 use stripe_emulator::Emulator;
 
-const KEY: &str = "sk_test_push_0123456789";
+const KEY: &str = "sk_test_fake_push_key";
 
 async fn push(emu: &Emulator, key: &str, args: &[&str]) -> (Output, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dev"))
@@ -103,7 +103,7 @@ async fn pushes_the_catalog_once_and_replaces_a_price_whose_amount_differs() {
 #[tokio::test]
 async fn refuses_a_live_key_without_live() {
     let emu = Emulator::start(Default::default()).await.unwrap();
-    let (out, text) = push(&emu, "sk_live_push_0123456789", &[]).await;
+    let (out, text) = push(&emu, "sk_live_fake_push_key", &[]).await;
     assert!(!out.status.success());
     assert!(text.contains("without --live"), "{text}");
     assert!(emu.requests().is_empty());

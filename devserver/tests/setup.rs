@@ -9,7 +9,7 @@ use std::process::Output;
 use stripe_emulator::Emulator;
 
 /// A test key the emulator accepts (any `sk_test_...`).
-const KEY: &str = "sk_test_setup_0123456789";
+const KEY: &str = "sk_test_fake_setup_key";
 const SHOP: &str = "https://shop.example.com";
 const HOOK: &str = "https://shop.example.com/api/webhook";
 
@@ -113,8 +113,8 @@ async fn an_endpoint_with_another_api_version_is_updated_and_the_fix_is_named() 
 async fn refusals_create_nothing() {
     let emu = Emulator::start(Default::default()).await.unwrap();
     for (key, args, why) in [
-        ("sk_live_0123456789abcdef", vec![SHOP], "live"),
-        ("rk_live_0123456789abcdef", vec![SHOP], "live"),
+        ("sk_live_fake_setup_key", vec![SHOP], "live"),
+        ("rk_live_fake_setup_key", vec![SHOP], "live"),
         (KEY, vec!["http://shop.example.com"], "http://"),
         (KEY, vec!["https://localhost"], "public"),
         (KEY, vec!["https://shop.localhost"], "public"),
@@ -126,7 +126,7 @@ async fn refusals_create_nothing() {
         (KEY, vec!["https://owner:pw@shop.example.com"], "credentials"),
         (KEY, vec![], "usage"),
         (KEY, vec!["--force", SHOP], "unknown option"),
-        ("pk_test_0123456789", vec![SHOP], "secret"),
+        ("pk_test_fake_setup_key", vec![SHOP], "secret"),
     ] {
         let (out, stdout, stderr) = setup(&emu, key, &args).await;
         assert!(!out.status.success(), "{args:?} with {key:.8}: accepted\n{stdout}\n{stderr}");

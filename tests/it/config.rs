@@ -30,15 +30,19 @@ fn refusals_name_the_variable_and_never_the_value() {
         (&[("STRIPE_SECRET_KEY", " sk_test_51abc")], "leading or trailing whitespace"),
         (&[("STRIPE_SECRET_KEY", "sk_test_51a bc")], "contains whitespace"),
         (&[("STRIPE_SECRET_KEY", "sk_test_51a\nbc")], "contains whitespace"),
-        (&[("STRIPE_SECRET_KEY", "sk_live_51abcDEF")], "only allowed when VERCEL_ENV=production"),
+        (&[("STRIPE_SECRET_KEY", "sk_live_fake_config_key")], "only allowed when VERCEL_ENV=production"),
         (
-            &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "preview")],
+            &[("STRIPE_SECRET_KEY", "sk_live_fake_config_key"), ("VERCEL_ENV", "preview")],
             "only allowed when VERCEL_ENV=production",
         ),
         (&[("STRIPE_PUBLISHABLE_KEY", "sk_test_51abcDEF")], "STRIPE_PUBLISHABLE_KEY: must start with pk_"),
         (&[("STRIPE_PUBLISHABLE_KEY", "pk_live_51abcDEF")], "mixed"),
         (
-            &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("VERCEL_ENV", "production"), ("STRIPE_PUBLISHABLE_KEY", PK)],
+            &[
+                ("STRIPE_SECRET_KEY", "sk_live_fake_config_key"),
+                ("VERCEL_ENV", "production"),
+                ("STRIPE_PUBLISHABLE_KEY", PK),
+            ],
             "mixed",
         ),
         (&[("STRIPE_PUBLISHABLE_KEY", "pk_test_51abc\r\n")], "STRIPE_PUBLISHABLE_KEY: leading or trailing whitespace"),
@@ -54,7 +58,7 @@ fn refusals_name_the_variable_and_never_the_value() {
         (&[("STRIPE_API_BASE", "https://user:pw@api.stripe.com")], "credentials"),
         (
             &[
-                ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+                ("STRIPE_SECRET_KEY", "sk_live_fake_config_key"),
                 ("VERCEL_ENV", "production"),
                 ("STRIPE_API_BASE", "https://evil.example"),
             ],
@@ -153,7 +157,7 @@ fn accepted_forms() {
         assert!(load(&[("STRIPE_API_BASE", base)]).is_ok(), "{base}");
     }
     let live = load(&[
-        ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+        ("STRIPE_SECRET_KEY", "sk_live_fake_config_key"),
         ("STRIPE_PUBLISHABLE_KEY", "pk_live_51abcDEF"),
         ("VERCEL_ENV", "production"),
         ("VERCEL", "1"),
@@ -164,7 +168,7 @@ fn accepted_forms() {
     assert_eq!(live.mode(), Mode::Live);
     // Debug output never shows a secret.
     let shown = format!("{live:?}");
-    assert!(!shown.contains("sk_live_51abcDEF"), "{shown}");
+    assert!(!shown.contains("sk_live_fake_config_key"), "{shown}");
     let cron = load(&[("CRON_SECRET", "a-cron-secret-long-enough")]).unwrap();
     assert!(!format!("{cron:?}").contains("a-cron-secret"), "Debug hides CRON_SECRET");
 }
@@ -201,7 +205,7 @@ fn production_refuses_test_keys_other_api_bases_and_example_secrets() {
         pairs.extend_from_slice(extra);
         load(&pairs)
     };
-    let live: &[(&str, &str)] = &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF")];
+    let live: &[(&str, &str)] = &[("STRIPE_SECRET_KEY", "sk_live_fake_config_key")];
     assert!(with(live).is_ok(), "{:?}", with(live));
 
     let err = with(&[]).unwrap_err();
@@ -245,7 +249,7 @@ fn production_refuses_test_keys_other_api_bases_and_example_secrets() {
         assert!(load(&[(name, value)]).is_ok(), "{name} is fine outside production");
     }
     let live_example: &[(&str, &str)] =
-        &[("STRIPE_SECRET_KEY", "sk_live_51abcDEF"), ("STRIPE_WEBHOOK_SECRET", "whsec_emulator_local")];
+        &[("STRIPE_SECRET_KEY", "sk_live_fake_config_key"), ("STRIPE_WEBHOOK_SECRET", "whsec_emulator_local")];
     assert!(with(live_example).unwrap_err().starts_with("STRIPE_WEBHOOK_SECRET: a published example value"));
 }
 
@@ -318,7 +322,7 @@ fn production_refuses_a_loopback_site_url() {
         load(&[
             ("VERCEL", "1"),
             ("VERCEL_ENV", "production"),
-            ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+            ("STRIPE_SECRET_KEY", "sk_live_fake_config_key"),
             ("SITE_URL", site),
             ("DATABASE_URL", "postgres://u:p@db.example/shop"),
         ])
@@ -435,7 +439,7 @@ fn email_settings_are_all_or_nothing_and_the_key_stays_hidden() {
     let prod = load(&[
         ("VERCEL", "1"),
         ("VERCEL_ENV", "production"),
-        ("STRIPE_SECRET_KEY", "sk_live_51abcDEF"),
+        ("STRIPE_SECRET_KEY", "sk_live_fake_config_key"),
         ("SITE_URL", "https://shop.example"),
         ("DATABASE_URL", "postgres://u:p@db.example/shop"),
         ("EMAIL_API_KEY", "re_live"),

@@ -534,8 +534,8 @@ fn production_outcomes() {
         let mut env: std::collections::HashMap<&str, String> = [
             ("VERCEL", "1"),
             ("VERCEL_ENV", "production"),
-            ("STRIPE_SECRET_KEY", "sk_live_health0123456789"),
-            ("STRIPE_WEBHOOK_SECRET", "whsec_health0123456789"),
+            ("STRIPE_SECRET_KEY", "sk_live_fake_health_key"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_fake_health_secret"),
             ("SITE_URL", "https://shop.example.com"),
             ("DATABASE_URL", "postgres://app:pw@ep-cool-name-123456.eu-central-1.aws.neon.tech/shop"),
         ]
@@ -568,7 +568,7 @@ fn production_outcomes() {
 
     // Test keys in production, allowed on purpose: a warning that says what it means.
     let test_keys =
-        config(&[("STRIPE_SECRET_KEY", "sk_test_health0123456789"), ("ALLOW_TEST_KEYS_IN_PRODUCTION", "true")]);
+        config(&[("STRIPE_SECRET_KEY", "sk_test_fake_health_key"), ("ALLOW_TEST_KEYS_IN_PRODUCTION", "true")]);
     let keys = keys_check(&test_keys, "no publishable key");
     assert_eq!(keys.status, Status::Warn);
     assert!(keys.message.contains("test cards") && keys.fix.as_deref().unwrap().contains("refuses test keys"));
