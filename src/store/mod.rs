@@ -1135,11 +1135,7 @@ impl Store {
     /// The last event a reconciliation run handled for an event source (one Stripe account
     /// and mode): `(event id, created)`.
     pub async fn checkpoint(&self, source: &str) -> Result<Option<(String, i64)>, StoreError> {
-        let row = self.row_texts(SELECT_CHECKPOINT, source, &[]).await?;
-        Ok(row.and_then(|mut r| {
-            let created = r.pop()?.parse().ok()?;
-            Some((r.pop()?, created))
-        }))
+        self.text_and_int(SELECT_CHECKPOINT, source).await
     }
 
     /// Moves a source's reconciliation checkpoint forward to an event (never back).
@@ -1150,10 +1146,15 @@ impl Store {
     /// A source's unfinished listing of its first window: `(oldest event listed so far, the
     /// window's start)`.
     pub async fn listing(&self, source: &str) -> Result<Option<(String, i64)>, StoreError> {
-        let row = self.row_texts(SELECT_LISTING, source, &[]).await?;
+        self.text_and_int(SELECT_LISTING, source).await
+    }
+
+    /// The one row of `sql` for `key`, read as `(text, integer)`.
+    async fn text_and_int(&self, sql: &str, key: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self.row_texts(sql, key, &[]).await?;
         Ok(row.and_then(|mut r| {
-            let window_start = r.pop()?.parse().ok()?;
-            Some((r.pop()?, window_start))
+            let int = r.pop()?.parse().ok()?;
+            Some((r.pop()?, int))
         }))
     }
 
