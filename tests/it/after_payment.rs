@@ -26,36 +26,21 @@ async fn paid_order(s: &Shop) -> String {
     id
 }
 
-/// POSTs to an emulator control route; returns (status, body).
-async fn control(s: &Shop, path: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .post(format!("{}{path}", s.emu.base_url()))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, _, json) = crate::common::split(r).await;
-    (status, json)
-}
-
 async fn refund(s: &Shop, id: &str, amount: Option<i64>) -> Value {
     let body = amount.map_or(json!({}), |a| json!({ "amount": a }));
-    let (status, refund) = control(s, &format!("/_emulator/sessions/{id}/refund"), body).await;
+    let (status, refund) = s.control(&format!("/_emulator/sessions/{id}/refund"), body).await;
     assert_eq!(status, 200, "refund: {refund}");
     refund
 }
 
 async fn dispute(s: &Shop, id: &str, inquiry: bool) -> String {
-    let (status, d) = control(s, &format!("/_emulator/sessions/{id}/dispute"), json!({ "inquiry": inquiry })).await;
+    let (status, d) = s.control(&format!("/_emulator/sessions/{id}/dispute"), json!({ "inquiry": inquiry })).await;
     assert_eq!(status, 200, "dispute: {d}");
     d["id"].as_str().unwrap().to_string()
 }
 
 async fn close(s: &Shop, dispute_id: &str, outcome: &str) {
-    let (status, d) =
-        control(s, &format!("/_emulator/disputes/{dispute_id}/close"), json!({ "status": outcome })).await;
+    let (status, d) = s.control(&format!("/_emulator/disputes/{dispute_id}/close"), json!({ "status": outcome })).await;
     assert_eq!(status, 200, "close: {d}");
 }
 
@@ -136,7 +121,7 @@ async fn a_failed_refund_puts_the_money_back() {
     let id = paid_order(&s).await;
     let r = refund(&s, &id, Some(700)).await;
     wait_money(&s, &id, MoneyState::PartiallyRefunded, 700).await;
-    let (status, _) = control(&s, &format!("/_emulator/refunds/{}/fail", r["id"].as_str().unwrap()), json!({})).await;
+    let (status, _) = s.control(&format!("/_emulator/refunds/{}/fail", r["id"].as_str().unwrap()), json!({})).await;
     assert_eq!(status, 200);
     wait_money(&s, &id, MoneyState::Paid, 0).await;
     all_acknowledged(&s).await;
@@ -176,7 +161,7 @@ async fn an_inquiry_escalated_to_a_chargeback_tells_the_owner_again() {
     let d = dispute(&s, &id, true).await;
     s.wait_order(&id, |o| o.money.dispute.as_ref().is_some_and(|d| d.status == "warning_needs_response")).await;
     let (status, body) =
-        control(&s, &format!("/_emulator/disputes/{d}/update"), json!({ "status": "needs_response" })).await;
+        s.control(&format!("/_emulator/disputes/{d}/update"), json!({ "status": "needs_response" })).await;
     assert_eq!(status, 200, "{body}");
     s.wait_order(&id, |o| o.money.dispute.as_ref().is_some_and(|d| d.status == "needs_response")).await;
     all_acknowledged(&s).await;
@@ -221,7 +206,7 @@ each_backend! {
         let d = dispute(&s, &lost, false).await;
         wait_money(&s, &lost, MoneyState::Disputed, 0).await;
         let (status, _) =
-            control(&s, &format!("/_emulator/disputes/{d}/update"), json!({"status": "under_review"})).await;
+            s.control(&format!("/_emulator/disputes/{d}/update"), json!({"status": "under_review"})).await;
         assert_eq!(status, 200);
         s.wait_order(&lost, |o| o.money.dispute.as_ref().is_some_and(|d| d.status == "under_review")).await;
         close(&s, &d, "lost").await;
@@ -398,15 +383,15 @@ async fn an_unfinished_hook_run_is_resumed_by_a_redelivery() {
 async fn emulator_refuses_what_stripe_refuses() {
     let s = shop(ShopOptions::default()).await;
     let id = paid_order(&s).await;
-    let (status, e) = control(&s, &format!("/_emulator/sessions/{id}/refund"), json!({"amount": TOTAL + 1})).await;
+    let (status, e) = s.control(&format!("/_emulator/sessions/{id}/refund"), json!({"amount": TOTAL + 1})).await;
     assert_eq!(status, 400, "{e}");
     let d = dispute(&s, &id, false).await;
-    let (status, e) = control(&s, &format!("/_emulator/sessions/{id}/refund"), json!({})).await;
+    let (status, e) = s.control(&format!("/_emulator/sessions/{id}/refund"), json!({})).await;
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("charge_disputed")), "refunds blocked while disputed");
-    let (status, _) = control(&s, &format!("/_emulator/disputes/{d}/close"), json!({"status": "warning_closed"})).await;
+    let (status, _) = s.control(&format!("/_emulator/disputes/{d}/close"), json!({"status": "warning_closed"})).await;
     assert_eq!(status, 400, "warning_closed is for inquiries");
     let unpaid = s.checkout(CART).await;
-    let (status, _) = control(&s, &format!("/_emulator/sessions/{unpaid}/refund"), json!({})).await;
+    let (status, _) = s.control(&format!("/_emulator/sessions/{unpaid}/refund"), json!({})).await;
     assert_eq!(status, 400, "nothing to refund before payment");
     // The shop reads them through the /v1 routes, in Stripe's shapes.
     let get = async |path: String| {

@@ -5,7 +5,6 @@
 //! the subject, every value escaped, and the shopper's email never on the shopper's pages.
 
 use crate::common::{Shop, ShopOptions, shop_with_emulator};
-use checkout::order::OrderState;
 use serde_json::{Value, json};
 use stripe_emulator::{Emulator, WebhookFaults};
 
@@ -28,25 +27,8 @@ async fn mail_shop(email_base: Option<String>, extra: Vec<(&'static str, String)
     shop_with_emulator(emu, ShopOptions { env, ..Default::default() }).await
 }
 
-async fn paid(s: &Shop) -> (String, String) {
-    let id = s.checkout(MUG).await;
-    s.pay(&id, "pay").await;
-    let order = s.wait_order(&id, |o| o.state == OrderState::Fulfilled && o.number.is_some()).await;
-    (id, order.number.unwrap())
-}
-
 async fn act(s: &Shop, key: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .post(s.url("/api/order-action"))
-        .bearer_auth(TOKEN)
-        .header("origin", &s.site)
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = s.owner_post("/api/order-action", TOKEN, Some(key), body.to_string()).send().await.unwrap();
     let (status, _, json) = crate::common::split(r).await;
     (status, json)
 }
@@ -67,7 +49,7 @@ async fn messages(s: &Shop, number: &str, n: usize) -> Vec<Value> {
 #[tokio::test]
 async fn shipping_tells_the_shopper_once_with_a_working_tracking_link() {
     let s = mail_shop(None, vec![]).await;
-    let (_, number) = paid(&s).await;
+    let (_, number) = s.paid(MUG).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(messages(&s, &number, 0).await.is_empty(), "no 'confirmed' message unless the shop asks");
     let ship = json!({"order": number, "action": "ship", "carrier": "UPS <b>", "tracking_number": "1Z&999",
@@ -89,7 +71,7 @@ async fn shipping_tells_the_shopper_once_with_a_working_tracking_link() {
 #[tokio::test]
 async fn a_refund_is_told_once_under_duplicated_and_reordered_webhooks() {
     let s = mail_shop(None, vec![]).await;
-    let (id, number) = paid(&s).await;
+    let (id, number) = s.paid(MUG).await;
     s.emu.set_webhook_faults(WebhookFaults { duplicate: true, reorder: true, ..Default::default() });
     s.emu.refund(&id, Some(500)).unwrap();
     s.wait_order(&id, |o| o.money.amount_refunded == 500).await;
@@ -118,7 +100,7 @@ async fn a_provider_outage_delays_a_message_and_never_fails_the_webhook() {
     // The provider is down: nothing listens where the shop sends.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let s = mail_shop(Some(format!("http://{hole}")), vec![]).await;
-    let (id, number) = paid(&s).await;
+    let (id, number) = s.paid(MUG).await;
     s.emu.refund(&id, Some(300)).unwrap();
     s.wait_order(&id, |o| o.money.amount_refunded == 300).await;
     let d = s
@@ -158,14 +140,14 @@ async fn a_provider_outage_delays_a_message_and_never_fails_the_webhook() {
 #[tokio::test]
 async fn cancelling_tells_the_shopper_and_no_email_means_none() {
     let s = mail_shop(None, vec![]).await;
-    let (_, number) = paid(&s).await;
+    let (_, number) = s.paid(MUG).await;
     assert_eq!(act(&s, "cancel-1", json!({"order": number, "action": "cancel"})).await.0, 200);
     let got = messages(&s, &number, 2).await;
     assert!(got.iter().any(|m| m["subject"].as_str().unwrap().contains("cancelled")), "{got:#?}");
     // A shop without EMAIL_* sends nothing and queues nothing.
     let quiet =
         crate::common::shop(ShopOptions { env: vec![("ADMIN_TOKEN", TOKEN.to_string())], ..Default::default() }).await;
-    let (id, _) = paid(&quiet).await;
+    let (id, _) = quiet.paid(MUG).await;
     quiet.emu.refund(&id, Some(100)).unwrap();
     quiet.wait_order(&id, |o| o.money.amount_refunded == 100).await;
     assert!(quiet.emu.outbox().is_empty());

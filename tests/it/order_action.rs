@@ -5,7 +5,6 @@
 //! cancel, illegal moves, digital orders delivered at payment) and the private note.
 
 use crate::common::{Backend, Shop, ShopOptions, shop};
-use checkout::order::OrderState;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "owner-actions-token-0123456789abcdefghijkl";
@@ -24,27 +23,9 @@ async fn owner_shop(backend: Backend, extra: Vec<(&'static str, String)>) -> Sho
     shop(ShopOptions { backend: Some(backend), env, ..Default::default() }).await
 }
 
-/// A paid, fulfilled order: its session id and order number.
-async fn paid(s: &Shop, cart: &str) -> (String, String) {
-    let id = s.checkout(cart).await;
-    s.pay(&id, "pay").await;
-    let order = s.wait_order(&id, |o| o.state == OrderState::Fulfilled && o.number.is_some()).await;
-    (id, order.number.unwrap())
-}
-
 /// POSTs an action as the admin page does; `key` `None` sends no `Idempotency-Key`.
 async fn act(s: &Shop, key: Option<&str>, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = s
-        .http
-        .post(s.url("/api/order-action"))
-        .bearer_auth(TOKEN)
-        .header("origin", &s.site)
-        .header("content-type", "application/json")
-        .header("x-real-ip", "198.51.100.9")
-        .body(body.to_string());
-    if let Some(k) = key {
-        req = req.header("idempotency-key", k);
-    }
+    let req = s.owner_post("/api/order-action", TOKEN, key, body.to_string()).header("x-real-ip", "198.51.100.9");
     crate::common::split(req.send().await.unwrap()).await
 }
 
@@ -80,7 +61,7 @@ async fn the_guard_refuses_before_acting() {
     assert_eq!(headers["cache-control"], "no-store");
 
     let s = owner_shop(Backend::Sqlite, vec![]).await;
-    let (_, number) = paid(&s, MUG).await;
+    let (_, number) = s.paid(MUG).await;
     let deliver = json!({"order": number, "action": "deliver"});
     let post = |auth: Option<&'static str>, origin: Option<String>, ctype: &'static str, key: Option<&'static str>| {
         let mut req = s
@@ -157,7 +138,7 @@ each_backend! {
     #[tokio::test]
     async fn refunds_partial_then_the_rest_and_refuses_more(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         let total = s.app.store.order(&id).await.unwrap().unwrap().amount_total.unwrap();
         let k1 = key();
         let (status, headers, answer) =
@@ -207,7 +188,7 @@ each_backend! {
     #[tokio::test]
     async fn the_same_key_answers_the_first_answer_and_another_body_is_409(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         let k = key();
         let body = json!({"order": number, "action": "refund", "amount": 150});
         let (status, _, first) = act(&s, Some(&k), &body).await;
@@ -239,20 +220,14 @@ each_backend! {
     #[tokio::test]
     async fn concurrent_identical_refunds_refund_once(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         let k = key();
         let body = json!({"order": number, "action": "refund", "amount": 120, "reason": "duplicate"});
         let mut calls = tokio::task::JoinSet::new();
         for _ in 0..100 {
             let req = s
-                .http
-                .post(s.url("/api/order-action"))
-                .bearer_auth(TOKEN)
-                .header("origin", &s.site)
-                .header("content-type", "application/json")
-                .header("x-real-ip", "198.51.100.9")
-                .header("idempotency-key", &k)
-                .body(body.to_string());
+                .owner_post("/api/order-action", TOKEN, Some(&k), body.to_string())
+                .header("x-real-ip", "198.51.100.9");
             calls.spawn(async move { crate::common::split(req.send().await.unwrap()).await });
         }
         let answers = calls.join_all().await;
@@ -273,8 +248,8 @@ each_backend! {
     #[tokio::test]
     async fn a_refund_here_and_one_in_the_dashboard_converge(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (here, number) = paid(&s, MUG).await;
-        let (there, _) = paid(&s, MUG).await;
+        let (here, number) = s.paid(MUG).await;
+        let (there, _) = s.paid(MUG).await;
         let (status, _, answer) = act(&s, Some(&key()), &json!({"order": number, "action": "refund", "amount": 175})).await;
         assert_eq!(status, 200, "{answer}");
         s.emu.refund(&there, Some(175)).unwrap();
@@ -298,7 +273,7 @@ each_backend! {
     #[tokio::test]
     async fn disputed_and_unpaid_orders_are_refused(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         s.emu.dispute(&id, false).unwrap();
         s.wait_order(&id, |o| o.money.dispute.is_some()).await;
         let (status, _, answer) = act(&s, Some(&key()), &json!({"order": number, "action": "refund", "amount": 100})).await;
@@ -320,7 +295,7 @@ each_backend! {
     #[tokio::test]
     async fn orders_ship_then_deliver_and_illegal_moves_say_why(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         assert_eq!(listed(&s, &id).await["shipping_state"], "unshipped");
         let (status, _, answer) = act(&s, Some(&key()), &json!({"order": number, "action": "deliver"})).await;
         assert_eq!(status, 409);
@@ -358,7 +333,7 @@ each_backend! {
     #[tokio::test]
     async fn cancelling_refunds_what_is_left_and_the_order_never_ships(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         let total = s.app.store.order(&id).await.unwrap().unwrap().amount_total.unwrap();
         s.emu.refund(&id, Some(100)).unwrap();
         s.wait_order(&id, |o| o.money.amount_refunded == 100).await;
@@ -388,7 +363,7 @@ each_backend! {
     #[tokio::test]
     async fn digital_orders_are_delivered_at_payment(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, DIGITAL).await;
+        let (id, number) = s.paid(DIGITAL).await;
         assert_eq!(listed(&s, &id).await["shipping_state"], "delivered");
         let ship = json!({"order": number, "action": "ship", "carrier": "UPS", "tracking_number": "1Z"});
         let (status, _, answer) = act(&s, Some(&key()), &ship).await;
@@ -407,7 +382,7 @@ each_backend! {
     #[tokio::test]
     async fn notes_are_short_plain_and_private_to_the_owner(backend) {
         let s = owner_shop(backend, vec![]).await;
-        let (id, number) = paid(&s, MUG).await;
+        let (id, number) = s.paid(MUG).await;
         let (status, _, answer) = act(&s, Some(&key()), &json!({"order": number, "action": "note", "text": "  gift wrap, please  "})).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["note"], "gift wrap, please");

@@ -166,10 +166,7 @@ async fn pages_newest_first_with_numbers_totals_and_nothing_personal() {
 #[tokio::test]
 async fn one_order_shows_the_owner_who_bought_it_and_where_it_ships() {
     let s = owner_shop(vec![]).await;
-    let id = s.checkout(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
-    s.pay(&id, "pay").await;
-    let order = s.wait_order(&id, |o| o.state == OrderState::Fulfilled && o.number.is_some()).await;
-    let number = order.number.unwrap();
+    let (id, number) = s.paid(r#"{"items":[{"id":"mug","quantity":1}]}"#).await;
     let auth = format!("Bearer {TOKEN}");
     let (status, headers, json) = get(&s, &format!("/api/orders?order={number}"), Some(&auth)).await;
     assert_eq!(status, 200, "{json}");

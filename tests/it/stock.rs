@@ -85,14 +85,7 @@ fn options(database_url: String, env: &[(&'static str, &str)]) -> ShopOptions {
 
 /// `POST /api/stock` as the admin page sends it.
 async fn post_stock(s: &Shop, key: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    let req = s
-        .http
-        .post(s.url("/api/stock"))
-        .bearer_auth(TOKEN)
-        .header("origin", &s.site)
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(body.to_string());
+    let req = s.owner_post("/api/stock", TOKEN, Some(key), body.to_string());
     crate::common::split(req.send().await.unwrap()).await
 }
 
@@ -140,19 +133,6 @@ fn session_of(answer: &Value) -> String {
 fn reservation_of(s: &Shop, session_id: &str) -> String {
     let session = s.emu.session(session_id).unwrap();
     session["metadata"]["reservation"].as_str().expect("the session names its reservation").to_string()
-}
-
-async fn control(s: &Shop, path: &str) -> (u16, Value) {
-    let r = s
-        .http
-        .post(format!("{}{path}", s.emu.base_url()))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let (status, _, json) = crate::common::split(r).await;
-    (status, json)
 }
 
 async fn reconcile(s: &Shop) -> Value {
@@ -250,11 +230,11 @@ each_backend! {
         assert_eq!(status, 409, "{answer}");
         // Two expire (as at their expires_at), one of them announced twice more.
         for id in &ids[..2] {
-            let (status, session) = control(&s, &format!("/_emulator/sessions/{id}/expire")).await;
+            let (status, session) = s.control(&format!("/_emulator/sessions/{id}/expire"), json!({})).await;
             assert_eq!((status, session["status"].as_str()), (200, Some("expired")), "{session}");
             s.wait_order(id, |o| o.state == OrderState::Expired).await;
         }
-        let (status, again) = control(&s, &format!("/_emulator/sessions/{}/expire", ids[0])).await;
+        let (status, again) = s.control(&format!("/_emulator/sessions/{}/expire", ids[0]), json!({})).await;
         assert_eq!(status, 400, "an expired session cannot expire again: {again}");
         let expired: Vec<String> = s
             .emu
@@ -320,7 +300,7 @@ each_backend! {
         let expired = s.checkout(MUG).await;
         let paid = s.checkout(MUG).await;
         let pending = s.checkout(MUG).await;
-        control(&s, &format!("/_emulator/sessions/{expired}/expire")).await;
+        s.control(&format!("/_emulator/sessions/{expired}/expire"), json!({})).await;
         s.pay(&paid, "pay").await;
         // Paid by a delayed method whose outcome has not come yet, as far as Stripe says now.
         s.emu.set_webhook_faults(WebhookFaults { drop: true, ..Default::default() });
@@ -619,7 +599,7 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
         let (status, answer) = t.post_json("/api/create-checkout", &cart, "203.0.113.6").await.into_status_and_body();
         assert_eq!(status, want, "{code}: {answer}");
         if status == 200 {
-            control(&t, &format!("/_emulator/sessions/{}/expire", session_of(&answer))).await;
+            t.control(&format!("/_emulator/sessions/{}/expire", session_of(&answer)), json!({})).await;
             eventually("the expired session's unit back", async || level(&t.app.store, "mug").await.reserved == 0)
                 .await;
         }
@@ -630,17 +610,8 @@ async fn the_stock_route_guards_like_the_order_actions_and_replays_by_key() {
 #[tokio::test]
 async fn the_stock_route_is_off_without_a_token_and_counts_against_the_owners_limit() {
     let off = crate::common::shop(ShopOptions::default()).await;
-    let r = off
-        .http
-        .post(off.url("/api/stock"))
-        .bearer_auth(TOKEN)
-        .header("origin", &off.site)
-        .header("content-type", "application/json")
-        .header("idempotency-key", "k")
-        .body(r#"{"product":"mug","stock":1}"#)
-        .send()
-        .await
-        .unwrap();
+    const MUG_ONE: &str = r#"{"product":"mug","stock":1}"#;
+    let r = off.owner_post("/api/stock", TOKEN, Some("k"), MUG_ONE.into()).send().await.unwrap();
     assert_eq!(r.status(), 404, "ADMIN_TOKEN unset: no such route");
     // RATE_LIMIT_ORDER_ACTIONS counts before the token is checked.
     let (s, _db) = stock_shop(Backend::Sqlite, &[("RATE_LIMIT_ORDER_ACTIONS", "2/60")]).await;
@@ -648,14 +619,8 @@ async fn the_stock_route_is_off_without_a_token_and_counts_against_the_owners_li
     let mut statuses = Vec::new();
     for i in 0..3 {
         let r = s
-            .http
-            .post(s.url("/api/stock"))
-            .bearer_auth("wrong-token-0123456789abcdefghijklmnop")
-            .header("origin", &s.site)
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("k{i}"))
+            .owner_post("/api/stock", "wrong-token-0123456789abcdefghijklmnop", Some(&format!("k{i}")), MUG_ONE.into())
             .header("x-real-ip", "198.51.100.77")
-            .body(r#"{"product":"mug","stock":1}"#)
             .send()
             .await
             .unwrap();
@@ -700,7 +665,7 @@ async fn the_emulator_checks_expires_at_and_expires_by_its_control_route() {
     let (status, session) = create(now + 3600).await;
     assert_eq!((status, session["expires_at"].as_i64()), (200, Some(now + 3600)), "{session}");
     let id = session["id"].as_str().unwrap();
-    let (status, _) = control(&s, "/_emulator/sessions/cs_test_nope/expire").await;
+    let (status, _) = s.control("/_emulator/sessions/cs_test_nope/expire", json!({})).await;
     assert_eq!(status, 404);
     let r = s
         .http
@@ -711,7 +676,7 @@ async fn the_emulator_checks_expires_at_and_expires_by_its_control_route() {
         .await
         .unwrap();
     assert_ne!(r.status().as_u16(), 200, "control routes take JSON only");
-    let (status, expired) = control(&s, &format!("/_emulator/sessions/{id}/expire")).await;
+    let (status, expired) = s.control(&format!("/_emulator/sessions/{id}/expire"), json!({})).await;
     assert_eq!((status, expired["status"].as_str()), (200, Some("expired")));
     assert!(s.emu.events().iter().any(|e| e["type"] == "checkout.session.expired" && e["data"]["object"]["id"] == id));
 }

@@ -266,6 +266,23 @@ impl Shop {
         format!("http://127.0.0.1:{}{path}", self.addr.port())
     }
 
+    /// An owner's POST to `path` as the admin page sends it: `Authorization: Bearer {token}`,
+    /// the same-site `Origin`, `Content-Type: application/json` and, when given, the
+    /// `Idempotency-Key`.
+    pub fn owner_post(&self, path: &str, token: &str, key: Option<&str>, body: String) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("origin", &self.site)
+            .header("content-type", "application/json")
+            .body(body);
+        match key {
+            Some(k) => req.header("idempotency-key", k),
+            None => req,
+        }
+    }
+
     /// POSTs JSON as the storefront does (same-site Origin, a client IP).
     pub async fn post_json(
         &self,
@@ -333,6 +350,29 @@ impl Shop {
             Ok(d) => d,
             Err(d) => panic!("deliveries never showed {what}: {d:?}"),
         }
+    }
+
+    /// A paid, fulfilled order of `cart`: its session id and order number.
+    pub async fn paid(&self, cart: &str) -> (String, String) {
+        let id = self.checkout(cart).await;
+        self.pay(&id, "pay").await;
+        let order =
+            self.wait_order(&id, |o| o.state == checkout::order::OrderState::Fulfilled && o.number.is_some()).await;
+        (id, order.number.unwrap())
+    }
+
+    /// POSTs `body` to one of the emulator's control routes; (status, body).
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.emu.base_url()))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let (status, _, json) = split(r).await;
+        (status, json)
     }
 
     /// Waits until the store's order for `session_id` satisfies `pred`.
